@@ -1,0 +1,205 @@
+"""The monitor: inventory → scheduler → probes → store → verdict, in one asyncio process.
+
+``Monitor`` owns the moving parts and the in-memory view the API and metrics read:
+per-device rolling windows (``netmon.window``), the latest result per device, and the current
+verdict per site with its since-time. At start-up the windows are refilled from the store, so a
+restart does not forget the last 24 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from netmon.errors import StoreError
+from netmon.inventory import Device, Inventory, Site
+from netmon.scheduler import Job, Scheduler
+from netmon.store import Store, VerdictChange
+from netmon.verdict import Judgement, Verdict, judge
+from netmon.window import DeviceSummary, DeviceWindow
+from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, run_probe
+
+log = logging.getLogger("netmon.monitor")
+
+DeviceKey = tuple[str, str]  # (site id, device name)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    site: Site
+    judgement: Judgement
+    since: float
+    evaluated_at: float
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.judgement.verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeJob:
+    site: Site
+    device: Device
+    kind: str
+    params: ProbeParams
+
+
+class Monitor:
+    def __init__(
+        self,
+        inventory: Inventory,
+        store: Store,
+        ctx: ProbeContext,
+        clock: Callable[[], float] = time.time,
+        flush_every: float = 1.0,
+    ) -> None:
+        self.inventory = inventory
+        self.store = store
+        self.ctx = ctx
+        self.clock = clock
+        self.flush_every = flush_every
+        self.windows: dict[DeviceKey, DeviceWindow] = {}
+        self.status: dict[str, SiteStatus] = {}
+        self.scheduler = Scheduler(self._probe)
+        self.results_taken = 0
+        self.started_at = clock()
+        self.last_evaluation = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._was_up: dict[DeviceKey, bool] = {}
+
+    # --- set-up -----------------------------------------------------------------------------
+    def load_history(self) -> int:
+        """Refill the windows from the store and restore each site's verdict since-time."""
+        self._make_windows(self.store.devices_ever_up())
+        horizon = self.clock() - max((self._window(s) for s in self.inventory.sites), default=0)
+        n = 0
+        for site_id, device, result in self.store.results_since(horizon):
+            window = self.windows.get((site_id, device))
+            if window is not None:
+                window.add(result)
+                n += 1
+        for site_id, change in self.store.latest_verdicts().items():
+            site = self.inventory.site(site_id)
+            if site is not None:
+                placeholder = Judgement(Verdict(change.verdict), ())
+                self.status[site_id] = SiteStatus(site, placeholder, change.since, change.since)
+        return n
+
+    def _window(self, site: Site) -> float:
+        return self.inventory.policy_for(site).window
+
+    def _make_windows(self, ever_up: set[DeviceKey]) -> None:
+        for site in self.inventory.sites:
+            for dev in site.devices:
+                key = (site.id, dev.name)
+                self.windows[key] = DeviceWindow(self._window(site), ever_up=key in ever_up)
+
+    def jobs(self) -> list[Job]:
+        out: list[Job] = []
+        for site in self.inventory.sites:
+            eff = self.inventory.probe_settings(site)
+            params = ProbeParams(count=eff.count, timeout=eff.timeout, spacing=eff.spacing)
+            for dev in site.devices:
+                for kind in dev.probes:
+                    payload = ProbeJob(site, dev, kind, params)
+                    out.append(Job((site.id, dev.name, kind), eff.interval, payload))
+        return out
+
+    # --- the flow ---------------------------------------------------------------------------
+    async def _probe(self, job: Job) -> None:
+        pj = job.payload
+        assert isinstance(pj, ProbeJob)
+        target = Target(pj.site.id, pj.device.name, pj.device.address, pj.device.role)
+        result = await run_probe(pj.kind, self.ctx, target, pj.params)
+        self.record(pj.site.id, pj.device.name, result)
+
+    def record(self, site_id: str, device: str, result: ProbeResult) -> None:
+        """Take one result: queue it for the store and fold it into the device's window."""
+        self.store.add_result(site_id, device, result)
+        self.results_taken += 1
+        window = self.windows.get((site_id, device))
+        if window is not None:
+            window.add(result)
+        self._log_transition((site_id, device), result)
+
+    def _log_transition(self, key: DeviceKey, result: ProbeResult) -> None:
+        was = self._was_up.get(key)
+        self._was_up[key] = result.ok
+        if was is not None and was != result.ok:
+            state = "up again" if result.ok else f"DOWN ({result.reason})"
+            log.info("%s/%s %s", key[0], key[1], state)
+
+    def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
+        return {
+            d.name: self.windows[(site.id, d.name)].summary(now)
+            for d in site.devices
+            if (site.id, d.name) in self.windows
+        }
+
+    def evaluate(self) -> list[VerdictChange]:
+        """Judge every site now; record and return the verdict changes."""
+        now = self.clock()
+        changes: list[VerdictChange] = []
+        for site in self.inventory.sites:
+            j = judge(site, self.inventory.policy_for(site), self.summaries(site, now))
+            prev = self.status.get(site.id)
+            since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
+            self.status[site.id] = SiteStatus(site, j, since, now)
+            if prev is None or prev.verdict != j.verdict:
+                change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons])
+                self.store.add_verdict_change(change)
+                changes.append(change)
+                if prev is not None:
+                    log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
+        self.last_evaluation = now
+        return changes
+
+    # --- running ----------------------------------------------------------------------------
+    async def start(self, evaluate_every: float = 5.0) -> None:
+        loaded = await asyncio.to_thread(self.load_history)
+        log.info("refilled windows with %d stored results", loaded)
+        self.evaluate()
+        self.scheduler.update(self.jobs())
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
+            asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
+            asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
+        ]
+
+    async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _evaluate(self) -> None:
+        self.evaluate()
+
+    async def _flush(self) -> None:
+        try:
+            await self.store.flush_async()
+        except StoreError as exc:
+            log.error("%s; %d rows kept for retry", exc, len(self.store.pending))
+
+    async def stop(self) -> None:
+        """Stop probing, then write every pending result (retrying a few times)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.scheduler.stop()
+        self.evaluate()
+        for attempt in range(3):
+            try:
+                await self.store.flush_async()
+                return
+            except StoreError as exc:
+                log.error("final flush attempt %d failed: %s", attempt + 1, exc)
+                await asyncio.sleep(1.0)
+        log.error("%d results could not be written at shutdown", len(self.store.pending))

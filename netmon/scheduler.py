@@ -1,0 +1,130 @@
+"""Runs every probe job on its own interval, spread so thousands never fire at once.
+
+Each job's phase inside its interval comes from a stable hash of its key, so adding or removing
+devices (``update``) never moves the others. One loop sleeps until the earliest due job and starts
+it as a task, bounded by a semaphore. A job still running when it is due again is an *overrun*:
+it is counted and logged, and the next run starts as soon as the previous one ends (late, never
+silently skipped). ``lag`` is how late the latest starts were, the probe-cycle lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("netmon.scheduler")
+
+
+@dataclass(eq=False)
+class Job:
+    key: Hashable
+    interval: float
+    payload: object = None
+    running: asyncio.Task[None] | None = field(default=None, repr=False)
+    next_due: float = 0.0
+    late_by: float = 0.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        run: Callable[[Job], Awaitable[None]],
+        max_concurrency: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._run = run
+        self._clock = clock
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._jobs: dict[Hashable, Job] = {}
+        self._heap: list[tuple[float, int, Job]] = []
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self.overruns = 0
+        self.started = 0
+        self.lag = 0.0  # seconds: the largest start delay seen in the last interval
+
+    @property
+    def jobs(self) -> dict[Hashable, Job]:
+        return self._jobs
+
+    def update(self, jobs: Iterable[Job]) -> None:
+        """Replace the job set; jobs whose key and interval are unchanged keep their timeline."""
+        now = self._clock()
+        new = {j.key: j for j in jobs}
+        for key, job in new.items():
+            old = self._jobs.get(key)
+            if old is not None and old.interval == job.interval:
+                old.payload = job.payload
+                new[key] = old
+            else:
+                job.next_due = self._first_due(job, now)
+                self._push(job)
+        self._jobs = new
+        self._wake.set()
+
+    def _first_due(self, job: Job, now: float) -> float:
+        phase = (zlib.crc32(repr(job.key).encode()) / 2**32) * job.interval
+        return now + (phase - now) % job.interval
+
+    def _push(self, job: Job) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (job.next_due, self._seq, job))
+
+    async def run_forever(self) -> None:
+        while True:
+            await self._fire_due()
+            delay = self._heap[0][0] - self._clock() if self._heap else 3600.0
+            self._wake.clear()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _fire_due(self) -> None:
+        now = self._clock()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, job = heapq.heappop(self._heap)
+            if self._jobs.get(job.key) is not job or due != job.next_due:
+                continue  # removed or rescheduled
+            job.next_due = due + job.interval
+            self._push(job)
+            if job.running is not None and not job.running.done():
+                self._overrun(job)
+                continue
+            job.late_by = now - due
+            self.lag = max(self.lag * 0.9, job.late_by)  # decays as starts catch up
+            job.running = asyncio.create_task(self._guarded(job, job.interval), name=str(job.key))
+
+    def _overrun(self, job: Job) -> None:
+        self.overruns += 1
+        if self.overruns == 1 or self.overruns % 1000 == 0:
+            log.warning("probe of %s still running when due again (%d overruns so far)", job.key, self.overruns)
+        running = job.running
+        assert running is not None
+        running.add_done_callback(lambda _t: self._restart(job))
+
+    def _restart(self, job: Job) -> None:
+        if self._jobs.get(job.key) is job and (job.running is None or job.running.done()):
+            job.late_by = self._clock() - (job.next_due - job.interval)
+            job.running = asyncio.create_task(self._guarded(job, job.interval), name=str(job.key))
+
+    async def _guarded(self, job: Job, _interval: float) -> None:
+        async with self._sem:
+            self.started += 1
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s failed", job.key)
+
+    async def stop(self) -> None:
+        tasks = [j.running for j in self._jobs.values() if j.running and not j.running.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

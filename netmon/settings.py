@@ -1,0 +1,52 @@
+"""Process settings: command-line flags over environment variables over defaults.
+
+    NETMON_CONFIG        inventory file (default: the bundled Jharkhand example)
+    NETMON_DATABASE_URL  SQLAlchemy URL (default: SQLite file in NETMON_DATA_DIR)
+    NETMON_DATA_DIR      where the embedded SQLite database lives (default: $STATE_DIRECTORY
+                         under systemd, else ~/.local/state/netmon)
+    NETMON_HOST, NETMON_PORT   where the API and /metrics listen (default 127.0.0.1:8000)
+    NETMON_ICMP_MODE     auto | raw | dgram (default auto)
+    NETMON_LOG_LEVEL     debug | info | warning | error (default info)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_INVENTORY = REPO_ROOT / "deploy" / "inventory" / "jharkhand-example.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: Path
+    database_url: str
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    icmp_mode: str = "auto"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(
+            env.get("NETMON_DATA_DIR")
+            or env.get("STATE_DIRECTORY", "").split(":")[0]
+            or Path.home() / ".local" / "state" / "netmon"
+        )
+        return cls(
+            config=Path(env.get("NETMON_CONFIG") or EXAMPLE_INVENTORY),
+            database_url=env.get("NETMON_DATABASE_URL") or f"sqlite:///{data_dir / 'netmon.db'}",
+            data_dir=data_dir,
+            host=env.get("NETMON_HOST", "127.0.0.1"),
+            port=int(env.get("NETMON_PORT", "8000")),
+            icmp_mode=env.get("NETMON_ICMP_MODE", "auto"),
+            log_level=env.get("NETMON_LOG_LEVEL", "info"),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,251 @@
+"""The result store: every probe result and every verdict change, in SQLite or PostgreSQL.
+
+``NETMON_DATABASE_URL`` (an SQLAlchemy URL) picks the database; the embedded default is a
+SQLite file in WAL mode. Results are queued in memory and written in batches by
+:meth:`Store.flush`; a batch that fails stays queued (oldest first) and is retried, so a dead
+database loses nothing already taken, up to ``max_pending`` rows (then the oldest are dropped,
+counted and logged). The schema is created, and migrated, at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Index, event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from netmon.errors import StoreError
+from probes.base import ProbeResult
+
+log = logging.getLogger("netmon.store")
+SCHEMA_VERSION = 1
+
+
+class ProbeResultRow(SQLModel, table=True):
+    __tablename__ = "probe_result"
+    __table_args__ = (Index("ix_probe_result_site_device_ts", "site_id", "device", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(max_length=64)
+    device: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    ts: float = Field(index=True)  # Unix seconds when the probe started
+    duration: float
+    ok: bool
+    sent: int
+    received: int
+    rtt_min: float | None = None
+    rtt_avg: float | None = None
+    rtt_max: float | None = None
+    jitter: float | None = None
+    rtts: str = ""  # JSON list of the received RTTs, seconds
+    reason: str = ""
+
+    @classmethod
+    def of(cls, site_id: str, device: str, r: ProbeResult) -> ProbeResultRow:
+        return cls(
+            site_id=site_id, device=device, kind=r.kind, ts=r.started_at, duration=r.duration,
+            ok=r.ok, sent=r.sent, received=r.received, rtt_min=r.rtt_min, rtt_avg=r.rtt_avg,
+            rtt_max=r.rtt_max, jitter=r.jitter, reason=r.reason,
+            rtts=json.dumps([round(x, 7) for x in r.rtts]),
+        )  # fmt: skip
+
+    def result(self) -> ProbeResult:
+        return ProbeResult(
+            kind=self.kind, ok=self.ok, started_at=self.ts, duration=self.duration,
+            sent=self.sent, received=self.received, rtts=tuple(json.loads(self.rtts or "[]")),
+            reason=self.reason,
+        )  # fmt: skip
+
+
+class VerdictChangeRow(SQLModel, table=True):
+    __tablename__ = "verdict_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(max_length=64, index=True)
+    verdict: str = Field(max_length=32)
+    since: float
+    reasons: str = ""  # JSON list of reason objects
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    __tablename__ = "schema_version"
+
+    version: int = Field(primary_key=True)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    site_id: str
+    verdict: str
+    since: float
+    reasons: list[dict[str, Any]]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=2)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+class Store:
+    def __init__(self, url: str, max_pending: int = 2_000_000) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.pending: deque[SQLModel] = deque()
+        self.max_pending = max_pending
+        self.written = 0
+        self.errors = 0
+        self.dropped = 0
+        self._lock = threading.Lock()  # one writer at a time (flush loop vs. final flush)
+
+    # --- schema -----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create missing tables and record the schema version (the place for future steps)."""
+        try:
+            SQLModel.metadata.create_all(self.engine)
+            with Session(self.engine) as s:
+                current = s.exec(select(func.max(SchemaVersionRow.version))).one()
+                if current is None:
+                    s.add(SchemaVersionRow(version=SCHEMA_VERSION))
+                    s.commit()
+                elif current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})"
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot prepare database {self.safe_url}: {exc}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # --- writing ----------------------------------------------------------------------------
+    def add_result(self, site_id: str, device: str, result: ProbeResult) -> None:
+        self._queue(ProbeResultRow.of(site_id, device, result))
+
+    def add_verdict_change(self, change: VerdictChange) -> None:
+        self._queue(
+            VerdictChangeRow(
+                site_id=change.site_id, verdict=change.verdict, since=change.since,
+                reasons=json.dumps(change.reasons),
+            )
+        )  # fmt: skip
+
+    def _queue(self, row: SQLModel) -> None:
+        self.pending.append(row)
+        while len(self.pending) > self.max_pending:
+            self.pending.popleft()
+            self.dropped += 1
+            if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
+                log.error("store backlog full: %d oldest rows dropped so far", self.dropped)
+
+    def flush(self, batch_size: int = 5000) -> int:
+        """Write queued rows in batches; on failure keep them queued and raise StoreError."""
+        total = 0
+        with self._lock:
+            while self.pending:
+                batch = [self.pending[i] for i in range(min(batch_size, len(self.pending)))]
+                try:
+                    self._write(batch)
+                except SQLAlchemyError as exc:
+                    self.errors += 1
+                    raise StoreError(f"writing {len(batch)} rows failed: {exc}") from exc
+                for _ in batch:
+                    self.pending.popleft()
+                total += len(batch)
+                self.written += len(batch)
+        return total
+
+    def _write(self, batch: list[SQLModel]) -> None:
+        # Copies, so a failed attempt never leaves half-persisted state on the queued objects.
+        by_table: dict[Any, list[dict[str, Any]]] = {}
+        for row in batch:
+            by_table.setdefault(type(row).__table__, []).append(row.model_dump(exclude={"id"}))
+        with self.engine.begin() as conn:
+            for table, rows in by_table.items():
+                conn.execute(table.insert(), rows)
+
+    async def flush_async(self) -> int:
+        return await asyncio.to_thread(self.flush)
+
+    # --- reading ----------------------------------------------------------------------------
+    def results_since(self, since: float, chunk: int = 50_000) -> Iterator[tuple[str, str, ProbeResult]]:
+        """Every result at or after ``since``, oldest first, as (site, device, result)."""
+        last_id = 0
+        while True:
+            with Session(self.engine) as s:
+                q = (select(ProbeResultRow).where(ProbeResultRow.ts >= since,
+                     ProbeResultRow.id > last_id).order_by(ProbeResultRow.id).limit(chunk))  # fmt: skip
+                rows = s.exec(q).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.site_id, row.device, row.result()
+            last_id = rows[-1].id or last_id
+
+    def results(self, site_id: str, device: str | None, since: float, limit: int = 1000) -> list[ProbeResultRow]:
+        with Session(self.engine) as s:
+            q = select(ProbeResultRow).where(ProbeResultRow.site_id == site_id, ProbeResultRow.ts >= since)
+            if device is not None:
+                q = q.where(ProbeResultRow.device == device)
+            return list(s.exec(q.order_by(ProbeResultRow.ts.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+
+    def devices_ever_up(self) -> set[tuple[str, str]]:
+        with Session(self.engine) as s:
+            q = select(ProbeResultRow.site_id, ProbeResultRow.device).where(ProbeResultRow.ok).distinct()
+            return {(a, b) for a, b in s.exec(q).all()}
+
+    def latest_verdicts(self) -> dict[str, VerdictChange]:
+        with Session(self.engine) as s:
+            newest = select(func.max(VerdictChangeRow.id)).group_by(VerdictChangeRow.site_id)
+            rows = s.exec(select(VerdictChangeRow).where(VerdictChangeRow.id.in_(newest))).all()  # type: ignore[union-attr]
+        return {r.site_id: _change(r) for r in rows}
+
+    def verdict_history(self, site_id: str, limit: int = 100) -> list[VerdictChange]:
+        with Session(self.engine) as s:
+            q = (select(VerdictChangeRow).where(VerdictChangeRow.site_id == site_id)
+                 .order_by(VerdictChangeRow.id.desc()).limit(limit))  # type: ignore[union-attr]  # fmt: skip
+            return [_change(r) for r in s.exec(q).all()]
+
+    def prune(self, before: float) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(ProbeResultRow.__table__.delete().where(ProbeResultRow.ts < before))  # type: ignore[attr-defined]
+            return int(res.rowcount or 0)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _change(r: VerdictChangeRow) -> VerdictChange:
+    return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"))
+
+
+def rows_of(results: Iterable[tuple[str, str, ProbeResult]]) -> list[ProbeResultRow]:
+    return [ProbeResultRow.of(s, d, r) for s, d, r in results]
