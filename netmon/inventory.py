@@ -29,8 +29,9 @@ JHARKHAND_DISTRICTS = (
 Role = Literal["wan", "router", "switch", "ap", "controller"]
 FacilityType = Literal["medical_college", "district_hospital", "chc", "phc", "other"]
 ProbeKind = Literal["icmp"]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[Duration, Field(gt=0.0)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -41,52 +42,52 @@ class _Strict(BaseModel):
 class ProbeSettings(_Strict):
     """How often and how hard to probe; any field left out is inherited."""
 
-    interval: Duration | None = None
+    interval: Seconds | None = None
     count: Annotated[int, Field(ge=1, le=100)] | None = None
-    timeout: Duration | None = None
-    spacing: Duration | None = None
+    timeout: Seconds | None = None
+    spacing: Seconds | None = None
 
 
 class Defaults(_Strict):
-    interval: Duration = 60.0
+    interval: Seconds = 60.0
     count: Annotated[int, Field(ge=1, le=100)] = 5
-    timeout: Duration = 1.0
-    spacing: Duration = 1.0
+    timeout: Seconds = 1.0
+    spacing: Seconds = 1.0
 
 
 class PolicyOverride(_Strict):
     """Verdict thresholds (see docs in README); any field left out is inherited."""
 
-    window: Duration | None = None
+    window: Seconds | None = None
     min_probes: Annotated[int, Field(ge=1)] | None = None
     uplink_availability: Ratio | None = None
     uplink_max_loss: Ratio | None = None
     ap_max_loss: Ratio | None = None
-    rtt_p95_max: Duration | None = None
+    rtt_p95_max: Seconds | None = None
     ap_min_up_ratio: Ratio | None = None
     small_site_aps: Annotated[int, Field(ge=0)] | None = None
     small_site_max_aps_down: Annotated[int, Field(ge=0)] | None = None
-    max_outage: Duration | None = None
+    max_outage: Seconds | None = None
 
 
 class Policy(_Strict):
     """Defaults anchored in TRAI QoS and leased-line SLAs (../shared/domain.md)."""
 
-    window: Duration = 86400.0
-    min_probes: Annotated[int, Field(ge=1)] = 3
+    window: Seconds = 86400.0
+    min_probes: Annotated[int, Field(ge=1)] = 1
     uplink_availability: Ratio = 0.99
     uplink_max_loss: Ratio = 0.01
     ap_max_loss: Ratio = 0.02
-    rtt_p95_max: Duration = 0.120
+    rtt_p95_max: Seconds = 0.120
     ap_min_up_ratio: Ratio = 0.90
     small_site_aps: Annotated[int, Field(ge=0)] = 5
     small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
-    max_outage: Duration = 4 * 3600.0
+    max_outage: Seconds = 4 * 3600.0
 
     def merged(self, override: PolicyOverride | None) -> Policy:
         if override is None:
             return self
-        return self.model_copy(update=override.model_dump(exclude_none=True))
+        return self.model_copy(update=_set_fields(override))
 
 
 class Device(_Strict):
@@ -133,10 +134,15 @@ class Inventory(_Strict):
     def probe_settings(self, site: Site) -> Defaults:
         if site.probe is None:
             return self.defaults
-        return self.defaults.model_copy(update=site.probe.model_dump(exclude_none=True))
+        return self.defaults.model_copy(update=_set_fields(site.probe))
 
     def policy_for(self, site: Site) -> Policy:
         return self.policy.merged(site.policy)
+
+
+def _set_fields(model: BaseModel) -> dict[str, Any]:
+    """The fields given a value (raw, not serialised: durations stay seconds)."""
+    return {k: v for k in type(model).model_fields if (v := getattr(model, k)) is not None}
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -162,6 +168,9 @@ def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and cmark:
+            problem += f" ({context} at line {cmark.line + 1})"
         raise ConfigError([ConfigProblem(filename, line, "", f"YAML syntax: {problem}")]) from exc
     lines: dict[Path_, int] = {}
     problems: list[ConfigProblem] = []

@@ -70,11 +70,14 @@ class Monitor:
         self.last_evaluation = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._was_up: dict[DeviceKey, bool] = {}
+        self._make_windows()
 
     # --- set-up -----------------------------------------------------------------------------
     def load_history(self) -> int:
         """Refill the windows from the store and restore each site's verdict since-time."""
-        self._make_windows(self.store.devices_ever_up())
+        for key in self.store.devices_ever_up():
+            if key in self.windows:
+                self.windows[key].ever_up = True
         horizon = self.clock() - max((self._window(s) for s in self.inventory.sites), default=0)
         n = 0
         for site_id, device, result in self.store.results_since(horizon):
@@ -92,11 +95,10 @@ class Monitor:
     def _window(self, site: Site) -> float:
         return self.inventory.policy_for(site).window
 
-    def _make_windows(self, ever_up: set[DeviceKey]) -> None:
+    def _make_windows(self) -> None:
         for site in self.inventory.sites:
             for dev in site.devices:
-                key = (site.id, dev.name)
-                self.windows[key] = DeviceWindow(self._window(site), ever_up=key in ever_up)
+                self.windows[(site.id, dev.name)] = DeviceWindow(self._window(site))
 
     def jobs(self) -> list[Job]:
         out: list[Job] = []

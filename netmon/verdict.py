@@ -142,6 +142,8 @@ def _outage_reasons(site: Site, down: dict[str, list[str]], seen: Mapping[str, D
     for name, behind in down.items():
         dev = site.device(name)
         assert dev is not None
+        if dev.role == "ap" and not behind:
+            continue  # a lone AP down counts only towards the AP up-ratio
         since = seen[name].down_since
         msg = f"{dev.role} {name} unreachable"
         if behind:
@@ -179,7 +181,8 @@ def _ap_reasons(aps: list[Device], aps_up: list[Device], policy: Policy, seen: M
         else:
             ok, need = up / n >= policy.ap_min_up_ratio, f"at least {policy.ap_min_up_ratio:.0%} up"
         if not ok:
-            msg = f"{up} of {n} access points up, need {need}"
+            down = ", ".join(d.name for d in aps if not _is_up(seen, d.name))
+            msg = f"{up} of {n} access points up, need {need} (not up: {down})"
             yield Reason("ap_up_ratio", msg, None, up / n, policy.ap_min_up_ratio)
     for dev in aps_up:
         loss = seen[dev.name].loss_ratio

@@ -35,7 +35,22 @@ class _Bucket:
     up: int = 0
     sent: int = 0
     received: int = 0
+    sent_up: int = 0  # echoes sent in probes that got at least one reply
+    received_up: int = 0
     hist: Counter[int] = field(default_factory=Counter)
+
+    def merge(self, other: _Bucket, sign: int = 1) -> None:
+        self.probes += sign * other.probes
+        self.up += sign * other.up
+        self.sent += sign * other.sent
+        self.received += sign * other.received
+        self.sent_up += sign * other.sent_up
+        self.received_up += sign * other.received_up
+        if sign > 0:
+            self.hist.update(other.hist)
+        else:
+            self.hist.subtract(other.hist)
+            self.hist = +self.hist  # drop zero counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +61,8 @@ class DeviceSummary:
     up: int
     sent: int
     received: int
+    sent_up: int
+    received_up: int
     rtt_p95: float | None
     longest_outage: float  # seconds, clipped to the window
     down_since: float | None  # start of the current outage, if the device is down now
@@ -58,7 +75,8 @@ class DeviceSummary:
 
     @property
     def loss_ratio(self) -> float | None:
-        return 1.0 - self.received / self.sent if self.sent else None
+        """Echo loss while the device was reachable (outages count against availability)."""
+        return 1.0 - self.received_up / self.sent_up if self.sent_up else None
 
     @property
     def is_up(self) -> bool | None:
@@ -76,13 +94,10 @@ class DeviceWindow:
         self.last: ProbeResult | None = None
 
     def add(self, r: ProbeResult) -> None:
-        bucket = self._bucket_for(r.started_at)
-        for b in (bucket, self.total):
-            b.probes += 1
-            b.up += r.ok
-            b.sent += r.sent
-            b.received += r.received
-            b.hist.update(rtt_bin(x) for x in r.rtts)
+        one = _Bucket(0.0, 1, int(r.ok), r.sent, r.received, r.sent if r.ok else 0,
+                      r.received if r.ok else 0, Counter(rtt_bin(x) for x in r.rtts))  # fmt: skip
+        self._bucket_for(r.started_at).merge(one)
+        self.total.merge(one)
         if self.last is None or r.started_at >= self.last.started_at:
             self._track_outage(r)
             self.last = r
@@ -108,13 +123,7 @@ class DeviceWindow:
     def prune(self, now: float) -> None:
         horizon = now - self.window
         while self.buckets and self.buckets[0].start + self.width <= horizon:
-            old = self.buckets.popleft()
-            self.total.probes -= old.probes
-            self.total.up -= old.up
-            self.total.sent -= old.sent
-            self.total.received -= old.received
-            self.total.hist.subtract(old.hist)
-            self.total.hist = +self.total.hist  # drop zero counts
+            self.total.merge(self.buckets.popleft(), sign=-1)
         while self.outages and self.outages[0][1] is not None and self.outages[0][1] < horizon:
             self.outages.popleft()
 
@@ -127,6 +136,8 @@ class DeviceWindow:
             up=t.up,
             sent=t.sent,
             received=t.received,
+            sent_up=t.sent_up,
+            received_up=t.received_up,
             rtt_p95=_percentile(t.hist, 0.95),
             longest_outage=self._longest_outage(now),
             down_since=ongoing,
