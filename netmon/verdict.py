@@ -3,7 +3,8 @@
 Rules, evaluated per site over its policy window (thresholds in ``inventory.Policy``):
 
 * ``not_installed`` – the site has no gear registered, or none of its devices has ever answered.
-* ``unknown``       – fewer than ``min_probes`` probes of the uplink in the window.
+* ``unknown``       – no probe result yet, or fewer than ``min_probes`` uplink probes in the
+                      window. APs not probed yet are left out of the AP criteria.
 * ``down``          – every uplink device is unreachable now, or the site has APs and none is up.
 * ``degraded``      – any criterion below fails; each failure is one reason.
 * ``fully_functional`` – nothing failed.
@@ -62,6 +63,9 @@ def judge(site: Site, policy: Policy, seen: Mapping[str, DeviceSummary]) -> Judg
     """The verdict for one site from the window summaries of its devices (by device name)."""
     if not site.devices:
         return Judgement(Verdict.NOT_INSTALLED, (Reason("no_devices", "no gear registered"),))
+    if not any(s.probes or s.ever_up for s in seen.values()):
+        msg = "no probe results yet"
+        return Judgement(Verdict.UNKNOWN, (Reason("no_data", msg, None, 0, policy.min_probes),))
     if not any(s.ever_up for s in seen.values()):
         n = len(site.devices)
         msg = f"none of the {n} registered devices has ever answered"
@@ -76,7 +80,7 @@ def judge(site: Site, policy: Policy, seen: Mapping[str, DeviceSummary]) -> Judg
     if links and all(d.name in down for d in links):
         since = min((seen[d.name].down_since or 0.0) for d in links) or None
         return Judgement(Verdict.DOWN, tuple(reasons), since)
-    aps = [d for d in site.devices if d.role == "ap"]
+    aps = [d for d in site.devices if d.role == "ap" and _has_data(seen, d.name)]
     aps_up = [d for d in aps if _is_up(seen, d.name)]
     if aps and not aps_up:
         reasons.append(Reason("no_ap_up", f"none of the {len(aps)} access points answers"))
@@ -90,6 +94,11 @@ def judge(site: Site, policy: Policy, seen: Mapping[str, DeviceSummary]) -> Judg
 def _is_up(seen: Mapping[str, DeviceSummary], name: str) -> bool:
     s = seen.get(name)
     return bool(s and s.is_up)
+
+
+def _has_data(seen: Mapping[str, DeviceSummary], name: str) -> bool:
+    s = seen.get(name)
+    return bool(s and s.is_up is not None)
 
 
 def _is_down(seen: Mapping[str, DeviceSummary], name: str) -> bool:

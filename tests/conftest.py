@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,11 @@ def postgres_url() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each store test runs on embedded SQLite and on the real PostgreSQL server."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'netmon.db'}"
+        yield f"sqlite:///{tmp_path / 'netmon.db'}"
+        return
     url = postgres_url()
     if not url:
         pytest.skip("NETMON_TEST_POSTGRES_URL is not set (CI sets it)")

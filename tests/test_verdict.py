@@ -94,7 +94,8 @@ CASES = [
     Case("no gear registered", devices=False, verdict=Verdict.NOT_INSTALLED, criteria=["no_devices"]),
     Case("never answered", patterns={"*": lambda a: result(NOW - a, received=0)},
          verdict=Verdict.NOT_INSTALLED, criteria=["never_seen"]),
-    Case("no probes yet", patterns={"*": nothing}, verdict=Verdict.NOT_INSTALLED, criteria=["never_seen"]),
+    Case("no probes yet", patterns={"*": nothing}, verdict=Verdict.UNKNOWN, criteria=["no_data"]),
+    Case("APs not probed yet are left out", patterns={f"ap-{i}": nothing for i in range(1, 6)}),
     Case("uplink down: one root cause", patterns={"*": down_for(30 * 60)},
          verdict=Verdict.DOWN, criteria=["uplink_down"]),
     Case("30% of APs down", patterns={f"ap-{i}": down_for(HOUR) for i in (1, 2, 3)},
@@ -156,7 +157,7 @@ def test_verdict_from_stored_results(case: Case, tmp_path: Path) -> None:
 def test_uplink_down_is_one_reason_naming_what_is_behind(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'v.db'}")
     store.migrate()
-    fill(store, CASES[4])
+    fill(store, next(c for c in CASES if c.name.startswith("uplink down")))
     monitor = Monitor(inventory(), store, ProbeContext(), FakeClock(NOW))
     monitor.load_history()
     monitor.evaluate()
