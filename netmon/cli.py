@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import uvicorn
 
 from netmon import __version__
 from netmon.errors import ConfigError, NetmonError
@@ -92,16 +96,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (it re-raises SIGTERM after shutdown, which
+    would kill the process before netmon flushes its pending results)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self, sig: signal.Signals) -> None:
+        log.info("%s received: shutting down", sig.name)
+        self.should_exit = True
+
+
 async def serve(settings: Settings) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     import uvicorn
-    from probes.icmp import IcmpEngine, IcmpUnavailable
 
     from exporters.prometheus import make_registry
     from netmon.api import create_app
     from netmon.monitor import Monitor
     from netmon.store import Store
     from probes import ProbeContext
+    from probes.icmp import IcmpEngine, IcmpUnavailable
 
     inventory = load_inventory(settings.config)
     if settings.database_url.startswith("sqlite:///"):
@@ -119,7 +136,10 @@ async def serve(settings: Settings) -> None:
     app = create_app(monitor, make_registry(monitor, __version__, icmp.mode))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             lifespan="off", access_log=False)  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.request_exit, sig)
     await monitor.start()
     try:
         await server.serve()

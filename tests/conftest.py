@@ -40,7 +40,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     url = postgres_url()
     if not url:
-        pytest.skip("NETMON_TEST_POSTGRES_URL is not set (CI sets it)")
+        if os.environ.get("NETMON_REQUIRE_POSTGRES"):
+            pytest.fail("NETMON_REQUIRE_POSTGRES is set but NETMON_TEST_POSTGRES_URL is not")
+        pytest.skip("NETMON_TEST_POSTGRES_URL is not set and no server answered on 127.0.0.1:5432")
     from sqlalchemy import create_engine, text
 
     # A fresh schema per test so tests never see each other's rows.

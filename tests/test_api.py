@@ -4,8 +4,8 @@ monitor (no network). /metrics is checked by the real ``promtool check metrics``
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx

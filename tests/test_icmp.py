@@ -1,7 +1,9 @@
 """ICMP engine tests with real packets.
 
-Safety: echoes go only to 127.0.0.0/8 and to 198.18.255.2, the far end of a veth pair into a
-network namespace the fixture creates (and always deletes). No test asserts on wall-clock time.
+Tests marked ``root`` need root (raw sockets, namespaces, the ping_group_range sysctl); they skip
+themselves without it. Safety: echoes go only to 127.0.0.0/8 and to 198.18.255.2, the far end of
+a veth pair into a network namespace the fixture creates (and always deletes). No test asserts
+on wall-clock time.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[IcmpEngine]:
 # -- loopback ------------------------------------------------------------------------------------
 
 
+@pytest.mark.root
 async def test_burst_gets_every_reply(engine: IcmpEngine) -> None:
     for address in ("127.0.0.1", "127.20.7.9"):
         result = await engine.burst(address, count=4, spacing=0.01, timeout=1.0)
@@ -93,12 +96,14 @@ async def test_burst_gets_every_reply(engine: IcmpEngine) -> None:
     assert engine.in_flight == 0
 
 
+@pytest.mark.root
 async def test_kernel_timestamps_are_used(engine: IcmpEngine) -> None:
     await engine.burst("127.0.0.1", count=3, spacing=0.0, timeout=1.0)
     assert engine.stats.received == 3
     assert engine.stats.user_timestamps == 0
 
 
+@pytest.mark.root
 async def test_concurrent_bursts_lose_nothing(engine: IcmpEngine) -> None:
     addresses = [loopback(i) for i in range(500)]
     results = await asyncio.gather(
@@ -111,12 +116,14 @@ async def test_concurrent_bursts_lose_nothing(engine: IcmpEngine) -> None:
     assert (engine.stats.late, engine.stats.timed_out) == (0, 0)
 
 
+@pytest.mark.root
 async def test_sequence_numbers_wrap(raw_engine: IcmpEngine) -> None:
     raw_engine._counter = 65533  # the next echoes use sequences 65534, 65535, 0, 1
     result = await raw_engine.burst("127.0.0.1", count=4, spacing=0.0, timeout=1.0)
     assert result.received == 4
 
 
+@pytest.mark.root
 async def test_two_engines_do_not_count_each_others_replies(raw_engine: IcmpEngine) -> None:
     with IcmpEngine.open("raw") as other:
         mine, theirs = await asyncio.gather(
@@ -136,6 +143,7 @@ async def test_auto_mode_opens_a_socket() -> None:
         assert (await engine.burst("127.0.0.1", 1, 0.0, 1.0)).received == 1
 
 
+@pytest.mark.root
 async def test_engine_opened_inside_a_running_loop_and_reused_across_bursts() -> None:
     if not IS_ROOT:
         pytest.skip("raw ICMP sockets need CAP_NET_RAW")
@@ -151,6 +159,7 @@ def test_token_bucket_makes_callers_wait() -> None:
     assert bucket.reserve() > 0.0  # the second token is not there yet: wait ~0.1 s
 
 
+@pytest.mark.root
 async def test_send_error_counts_as_sent_and_lost(raw_engine: IcmpEngine) -> None:
     # The loopback broadcast address needs SO_BROADCAST: sendto fails locally with EACCES.
     result = await raw_engine.burst("127.255.255.255", count=2, spacing=0.0, timeout=0.5)
@@ -159,6 +168,7 @@ async def test_send_error_counts_as_sent_and_lost(raw_engine: IcmpEngine) -> Non
     assert raw_engine.in_flight == 0
 
 
+@pytest.mark.root
 async def test_unresolvable_name_is_a_failed_result(raw_engine: IcmpEngine) -> None:
     name = "netmon-test.invalid"
     burst = await raw_engine.burst(name, count=3, spacing=0.0, timeout=0.5)
@@ -169,16 +179,19 @@ async def test_unresolvable_name_is_a_failed_result(raw_engine: IcmpEngine) -> N
     assert not result.ok and result.sent == 0 and "cannot resolve" in result.reason
 
 
+@pytest.mark.root
 async def test_hostname_is_resolved_once_per_burst(raw_engine: IcmpEngine) -> None:
     result = await raw_engine.burst("localhost", count=2, spacing=0.0, timeout=1.0)
     assert (result.address, result.received) == ("127.0.0.1", 2)
 
 
+@pytest.mark.root
 async def test_ipv6_is_reported_not_supported(raw_engine: IcmpEngine) -> None:
     result = await raw_engine.burst("::1", count=1, spacing=0.0, timeout=1.0)
     assert result.sent == 0 and "IPv6" in result.reason
 
 
+@pytest.mark.root
 async def test_probe_through_the_registry(engine: IcmpEngine) -> None:
     target = Target(site="hospital-a", device="wan-router", address="127.0.0.1")
     params = ProbeParams(count=3, timeout=1.0, spacing=0.01)
@@ -195,6 +208,7 @@ async def test_probe_without_engine_fails_with_reason() -> None:
     assert not result.ok and "no ICMP engine" in result.reason
 
 
+@pytest.mark.root
 async def test_close_finishes_pending_bursts(raw_engine: IcmpEngine) -> None:
     task = asyncio.create_task(raw_engine.burst("127.0.0.1", count=3, spacing=0.3, timeout=1.0))
     await wait_until(lambda: raw_engine.stats.sent == 1)
@@ -326,6 +340,7 @@ async def ns_engine(silent_host: Netns) -> AsyncIterator[IcmpEngine]:
         yield engine
 
 
+@pytest.mark.root
 async def test_silent_host_loses_every_echo(ns_engine: IcmpEngine, silent_host: Netns) -> None:
     target = Target(site="s", device="silent", address=silent_host.address)
     params = ProbeParams(count=3, timeout=0.3, spacing=0.05)
@@ -335,6 +350,7 @@ async def test_silent_host_loses_every_echo(ns_engine: IcmpEngine, silent_host: 
     assert ns_engine.stats.timed_out == 3 and ns_engine.in_flight == 0
 
 
+@pytest.mark.root
 async def test_partial_loss(ns_engine: IcmpEngine, silent_host: Netns) -> None:
     with silent_host.responder(delay=0.0, skip=1) as proc:
         target = Target(site="s", device="flaky", address=silent_host.address)
@@ -346,6 +362,7 @@ async def test_partial_loss(ns_engine: IcmpEngine, silent_host: Netns) -> None:
     assert all(0 < rtt < 1.0 for rtt in result.rtts)
 
 
+@pytest.mark.root
 async def test_late_replies_are_dropped_without_leaking(
     ns_engine: IcmpEngine, silent_host: Netns
 ) -> None:
@@ -357,6 +374,7 @@ async def test_late_replies_are_dropped_without_leaking(
     assert (ns_engine.stats.late, ns_engine.stats.received, ns_engine.in_flight) == (2, 0, 0)
 
 
+@pytest.mark.root
 async def test_cancelled_burst_leaves_no_state(ns_engine: IcmpEngine, silent_host: Netns) -> None:
     task = asyncio.create_task(ns_engine.burst(silent_host.address, 3, spacing=0.0, timeout=30))
     await wait_until(lambda: ns_engine.in_flight == 3)

@@ -1,0 +1,60 @@
+"""The scheduler: stable spread of start times, reload without reset, overruns reported."""
+
+from __future__ import annotations
+
+import asyncio
+
+from netmon.scheduler import Job, Scheduler
+
+
+async def _noop(_job: Job) -> None:
+    return None
+
+
+async def test_start_times_spread_over_the_interval() -> None:
+    sched = Scheduler(_noop, clock=lambda: 1000.0)
+    sched.update([Job(("site", f"dev-{i}", "icmp"), 60.0) for i in range(1000)])
+    offsets = sorted(j.next_due - 1000.0 for j in sched.jobs.values())
+    assert offsets[0] >= 0 and offsets[-1] < 60.0
+    per_second = [sum(1 for o in offsets if s <= o < s + 1) for s in range(60)]
+    assert max(per_second) < 40  # ~17 expected per second; nothing near 1000 at once
+
+
+async def test_reload_keeps_existing_timelines() -> None:
+    now = [1000.0]
+    sched = Scheduler(_noop, clock=lambda: now[0])
+    sched.update([Job(("a", "wan", "icmp"), 60.0), Job(("b", "wan", "icmp"), 60.0)])
+    before = {k: j.next_due for k, j in sched.jobs.items()}
+    now[0] = 1017.0
+    sched.update([Job(("a", "wan", "icmp"), 60.0), Job(("c", "wan", "icmp"), 60.0)])
+    assert sched.jobs[("a", "wan", "icmp")].next_due == before[("a", "wan", "icmp")]
+    assert ("b", "wan", "icmp") not in sched.jobs
+    assert ("c", "wan", "icmp") in sched.jobs
+
+
+async def test_jobs_run_repeatedly_and_overruns_are_counted() -> None:
+    release = asyncio.Event()
+    runs: dict[str, int] = {"fast": 0, "stuck": 0}
+
+    async def run(job: Job) -> None:
+        runs[str(job.key)] += 1
+        if job.key == "stuck":
+            await release.wait()
+
+    sched = Scheduler(run)
+    sched.update([Job("fast", 0.02), Job("stuck", 0.02)])
+    task = asyncio.create_task(sched.run_forever())
+    for _ in range(400):  # bounded: until both conditions hold
+        await asyncio.sleep(0.01)
+        if runs["fast"] >= 5 and sched.overruns >= 3:
+            break
+    assert runs["fast"] >= 5
+    assert sched.overruns >= 3 and runs["stuck"] == 1  # late, not started twice at once
+    release.set()
+    for _ in range(400):
+        await asyncio.sleep(0.01)
+        if runs["stuck"] >= 2:
+            break
+    assert runs["stuck"] >= 2  # resumed after the overrun
+    task.cancel()
+    await sched.stop()
