@@ -111,10 +111,9 @@ def report(runs: list[Run]) -> str:
         )
     if len(runs) == 2 and runs[1].wall and runs[1].cpu:
         ours, theirs = runs
-        rows.append(
-            f"netmon/fping: wall x{ours.wall / theirs.wall:.2f}, echo/s x{ours.rate / theirs.rate:.2f}"
-            f", CPU/1k echoes x{ours.cpu_per_1k / theirs.cpu_per_1k:.2f}"
-        )
+        wall, rate = ours.wall / theirs.wall, ours.rate / theirs.rate
+        cpu = ours.cpu_per_1k / theirs.cpu_per_1k
+        rows.append(f"netmon/fping: wall x{wall:.2f}, echo/s x{rate:.2f}, CPU/1k echoes x{cpu:.2f}")
     return "\n".join(rows)
 
 

@@ -6,7 +6,10 @@ Why one shared socket
     produced false timeouts when receive buffers overflowed. icmplib lost replies under
     concurrency. Here one non-blocking socket is opened per :class:`IcmpEngine`; a single
     ``loop.add_reader`` callback drains it with ``recvmsg`` until ``BlockingIOError`` and settles
-    the waiting echoes directly -- no task, no future per packet.
+    the waiting echoes directly -- no task, no future per packet. Because a busy loop (thousands
+    of sends in one iteration) delays that callback, the send path also drains every 256 sends
+    (else the receive buffer overflows) and an expiring echo drains the socket before it is
+    declared lost (else replies already queued become false timeouts).
 
 Matching
     Each echo is keyed by ``(source address, sequence)`` in a dict of in-flight echoes; sequence
@@ -67,9 +70,11 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
 PAYLOAD_SIZE = 56  # classic ping size: cookie (8) + serial (8) + zero padding
-DEFAULT_BUFSIZE = 32 << 20  # send/receive buffer request; a burst of 10k replies needs ~10 MiB
+DEFAULT_BUFSIZE = 32 << 20  # SO_RCVBUF/SO_SNDBUF request; a queued reply costs ~1-2 KiB of it
 _RECV_SIZE = 512  # IP header (<= 60) + ICMP header (8) + payload; longer replies are truncated
 _MAX_DRAIN = 4096  # packets per readiness event before yielding to the loop
+_DRAIN_EVERY = 256  # sends between opportunistic drains (keeps the receive queue short)
+_MAX_EXPIRE_DRAIN = 65536  # packets read before declaring an echo lost (see IcmpEngine._expire)
 _SEND_RETRIES = 5  # on EAGAIN/ENOBUFS, retry after 1, 2, 4, 8, 16 ms
 
 _ICMP_HEADER = struct.Struct("!BBHHH")
@@ -110,11 +115,11 @@ class BurstResult:
 class EngineStats:
     """Counters since the engine opened (for metrics and tests)."""
 
-    sent: int = 0
+    sent: int = 0  # echoes that left (failed sends are in send_errors)
     received: int = 0
     timed_out: int = 0
     send_errors: int = 0
-    late: int = 0  # our cookie, but the echo had already timed out (or was cancelled)
+    late: int = 0  # ours, but after the echo's timeout (or after its burst was cancelled)
     foreign: int = 0  # not ours: other processes' pings, malformed packets
     recv_errors: int = 0
     user_timestamps: int = 0  # replies timed in user space (no/implausible kernel timestamp)
@@ -175,13 +180,16 @@ class _Burst:
 class _Echo:
     """One echo request in flight."""
 
-    __slots__ = ("burst", "index", "key", "serial", "sent_ns", "sent_mono_ns", "timer")
+    __slots__ = ("burst", "index", "key", "serial", "timeout", "sent_ns", "sent_mono_ns", "timer")
 
-    def __init__(self, burst: _Burst, index: int, key: tuple[str, int], serial: bytes) -> None:
+    def __init__(
+        self, burst: _Burst, index: int, key: tuple[str, int], serial: bytes, timeout: float
+    ) -> None:
         self.burst = burst
         self.index = index
         self.key = key
         self.serial = serial
+        self.timeout = timeout
         self.sent_ns = 0
         self.sent_mono_ns = 0
         self.timer: asyncio.TimerHandle | None = None
@@ -315,9 +323,10 @@ class IcmpEngine:
         self._padding = bytes(PAYLOAD_SIZE - 16)
         self._counter = secrets.randbits(16)
         self._inflight: dict[tuple[str, int], _Echo] = {}
-        self._bucket = _TokenBucket(rate_limit) if rate_limit else None
+        self._bucket = _TokenBucket(rate_limit) if rate_limit is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._unread_sends = 0
 
     @classmethod
     def open(
@@ -439,36 +448,44 @@ class IcmpEngine:
         index = len(burst.rtts)
         burst.rtts.append(None)
         burst.pending += 1
+        echo: _Echo | None = None
         try:
-            echo = self._new_echo(burst, index, ip)
-            packet = self._codec.echo_request(
-                self._ident,
-                echo.key[1],
-                self._cookie + echo.serial + self._padding,
-                with_checksum=self.mode == "raw",
-            )
-            await self._sendto(echo, packet, ip)
+            echo = self._new_echo(burst, index, ip, timeout)
+            await self._sendto(echo, ip)
         except OSError as exc:
             self.stats.send_errors += 1
             burst.error(f"send to {ip} failed: {exc.strerror or exc}")
-            burst.settle(index, None)
+            if echo is None:
+                burst.settle(index, None)
+            elif self._inflight.get(echo.key) is echo:  # (close() may have settled it already)
+                self._lose(echo)
             return
         self.stats.sent += 1
-        self._inflight[echo.key] = echo
-        burst.echoes.append(echo)
         assert self._loop is not None
         echo.timer = self._loop.call_later(timeout, self._expire, echo)
+        self._unread_sends += 1
+        if self._unread_sends >= _DRAIN_EVERY:  # thousands of sends in one loop iteration
+            self._drain(_MAX_DRAIN)  # would otherwise overflow the receive buffer
 
-    def _new_echo(self, burst: _Burst, index: int, ip: str) -> _Echo:
-        """Next (address, sequence) key not in flight, from the engine-wide counter."""
+    def _new_echo(self, burst: _Burst, index: int, ip: str, timeout: float) -> _Echo:
+        """Register an echo under the next (address, sequence) key not already in flight."""
         for _ in range(65536):
             self._counter += 1
             key = (ip, self._counter & 0xFFFF)
             if key not in self._inflight:
-                return _Echo(burst, index, key, _SERIAL.pack(self._counter))
+                echo = _Echo(burst, index, key, _SERIAL.pack(self._counter), timeout)
+                self._inflight[key] = echo
+                burst.echoes.append(echo)
+                return echo
         raise OSError(errno.EBUSY, "all 65536 ICMP sequence numbers in flight")
 
-    async def _sendto(self, echo: _Echo, packet: bytes, ip: str) -> None:
+    def _packet(self, echo: _Echo) -> bytes:
+        payload = self._cookie + echo.serial + self._padding
+        raw = self.mode == "raw"
+        return self._codec.echo_request(self._ident, echo.key[1], payload, with_checksum=raw)
+
+    async def _sendto(self, echo: _Echo, ip: str) -> None:
+        packet = self._packet(echo)
         for attempt in range(_SEND_RETRIES + 1):
             echo.sent_mono_ns = time.monotonic_ns()
             echo.sent_ns = time.time_ns()
@@ -486,6 +503,15 @@ class IcmpEngine:
             await asyncio.sleep(0.001 * 2**attempt)
 
     def _expire(self, echo: _Echo) -> None:
+        """Timer callback: the echo is lost unless its reply is already queued in the socket.
+
+        When the loop is busy (thousands of sends in one iteration) replies can sit unread in the
+        socket while their timers come due; the loop runs the reader first but it reads at most
+        ``_MAX_DRAIN`` packets. Draining here before giving up avoids those false timeouts; the
+        kernel timestamp then decides whether the reply came within ``timeout``.
+        """
+        if self._inflight.get(echo.key) is echo:
+            self._drain(_MAX_EXPIRE_DRAIN)
         if self._inflight.get(echo.key) is echo:
             self.stats.timed_out += 1
             self._lose(echo)
@@ -508,9 +534,13 @@ class IcmpEngine:
     # -- receive -----------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        """Drain every queued reply (bounded per event; the loop calls again if more remain)."""
+        """Reader callback: drain queued replies (bounded; the loop calls again if more remain)."""
+        self._drain(_MAX_DRAIN)
+
+    def _drain(self, limit: int) -> None:
+        self._unread_sends = 0
         recvmsg = self._sock.recvmsg
-        for _ in range(_MAX_DRAIN):
+        for _ in range(limit):
             if self._closed:
                 return
             try:
@@ -536,11 +566,17 @@ class IcmpEngine:
         if echo is None or payload[8:16] != echo.serial:
             self.stats.late += 1
             return
+        rtt = self._rtt(echo, ancdata)
+        if rtt > echo.timeout:  # arrived after its deadline, read before its timer ran
+            self.stats.late += 1
+            self.stats.timed_out += 1
+            self._lose(echo)
+            return
         del self._inflight[echo.key]
         if echo.timer is not None:
             echo.timer.cancel()
         self.stats.received += 1
-        echo.burst.settle(echo.index, self._rtt(echo, ancdata))
+        echo.burst.settle(echo.index, rtt)
 
     def _rtt(self, echo: _Echo, ancdata: list[tuple[int, int, bytes]]) -> float:
         """Kernel-timestamped RTT if plausible, else the user-space (monotonic) one."""
