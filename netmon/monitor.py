@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from netmon.errors import StoreError
 from netmon.inventory import Device, Inventory, Site
@@ -56,12 +57,14 @@ class Monitor:
         ctx: ProbeContext,
         clock: Callable[[], float] = time.time,
         flush_every: float = 1.0,
+        spill_dir: Path | None = None,
     ) -> None:
         self.inventory = inventory
         self.store = store
         self.ctx = ctx
         self.clock = clock
         self.flush_every = flush_every
+        self.spill_dir = spill_dir
         self.windows: dict[DeviceKey, DeviceWindow] = {}
         self.status: dict[str, SiteStatus] = {}
         self.scheduler = Scheduler(self._probe)
@@ -162,6 +165,10 @@ class Monitor:
 
     # --- running ----------------------------------------------------------------------------
     async def start(self, evaluate_every: float = 5.0) -> None:
+        if self.spill_dir is not None and self.spill_dir.is_dir():
+            spilled = self.store.load_spills(self.spill_dir)
+            if spilled:
+                log.warning("queued %d rows saved by an earlier run that could not write them", spilled)
         loaded = await asyncio.to_thread(self.load_history)
         log.info("refilled windows with %d stored results", loaded)
         self.evaluate()
@@ -204,4 +211,9 @@ class Monitor:
             except StoreError as exc:
                 log.error("final flush attempt %d failed: %s", attempt + 1, exc)
                 await asyncio.sleep(1.0)
-        log.error("%d results could not be written at shutdown", len(self.store.pending))
+        if self.spill_dir is not None:
+            path = self.store.spill(self.spill_dir)
+            log.error("database unreachable: %d rows saved to %s, loaded at next start",
+                      len(self.store.pending), path)  # fmt: skip
+        else:
+            log.error("%d results could not be written at shutdown", len(self.store.pending))

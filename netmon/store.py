@@ -13,9 +13,11 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Index, event, func, text
@@ -183,6 +185,30 @@ class Store:
         with self.engine.begin() as conn:
             for table, rows in by_table.items():
                 conn.execute(table.insert(), rows)
+
+    def spill(self, directory: Path) -> Path | None:
+        """Last resort when the database stays dead at shutdown: pending rows to a JSONL file."""
+        if not self.pending:
+            return None
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"spill-{time.time_ns()}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for row in self.pending:
+                out.write(json.dumps({"table": row.__tablename__, "row": row.model_dump(exclude={"id"})}) + "\n")
+        return path
+
+    def load_spills(self, directory: Path) -> int:
+        """Queue rows spilled by an earlier run (then delete the files: they are queued now)."""
+        tables = {cls.__tablename__: cls for cls in (ProbeResultRow, VerdictChangeRow)}
+        n = 0
+        for path in sorted(directory.glob("spill-*.jsonl")):
+            with path.open(encoding="utf-8") as src:
+                for line in src:
+                    item = json.loads(line)
+                    self._queue(tables[item["table"]](**item["row"]))
+                    n += 1
+            path.unlink()
+        return n
 
     async def flush_async(self) -> int:
         return await asyncio.to_thread(self.flush)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
@@ -68,6 +69,7 @@ def test_dead_database_loses_nothing_taken(database_url: str) -> None:
     with pytest.raises(StoreError, match="writing 100 rows failed"):
         dead.flush()
     assert len(dead.pending) == 100 and dead.errors == 1 and dead.written == 0
+    dead.engine.dispose()
     dead.engine = make_engine(database_url)  # the database comes back
     dead.migrate()
     assert dead.flush() == 100
@@ -105,4 +107,22 @@ def test_refuses_newer_schema(database_url: str) -> None:
         s.commit()
     with pytest.raises(StoreError, match="v999 is newer"):
         store.migrate()
+    store.close()
+
+
+def test_rows_spilled_at_shutdown_are_queued_next_start(tmp_path: Path, database_url: str) -> None:
+    dead = Store(f"postgresql+psycopg://netmon@127.0.0.1:{closed_port()}/netmon?connect_timeout=2")
+    for i in range(50):
+        dead.add_result("s", "wan-1", result(T0 + i))
+    dead.add_verdict_change(VerdictChange("s", "down", T0, [{"criterion": "uplink_down"}]))
+    spill = dead.spill(tmp_path / "spill")
+    dead.close()
+    assert spill is not None and spill.exists()
+    store = Store(database_url)
+    store.migrate()
+    assert store.load_spills(tmp_path / "spill") == 51
+    assert not list((tmp_path / "spill").iterdir())
+    store.flush()
+    assert len(list(store.results_since(0))) == 50
+    assert store.latest_verdicts()["s"].verdict == "down"
     store.close()
