@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class Target:
     device: str
     address: str
     role: str = "wan"
+    # Kind-specific settings, e.g. meta["snmp"] for the SNMP probe; never logged.
+    meta: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
