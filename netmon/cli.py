@@ -20,6 +20,7 @@ import uvicorn
 from netmon import __version__
 from netmon.errors import ConfigError, NetmonError
 from netmon.inventory import load_inventory
+from netmon.monitor import Monitor
 from netmon.settings import Settings
 
 log = logging.getLogger("netmon")
@@ -109,13 +110,22 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+def _reload(monitor: Monitor, path: Path) -> None:
+    """SIGHUP: re-read the inventory; on any problem keep running the old one."""
+    try:
+        inventory = load_inventory(path)
+    except ConfigError as exc:
+        log.error("reload refused, keeping the running inventory:\n%s", exc)
+        return
+    monitor.reload(inventory)
+
+
 async def serve(settings: Settings) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     import uvicorn
 
     from exporters.prometheus import make_registry
     from netmon.api import create_app
-    from netmon.monitor import Monitor
     from netmon.store import Store
     from probes import ProbeContext
     from probes.icmp import IcmpEngine, IcmpUnavailable
@@ -140,6 +150,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
+    loop.add_signal_handler(signal.SIGHUP, _reload, monitor, settings.config)
     await monitor.start()
     try:
         await server.serve()

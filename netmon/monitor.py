@@ -99,9 +99,27 @@ class Monitor:
         return self.inventory.policy_for(site).window
 
     def _make_windows(self) -> None:
+        """A window per device; existing ones (a reload) keep their evidence."""
+        old, self.windows = self.windows, {}
         for site in self.inventory.sites:
             for dev in site.devices:
-                self.windows[(site.id, dev.name)] = DeviceWindow(self._window(site))
+                key = (site.id, dev.name)
+                window = old.get(key)
+                if window is None or window.window != self._window(site):
+                    window = DeviceWindow(self._window(site))
+                    if key in old:  # its policy window changed: start a new one, keep ever_up
+                        window.ever_up = old[key].ever_up
+                self.windows[key] = window
+
+    def reload(self, inventory: Inventory) -> None:
+        """Switch to a new inventory without resetting devices that stay."""
+        self.inventory = inventory
+        self._make_windows()
+        sites = {s.id: s for s in inventory.sites}
+        self.status = {k: v for k, v in self.status.items() if k in sites}
+        self.scheduler.update(self.jobs())
+        self.evaluate()
+        log.info("inventory reloaded: %d sites, %d devices", len(sites), len(self.windows))
 
     def jobs(self) -> list[Job]:
         out: list[Job] = []

@@ -114,15 +114,35 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
     assert taken >= 7
     assert httpx.get(f"{base}/healthz", timeout=5).json()["icmp_mode"] in ("raw", "dgram")
 
+    # SIGHUP reloads the inventory: a broken file is refused, a good one adds a site.
+    config = tmp_path / "inventory.yaml"
+    config.write_text(INVENTORY + "  - {id: broken\n")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in (tmp_path / "netmon.log").read_text())
+    config.write_text(INVENTORY.replace("  - id: chc-tamar", """  - id: chc-angara
+    name: Community Health Centre, Angara
+    district: Ranchi
+    type: chc
+    devices: [{name: wan-1, role: wan, address: 127.80.2.1}]
+  - id: chc-tamar"""))
+    proc.send_signal(signal.SIGHUP)
+
+    def angara() -> str | None:
+        sites = httpx.get(f"{base}/api/v1/sites?verdict=fully_functional", timeout=5).json()["data"]
+        return next((s["id"] for s in sites if s["id"] == "chc-angara"), None)
+
+    wait_for(angara)
+
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     log = (tmp_path / "netmon.log").read_text()
     assert "stopped;" in log
+    assert "reload refused, keeping the running inventory" in log
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT COUNT(*) FROM probe_result").fetchone()[0]
         changes = conn.execute("SELECT COUNT(*) FROM verdict_change WHERE verdict = 'fully_functional'").fetchone()[0]
     assert rows >= taken  # nothing taken before the scrape was lost at shutdown
-    assert changes == 2
+    assert changes == 3
 
 
 def test_run_refuses_broken_inventory(tmp_path: Path) -> None:

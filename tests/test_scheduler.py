@@ -58,3 +58,28 @@ async def test_jobs_run_repeatedly_and_overruns_are_counted() -> None:
     assert runs["stuck"] >= 2  # resumed after the overrun
     task.cancel()
     await sched.stop()
+
+
+def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from netmon.inventory import parse_inventory
+    from netmon.monitor import Monitor
+    from netmon.store import Store
+    from probes.base import ProbeContext, ProbeResult
+    from tests.conftest import FakeClock
+
+    site = "  - {{id: {id}, name: X, district: Ranchi, type: chc, devices: [{devs}]}}\n"
+    wan = "{name: wan-1, role: wan, address: 127.80.1.%d}"
+    first = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="b", devs=wan % 2))
+    second = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="c", devs=wan % 3))
+    clock = FakeClock()
+    m = Monitor(first, Store(f"sqlite:///{tmp_path / 'r.db'}"), ProbeContext(), clock)
+    m.scheduler.update(m.jobs())
+    due = m.scheduler.jobs[("a", "wan-1", "icmp")].next_due
+    m.record("a", "wan-1", ProbeResult("icmp", True, clock.now, 0.1, 5, 5, (0.001,) * 5))
+    m.evaluate()
+    m.reload(second)
+    assert m.windows[("a", "wan-1")].summary(clock.now).probes == 1
+    assert ("b", "wan-1") not in m.windows and ("c", "wan-1") in m.windows
+    assert m.scheduler.jobs[("a", "wan-1", "icmp")].next_due == due
+    assert set(m.status) == {"a", "c"}
+    assert m.status["a"].verdict == "fully_functional"
