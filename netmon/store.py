@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,15 @@ class ProbeResultRow(SQLModel, table=True):
     rtts: str = ""  # JSON list of the received RTTs, seconds
     reason: str = ""
 
-    @classmethod
-    def of(cls, site_id: str, device: str, r: ProbeResult) -> ProbeResultRow:
-        return cls(
-            site_id=site_id, device=device, kind=r.kind, ts=r.started_at, duration=r.duration,
-            ok=r.ok, sent=r.sent, received=r.received, rtt_min=r.rtt_min, rtt_avg=r.rtt_avg,
-            rtt_max=r.rtt_max, jitter=r.jitter, reason=r.reason,
-            rtts=json.dumps([round(x, 7) for x in r.rtts]),
-        )  # fmt: skip
+    @staticmethod
+    def values(site_id: str, device: str, r: ProbeResult) -> dict[str, Any]:
+        """The column values of one result (plain dict: queued, written and spilled as is)."""
+        return {
+            "site_id": site_id, "device": device, "kind": r.kind, "ts": r.started_at,
+            "duration": r.duration, "ok": r.ok, "sent": r.sent, "received": r.received,
+            "rtt_min": r.rtt_min, "rtt_avg": r.rtt_avg, "rtt_max": r.rtt_max, "jitter": r.jitter,
+            "rtts": json.dumps([round(x, 7) for x in r.rtts]), "reason": r.reason,
+        }  # fmt: skip
 
     def result(self) -> ProbeResult:
         return ProbeResult(
@@ -112,7 +113,7 @@ class Store:
     def __init__(self, url: str, max_pending: int = 2_000_000) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.pending: deque[SQLModel] = deque()
+        self.pending: deque[tuple[str, dict[str, Any]]] = deque()  # (table name, row values)
         self.max_pending = max_pending
         self.written = 0
         self.errors = 0
@@ -142,18 +143,15 @@ class Store:
 
     # --- writing ----------------------------------------------------------------------------
     def add_result(self, site_id: str, device: str, result: ProbeResult) -> None:
-        self._queue(ProbeResultRow.of(site_id, device, result))
+        self._queue(ProbeResultRow.__tablename__, ProbeResultRow.values(site_id, device, result))
 
     def add_verdict_change(self, change: VerdictChange) -> None:
-        self._queue(
-            VerdictChangeRow(
-                site_id=change.site_id, verdict=change.verdict, since=change.since,
-                reasons=json.dumps(change.reasons),
-            )
-        )  # fmt: skip
+        row = {"site_id": change.site_id, "verdict": change.verdict, "since": change.since,
+               "reasons": json.dumps(change.reasons)}  # fmt: skip
+        self._queue(VerdictChangeRow.__tablename__, row)
 
-    def _queue(self, row: SQLModel) -> None:
-        self.pending.append(row)
+    def _queue(self, table: str, row: dict[str, Any]) -> None:
+        self.pending.append((table, row))
         while len(self.pending) > self.max_pending:
             self.pending.popleft()
             self.dropped += 1
@@ -177,14 +175,13 @@ class Store:
                 self.written += len(batch)
         return total
 
-    def _write(self, batch: list[SQLModel]) -> None:
-        # Copies, so a failed attempt never leaves half-persisted state on the queued objects.
-        by_table: dict[Any, list[dict[str, Any]]] = {}
-        for row in batch:
-            by_table.setdefault(type(row).__table__, []).append(row.model_dump(exclude={"id"}))
+    def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for table, row in batch:
+            by_table.setdefault(table, []).append(row)
         with self.engine.begin() as conn:
             for table, rows in by_table.items():
-                conn.execute(table.insert(), rows)
+                conn.execute(SQLModel.metadata.tables[table].insert(), rows)
 
     def spill(self, directory: Path) -> Path | None:
         """Last resort when the database stays dead at shutdown: pending rows to a JSONL file."""
@@ -193,19 +190,18 @@ class Store:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"spill-{time.time_ns()}.jsonl"
         with path.open("w", encoding="utf-8") as out:
-            for row in self.pending:
-                out.write(json.dumps({"table": row.__tablename__, "row": row.model_dump(exclude={"id"})}) + "\n")
+            for table, row in self.pending:
+                out.write(json.dumps({"table": table, "row": row}) + "\n")
         return path
 
     def load_spills(self, directory: Path) -> int:
         """Queue rows spilled by an earlier run (then delete the files: they are queued now)."""
-        tables = {cls.__tablename__: cls for cls in (ProbeResultRow, VerdictChangeRow)}
         n = 0
         for path in sorted(directory.glob("spill-*.jsonl")):
             with path.open(encoding="utf-8") as src:
                 for line in src:
                     item = json.loads(line)
-                    self._queue(tables[item["table"]](**item["row"]))
+                    self._queue(item["table"], item["row"])
                     n += 1
             path.unlink()
         return n
@@ -215,18 +211,25 @@ class Store:
 
     # --- reading ----------------------------------------------------------------------------
     def results_since(self, since: float, chunk: int = 50_000) -> Iterator[tuple[str, str, ProbeResult]]:
-        """Every result at or after ``since``, oldest first, as (site, device, result)."""
+        """Every result at or after ``since``, oldest first, as (site, device, result).
+
+        Reads plain columns in id-ordered chunks (no ORM objects): a restart refolds a whole
+        24 h window, millions of rows, from here.
+        """
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok,
+                t.c.sent, t.c.received, t.c.rtts, t.c.reason)  # fmt: skip
         last_id = 0
         while True:
-            with Session(self.engine) as s:
-                q = (select(ProbeResultRow).where(ProbeResultRow.ts >= since,
-                     ProbeResultRow.id > last_id).order_by(ProbeResultRow.id).limit(chunk))  # fmt: skip
-                rows = s.exec(q).all()
+            q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
             if not rows:
                 return
-            for row in rows:
-                yield row.site_id, row.device, row.result()
-            last_id = rows[-1].id or last_id
+            for _id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason in rows:
+                rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
+                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason)
+            last_id = rows[-1][0]
 
     def results(self, site_id: str, device: str | None, since: float, limit: int = 1000) -> list[ProbeResultRow]:
         with Session(self.engine) as s:
@@ -271,7 +274,3 @@ class Store:
 
 def _change(r: VerdictChangeRow) -> VerdictChange:
     return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"))
-
-
-def rows_of(results: Iterable[tuple[str, str, ProbeResult]]) -> list[ProbeResultRow]:
-    return [ProbeResultRow.of(s, d, r) for s, d, r in results]

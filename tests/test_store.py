@@ -82,7 +82,7 @@ def test_backlog_is_bounded_and_counts_drops() -> None:
     for i in range(15):
         store.add_result("s", "d", result(T0 + i))
     assert len(store.pending) == 10 and store.dropped == 5
-    assert store.pending[0].ts == T0 + 5  # the oldest went first
+    assert store.pending[0][1]["ts"] == T0 + 5  # the oldest went first
 
 
 def test_schema_is_created_with_indexes(database_url: str) -> None:
