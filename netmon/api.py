@@ -4,6 +4,7 @@
                                          district, type, verdict)
     GET /api/v1/sites/{id}               one site, with its devices and their latest results
     GET /api/v1/sites/{id}/history       the site's verdict changes, newest first
+    GET /api/v1/sites/{id}/devices/{name}/results   stored results of one device (evidence)
     GET /api/v1/summary                  counts and % fully functional by district and type
     GET /healthz                         liveness and store health
     GET /metrics                         Prometheus text format
@@ -214,6 +215,46 @@ async def site_history(site_id: str, monitor: MonitorDep, limit: int = Query(100
     rows = [VerdictChangePublic(verdict=Verdict(c.verdict), since=iso(c.since),
                                 reasons=[ReasonPublic(**r) for r in c.reasons]) for c in changes]  # fmt: skip
     return HistoryPublic(data=rows, count=len(rows))
+
+
+class ResultPublic(BaseModel):
+    at: datetime
+    kind: str
+    ok: bool
+    sent: int
+    received: int
+    rtt_min_seconds: float | None
+    rtt_avg_seconds: float | None
+    rtt_max_seconds: float | None
+    jitter_seconds: float | None
+    reason: str
+
+
+class ResultsPublic(BaseModel):
+    data: list[ResultPublic]
+    count: int
+
+
+@router.get("/sites/{site_id}/devices/{device}/results", response_model=ResultsPublic,
+            responses={404: {"model": ErrorPublic}})  # fmt: skip
+async def device_results(
+    site_id: str,
+    device: str,
+    monitor: MonitorDep,
+    since: Annotated[datetime | None, Query(description="ISO 8601; default: the policy window")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> ResultsPublic:
+    """The stored probe results of one device, newest first: the evidence behind a verdict."""
+    site = monitor.inventory.site(site_id)
+    if site is None or site.device(device) is None:
+        raise NotFound(f"no device {device!r} at site {site_id!r}")
+    start = since.timestamp() if since else monitor.clock() - monitor.inventory.policy_for(site).window
+    await asyncio.to_thread(monitor.store.flush)
+    rows = await asyncio.to_thread(monitor.store.results, site_id, device, start, limit)
+    data = [ResultPublic(at=iso(r.ts), kind=r.kind, ok=r.ok, sent=r.sent, received=r.received,
+                         rtt_min_seconds=r.rtt_min, rtt_avg_seconds=r.rtt_avg, rtt_max_seconds=r.rtt_max,
+                         jitter_seconds=r.jitter, reason=r.reason) for r in rows]  # fmt: skip
+    return ResultsPublic(data=data, count=len(data))
 
 
 def _group(key: str, statuses: list[SiteStatus]) -> GroupSummary:

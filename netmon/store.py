@@ -62,13 +62,6 @@ class ProbeResultRow(SQLModel, table=True):
             "rtts": json.dumps([round(x, 7) for x in r.rtts]), "reason": r.reason,
         }  # fmt: skip
 
-    def result(self) -> ProbeResult:
-        return ProbeResult(
-            kind=self.kind, ok=self.ok, started_at=self.ts, duration=self.duration,
-            sent=self.sent, received=self.received, rtts=tuple(json.loads(self.rtts or "[]")),
-            reason=self.reason,
-        )  # fmt: skip
-
 
 class VerdictChangeRow(SQLModel, table=True):
     __tablename__ = "verdict_change"

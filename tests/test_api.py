@@ -167,3 +167,16 @@ async def test_metrics_pass_promtool(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+async def test_device_results_are_the_stored_evidence(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results")).json()
+    assert body["count"] == 2
+    newest, oldest = body["data"]
+    assert (newest["ok"], newest["received"], newest["reason"]) == (False, 0, "no reply to 3 echoes")
+    assert (oldest["ok"], oldest["sent"], oldest["received"]) == (True, 3, 3)
+    assert oldest["rtt_max_seconds"] == pytest.approx(0.014)
+    since = datetime.fromtimestamp(NOW - 20, UTC).isoformat()
+    recent = (await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results", params={"since": since})).json()
+    assert recent["count"] == 1
+    assert (await client.get("/api/v1/sites/chc-bundu/devices/nope/results")).status_code == 404
