@@ -53,6 +53,7 @@ class SitePublic(BaseModel):
     since: datetime | None
     evaluated_at: datetime | None
     devices: int
+    maintenance: str | None = None  # the reason, while announced maintenance is on
 
 
 class SitesPublic(BaseModel):
@@ -151,6 +152,7 @@ def site_public(st: SiteStatus) -> SitePublic:
         id=s.id, name=s.name, district=s.district, type=s.type, hfr_id=s.hfr_id,
         verdict=st.verdict, reasons=[ReasonPublic(**asdict(r)) for r in st.judgement.reasons],
         since=iso(st.since), evaluated_at=iso(st.evaluated_at), devices=len(s.devices),
+        maintenance=m.reason if (m := s.in_maintenance(st.evaluated_at)) else None,
     )  # fmt: skip
 
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from netmon.durations import Duration
 from netmon.errors import ConfigError, ConfigProblem
@@ -108,6 +116,23 @@ class Device(_Strict):
         return value
 
 
+class Maintenance(_Strict):
+    """Announced maintenance: results inside it are stored but left out of the verdict."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Maintenance:
+        if self.end <= self.start:
+            raise ValueError("maintenance must end after it starts")
+        return self
+
+    def covers(self, ts: float) -> bool:
+        return self.start.timestamp() <= ts < self.end.timestamp()
+
+
 class Site(_Strict):
     id: Slug
     name: Annotated[str, Field(min_length=1)]
@@ -116,10 +141,14 @@ class Site(_Strict):
     hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
     probe: ProbeSettings | None = None
     policy: PolicyOverride | None = None
+    maintenance: list[Maintenance] = []
     devices: list[Device] = []
 
     def device(self, name: str) -> Device | None:
         return next((d for d in self.devices if d.name == name), None)
+
+    def in_maintenance(self, ts: float) -> Maintenance | None:
+        return next((m for m in self.maintenance if m.covers(ts)), None)
 
 
 class Inventory(_Strict):

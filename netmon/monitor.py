@@ -84,10 +84,7 @@ class Monitor:
         horizon = self.clock() - max((self._window(s) for s in self.inventory.sites), default=0)
         n = 0
         for site_id, device, result in self.store.results_since(horizon):
-            window = self.windows.get((site_id, device))
-            if window is not None:
-                window.add(result)
-                n += 1
+            n += self._fold(site_id, device, result)
         for site_id, change in self.store.latest_verdicts().items():
             site = self.inventory.site(site_id)
             if site is not None:
@@ -144,10 +141,20 @@ class Monitor:
         """Take one result: queue it for the store and fold it into the device's window."""
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
-        window = self.windows.get((site_id, device))
-        if window is not None:
-            window.add(result)
+        self._fold(site_id, device, result)
         self._log_transition((site_id, device), result)
+
+    def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:
+        """Add a result to its device's window, unless it fell in announced maintenance."""
+        window = self.windows.get((site_id, device))
+        if window is None:
+            return False
+        site = self.inventory.site(site_id)
+        if site is not None and site.maintenance and site.in_maintenance(result.started_at):
+            window.close_outage(result.started_at)  # maintenance time is not outage time
+            return False
+        window.add(result)
+        return True
 
     def _log_transition(self, key: DeviceKey, result: ProbeResult) -> None:
         was = self._was_up.get(key)

@@ -120,6 +120,11 @@ class DeviceWindow:
         elif r.ok and ongoing:
             self.outages[-1][1] = r.started_at
 
+    def close_outage(self, ts: float) -> None:
+        """End an ongoing outage at ``ts`` (announced maintenance began)."""
+        if self.outages and self.outages[-1][1] is None:
+            self.outages[-1][1] = ts
+
     def prune(self, now: float) -> None:
         horizon = now - self.window
         while self.buckets and self.buckets[0].start + self.width <= horizon:

@@ -204,3 +204,36 @@ def test_window_p95_and_totals_follow_the_window() -> None:
 def test_rtt_bins_are_within_five_percent() -> None:
     for rtt in (0.0001, 0.0012, 0.040, 0.3, 2.5):
         assert rtt <= bin_upper(rtt_bin(rtt)) <= rtt * 1.05 + 1e-12
+
+
+def test_announced_maintenance_is_left_out_of_the_verdict(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    start = datetime.fromtimestamp(NOW - 2 * HOUR, UTC).isoformat()
+    end = datetime.fromtimestamp(NOW - HOUR, UTC).isoformat()
+    text = SITE.format(policy="", aps="").replace(
+        "    devices:", f'    maintenance: [{{start: "{start}", end: "{end}", reason: BSNL fibre splicing}}]\n    devices:'
+    )
+    inv = parse_inventory(text)
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    outage = down_for(3 * HOUR)  # down from 3 h ago, through the maintenance 2 h to 1 h ago ...
+
+    def pattern(age: float) -> ProbeResult:
+        return result(NOW - age) if age <= HOUR else outage(age)  # ... and up since it ended
+
+    for dev in inv.sites[0].devices:
+        age = 24 * HOUR
+        while age > 0:
+            store.add_result("dh-test", dev.name, pattern(age))
+            age -= STEP
+    store.flush()
+    monitor = Monitor(inv, store, ProbeContext(), FakeClock(NOW))
+    monitor.load_history()
+    monitor.evaluate()
+    # the hour inside maintenance is forgiven; the hour before it is not
+    reasons = monitor.status["dh-test"].judgement.reasons
+    assert {r.criterion for r in reasons} == {"uplink_availability"}
+    wan = monitor.windows[("dh-test", "wan-1")].summary(NOW)
+    assert wan.probes == 288 - 12  # the 12 five-minute probes inside maintenance are left out
+    assert wan.longest_outage == pytest.approx(HOUR, abs=STEP)
