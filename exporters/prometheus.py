@@ -20,15 +20,18 @@ Per site (labels site, district, type):
   netmon_site_verdict_since_timestamp_seconds
   netmon_site_devices{role, state}          devices by role and state (up, down,
                                             unreachable_parent, unknown)
+  netmon_site_reasons{criterion}            reasons the site is not fully functional
+  netmon_site_policy_threshold{threshold}   the site's effective verdict thresholds
 netmon itself:
   netmon_probe_cycle_lag_seconds, netmon_probe_overruns_total, netmon_probes_started_total,
   netmon_results_taken_total, netmon_results_written_total, netmon_store_errors_total,
-  netmon_store_pending_results, netmon_store_dropped_results_total,
+  netmon_store_pending_results, netmon_store_pending_capacity, netmon_store_dropped_results_total,
   netmon_last_evaluation_timestamp_seconds, netmon_sites, netmon_devices, netmon_info
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -103,6 +106,8 @@ class NetmonCollector(Collector):
         ff = _g("netmon_site_fully_functional", "1 if the site is fully functional", SITE_LABELS)
         since = _g("netmon_site_verdict_since_timestamp_seconds", "When the current verdict began", SITE_LABELS)
         devices = _g("netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"])
+        reasons = _g("netmon_site_reasons", "Reasons the site is not fully functional, by criterion", SITE_LABELS + ["criterion"])
+        policy = _g("netmon_site_policy_threshold", "The site's effective verdict thresholds (ratios, seconds)", SITE_LABELS + ["threshold"])
         now = m.clock()
         for site_id, st in m.status.items():
             site = st.site
@@ -113,7 +118,12 @@ class NetmonCollector(Collector):
             since.add_metric(labels, st.since)
             for (role, state), n in _device_states(site, m.summaries(site, now)).items():
                 devices.add_metric(labels + [role, state], n)
-        yield from (verdict, ff, since, devices)
+            for criterion, n in Counter(r.criterion for r in st.judgement.reasons).items():
+                reasons.add_metric(labels + [criterion], n)
+            eff = m.inventory.policy_for(site)
+            for name in type(eff).model_fields:
+                policy.add_metric(labels + [name], float(getattr(eff, name)))
+        yield from (verdict, ff, since, devices, reasons, policy)
 
     def _self_metrics(self) -> Iterator[Metric]:
         m = self.monitor
@@ -126,6 +136,7 @@ class NetmonCollector(Collector):
         yield _counter("netmon_store_errors", "Failed store writes", store.errors)
         yield _counter("netmon_store_dropped_results", "Rows dropped because the store backlog was full", store.dropped)
         yield _single(_g("netmon_store_pending_results", "Rows waiting to be written"), len(store.pending))
+        yield _single(_g("netmon_store_pending_capacity", "Backlog size beyond which the oldest rows are dropped"), store.max_pending)
         yield _single(_g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"), m.last_evaluation)
         yield _single(_g("netmon_sites", "Sites in the inventory"), len(m.inventory.sites))
         yield _single(_g("netmon_devices", "Devices in the inventory"), len(m.windows))

@@ -157,6 +157,9 @@ async def test_metrics_content(client: httpx.AsyncClient) -> None:
     rims = {"site": "mc-rims-ranchi", "district": "Ranchi", "type": "medical_college"}
     assert value("netmon_device_rtt_seconds", **rims, device="wan-1", role="wan") == pytest.approx(0.013)
     assert value("netmon_site_fully_functional", **rims) == 1.0
+    assert value("netmon_site_reasons", **bundu, criterion="uplink_down") == 1.0
+    assert value("netmon_site_policy_threshold", **rims, threshold="ap_min_up_ratio") == 0.8
+    assert value("netmon_site_policy_threshold", **bundu, threshold="rtt_p95_max") == 0.12
     assert value("netmon_results_taken_total") == 8.0
     assert value("netmon_info", icmp_mode="raw", version="test") == 1.0
     assert not any(name == "netmon_device_up" and ("site", "chc-unwired") in labels for name, labels in got)
