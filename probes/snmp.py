@@ -1,0 +1,408 @@
+"""SNMP probe: poll a device's system group, interfaces and access points by profile.
+
+Wiring (for the lead)
+    * ``target.meta["snmp"]`` is a :class:`SnmpSettings` (build it from inventory YAML with
+      :meth:`SnmpSettings.from_mapping`); ``ctx.snmp`` is one shared :class:`SnmpPoller`
+      (``SnmpPoller.from_directory()`` loads ``deploy/snmp-profiles/*.yaml``). The poller keeps
+      per-device state between polls (rates, reboots, flaps), so keep one for the process.
+    * The runner's deadline is ``params.deadline``; the probe bounds its poll by
+      ``min(settings.max_poll_time, params.deadline - 0.5 s - time queued for a poll slot)`` so
+      it returns a (partial) result before the runner gives up. Give SNMP devices
+      ``ProbeParams`` whose deadline exceeds ``max_poll_time`` (e.g. count=1, timeout=max_poll_time).
+
+Result (:class:`ProbeResult`)
+    kind "snmp"; ``ok`` = the agent answered our reads (some value came back, or the poll
+    completed: a v3 discovery answer followed by an auth failure is not ok); ``sent``/``received`` =
+    SNMP requests sent (retries and the v3 discovery exchange included) / answered, so
+    ``loss_ratio`` is the share of unanswered requests; ``rtts`` = (poll duration,) when ok;
+    ``reason`` = why it failed, "partial poll: ..." when ok but incomplete, else "".
+    ``extra`` (JSON-serialisable; never a community or key)::
+
+        profile            str    profile name
+        complete           bool   every object of the profile was read
+        poll_seconds       float  time from first request to last answer
+        sys_uptime_seconds float|None
+        rebooted           bool   sysUpTime went back (or lagged) since the previous poll
+        sys_name, sys_descr, sys_object_id   str|None
+        scalars            {name: value}   the profile's other scalars
+        interfaces         [..]|None  None when the profile has no interfaces role or the
+                                      poll failed (not ok); each:
+            {index:int, name:str|None, oper_up:bool|None, admin_up:bool|None,
+             in_bps:float|None, out_bps:float|None,      # since the previous complete poll
+             in_errors:int|None, out_errors:int|None,    # errors since the previous poll
+             flaps:int}                                   # oper-status transitions seen so far
+        aps                [..]|None  None when the profile has no aps role or the poll
+            failed; else every AP the device reports (a partial poll may list fewer):
+            {name:str|None, mac:"aa:bb:..:ff"|None, up:bool|None, clients:int|None}
+        aps_total, aps_up  int|None
+        notes              [str]   counter wraps/resets, e.g. "ifIndex 3: in octets reset"
+
+    Rates, error counts and flaps need a previous *complete* poll of the same device (state is
+    kept per ``(site, device)`` and only complete polls update it); the first poll and the
+    poll after a reboot report None rates.
+
+Use :func:`match_aps` / :func:`missing_aps` to compare ``extra["aps"]`` with the inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, register
+from probes.snmp_client import (
+    ClientFactory,
+    RequestStats,
+    SnmpClient,
+    SnmpError,
+    open_client,
+)
+from probes.snmp_counters import DeviceState, rebooted
+from probes.snmp_extract import (
+    Interval,
+    Json,
+    RawPoll,
+    ap_rows,
+    interface_rows,
+    match_aps,
+    missing_aps,
+    normalize_mac,
+    other_scalars,
+    system_info,
+)
+from probes.snmp_profiles import DEFAULT_DIR, Profile, ProfileError, load_profiles
+
+__all__ = [
+    "ProfileError",
+    "SnmpPoller",
+    "SnmpSettings",
+    "match_aps",
+    "missing_aps",
+    "normalize_mac",
+    "snmp_probe",
+]
+
+log = logging.getLogger("netmon.probes.snmp")
+
+VERSIONS = ("1", "2c", "3")
+AUTH_PROTOCOLS = ("SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
+PRIV_PROTOCOLS = ("AES", "AES-192", "AES-256")
+_SECRET_FIELDS = ("community", "auth_key", "priv_key")
+_DEADLINE_MARGIN = 0.5  # seconds kept back from the runner's deadline
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpSettings:
+    """How to poll one device. ``repr`` and errors never show the community or keys."""
+
+    version: str = "2c"  # "1", "2c" or "3"
+    community: str = field(default="", repr=False)
+    user: str = ""
+    auth_protocol: str = "SHA"  # SHA (SHA-1), SHA-224, SHA-256, SHA-384, SHA-512
+    auth_key: str = field(default="", repr=False)  # passphrase; empty = noAuthNoPriv
+    priv_protocol: str = "AES"  # AES (AES-128), AES-192, AES-256 (Blumenthal key expansion)
+    priv_key: str = field(default="", repr=False)  # passphrase; empty = authNoPriv
+    port: int = 161
+    profile: str = "generic"
+    timeout: float = 2.0  # seconds to wait for each response
+    retries: int = 1  # extra attempts per request after a timeout
+    max_poll_time: float = 20.0  # bound on one poll of the device, all requests together
+    max_repetitions: int = 40  # GETBULK max-repetitions
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("invalid SNMP settings: " + "; ".join(problems))
+
+    @property
+    def security_level(self) -> str:
+        """``community`` for v1/v2c, else the v3 level: noAuthNoPriv, authNoPriv, authPriv."""
+        if self.version != "3":
+            return "community"
+        if self.priv_key:
+            return "authPriv"
+        return "authNoPriv" if self.auth_key else "noAuthNoPriv"
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.community, self.auth_key, self.priv_key) if s)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SnmpSettings:
+        """Build from config (e.g. inventory YAML); unknown keys are errors."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"invalid SNMP settings: unknown key(s) {', '.join(unknown)}")
+        values = dict(data)
+        if "version" in values:
+            values["version"] = str(values["version"])
+        return cls(**values)
+
+
+def _problems(s: SnmpSettings) -> list[str]:
+    """Every rule the settings break; messages name fields, never secret values."""
+    problems = []
+    if s.version not in VERSIONS:
+        problems.append(f"version must be one of {', '.join(VERSIONS)} (got {s.version!r})")
+    elif s.version != "3" and not s.community:
+        problems.append(f"SNMPv{s.version} needs a community")
+    elif s.version == "3":
+        problems += _v3_problems(s)
+    if not isinstance(s.port, int) or not 0 < s.port < 65536:
+        problems.append("port must be 1-65535")
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", str(s.profile)):
+        problems.append("profile must be a profile name like 'generic'")
+    problems += _limit_problems(s)
+    return problems
+
+
+def _v3_problems(s: SnmpSettings) -> list[str]:
+    problems = []
+    if not s.user:
+        problems.append("SNMPv3 needs a user")
+    if s.auth_protocol not in AUTH_PROTOCOLS:
+        problems.append(f"auth_protocol must be one of {', '.join(AUTH_PROTOCOLS)}")
+    if s.priv_protocol not in PRIV_PROTOCOLS:
+        problems.append(f"priv_protocol must be one of {', '.join(PRIV_PROTOCOLS)}")
+    if s.priv_key and not s.auth_key:
+        problems.append("priv_key needs an auth_key (authPriv)")
+    for name in ("auth_key", "priv_key"):
+        if getattr(s, name) and len(getattr(s, name)) < 8:
+            problems.append(f"{name} must be at least 8 characters (RFC 3414)")
+    return problems
+
+
+def _limit_problems(s: SnmpSettings) -> list[str]:
+    problems = []
+    if not s.timeout > 0:
+        problems.append("timeout must be > 0")
+    if not (isinstance(s.retries, int) and 0 <= s.retries <= 10):
+        problems.append("retries must be 0-10")
+    if not s.max_poll_time > 0:
+        problems.append("max_poll_time must be > 0")
+    if not (isinstance(s.max_repetitions, int) and 1 <= s.max_repetitions <= 1000):
+        problems.append("max_repetitions must be 1-1000")
+    return problems
+
+
+def scrub(text: str, settings: SnmpSettings) -> str:
+    """``text`` with any secret of ``settings`` masked (defence in depth for reasons)."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+# -- the poller ------------------------------------------------------------------------------
+
+
+class SnmpPoller:
+    """Polls devices by profile with bounded concurrency; remembers each device's last poll.
+
+    ``client_factory`` and ``clock`` are injectable so tests can put a fake behind the seam.
+    """
+
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        *,
+        max_concurrency: int = 100,
+        client_factory: ClientFactory = open_client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.profiles = dict(profiles)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._client_factory = client_factory
+        self._clock = clock
+        self._states: dict[tuple[str, str], DeviceState] = {}
+
+    @classmethod
+    def from_directory(cls, directory: Path | str = DEFAULT_DIR, **kwargs: Any) -> SnmpPoller:
+        return cls(load_profiles(directory), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<SnmpPoller {len(self.profiles)} profiles, {len(self._states)} devices>"
+
+    def state_of(self, target: Target) -> DeviceState | None:
+        return self._states.get((target.site, target.device))
+
+    def forget(self, target: Target) -> None:
+        """Drop a device's state (removed from the inventory, or replaced)."""
+        self._states.pop((target.site, target.device), None)
+
+    async def poll(
+        self, target: Target, settings: SnmpSettings, budget: float | None = None
+    ) -> ProbeResult:
+        """Poll ``target`` once; never raises for network trouble (a failure is data)."""
+        started, entered = time.time(), self._clock()
+        profile = self.profiles.get(settings.profile)
+        if profile is None:
+            return _failed(started, f"unknown SNMP profile {settings.profile!r}")
+        async with self._slots:
+            t0 = self._clock()
+            bound = settings.max_poll_time
+            if budget is not None:
+                bound = min(bound, budget - (t0 - entered))
+            if bound <= 0:
+                return _failed(started, "no time left for the poll after waiting for a slot")
+            raw, stats, error = await self._fetch(target, settings, profile, bound)
+            duration = self._clock() - t0
+        poll = _Poll(target, settings, profile, raw, stats, scrub(error, settings), t0, duration)
+        return self._conclude(poll, started)
+
+    async def _fetch(
+        self, target: Target, settings: SnmpSettings, profile: Profile, bound: float
+    ) -> tuple[RawPoll, RequestStats, str]:
+        raw, stats, error = RawPoll(), RequestStats(), ""
+        try:
+            async with asyncio.timeout(bound):
+                client = await self._client_factory(target.address, settings)
+                stats = client.stats
+                await client.open()
+                await read_profile(client, profile, raw)
+        except TimeoutError:
+            error = f"poll exceeded its {bound:.3g}s bound"
+        except SnmpError as exc:
+            error = str(exc)
+        return raw, stats, error
+
+    def _conclude(self, poll: _Poll, started: float) -> ProbeResult:
+        key = (poll.target.site, poll.target.device)
+        prev = self._states.get(key)
+        ok = poll.raw.has_data() or (not poll.error and poll.stats.received > 0)
+        extra, state = _build(poll, prev, ok)
+        if ok and not poll.error:
+            self._states[key] = state
+        self._log_changes(poll, prev, ok, extra)
+        self._states.setdefault(key, DeviceState()).answering = ok
+        return ProbeResult(
+            kind="snmp",
+            ok=ok,
+            started_at=started,
+            duration=time.time() - started,
+            sent=poll.stats.sent,
+            received=poll.stats.received,
+            rtts=(poll.duration,) if ok else (),
+            reason=_reason(ok, poll.error),
+            extra=extra,
+        )
+
+    def _log_changes(
+        self, poll: _Poll, prev: DeviceState | None, ok: bool, extra: dict[str, Any]
+    ) -> None:
+        """Log state changes only: polls start failing, work again, the device rebooted."""
+        name = f"{poll.target.site}/{poll.target.device}"
+        was = prev.answering if prev else None
+        if not ok and was is not False:
+            log.warning("SNMP poll of %s fails: %s", name, _reason(ok, poll.error))
+        elif ok and was is False:
+            log.info("SNMP poll of %s works again", name)
+        if extra.get("rebooted"):
+            log.info("SNMP %s rebooted (sysUpTime went back)", name)
+
+
+@dataclass(slots=True)
+class _Poll:
+    target: Target
+    settings: SnmpSettings
+    profile: Profile
+    raw: RawPoll
+    stats: RequestStats
+    error: str
+    at: float  # clock() when the first request went out
+    duration: float
+
+
+async def read_profile(client: SnmpClient, profile: Profile, raw: RawPoll) -> None:
+    """Read the profile's scalars (GET), then walk its columns (AP tables first)."""
+    if profile.scalars:
+        values = await client.get([c.oid for c in profile.scalars.values()])
+        for name, column in profile.scalars.items():
+            if column.oid in values:
+                raw.scalars[name] = values[column.oid]
+    for table_name in _table_order(profile):
+        for column_name, column in profile.tables[table_name].columns.items():
+            into = raw.tables.setdefault(table_name, {}).setdefault(column_name, {})
+            prefix = column.oid + "."
+            async for oid, value in client.walk(column.oid):
+                if oid.startswith(prefix):
+                    into[oid[len(prefix) :]] = value
+            raw.walked.add((table_name, column_name))
+
+
+def _table_order(profile: Profile) -> list[str]:
+    """AP tables first, so a poll cut short by its bound still says most about the APs."""
+    first = []
+    if profile.aps:
+        first = [profile.aps.table]
+        if profile.aps.clients and profile.aps.clients.table:
+            first.append(profile.aps.clients.table)
+    return first + [name for name in profile.tables if name not in first]
+
+
+def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[dict[str, Any], DeviceState]:
+    """The result's ``extra`` and the device state to keep if the poll was complete."""
+    profile, raw = poll.profile, poll.raw
+    info = system_info(profile, raw)
+    ticks = info.pop("sys_uptime_ticks")
+    elapsed = poll.at - prev.at if prev and prev.at is not None else None
+    went_back = bool(
+        prev and prev.uptime_ticks is not None and isinstance(ticks, int) and elapsed is not None
+        and rebooted(prev.uptime_ticks, ticks, elapsed)
+    )  # fmt: skip
+    state = DeviceState(at=poll.at, uptime_ticks=ticks if isinstance(ticks, int) else None)
+    notes: list[str] = []
+    interfaces: list[dict[str, Json]] | None = None
+    if profile.interfaces and ok:
+        interval = Interval(prev, elapsed, went_back)
+        interfaces, state.interfaces = interface_rows(profile, raw, interval, notes)
+    aps = ap_rows(profile, raw) if profile.aps and ok else None
+    extra = {
+        "profile": profile.name,
+        "complete": not poll.error,
+        "poll_seconds": round(poll.duration, 6),
+        "sys_uptime_seconds": ticks / 100 if isinstance(ticks, int) else None,
+        "rebooted": went_back,
+        **info,
+        "scalars": other_scalars(profile, raw),
+        "interfaces": interfaces,
+        "aps": aps,
+        "aps_total": len(aps) if aps is not None else None,
+        "aps_up": sum(ap["up"] is True for ap in aps) if aps is not None else None,
+        "notes": notes,
+    }
+    return extra, state
+
+
+def _reason(ok: bool, error: str) -> str:
+    if not error:
+        return ""
+    return f"partial poll: {error}" if ok else error
+
+
+def _failed(started: float, reason: str) -> ProbeResult:
+    return ProbeResult(
+        kind="snmp", ok=False, started_at=started, duration=time.time() - started, reason=reason
+    )
+
+
+# -- the probe -------------------------------------------------------------------------------
+
+
+@register("snmp")
+async def snmp_probe(ctx: ProbeContext, target: Target, params: ProbeParams) -> ProbeResult:
+    """Poll ``target`` with the shared :class:`SnmpPoller` in ``ctx.snmp``."""
+    poller: SnmpPoller | None = ctx.snmp
+    settings = target.meta.get("snmp")
+    if poller is None:
+        return _failed(time.time(), "no SNMP poller")
+    if not isinstance(settings, SnmpSettings):
+        return _failed(time.time(), "no SNMP settings for this device (meta['snmp'])")
+    return await poller.poll(target, settings, budget=params.deadline - _DEADLINE_MARGIN)

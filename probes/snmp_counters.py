@@ -1,0 +1,100 @@
+"""Turning two SNMP polls into rates, reboots and flaps -- pure functions, no I/O.
+
+Reboot
+    sysUpTime (TimeTicks, 1/100 s, wraps at 2**32 = ~497 days) that went back, or advanced far
+    less than the wall clock between the polls, means the agent restarted in between. A value
+    that went back to where a 2**32 wrap puts it is a wrap, not a reboot. Slack: 60 s or 10 %
+    of the interval, whichever is larger.
+
+Counters
+    The increase of a ``width``-bit counter is ``(cur - prev) mod 2**width`` (at most one wrap
+    between polls). It is discarded (``None``) as a *reset* when the device rebooted, or when
+    the counter went back and the wrapped increase would be implausible (faster than the
+    interface speed allows, or than the profile's ``max_bps``). A 64-bit octet counter never
+    wraps in practice, so going back almost always is a reset; a 32-bit one wraps every 34 s
+    at 1 Gbit/s.
+
+Flaps
+    ifOperStatus transitions seen between polls: a changed status counts 1; an unchanged
+    status whose ifLastChange moved counts 2 (down and up again between polls). This is a
+    lower bound: faster flapping between two polls is invisible to polling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TICKS_WRAP = 1 << 32
+_MIN_SLACK_TICKS = 6000  # 60 s
+
+
+def rebooted(prev_ticks: int, cur_ticks: int, elapsed: float) -> bool:
+    """Did the agent restart between two sysUpTime readings taken ``elapsed`` s apart?"""
+    wall = elapsed * 100
+    slack = max(_MIN_SLACK_TICKS, wall * 0.1)
+    advance = cur_ticks - prev_ticks
+    if advance < 0:
+        return abs(advance + TICKS_WRAP - wall) > slack  # near the wrap point: not a reboot
+    return advance < wall - slack
+
+
+def counter_increase(prev: int, cur: int, width: int) -> int:
+    """Increase of a ``width``-bit counter from ``prev`` to ``cur``, allowing one wrap."""
+    return (cur - prev) % (1 << width)
+
+
+def octet_rate(
+    prev: int, cur: int, width: int, elapsed: float, max_bps: float
+) -> tuple[float | None, str]:
+    """(bits/s, note) between two octet-counter readings; None with note "reset" if unusable.
+
+    The caller passes ``rebooted`` polls nowhere near here: their counters restarted.
+    """
+    if elapsed <= 0:
+        return None, "no interval"
+    bps = counter_increase(prev, cur, width) * 8 / elapsed
+    if bps > max_bps:
+        return None, "reset" if cur < prev else "implausible"
+    return bps, "wrap" if cur < prev else ""
+
+
+def error_increase(prev: int, cur: int, width: int) -> int | None:
+    """Errors counted between polls; None when the counter went back by more than a wrap."""
+    increase = counter_increase(prev, cur, width)
+    return None if cur < prev and increase > (1 << (width - 1)) else increase
+
+
+def flap_increment(
+    prev_oper: int | None, cur_oper: int | None, prev_change: int | None, cur_change: int | None
+) -> int:
+    """Oper-status transitions implied by two polls (0, 1 or 2; see module docstring)."""
+    if prev_oper is None or cur_oper is None:
+        return 0
+    if cur_oper != prev_oper:
+        return 1
+    if prev_change is not None and cur_change is not None and cur_change != prev_change:
+        return 2
+    return 0
+
+
+@dataclass(slots=True)
+class InterfaceState:
+    """What one interface looked like at the previous poll, plus its running flap count."""
+
+    in_octets: int | None = None
+    out_octets: int | None = None
+    in_errors: int | None = None
+    out_errors: int | None = None
+    oper: int | None = None
+    last_change: int | None = None
+    flaps: int = 0
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """Per-device memory between polls (rates, reboots, flaps, log-on-change)."""
+
+    at: float | None = None  # monotonic time of the previous successful poll
+    uptime_ticks: int | None = None
+    interfaces: dict[int, InterfaceState] = field(default_factory=dict)
+    answering: bool | None = None  # None until the first poll

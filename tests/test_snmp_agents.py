@@ -1,0 +1,232 @@
+"""The SNMP probe against a real net-snmp ``snmpd`` on 127.0.0.1: v2c, v3, bad credentials,
+an agent that stops answering, and the bound on concurrency. Nothing leaves loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+
+from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, run_probe
+from probes.snmp import SnmpPoller, SnmpSettings
+from probes.snmp_client import SnmpClient, open_client
+from tests.snmp import agents
+from tests.snmp.agents import COMMUNITY, V3_AUTH_USER, V3_PRIV_USER, Agent
+
+snmpd_fixture = agents.snmpd_fixture
+own_snmpd_fixture = agents.own_snmpd_fixture
+
+SECRETS = (COMMUNITY, V3_PRIV_USER[2], V3_PRIV_USER[4], V3_AUTH_USER[2])
+
+
+def target(agent: Agent) -> Target:
+    return Target("lab", "snmpd-1", agent.host)
+
+
+def v2c(agent: Agent, **kwargs: object) -> SnmpSettings:
+    return SnmpSettings(community=COMMUNITY, port=agent.port, **kwargs)  # type: ignore[arg-type]
+
+
+def v3_priv(agent: Agent, **kwargs: object) -> SnmpSettings:
+    user, auth_proto, auth_key, priv_proto, priv_key = V3_PRIV_USER
+    values = {
+        "version": "3",
+        "user": user,
+        "auth_protocol": auth_proto,
+        "auth_key": auth_key,
+        "priv_protocol": priv_proto,
+        "priv_key": priv_key,
+        "port": agent.port,
+    } | kwargs
+    return SnmpSettings(**values)  # type: ignore[arg-type]  # fmt: skip
+
+
+def assert_no_secret(result: ProbeResult, caplog: pytest.LogCaptureFixture, *extra: str) -> None:
+    text = " ".join([repr(result), result.reason, json.dumps(result.extra), caplog.text])
+    for secret in (*SECRETS, *extra):
+        assert secret not in text
+
+
+@pytest.fixture
+def poller() -> SnmpPoller:
+    return SnmpPoller.from_directory()
+
+
+async def test_v2c_reads_system_and_interfaces(snmpd: Agent, poller: SnmpPoller) -> None:
+    result = await poller.poll(target(snmpd), v2c(snmpd))
+    assert result.ok and result.reason == "" and result.extra["complete"]
+    assert result.kind == "snmp" and result.sent == result.received >= 2
+    assert result.extra["sys_name"] == "netmon-test-snmpd"
+    assert result.extra["sys_uptime_seconds"] > 0 and not result.extra["rebooted"]
+    names = {row["name"] for row in result.extra["interfaces"]}
+    assert "lo" in names
+    assert result.extra["aps"] is None and len(result.rtts) == 1
+    json.dumps(result.extra)  # serialisable as is
+
+
+async def test_v2c_rates_on_the_second_poll(snmpd: Agent, poller: SnmpPoller) -> None:
+    await poller.poll(target(snmpd), v2c(snmpd))
+    await asyncio.sleep(1.0)  # keep our own SNMP traffic on lo far below its 10 Mbit/s speed
+    result = await poller.poll(target(snmpd), v2c(snmpd))
+    lo = next(row for row in result.extra["interfaces"] if row["name"] == "lo")
+    assert lo["in_bps"] is not None and lo["in_bps"] >= 0 and lo["in_errors"] == 0
+
+
+async def test_v3_auth_priv_sha_aes(snmpd: Agent, poller: SnmpPoller) -> None:
+    settings = v3_priv(snmpd)
+    assert settings.security_level == "authPriv"
+    result = await poller.poll(target(snmpd), settings)
+    assert result.ok and result.extra["complete"], result.reason
+    assert result.extra["sys_name"] == "netmon-test-snmpd"
+
+
+async def test_v3_auth_no_priv_sha256(snmpd: Agent, poller: SnmpPoller) -> None:
+    user, proto, key = V3_AUTH_USER
+    settings = SnmpSettings(
+        version="3", user=user, auth_protocol=proto, auth_key=key, port=snmpd.port
+    )
+    assert settings.security_level == "authNoPriv"
+    result = await poller.poll(target(snmpd), settings)
+    assert result.ok and result.extra["complete"], result.reason
+
+
+@pytest.mark.parametrize(
+    ("make", "reason", "wrong"),
+    [
+        (lambda a: SnmpSettings(community="wrong-community-1", port=a.port, timeout=0.3),
+         "no SNMP response after 2 attempts of 0.3s (device down or unreachable, or wrong "
+         "community)", "wrong-community-1"),
+        (lambda a: v3_priv(a, auth_key="wrong-auth-key-2"),
+         "SNMPv3 authentication failed (unknown user, or wrong auth protocol or key)",
+         "wrong-auth-key-2"),
+        (lambda a: v3_priv(a, priv_key="wrong-priv-key-3", timeout=0.3),
+         "no SNMP response after 2 attempts of 0.3s (device down or unreachable, or wrong "
+         "privacy key)", "wrong-priv-key-3"),
+        (lambda a: v3_priv(a, user="nobody"),
+         "SNMPv3 authentication failed (unknown user, or wrong auth protocol or key)", "nobody"),
+    ],
+    ids=["wrong-community", "wrong-auth-key", "wrong-priv-key", "unknown-user"],
+)  # fmt: skip
+async def test_wrong_credentials_fail_without_leaking_them(
+    snmpd: Agent,
+    poller: SnmpPoller,
+    caplog: pytest.LogCaptureFixture,
+    make: object,
+    reason: str,
+    wrong: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = make(snmpd)  # type: ignore[operator]
+    result = await poller.poll(target(snmpd), settings)
+    assert not result.ok and result.reason == reason
+    assert result.received == (0 if "no SNMP response" in reason else result.sent)
+    assert result.rtts == () and not result.extra["complete"]
+    assert "SNMP poll of lab/snmpd-1 fails" in caplog.text  # logged once, on the state change
+    assert_no_secret(result, caplog, wrong)
+
+
+async def test_agent_stopping_mid_walk_gives_a_partial_result(
+    own_snmpd: Agent, poller: SnmpPoller, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP snmpd after the first column: the poll returns within its bound, partial."""
+    caplog.set_level(logging.DEBUG)
+
+    async def pausing_factory(address: str, settings: SnmpSettings) -> SnmpClient:
+        return PauseAfterFirstWalk(await open_client(address, settings), own_snmpd)
+
+    poller = SnmpPoller(poller.profiles, client_factory=pausing_factory)
+    settings = v2c(own_snmpd, timeout=0.3, retries=1, max_poll_time=3.0)
+    begun = time.monotonic()
+    result = await poller.poll(target(own_snmpd), settings)
+    assert time.monotonic() - begun < 3.0
+    assert result.ok and not result.extra["complete"]
+    assert (
+        result.reason == "partial poll: no SNMP response after 2 attempts of 0.3s (device down or "
+        "unreachable, or wrong community)"
+    )
+    assert result.extra["sys_name"] == "netmon-test-snmpd"  # what came before the stop is kept
+    assert result.sent == result.received + 2
+    assert_no_secret(result, caplog)
+
+
+class PauseAfterFirstWalk:
+    """Wraps a real client; pauses the agent once the first column walk has finished."""
+
+    def __init__(self, client: SnmpClient, agent: Agent) -> None:
+        self.client, self.agent, self.walks = client, agent, 0
+        self.stats = client.stats
+
+    async def open(self) -> None:
+        await self.client.open()
+
+    async def get(self, oids):  # type: ignore[no-untyped-def]
+        return await self.client.get(oids)
+
+    async def walk(self, oid):  # type: ignore[no-untyped-def]
+        self.walks += 1
+        if self.walks == 2:
+            self.agent.pause()
+        async for item in self.client.walk(oid):
+            yield item
+
+
+async def test_a_stopped_agent_is_bounded_by_max_poll_time(
+    own_snmpd: Agent, poller: SnmpPoller
+) -> None:
+    own_snmpd.pause()
+    settings = v2c(own_snmpd, timeout=1.0, retries=5, max_poll_time=0.8)
+    begun = time.monotonic()
+    result = await poller.poll(target(own_snmpd), settings)
+    assert time.monotonic() - begun < 1.5
+    assert not result.ok and result.reason == "poll exceeded its 0.8s bound"
+
+
+async def test_the_probe_returns_before_the_runners_deadline(
+    own_snmpd: Agent, poller: SnmpPoller
+) -> None:
+    own_snmpd.pause()
+    settings = v2c(own_snmpd, timeout=1.0, retries=10, max_poll_time=30.0)
+    node = Target("lab", "snmpd-1", own_snmpd.host, meta={"snmp": settings})
+    params = ProbeParams(count=1, timeout=1.0)  # runner deadline 2.0 s
+    result = await run_probe("snmp", ProbeContext(snmp=poller), node, params)
+    assert not result.ok and result.reason == "poll exceeded its 1.5s bound"
+    assert result.duration < params.deadline
+
+
+async def test_probe_without_settings_or_poller(poller: SnmpPoller) -> None:
+    params = ProbeParams()
+    bare = Target("lab", "x", "127.0.0.1")
+    result = await run_probe("snmp", ProbeContext(snmp=poller), bare, params)
+    assert result.reason == "no SNMP settings for this device (meta['snmp'])"
+    result = await run_probe("snmp", ProbeContext(), bare, params)
+    assert result.reason == "no SNMP poller"
+
+
+async def test_concurrency_is_bounded(snmpd: Agent) -> None:
+    in_flight = peak = 0
+
+    async def counting_factory(address: str, settings: SnmpSettings) -> SnmpClient:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        client = await open_client(address, settings)
+        original = client.get
+
+        async def get(oids):  # type: ignore[no-untyped-def]
+            nonlocal in_flight
+            try:
+                await asyncio.sleep(0.05)  # hold the slot so polls overlap
+                return await original(oids)
+            finally:
+                in_flight -= 1
+
+        client.get = get  # type: ignore[method-assign]
+        return client
+
+    poller = SnmpPoller.from_directory(max_concurrency=3, client_factory=counting_factory)
+    devices = [Target("lab", f"d{i}", snmpd.host) for i in range(12)]
+    results = await asyncio.gather(*(poller.poll(d, v2c(snmpd)) for d in devices))
+    assert all(r.ok for r in results) and peak == 3

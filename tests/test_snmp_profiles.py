@@ -1,0 +1,113 @@
+"""SNMP profiles (strict YAML, one invalid-*.yaml per rule) and SnmpSettings validation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probes.snmp import SnmpSettings
+from probes.snmp_profiles import DEFAULT_DIR, ProfileError, load_profiles
+
+INVALID = sorted((Path(__file__).parent / "snmp" / "profiles").glob("invalid-*.yaml"))
+
+
+def test_shipped_profiles_load_with_their_roles() -> None:
+    profiles = load_profiles(DEFAULT_DIR)
+    assert set(profiles) >= {
+        "generic", "cisco-wlc", "ruckus-smartzone", "ruckus-zonedirector", "cambium-cnpilot"
+    }  # fmt: skip
+    generic = profiles["generic"]
+    assert generic.interfaces is not None and generic.aps is None
+    assert generic.tables["if"].columns["in_octets"].oid == "1.3.6.1.2.1.31.1.1.1.6"
+    wlc = profiles["cisco-wlc"]
+    assert wlc.interfaces == generic.interfaces  # inherited through `extends: generic`
+    assert wlc.aps is not None and wlc.aps.clients is not None
+    assert wlc.aps.clients.table == "radio"
+    assert wlc.tables["ap"].columns["status"].oid == "1.3.6.1.4.1.14179.2.2.1.1.6"
+    assert wlc.tables["radio"].columns["clients"].oid == "1.3.6.1.4.1.14179.2.2.2.1.15"
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_each_invalid_profile_names_its_rule(path: Path, tmp_path: Path) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(ProfileError) as info:
+        load_profiles(tmp_path)
+    assert str(info.value) == f"{tmp_path / path.name}: {expected}"
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    for path in INVALID[:3]:
+        shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(ProfileError) as info:
+        load_profiles(tmp_path)
+    assert len(str(info.value).splitlines()) == 3
+
+
+def test_a_child_overrides_and_adds_tables(tmp_path: Path) -> None:
+    shutil.copy(DEFAULT_DIR / "generic.yaml", tmp_path)
+    (tmp_path / "vendor-x.yaml").write_text(
+        "name: vendor-x\nextends: generic\n"
+        "scalars:\n  aps_joined: {oid: .1.3.6.1.4.1.99.1.0, type: gauge}\n"
+    )
+    profile = load_profiles(tmp_path)["vendor-x"]
+    assert profile.scalars["aps_joined"].oid == "1.3.6.1.4.1.99.1.0"  # leading dot dropped
+    assert "sys_uptime" in profile.scalars and profile.interfaces is not None
+
+
+def test_an_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="no \\*.yaml SNMP profiles found"):
+        load_profiles(tmp_path)
+
+
+# -- SnmpSettings ----------------------------------------------------------------------------
+
+
+def test_settings_repr_hides_every_secret() -> None:
+    settings = SnmpSettings(
+        version="3", user="noc", auth_key="auth-secret-1", priv_key="priv-secret-2"
+    )
+    text = f"{settings!r} {settings}"
+    assert "auth-secret-1" not in text and "priv-secret-2" not in text
+    assert "user='noc'" in text and settings.security_level == "authPriv"
+    v2 = SnmpSettings(community="community-secret")
+    assert "community-secret" not in repr(v2) and v2.security_level == "community"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"version": "2"}, "version must be one of 1, 2c, 3 (got '2')"),
+        ({"community": ""}, "SNMPv2c needs a community"),
+        ({"version": "3"}, "SNMPv3 needs a user"),
+        ({"version": "3", "user": "u", "priv_key": "priv-secret"},
+         "priv_key needs an auth_key (authPriv)"),
+        ({"version": "3", "user": "u", "auth_key": "short7!"},
+         "auth_key must be at least 8 characters (RFC 3414)"),
+        ({"version": "3", "user": "u", "auth_protocol": "MD5", "auth_key": "auth-secret"},
+         "auth_protocol must be one of SHA, SHA-224, SHA-256, SHA-384, SHA-512"),
+        ({"version": "3", "user": "u", "priv_protocol": "DES", "auth_key": "auth-secret"},
+         "priv_protocol must be one of AES, AES-192, AES-256"),
+        ({"port": 0}, "port must be 1-65535"),
+        ({"timeout": 0}, "timeout must be > 0"),
+        ({"retries": -1}, "retries must be 0-10"),
+        ({"max_poll_time": 0}, "max_poll_time must be > 0"),
+        ({"max_repetitions": 0}, "max_repetitions must be 1-1000"),
+        ({"profile": "../etc"}, "profile must be a profile name like 'generic'"),
+    ],
+)  # fmt: skip
+def test_settings_validation(kwargs: dict[str, object], message: str) -> None:
+    kwargs = {"community": "community-secret", **kwargs}
+    with pytest.raises(ValueError) as info:
+        SnmpSettings(**kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == f"invalid SNMP settings: {message}"
+    assert "community-secret" not in str(info.value) and "short7!" not in str(info.value)
+
+
+def test_settings_from_mapping_is_strict() -> None:
+    settings = SnmpSettings.from_mapping({"version": 3, "user": "u", "auth_key": "auth-secret"})
+    assert settings.version == "3" and settings.security_level == "authNoPriv"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) comunity"):
+        SnmpSettings.from_mapping({"comunity": "x"})
