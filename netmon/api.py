@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -25,9 +26,11 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from netmon import __version__
-from netmon.inventory import FacilityType, Role
+from netmon.inventory import Device, FacilityType, Role, Site
 from netmon.monitor import Monitor, SiteStatus
+from netmon.snmp_view import ControllerView, SnmpEvidence, controller_view, facts
 from netmon.verdict import Verdict, device_state
+from netmon.window import DeviceSummary
 
 
 def iso(ts: float | None) -> datetime | None:
@@ -83,19 +86,54 @@ class WindowPublic(BaseModel):
     down_since: datetime | None
 
 
+class InterfacePublic(BaseModel):
+    index: int
+    name: str | None
+    oper_up: bool | None
+    admin_up: bool | None
+    in_bps: float | None
+    out_bps: float | None
+    in_errors: int | None
+    out_errors: int | None
+    flaps: int
+
+
+class SnmpPublic(BaseModel):
+    answered: bool | None
+    polled_at: datetime | None
+    uptime_seconds: float | None
+    reboots_in_window: list[datetime]
+    uplinks_down: list[str]
+    interfaces: list[InterfacePublic]
+    aps_total: int | None
+    aps_up: int | None
+
+
 class DevicePublic(BaseModel):
     name: str
     role: Role
-    address: str
+    address: str | None
     parent: str | None
     state: str  # up | down | unreachable_parent | unknown
     last: LastResultPublic | None
-    window: WindowPublic
+    window: WindowPublic | None
+    snmp: SnmpPublic | None = None
+    clients: int | None = None  # associated clients, for APs a controller reports
+
+
+class ControllerApPublic(BaseModel):
+    controller: str
+    name: str | None
+    mac: str | None
+    up: bool | None
+    clients: int | None
 
 
 class SiteDetail(SitePublic):
     window_seconds: float
     device_list: list[DevicePublic]
+    clients: int | None  # associated clients over the site's controllers
+    unknown_aps: list[ControllerApPublic]  # reported by a controller, missing from the inventory
 
 
 class VerdictChangePublic(BaseModel):
@@ -185,27 +223,53 @@ async def get_site(site_id: str, monitor: MonitorDep) -> SiteDetail:
     site = st.site
     now = monitor.clock()
     summaries = monitor.summaries(site, now)
-    devices = []
-    for dev in site.devices:
-        s = summaries[dev.name]
-        state = device_state(site, dev, summaries)
-        last = s.last
-        devices.append(
-            DevicePublic(
-                name=dev.name, role=dev.role, address=dev.address, parent=dev.parent, state=state,
-                last=None if last is None else LastResultPublic(
-                    at=iso(last.started_at), ok=last.ok, sent=last.sent, received=last.received,
-                    loss_ratio=last.loss_ratio, rtt_min_seconds=last.rtt_min,
-                    rtt_avg_seconds=last.rtt_avg, rtt_max_seconds=last.rtt_max,
-                    jitter_seconds=last.jitter, reason=last.reason),
-                window=WindowPublic(
-                    probes=s.probes, availability_ratio=s.availability, loss_ratio=s.loss_ratio,
-                    rtt_p95_seconds=s.rtt_p95, longest_outage_seconds=s.longest_outage,
-                    down_since=iso(s.down_since)),
-            )
-        )  # fmt: skip
+    snmp = monitor.site_snmp(site)
+    view = controller_view(site, snmp)
+    devices = [_device_public(site, dev, summaries, snmp, view, now) for dev in site.devices]
     base = site_public(st).model_dump()
-    return SiteDetail(**base, window_seconds=monitor.inventory.policy_for(site).window, device_list=devices)
+    unknown = [ControllerApPublic(**{k: ap.get(k) for k in ControllerApPublic.model_fields}) for ap in view.unknown_aps]
+    clients = sum(view.clients.values()) + sum(ap.clients or 0 for ap in unknown) if snmp and view.up else None
+    return SiteDetail(**base, window_seconds=monitor.inventory.policy_for(site).window, device_list=devices,
+                      clients=clients, unknown_aps=unknown)  # fmt: skip
+
+
+def _device_public(
+    site: Site,
+    dev: Device,
+    summaries: Mapping[str, DeviceSummary],
+    snmp: Mapping[str, SnmpEvidence],
+    view: ControllerView,
+    now: float,
+) -> DevicePublic:
+    s = summaries.get(dev.name)
+    last = s.last if s else None
+    return DevicePublic(
+        name=dev.name, role=dev.role, address=dev.address, parent=dev.parent,
+        state=device_state(site, dev, summaries),
+        last=None if last is None else LastResultPublic(
+            at=iso(last.started_at), ok=last.ok, sent=last.sent, received=last.received,
+            loss_ratio=last.loss_ratio, rtt_min_seconds=last.rtt_min,
+            rtt_avg_seconds=last.rtt_avg, rtt_max_seconds=last.rtt_max,
+            jitter_seconds=last.jitter, reason=last.reason),
+        window=None if s is None else WindowPublic(
+            probes=s.probes, availability_ratio=s.availability, loss_ratio=s.loss_ratio,
+            rtt_p95_seconds=s.rtt_p95, longest_outage_seconds=s.longest_outage,
+            down_since=iso(s.down_since)),
+        snmp=_snmp_public(dev, snmp[dev.name], now) if dev.name in snmp else None,
+        clients=view.clients.get(dev.name),
+    )  # fmt: skip
+
+
+def _snmp_public(dev: Device, ev: SnmpEvidence, now: float) -> SnmpPublic:
+    f = facts(dev, ev, now)
+    extra = ev.last_ok.extra if ev.last_ok else {}
+    return SnmpPublic(
+        answered=f.answered, polled_at=iso(ev.polls.last.started_at) if ev.polls.last else None,
+        uptime_seconds=f.uptime, reboots_in_window=[iso(t) for t in f.reboots],
+        uplinks_down=list(f.uplinks_down),
+        interfaces=[InterfacePublic(**i) for i in extra.get("interfaces") or []],
+        aps_total=extra.get("aps_total"), aps_up=extra.get("aps_up"),
+    )  # fmt: skip
 
 
 @router.get("/sites/{site_id}/history", response_model=HistoryPublic, responses={404: {"model": ErrorPublic}})

@@ -129,6 +129,7 @@ async def serve(settings: Settings) -> None:
     from netmon.store import Store
     from probes import ProbeContext
     from probes.icmp import IcmpEngine, IcmpUnavailable
+    from probes.snmp import SnmpPoller
 
     inventory = load_inventory(settings.config)
     if settings.database_url.startswith("sqlite:///"):
@@ -142,7 +143,8 @@ async def serve(settings: Settings) -> None:
     devices = sum(len(s.devices) for s in inventory.sites)
     log.info("netmon %s: %d sites, %d devices from %s; store %s; ICMP %s", __version__,
              len(inventory.sites), devices, settings.config, store.safe_url, icmp.mode)  # fmt: skip
-    monitor = Monitor(inventory, store, ProbeContext(icmp=icmp), spill_dir=settings.data_dir / "spill")
+    ctx = ProbeContext(icmp=icmp, snmp=SnmpPoller.from_directory())
+    monitor = Monitor(inventory, store, ctx, spill_dir=settings.data_dir / "spill")
     app = create_app(monitor, make_registry(monitor, __version__, icmp.mode))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             lifespan="off", access_log=False)  # fmt: skip

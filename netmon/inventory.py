@@ -8,6 +8,7 @@ problems in a file are collected, not just the first.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ import yaml
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,7 +39,7 @@ JHARKHAND_DISTRICTS = (
 
 Role = Literal["wan", "router", "switch", "ap", "controller"]
 FacilityType = Literal["medical_college", "district_hospital", "chc", "phc", "other"]
-ProbeKind = Literal["icmp"]
+ProbeKind = Literal["icmp", "snmp"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[Duration, Field(gt=0.0)]
@@ -76,6 +79,7 @@ class PolicyOverride(_Strict):
     small_site_aps: Annotated[int, Field(ge=0)] | None = None
     small_site_max_aps_down: Annotated[int, Field(ge=0)] | None = None
     max_outage: Seconds | None = None
+    max_reboots: Annotated[int, Field(ge=0)] | None = None
 
 
 class Policy(_Strict):
@@ -91,6 +95,7 @@ class Policy(_Strict):
     small_site_aps: Annotated[int, Field(ge=0)] = 5
     small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
     max_outage: Seconds = 4 * 3600.0
+    max_reboots: Annotated[int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
 
     def merged(self, override: PolicyOverride | None) -> Policy:
         if override is None:
@@ -98,16 +103,112 @@ class Policy(_Strict):
         return self.model_copy(update=_set_fields(override))
 
 
+class SecretRef(_Strict):
+    """A secret kept out of the inventory: ``{env: NAME}`` or ``{file: /path}``."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+
+def _resolve_secret(value: object) -> object:
+    """Literal strings, ``{env: NAME}`` or ``{file: PATH}`` become a SecretStr (hidden in reprs)."""
+    if isinstance(value, dict):
+        ref = SecretRef.model_validate(value)
+        if ref.env is not None:
+            if ref.env not in os.environ:
+                raise ValueError(f"environment variable {ref.env} is not set")
+            return SecretStr(os.environ[ref.env])
+        assert ref.file is not None
+        try:
+            return SecretStr(ref.file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {ref.file}: {exc.strerror}") from None
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
+
+
+class SnmpCredentials(_Strict):
+    """How to talk to an agent; secrets may come from the environment or a file."""
+
+    version: Literal["1", "2c", "3"] = "2c"
+    community: Secret | None = None
+    user: str | None = None
+    auth_protocol: Literal["SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
+    auth_key: Secret | None = None
+    priv_protocol: Literal["AES", "AES-192", "AES-256"] = "AES"
+    priv_key: Secret | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 161
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpCredentials:
+        if self.version != "3" and self.community is None:
+            raise ValueError(f"SNMPv{self.version} needs a community")
+        if self.version == "3" and not self.user:
+            raise ValueError("SNMPv3 needs a user")
+        if self.priv_key is not None and self.auth_key is None:
+            raise ValueError("priv_key needs an auth_key (authPriv)")
+        return self
+
+
+class SnmpDefaults(_Strict):
+    interval: Seconds = 60.0
+    timeout: Seconds = 2.0  # per request
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    max_poll_time: Seconds = 20.0  # bound on one whole poll of a device
+
+
+class SnmpConfig(_Strict):
+    credentials: dict[str, SnmpCredentials] = {}
+    defaults: SnmpDefaults = SnmpDefaults()
+
+
+class DeviceSnmp(_Strict):
+    credentials: str
+    profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "generic"
+    uplink_interfaces: list[str] = []  # ifName values whose link must be up
+
+
 class Device(_Strict):
     name: Slug
     role: Role
-    address: str
+    address: str | None = None
     parent: str | None = None
-    probes: list[ProbeKind] = ["icmp"]
+    mac: str | None = None  # how a wireless controller names this AP, if not by name
+    probes: list[ProbeKind] | None = None  # default: icmp, plus snmp when `snmp` is given
+    snmp: DeviceSnmp | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        if self.probes is not None:
+            return list(self.probes)
+        return ["icmp", "snmp"] if self.snmp else ["icmp"]
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        digits = re.sub(r"[\s:.\-]", "", value or "").lower()
+        if value is not None and not re.fullmatch(r"[0-9a-f]{12}", digits):
+            raise ValueError(f"not a MAC address: {value!r}")
+        return value
 
     @field_validator("address")
     @classmethod
-    def _address(cls, value: str) -> str:
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             ipaddress.ip_address(value)
         except ValueError:
@@ -155,6 +256,7 @@ class Inventory(_Strict):
     state: str = "Jharkhand"
     defaults: Defaults = Defaults()
     policy: Policy = Policy()
+    snmp: SnmpConfig = SnmpConfig()
     sites: list[Site] = []
 
     def site(self, site_id: str) -> Site | None:
@@ -268,7 +370,8 @@ def _problem(err: Any, lines: dict[Path_, int], filename: str) -> ConfigProblem:
 
 
 def _is_type_tag(part: str) -> bool:
-    return part in {"function-before[parse_duration(), float]", "constrained-int", "int", "float"}
+    """pydantic puts union branches and validator wrappers into ``loc``; they are not fields."""
+    return "[" in part or "(" in part or part in {"constrained-int", "int", "float", "str", "SecretStr"}
 
 
 def _cross_checks(inv: Inventory) -> Iterator[tuple[Path_, str]]:
@@ -285,7 +388,7 @@ def _cross_checks(inv: Inventory) -> Iterator[tuple[Path_, str]]:
                 f"({', '.join(JHARKHAND_DISTRICTS)}); set top-level 'state' for other states"
             )
         yield from _timing_checks(inv, site, here)
-        yield from _device_checks(site, here, addresses)
+        yield from _device_checks(inv, site, here, addresses)
 
 
 def _timing_checks(inv: Inventory, site: Site, here: Path_) -> Iterator[tuple[Path_, str]]:
@@ -300,7 +403,7 @@ def _timing_checks(inv: Inventory, site: Site, here: Path_) -> Iterator[tuple[Pa
 
 
 def _device_checks(
-    site: Site, here: Path_, addresses: dict[str, str]
+    inv: Inventory, site: Site, here: Path_, addresses: dict[str, str]
 ) -> Iterator[tuple[Path_, str]]:
     names: set[str] = set()
     for j, dev in enumerate(site.devices):
@@ -309,9 +412,13 @@ def _device_checks(
             yield at + ("name",), f"duplicate device name {dev.name!r} in site {site.id!r}"
         names.add(dev.name)
         owner = f"{site.id}/{dev.name}"
-        if dev.address in addresses:
+        if dev.address is None and dev.kinds:
+            yield at + ("address",), f"needed to probe it ({', '.join(dev.kinds)}); or set probes: []"
+        elif dev.address is not None and dev.address in addresses:
             yield at + ("address",), f"address {dev.address} is already used by {addresses[dev.address]}"
-        addresses.setdefault(dev.address, owner)
+        if dev.address is not None:
+            addresses.setdefault(dev.address, owner)
+        yield from _snmp_checks(inv, dev, at)
         if dev.parent is not None:
             if dev.parent == dev.name:
                 yield at + ("parent",), "a device cannot be its own parent"
@@ -319,6 +426,25 @@ def _device_checks(
                 yield at + ("parent",), f"no device named {dev.parent!r} in site {site.id!r}"
             elif _in_cycle(site, dev):
                 yield at + ("parent",), f"parent chain of {dev.name!r} loops back to itself"
+
+
+def _snmp_checks(inv: Inventory, dev: Device, at: Path_) -> Iterator[tuple[Path_, str]]:
+    if "snmp" in dev.kinds and dev.snmp is None:
+        yield at + ("snmp",), "probes include snmp but the device has no snmp settings"
+    if dev.snmp is None:
+        return
+    if dev.snmp.credentials not in inv.snmp.credentials:
+        known = ", ".join(sorted(inv.snmp.credentials)) or "none defined"
+        yield at + ("snmp", "credentials"), f"no SNMP credentials named {dev.snmp.credentials!r} (known: {known})"
+    profiles = snmp_profile_names()
+    if dev.snmp.profile not in profiles:
+        yield at + ("snmp", "profile"), f"no SNMP profile {dev.snmp.profile!r} (known: {', '.join(sorted(profiles))})"
+
+
+def snmp_profile_names() -> set[str]:
+    from probes.snmp_profiles import DEFAULT_DIR
+
+    return {p.stem for p in DEFAULT_DIR.glob("*.yaml")}
 
 
 def _in_cycle(site: Site, dev: Device) -> bool:

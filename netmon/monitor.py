@@ -13,12 +13,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netmon.errors import StoreError
 from netmon.inventory import Device, Inventory, Site
 from netmon.scheduler import Job, Scheduler
+from netmon.snmp_view import (
+    SnmpEvidence,
+    SnmpFacts,
+    controller_view,
+    effective_summaries,
+    facts,
+    snmp_settings,
+)
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
 from netmon.window import DeviceSummary, DeviceWindow
@@ -47,6 +56,7 @@ class ProbeJob:
     device: Device
     kind: str
     params: ProbeParams
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 class Monitor:
@@ -65,7 +75,8 @@ class Monitor:
         self.clock = clock
         self.flush_every = flush_every
         self.spill_dir = spill_dir
-        self.windows: dict[DeviceKey, DeviceWindow] = {}
+        self.windows: dict[DeviceKey, DeviceWindow] = {}  # ICMP reachability
+        self.snmp: dict[DeviceKey, SnmpEvidence] = {}
         self.status: dict[str, SiteStatus] = {}
         self.scheduler = Scheduler(self._probe)
         self.results_taken = 0
@@ -98,9 +109,14 @@ class Monitor:
     def _make_windows(self) -> None:
         """A window per device; existing ones (a reload) keep their evidence."""
         old, self.windows = self.windows, {}
+        old_snmp, self.snmp = self.snmp, {}
         for site in self.inventory.sites:
             for dev in site.devices:
                 key = (site.id, dev.name)
+                if "snmp" in dev.kinds:
+                    ev = old_snmp.get(key)
+                    keep = ev is not None and ev.polls.window == self._window(site)
+                    self.snmp[key] = ev if keep and ev else SnmpEvidence(self._window(site))
                 window = old.get(key)
                 if window is None or window.window != self._window(site):
                     window = DeviceWindow(self._window(site))
@@ -111,7 +127,11 @@ class Monitor:
     def reload(self, inventory: Inventory) -> None:
         """Switch to a new inventory without resetting devices that stay."""
         self.inventory = inventory
+        before = set(self.snmp)
         self._make_windows()
+        for site_id, device in before - set(self.snmp):
+            if self.ctx.snmp is not None:  # the poller keeps rate and reboot state per device
+                self.ctx.snmp.forget(Target(site_id, device, ""))
         sites = {s.id: s for s in inventory.sites}
         self.status = {k: v for k, v in self.status.items() if k in sites}
         self.scheduler.update(self.jobs())
@@ -120,20 +140,24 @@ class Monitor:
 
     def jobs(self) -> list[Job]:
         out: list[Job] = []
+        snmp = self.inventory.snmp.defaults
+        snmp_params = ProbeParams(count=1, timeout=snmp.max_poll_time, spacing=snmp.timeout)
         for site in self.inventory.sites:
             eff = self.inventory.probe_settings(site)
             params = ProbeParams(count=eff.count, timeout=eff.timeout, spacing=eff.spacing)
             for dev in site.devices:
-                for kind in dev.probes:
-                    payload = ProbeJob(site, dev, kind, params)
-                    out.append(Job((site.id, dev.name, kind), eff.interval, payload))
+                if "icmp" in dev.kinds:
+                    out.append(Job((site.id, dev.name, "icmp"), eff.interval, ProbeJob(site, dev, "icmp", params)))
+                if "snmp" in dev.kinds:
+                    job = ProbeJob(site, dev, "snmp", snmp_params, {"snmp": snmp_settings(self.inventory, dev)})
+                    out.append(Job((site.id, dev.name, "snmp"), snmp.interval, job))
         return out
 
     # --- the flow ---------------------------------------------------------------------------
     async def _probe(self, job: Job) -> None:
         pj = job.payload
         assert isinstance(pj, ProbeJob)
-        target = Target(pj.site.id, pj.device.name, pj.device.address, pj.device.role)
+        target = Target(pj.site.id, pj.device.name, pj.device.address or "", pj.device.role, pj.meta)
         result = await run_probe(pj.kind, self.ctx, target, pj.params)
         self.record(pj.site.id, pj.device.name, result)
 
@@ -146,14 +170,16 @@ class Monitor:
 
     def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:
         """Add a result to its device's window, unless it fell in announced maintenance."""
-        window = self.windows.get((site_id, device))
-        if window is None:
+        key = (site_id, device)
+        target = self.snmp.get(key) if result.kind == "snmp" else self.windows.get(key)
+        if target is None:
             return False
         site = self.inventory.site(site_id)
         if site is not None and site.maintenance and site.in_maintenance(result.started_at):
-            window.close_outage(result.started_at)  # maintenance time is not outage time
+            if isinstance(target, DeviceWindow):
+                target.close_outage(result.started_at)  # maintenance time is not outage time
             return False
-        window.add(result)
+        target.add(result)
         return True
 
     def _log_transition(self, key: DeviceKey, result: ProbeResult) -> None:
@@ -164,18 +190,27 @@ class Monitor:
             log.info("%s/%s %s", key[0], key[1], state)
 
     def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
-        return {
-            d.name: self.windows[(site.id, d.name)].summary(now)
-            for d in site.devices
-            if (site.id, d.name) in self.windows
-        }
+        """Each device's reachability over the window (ICMP, SNMP and controllers combined)."""
+        icmp = {d.name: self.windows[(site.id, d.name)].summary(now) for d in site.devices}
+        snmp = self.site_snmp(site)
+        if not snmp:
+            return icmp
+        return effective_summaries(site, icmp, snmp, controller_view(site, snmp), now)
+
+    def site_snmp(self, site: Site) -> dict[str, SnmpEvidence]:
+        return {d.name: self.snmp[(site.id, d.name)] for d in site.devices if (site.id, d.name) in self.snmp}
+
+    def snmp_facts(self, site: Site, now: float) -> dict[str, SnmpFacts]:
+        return {name: facts(site.device(name), ev, now)  # type: ignore[arg-type]
+                for name, ev in self.site_snmp(site).items()}  # fmt: skip
 
     def evaluate(self) -> list[VerdictChange]:
         """Judge every site now; record and return the verdict changes."""
         now = self.clock()
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
-            j = judge(site, self.inventory.policy_for(site), self.summaries(site, now))
+            policy = self.inventory.policy_for(site)
+            j = judge(site, policy, self.summaries(site, now), self.snmp_facts(site, now))
             prev = self.status.get(site.id)
             since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
             self.status[site.id] = SiteStatus(site, j, since, now)

@@ -29,7 +29,11 @@ from netmon.errors import StoreError
 from probes.base import ProbeResult
 
 log = logging.getLogger("netmon.store")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Steps that bring an existing database from version N-1 to N (new databases get create_all).
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE probe_result ADD COLUMN extra TEXT NOT NULL DEFAULT ''"],
+}
 
 
 class ProbeResultRow(SQLModel, table=True):
@@ -51,6 +55,7 @@ class ProbeResultRow(SQLModel, table=True):
     jitter: float | None = None
     rtts: str = ""  # JSON list of the received RTTs, seconds
     reason: str = ""
+    extra: str = ""  # JSON: what the probe found beyond reachability (SNMP: interfaces, APs)
 
     @staticmethod
     def values(site_id: str, device: str, r: ProbeResult) -> dict[str, Any]:
@@ -60,6 +65,7 @@ class ProbeResultRow(SQLModel, table=True):
             "duration": r.duration, "ok": r.ok, "sent": r.sent, "received": r.received,
             "rtt_min": r.rtt_min, "rtt_avg": r.rtt_avg, "rtt_max": r.rtt_max, "jitter": r.jitter,
             "rtts": json.dumps([round(x, 7) for x in r.rtts]), "reason": r.reason,
+            "extra": json.dumps(r.extra, separators=(",", ":")) if r.extra else "",
         }  # fmt: skip
 
 
@@ -115,20 +121,28 @@ class Store:
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create missing tables and record the schema version (the place for future steps)."""
+        """Create missing tables, then apply the migration steps the database has not had."""
         try:
             SQLModel.metadata.create_all(self.engine)
             with Session(self.engine) as s:
                 current = s.exec(select(func.max(SchemaVersionRow.version))).one()
-                if current is None:
-                    s.add(SchemaVersionRow(version=SCHEMA_VERSION))
-                    s.commit()
-                elif current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})"
-                    )
+            if current is None:
+                self._set_version(SCHEMA_VERSION)
+            elif current > SCHEMA_VERSION:
+                raise StoreError(f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})")
+            for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
+                with self.engine.begin() as conn:
+                    for statement in MIGRATIONS[version]:
+                        conn.execute(text(statement))
+                self._set_version(version)
+                log.info("database migrated to schema v%d", version)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot prepare database {self.safe_url}: {exc}") from exc
+
+    def _set_version(self, version: int) -> None:
+        with Session(self.engine) as s:
+            s.add(SchemaVersionRow(version=version))
+            s.commit()
 
     @property
     def safe_url(self) -> str:
@@ -211,7 +225,7 @@ class Store:
         """
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok,
-                t.c.sent, t.c.received, t.c.rtts, t.c.reason)  # fmt: skip
+                t.c.sent, t.c.received, t.c.rtts, t.c.reason, t.c.extra)  # fmt: skip
         last_id = 0
         while True:
             q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)
@@ -219,9 +233,10 @@ class Store:
                 rows = conn.execute(q).all()
             if not rows:
                 return
-            for _id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason in rows:
+            for _id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason, extra in rows:
                 rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
-                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason)
+                more = json.loads(extra) if extra else {}
+                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, more)
             last_id = rows[-1][0]
 
     def results(self, site_id: str, device: str | None, since: float, limit: int = 1000) -> list[ProbeResultRow]:

@@ -16,11 +16,13 @@ its parent*: it is reported once, under the parent's reason, never as its own fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from netmon.inventory import Device, Policy, Site
+from netmon.snmp_view import SnmpFacts
 from netmon.window import DeviceSummary
 
 
@@ -59,8 +61,13 @@ def uplinks(site: Site) -> list[Device]:
     return []
 
 
-def judge(site: Site, policy: Policy, seen: Mapping[str, DeviceSummary]) -> Judgement:
-    """The verdict for one site from the window summaries of its devices (by device name)."""
+def judge(
+    site: Site,
+    policy: Policy,
+    seen: Mapping[str, DeviceSummary],
+    snmp: Mapping[str, SnmpFacts] | None = None,
+) -> Judgement:
+    """The verdict for one site from the window summaries (and SNMP facts) of its devices."""
     if not site.devices:
         return Judgement(Verdict.NOT_INSTALLED, (Reason("no_devices", "no gear registered"),))
     if not any(s.probes or s.ever_up for s in seen.values()):
@@ -87,6 +94,7 @@ def judge(site: Site, policy: Policy, seen: Mapping[str, DeviceSummary]) -> Judg
         return Judgement(Verdict.DOWN, tuple(reasons), None)
     reasons += _uplink_quality(links, policy, seen)
     reasons += _ap_reasons(aps, aps_up, policy, seen)
+    reasons += _snmp_reasons(site, policy, seen, down, snmp or {})
     verdict = Verdict.DEGRADED if reasons else Verdict.FULLY_FUNCTIONAL
     return Judgement(verdict, tuple(reasons))
 
@@ -198,3 +206,25 @@ def _ap_reasons(aps: list[Device], aps_up: list[Device], policy: Policy, seen: M
         if loss is not None and loss > policy.ap_max_loss:
             msg = f"{dev.name} packet loss {loss:.2%}, limit {policy.ap_max_loss:.2%}"
             yield Reason("ap_loss", msg, dev.name, loss, policy.ap_max_loss)
+
+
+def _snmp_reasons(
+    site: Site,
+    policy: Policy,
+    seen: Mapping[str, DeviceSummary],
+    down: dict[str, list[str]],
+    snmp: Mapping[str, SnmpFacts],
+) -> Iterator[Reason]:
+    unreachable = set(down) | {name for behind in down.values() for name in behind}
+    for name, f in snmp.items():
+        if name in unreachable:
+            continue  # its outage is reported already
+        if len(f.reboots) > policy.max_reboots:
+            when = datetime.fromtimestamp(f.reboots[-1], UTC).strftime("%Y-%m-%d %H:%M UTC")
+            msg = f"{name} rebooted {len(f.reboots)} time(s) in the window, last at {when}"
+            yield Reason("device_rebooted", msg, name, len(f.reboots), policy.max_reboots)
+        for iface in f.uplinks_down:
+            yield Reason("uplink_interface_down", f"{name} uplink interface {iface} is down", name)
+        if f.answered is False and _is_up(seen, name):
+            msg = f"{name} answers ping but not SNMP (credentials, ACL or agent)"
+            yield Reason("snmp_no_answer", msg, name)

@@ -92,3 +92,27 @@ def test_check_config_cli_rejects_with_file_line_field() -> None:
 def test_check_config_cli_accepts_example() -> None:
     proc = run_cli("check-config", str(EXAMPLE_INVENTORY))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_snmp_secrets_come_from_env_or_file_and_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETMON_TEST_COMMUNITY", "s3cret-community")
+    key = tmp_path / "auth.key"
+    key.write_text("s3cret-auth-key\n")
+    inv = parse_inventory(f"""
+snmp:
+  credentials:
+    ro: {{version: 2c, community: {{env: NETMON_TEST_COMMUNITY}}}}
+    v3: {{version: 3, user: netmon, auth_protocol: SHA-256, auth_key: {{file: {key}}}}}
+""")
+    ro, v3 = inv.snmp.credentials["ro"], inv.snmp.credentials["v3"]
+    assert ro.community is not None and ro.community.get_secret_value() == "s3cret-community"
+    assert v3.auth_key is not None and v3.auth_key.get_secret_value() == "s3cret-auth-key"
+    shown = repr(inv) + str(inv) + inv.model_dump_json()
+    assert "s3cret" not in shown
+    from netmon.inventory import Device
+    from netmon.snmp_view import snmp_settings
+
+    dev = Device.model_validate({"name": "sw", "role": "switch", "address": "127.1.1.1",
+                                 "snmp": {"credentials": "v3"}})  # fmt: skip
+    settings = snmp_settings(inv, dev)
+    assert settings.auth_key == "s3cret-auth-key" and "s3cret" not in repr(settings)

@@ -126,3 +126,28 @@ def test_rows_spilled_at_shutdown_are_queued_next_start(tmp_path: Path, database
     assert len(list(store.results_since(0))) == 50
     assert store.latest_verdicts()["s"].verdict == "down"
     store.close()
+
+
+def test_a_version_1_database_is_migrated(database_url: str) -> None:
+    """An older database (no ``extra`` column) is brought up to date at start-up, rows kept."""
+    from sqlalchemy import text
+
+    store = Store(database_url)
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE probe_result DROP COLUMN extra"))
+        conn.execute(text("DELETE FROM schema_version"))
+        conn.execute(text("INSERT INTO schema_version (version) VALUES (1)"))
+        conn.execute(text("INSERT INTO probe_result (site_id, device, kind, ts, duration, ok, sent, received, rtts, reason)"
+                          " VALUES ('s', 'd', 'icmp', 1.0, 0.1, true, 1, 1, '[0.001]', '')"))
+    store.close()
+    store = Store(database_url)
+    store.migrate()
+    assert "extra" in {c["name"] for c in inspect(store.engine).get_columns("probe_result")}
+    ((_, _, old),) = list(store.results_since(0))
+    assert old.rtts == (0.001,) and old.extra == {}
+    snmp = ProbeResult("snmp", True, 2.0, 0.2, 3, 3, (0.2,), "", {"rebooted": True, "aps": [{"name": "ap-1"}]})
+    store.add_result("s", "wlc", snmp)
+    store.flush()
+    assert list(store.results_since(2.0))[0][2].extra == snmp.extra
+    store.close()
