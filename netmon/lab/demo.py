@@ -1,0 +1,160 @@
+"""The demo lab: a realistic mix of Jharkhand facilities, most fine, some degraded, a few down.
+
+Sites and their gear come from the bundled example inventory
+(``deploy/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
+Without it, a small built-in set of sites is used. Each site gets one condition from
+:data:`CONDITIONS`; healthy sites still see a plausible WAN round-trip time (5-40 ms).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from netmon.errors import ConfigError
+from netmon.inventory import Site, load_inventory
+from netmon.lab.model import Faults, Flap, LabDevice, LabSite, Period, Scenario, Snmp
+from netmon.lab.plan import LabTiming
+from netmon.settings import EXAMPLE_INVENTORY
+
+DEMO_TIMING = LabTiming(interval=5.0, count=5, spacing=0.2, timeout=1.0, window=300.0, min_probes=3)
+
+# site id -> condition; most fully functional, some degraded, a few down.
+DEMO_SITES: dict[str, str] = {
+    "mc-rims-ranchi": "healthy",
+    "mc-snmmc-dhanbad": "controller_down",
+    "dh-ranchi": "healthy",
+    "dh-bokaro": "healthy",
+    "dh-gumla": "healthy",
+    "dh-deoghar": "healthy",
+    "dh-koderma": "healthy",
+    "dh-khunti": "healthy",
+    "dh-hazaribagh": "slow_uplink",
+    "dh-dhanbad": "lossy_uplink",
+    "dh-dumka": "aps_down",
+    "dh-sahebganj": "uplink_down",
+    "chc-sisai": "healthy",
+    "chc-bundu": "healthy",
+    "chc-nirsa": "healthy",
+    "chc-patratu": "healthy",
+    "chc-mandar": "healthy",
+    "chc-torpa": "flapping_ap",
+    "chc-ratu": "uplink_down",
+    "chc-kisko": "never_seen",
+}
+
+Patch = dict[str, Faults]
+
+
+def _wan(site: Site) -> str:
+    return next(d.name for d in site.devices if d.role == "wan")
+
+
+def _healthy(site: Site, rng: random.Random) -> Patch:
+    return {_wan(site): Faults(delay=rng.uniform(0.005, 0.040), jitter=0.002, propagate=True)}
+
+
+def _lossy(site: Site, rng: random.Random) -> Patch:
+    return {_wan(site): Faults(loss=0.03, delay=0.025, jitter=0.004, propagate=True)}
+
+
+def _slow(site: Site, rng: random.Random) -> Patch:
+    return {_wan(site): Faults(delay=0.290, jitter=0.010, propagate=True)}
+
+
+def _uplink_down(site: Site, rng: random.Random) -> Patch:
+    return {_wan(site): Faults(delay=0.020, down_periods=[Period(start=rng.uniform(30, 60))])}
+
+
+def _never_seen(site: Site, rng: random.Random) -> Patch:
+    return {d.name: Faults(down=True) for d in site.devices if d.parent is None}
+
+
+def _aps_down(site: Site, rng: random.Random) -> Patch:
+    aps = [d.name for d in site.devices if d.role == "ap"]
+    down = rng.sample(aps, max(1, round(0.3 * len(aps))))
+    return {**_healthy(site, rng), **{name: Faults(down=True) for name in down}}
+
+
+def _controller_down(site: Site, rng: random.Random) -> Patch:
+    wlc = next(d.name for d in site.devices if d.role == "controller")
+    return {**_healthy(site, rng), wlc: Faults(down=True)}
+
+
+def _flapping_ap(site: Site, rng: random.Random) -> Patch:
+    ap = next(d.name for d in site.devices if d.role == "ap")
+    return {**_healthy(site, rng), ap: Faults(flap=Flap(period=90, down_for=30))}
+
+
+CONDITIONS: dict[str, Callable[[Site, random.Random], Patch]] = {
+    "healthy": _healthy, "lossy_uplink": _lossy, "slow_uplink": _slow,
+    "uplink_down": _uplink_down, "never_seen": _never_seen, "aps_down": _aps_down,
+    "controller_down": _controller_down, "flapping_ap": _flapping_ap,
+}  # fmt: skip
+
+
+def demo_scenarios(example: Path = EXAMPLE_INVENTORY, seed: int = 2026) -> list[Scenario]:
+    """Scenarios for the demo sites (from ``example`` if readable, else built-in sites)."""
+    try:
+        inventory = load_inventory(example)
+        sites = [s for sid in DEMO_SITES if (s := inventory.site(sid)) is not None]
+    except ConfigError:
+        sites = []
+    if len(sites) < len(DEMO_SITES) // 2:
+        sites = builtin_sites()
+    rng = random.Random(seed)
+    out = []
+    for site in sites:
+        condition = DEMO_SITES.get(site.id, "healthy")
+        patch = CONDITIONS[condition](site, rng)
+        out.append(_scenario(site, condition, patch))
+    return out
+
+
+def _scenario(site: Site, condition: str, patch: Patch) -> Scenario:
+    snmp_roles = {"wan", "controller"} if site.type == "medical_college" else {"wan"}
+    want_snmp = site.type in ("medical_college", "district_hospital")
+    devices = [
+        LabDevice(name=d.name, role=d.role, parent=d.parent, faults=patch.get(d.name, Faults()),
+                  snmp=Snmp() if want_snmp and d.role in snmp_roles and d.name.endswith("-1") else None)
+        for d in site.devices
+    ]  # fmt: skip
+    lab_site = LabSite(id=site.id, name=site.name, district=site.district, type=site.type,
+                       hfr_id=site.hfr_id, devices=devices)  # fmt: skip
+    return Scenario(id=site.id, description=f"demo: {condition.replace('_', ' ')}", site=lab_site)
+
+
+def builtin_sites() -> list[Site]:
+    """A dozen sites of our own, used when the example inventory is not available."""
+    rows = [
+        ("dh-ranchi", "Sadar Hospital, Ranchi", "Ranchi", "district_hospital"),
+        ("dh-bokaro", "Sadar Hospital, Bokaro", "Bokaro", "district_hospital"),
+        ("dh-gumla", "Sadar Hospital, Gumla", "Gumla", "district_hospital"),
+        ("dh-hazaribagh", "Sadar Hospital, Hazaribagh", "Hazaribagh", "district_hospital"),
+        ("dh-dhanbad", "Sadar Hospital, Dhanbad", "Dhanbad", "district_hospital"),
+        ("dh-dumka", "Sadar Hospital, Dumka", "Dumka", "district_hospital"),
+        ("dh-sahebganj", "Sadar Hospital, Sahebganj", "Sahebganj", "district_hospital"),
+        ("chc-sisai", "CHC Sisai", "Gumla", "chc"),
+        ("chc-bundu", "CHC Bundu", "Ranchi", "chc"),
+        ("chc-torpa", "CHC Torpa", "Khunti", "chc"),
+        ("chc-ratu", "CHC Ratu", "Ranchi", "chc"),
+        ("chc-kisko", "CHC Kisko", "Lohardaga", "chc"),
+    ]
+    return [Site.model_validate(_builtin(*row)) for row in rows]
+
+
+def _builtin(site_id: str, name: str, district: str, kind: str) -> dict[str, Any]:
+    devices: list[dict[str, Any]] = [{"name": "wan-1", "role": "wan", "address": "0.0.0.0"}]
+    if kind == "district_hospital":
+        devices += [{"name": "router-1", "role": "router", "parent": "wan-1"},
+                    {"name": "sw-01", "role": "switch", "parent": "router-1"}]  # fmt: skip
+        aps = 12
+    else:
+        devices += [{"name": "sw-01", "role": "switch", "parent": "wan-1"}]
+        aps = 4
+    devices += [{"name": f"ap-{i:03d}", "role": "ap", "parent": "sw-01"} for i in range(1, aps + 1)]
+    for d in devices:
+        d.setdefault("address", "0.0.0.0")  # placeholder: the lab allocates real addresses
+    return {"id": site_id, "name": name, "district": district, "type": kind, "devices": devices}

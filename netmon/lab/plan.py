@@ -1,0 +1,165 @@
+"""From scenarios to a lab plan: device addresses, the netmon inventory, the responder config.
+
+Addresses: each site gets the next free /24 of 198.18.0.0/15 (198.18.1.0/24 first; the link
+block 198.18.0.0/24 is never used), devices in file order from .1; a device with an explicit
+``address`` keeps it. A site with more than 254 devices continues in the next /24.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from netmon.durations import format_duration
+from netmon.errors import ConfigError
+from netmon.inventory import parse_inventory
+from netmon.lab.control import wire_faults
+from netmon.lab.model import LAB_NET, LINK_NET, Faults, LabError, Scenario, Snmp, check_lab_address
+
+
+@dataclass(frozen=True)
+class LabTiming:
+    """Probe settings and verdict window for lab inventories: fast enough for tests."""
+
+    interval: float = 2.0
+    count: int = 5
+    spacing: float = 0.1
+    timeout: float = 0.5
+    window: float = 60.0
+    min_probes: int = 3
+
+    def __post_init__(self) -> None:
+        burst = (self.count - 1) * self.spacing + self.timeout
+        if burst >= self.interval:
+            raise LabError(
+                f"a burst takes {burst:g}s, not less than the {self.interval:g}s interval"
+            )
+
+
+@dataclass
+class PlannedDevice:
+    key: str  # "site/device"
+    site: str
+    name: str
+    role: str
+    address: str
+    parent: str | None  # key of the parent device
+    faults: Faults
+    scale: float  # the scenario's time_scale, for schedules
+    snmp: Snmp | None
+
+
+@dataclass
+class Plan:
+    scenarios: list[Scenario]
+    devices: dict[str, PlannedDevice]
+    timing: LabTiming
+
+    @classmethod
+    def build(cls, scenarios: Sequence[Scenario], timing: LabTiming | None = None) -> Plan:
+        _check_unique(scenarios)
+        taken = {d.address for sc in scenarios for d in sc.site.devices if d.address}
+        blocks = _blocks()
+        devices: dict[str, PlannedDevice] = {}
+        for sc in scenarios:
+            free = _hosts(blocks, taken)
+            for dev in sc.site.devices:
+                key = f"{sc.site.id}/{dev.name}"
+                address = check_lab_address(dev.address or next(free))
+                parent = f"{sc.site.id}/{dev.parent}" if dev.parent else None
+                devices[key] = PlannedDevice(key, sc.site.id, dev.name, dev.role, address,
+                                             parent, dev.faults, sc.time_scale, dev.snmp)  # fmt: skip
+        if len({d.address for d in devices.values()}) != len(devices):
+            raise LabError("two lab devices share an address")
+        return cls(list(scenarios), devices, timing or LabTiming())
+
+    def addresses(self) -> list[str]:
+        return [d.address for d in self.devices.values()]
+
+    def networks(self) -> list[ipaddress.IPv4Network]:
+        """The /24 blocks holding lab devices, collapsed."""
+        blocks = {ipaddress.IPv4Network(f"{a}/24", strict=False) for a in self.addresses()}
+        return list(ipaddress.collapse_addresses(blocks))
+
+    def responder_config(self, seed: int) -> dict[str, Any]:
+        devs = [{"name": d.key, "address": d.address, "parent": d.parent,
+                 **wire_faults(d.faults, scale=d.scale)} for d in self.devices.values()]  # fmt: skip
+        return {"seed": seed, "devices": devs}
+
+    def inventory(self) -> dict[str, Any]:
+        t = self.timing
+        sites = []
+        for sc in self.scenarios:
+            s = sc.site
+            site: dict[str, Any] = {
+                "id": s.id,
+                "name": s.name,
+                "district": s.district,
+                "type": s.type,
+            }
+            if s.hfr_id:
+                site["hfr_id"] = s.hfr_id
+            if s.probe:
+                site["probe"] = s.probe.model_dump(mode="json", exclude_none=True)
+            if s.policy:
+                site["policy"] = s.policy.model_dump(mode="json", exclude_none=True)
+            site["devices"] = [self._device(s.id, d.name) for d in s.devices]
+            sites.append(site)
+        return {
+            "state": "Jharkhand",
+            "defaults": {"interval": format_duration(t.interval), "count": t.count,
+                         "timeout": format_duration(t.timeout), "spacing": format_duration(t.spacing)},
+            "policy": {"window": format_duration(t.window), "min_probes": t.min_probes},
+            "sites": sites,
+        }  # fmt: skip
+
+    def _device(self, site: str, name: str) -> dict[str, Any]:
+        d = self.devices[f"{site}/{name}"]
+        out: dict[str, Any] = {"name": d.name, "role": d.role, "address": d.address}
+        if d.parent:
+            out["parent"] = d.parent.split("/", 1)[1]
+        return out
+
+    def inventory_yaml(self, namespace: str) -> str:
+        header = (
+            "# netmon inventory generated by `netmon lab` -- do not edit.\n"
+            f"# Every address lives in the lab network namespace {namespace} (198.18.0.0/15)\n"
+            "# and answers only while that lab runs; do not probe it without the lab.\n"
+        )
+        text = header + yaml.safe_dump(
+            self.inventory(), sort_keys=False, width=120, default_flow_style=None
+        )
+        try:
+            parse_inventory(text, "<lab inventory>")
+        except ConfigError as exc:
+            problems = "; ".join(str(p) for p in exc.problems)
+            raise LabError(f"the generated inventory is invalid: {problems}") from exc
+        return text
+
+
+def _check_unique(scenarios: Sequence[Scenario]) -> None:
+    for attr in ("id", "site"):
+        keys = [sc.id if attr == "id" else sc.site.id for sc in scenarios]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise LabError(f"duplicate scenario {attr}s: {', '.join(dup)}")
+
+
+def _blocks() -> Iterator[ipaddress.IPv4Network]:
+    for net in LAB_NET.subnets(new_prefix=24):
+        if net != LINK_NET:
+            yield net
+
+
+def _hosts(blocks: Iterator[ipaddress.IPv4Network], taken: set[str]) -> Iterator[str]:
+    """Free host addresses for one site, starting at a fresh /24."""
+    for block in blocks:
+        for ip in block.hosts():
+            if ip.packed[3] not in (0, 255) and str(ip) not in taken:
+                taken.add(str(ip))
+                yield str(ip)
+    raise LabError(f"the lab range {LAB_NET} is full")

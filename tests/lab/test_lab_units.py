@@ -1,0 +1,315 @@
+"""Lab parts that need neither root nor a namespace: schema, plan, responder logic, SNMP helper."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from netmon.inventory import parse_inventory
+from netmon.lab import cli as lab_cli
+from netmon.lab.control import parse_assignments, wire_faults
+from netmon.lab.demo import DEMO_SITES, demo_scenarios
+from netmon.lab.expect import problems
+from netmon.lab.measure import parse_vcount
+from netmon.lab.model import Faults, LabError, load_scenarios, parse_scenario
+from netmon.lab.passpersist import IF_ENTRY, SYS_UPTIME, Agent, mib, serve
+from netmon.lab.plan import LabTiming, Plan
+from netmon.lab.responder import LossPattern, build_devices, check_faults, icmp_checksum, make_reply
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+MINIMAL = """
+id: t
+description: test
+site:
+  id: lab-t
+  name: CHC Test
+  district: Gumla
+  type: chc
+  devices:
+    - {name: wan-1, role: wan}
+    - {name: ap-01, role: ap, parent: wan-1}
+"""
+
+
+def _with(text: str, **site_device_0: Any) -> str:
+    data = yaml.safe_load(text)
+    data["site"]["devices"][0].update(site_device_0)
+    return yaml.safe_dump(data)
+
+
+# --- scenario schema -------------------------------------------------------------------------
+
+
+def test_every_scenario_file_is_valid_and_has_expectations() -> None:
+    scenarios = load_scenarios(SCENARIO_DIR)
+    ids = {sc.id for sc in scenarios}
+    assert {"healthy", "uplink-down", "aps-down", "lossy-uplink", "slow-uplink", "flapping-ap",
+            "controller-down", "never-seen", "recovering"} <= ids  # fmt: skip
+    assert all(sc.expect is not None for sc in scenarios)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.0.2.7", "127.0.0.1", "198.20.0.1", "8.8.8.8"])
+def test_addresses_outside_the_lab_range_are_refused(address: str) -> None:
+    with pytest.raises(LabError, match="outside the lab range"):
+        parse_scenario(_with(MINIMAL, address=address))
+
+
+def test_the_link_block_and_odd_hosts_are_refused() -> None:
+    with pytest.raises(LabError, match="reserved for the lab's own link"):
+        parse_scenario(_with(MINIMAL, address="198.18.0.9"))
+    with pytest.raises(LabError, match=r"\.0/\.255"):
+        parse_scenario(_with(MINIMAL, address="198.19.4.255"))
+
+
+def test_unknown_keys_and_bad_values_are_errors_with_a_location() -> None:
+    with pytest.raises(LabError, match=r"site\.devices\[0\]\.colour"):
+        parse_scenario(_with(MINIMAL, colour="red"))
+    with pytest.raises(LabError, match=r"faults\.loss"):
+        parse_scenario(_with(MINIMAL, faults={"loss": 1.5}))
+    with pytest.raises(LabError, match="down_for must be shorter"):
+        parse_scenario(_with(MINIMAL, faults={"flap": {"period": "1m", "down_for": "2m"}}))
+    with pytest.raises(LabError, match="unknown devices"):
+        parse_scenario(MINIMAL + "expect: {verdict: down, device_states: {nope: up}}\n")
+
+
+def test_durations_accept_units_and_bare_seconds() -> None:
+    sc = parse_scenario(_with(MINIMAL, faults={"delay": "250ms", "jitter": 0.01,
+                                               "down_periods": [{"start": "1m", "end": "90"}]}))  # fmt: skip
+    f = sc.site.devices[0].faults
+    assert (f.delay, f.jitter, f.down_periods[0].start, f.down_periods[0].end) == (
+        0.25,
+        0.01,
+        60,
+        90,
+    )
+
+
+# --- plan and inventory ----------------------------------------------------------------------
+
+
+def test_plan_gives_each_site_its_own_block_and_a_valid_inventory() -> None:
+    plan = Plan.build(load_scenarios(SCENARIO_DIR))
+    blocks = {d.site: d.address.rsplit(".", 1)[0] for d in plan.devices.values()}
+    assert len(set(blocks.values())) == len(blocks)
+    inv = parse_inventory(plan.inventory_yaml("netmon-lab-test"))
+    eff = inv.defaults
+    assert (eff.count - 1) * eff.spacing + eff.timeout < eff.interval
+    assert inv.policy.window == 60
+    assert sum(len(s.devices) for s in inv.sites) == len(plan.devices)
+
+
+def test_timing_must_fit_the_interval() -> None:
+    with pytest.raises(LabError, match="not less than"):
+        LabTiming(interval=1.0, count=5, spacing=0.2, timeout=0.5)
+
+
+def test_explicit_addresses_are_kept_and_time_scale_scales_schedules() -> None:
+    text = _with(MINIMAL, address="198.19.7.7", faults={"flap": {"period": "3m", "down_for": "1m"}})
+    sc = parse_scenario(text.replace("description: test", "description: test\ntime_scale: 0.1"))
+    plan = Plan.build([sc])
+    assert plan.devices["lab-t/wan-1"].address == "198.19.7.7"
+    wan = plan.responder_config(1)["devices"][0]
+    assert wan["flap"] == pytest.approx([18.0, 6.0, 0.0])
+
+
+def test_demo_uses_real_jharkhand_sites_with_a_realistic_mix() -> None:
+    scenarios = demo_scenarios()
+    assert 10 <= len(scenarios) <= 20
+    conditions = [DEMO_SITES[sc.site.id] for sc in scenarios]
+    assert conditions.count("healthy") > len(conditions) / 2
+    assert {"uplink_down", "lossy_uplink", "never_seen"} <= set(conditions)
+    parse_inventory(Plan.build(scenarios).inventory_yaml("netmon-lab-demo"))
+
+
+def test_demo_falls_back_when_not_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_main(argv: list[str]) -> int:
+        calls.append(argv)
+        return 0
+
+    monkeypatch.setattr("netmon.lab.lab.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("netmon.cli.main", fake_main)
+    args = argparse.Namespace(host="127.0.0.1", port=8123, workdir=None, duration=1.0)
+    assert lab_cli.cmd_demo(args) == 0
+    assert calls == [["run", "--host", "127.0.0.1", "--port", "8123"]]
+    assert "needs root" in capsys.readouterr().err
+
+
+# --- responder logic -------------------------------------------------------------------------
+
+
+def test_loss_is_exact_per_thousand_and_seeded() -> None:
+    def drops(loss: float, seed: int, n: int = 1000) -> list[int]:
+        pattern = LossPattern(loss, seed)
+        return [i for i in range(n) if pattern.drop()]
+
+    assert len(drops(0.03, 7)) == 30
+    assert drops(0.03, 7) == drops(0.03, 7)
+    assert drops(0.03, 7) != drops(0.03, 8)
+    assert len(drops(0.97, 7)) == 970
+    assert len(drops(0.5, 7)) == 500
+    assert drops(0.0, 7) == [] and len(drops(1.0, 7)) == 1000
+    gaps = [b - a for a, b in zip(drops(0.03, 7), drops(0.03, 7)[1:], strict=False)]
+    assert max(gaps) < 2 * 34  # stratified: never a long run without the configured loss
+
+
+def _echo(
+    src: str, dst: str, ident: int = 0x1234, seq: int = 7, payload: bytes = b"x" * 56
+) -> bytes:
+    icmp = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
+    icmp = icmp[:2] + struct.pack("!H", icmp_checksum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))  # fmt: skip
+    return ip + icmp
+
+
+@pytest.mark.parametrize("payload", [b"", b"a", b"x" * 56, bytes(range(256)) * 4])
+def test_reply_swaps_addresses_and_has_a_valid_checksum(payload: bytes) -> None:
+    built = make_reply(_echo("198.18.0.1", "198.18.3.4", payload=payload))
+    assert built is not None
+    packet, requester, device = built
+    assert (socket.inet_ntoa(requester), socket.inet_ntoa(device)) == ("198.18.0.1", "198.18.3.4")
+    assert packet[12:16] == device and packet[16:20] == requester
+    icmp = packet[20:]
+    assert icmp[0] == 0 and icmp[4:8] == struct.pack("!HH", 0x1234, 7) and icmp[8:] == payload
+    assert icmp_checksum(icmp) == 0
+
+
+def test_non_echo_packets_get_no_reply() -> None:
+    reply = _echo("198.18.0.1", "198.18.3.4")
+    reply = reply[:20] + b"\x00" + reply[21:]
+    assert make_reply(reply) is None
+    assert make_reply(_echo("198.18.0.1", "198.18.3.4")[:24]) is None
+
+
+def _devices(**wan: Any) -> dict[str, Any]:
+    return build_devices({"seed": 1, "devices": [
+        {"name": "s/wan", "address": "198.18.1.1", **wan},
+        {"name": "s/sw", "address": "198.18.1.2", "parent": "s/wan", "loss": 0.1},
+        {"name": "s/ap", "address": "198.18.1.3", "parent": "s/sw"},
+    ]})  # fmt: skip
+
+
+def test_down_silences_everything_behind_it() -> None:
+    devs = _devices(periods=[[10.0, 20.0]])
+    assert not devs["s/ap"].silent(5.0, 0.0)
+    assert devs["s/ap"].silent(15.0, 0.0) and devs["s/sw"].silent(15.0, 0.0)
+    assert not devs["s/ap"].silent(25.0, 0.0)
+
+
+def test_flap_is_up_first_then_down_for_the_last_part_of_each_period() -> None:
+    dev = _devices(flap=[18.0, 6.0, 0.0])["s/wan"]
+    assert [dev.own_down(t, 0.0) for t in (0, 11.9, 12.1, 17.9, 18.1, 30.5)] == [
+        False, False, True, True, False, True]  # fmt: skip
+
+
+def test_propagated_loss_and_delay_add_up_along_the_chain() -> None:
+    devs = _devices(loss=0.5, delay=0.1, propagate=True)
+    assert devs["s/sw"].loss.loss == pytest.approx(1 - 0.5 * 0.9)
+    assert devs["s/ap"].delay == pytest.approx(0.1)
+    plain = _devices(loss=0.5, delay=0.1)
+    assert plain["s/ap"].delay == 0 and plain["s/sw"].loss.loss == pytest.approx(0.1)
+
+
+def test_control_faults_are_checked() -> None:
+    assert check_faults({"loss": 0.2, "down": True}) == {"loss": 0.2, "down": True}
+    for bad in (
+        {"loss": 2},
+        {"down": "yes"},
+        {"colour": 1},
+        {"flap": [1, 2, 0]},
+        {"periods": [[5, 1]]},
+    ):
+        with pytest.raises(ValueError):
+            check_faults(bad)
+
+
+def test_cli_assignments_become_wire_faults() -> None:
+    fields, outage = parse_assignments(["loss=3%", "delay=300ms", "down=false", "flap=18s/6s",
+                                        "periods=10s-40s,60s-", "outage=5"])  # fmt: skip
+    assert outage == 5.0
+    wire = wire_faults(Faults.model_validate(fields), set(fields))
+    assert wire == {"loss": 0.03, "delay": 0.3, "down": False, "flap": [18.0, 6.0, 0.0],
+                    "periods": [[10.0, 40.0], [60.0, None]]}  # fmt: skip
+    with pytest.raises(LabError, match="unknown fault"):
+        parse_assignments(["colour=red"])
+
+
+# --- SNMP pass_persist helper ----------------------------------------------------------------
+
+
+def _state(boot: float = 1000.0, oper: int = 1) -> dict[str, Any]:
+    return {"boot": boot, "interfaces": [
+        {"index": 1, "name": "uplink0", "oper": oper, "admin": 1, "last_change": boot, "in_rate": 100},
+        {"index": 2, "name": "lan0", "oper": 1, "admin": 1, "last_change": boot + 5}]}  # fmt: skip
+
+
+def test_mib_uptime_counters_and_status_follow_the_state() -> None:
+    rows = mib(_state(oper=2), now=1012.5)
+    assert rows[SYS_UPTIME] == ("timeticks", "1250")
+    assert rows[IF_ENTRY + (8, 1)] == ("integer", "2")
+    assert rows[IF_ENTRY + (10, 1)] == ("counter", "1250")
+    assert rows[IF_ENTRY + (9, 2)] == ("timeticks", "500")
+    assert mib(_state(boot=1012.0), now=1012.5)[SYS_UPTIME] == ("timeticks", "50")  # rebooted
+
+
+def test_pass_persist_protocol(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(_state()))
+    agent = Agent(str(state), (1, 3, 6, 1, 2, 1, 2))
+    stdin = io.StringIO("PING\nget\n.1.3.6.1.2.1.2.2.1.2.2\ngetnext\n.1.3.6.1.2.1.2\n"
+                        "get\n.1.3.6.1.2.1.1.3.0\nset\n.1.3.6.1.2.1.2.1.0\ninteger 5\n")  # fmt: skip
+    stdout = io.StringIO()
+    serve(agent, stdin, stdout)
+    assert stdout.getvalue().splitlines() == [
+        "PONG", ".1.3.6.1.2.1.2.2.1.2.2", "string", "lan0",
+        ".1.3.6.1.2.1.2.1.0", "integer", "2",
+        "NONE",  # sysUpTime is outside this helper's subtree
+        "not-writable"]  # fmt: skip
+
+
+# --- expectations and fping parsing ----------------------------------------------------------
+
+
+def test_expectation_checker() -> None:
+    sc = parse_scenario(
+        MINIMAL
+        + """expect:
+  verdict: down
+  reasons: [{criterion: uplink_down, device: wan-1, count: 1, message_contains: [behind]}]
+  only_listed_reasons: true
+  device_states: {ap-01: unreachable_parent}
+  history: [{from: fully_functional, to: [down]}]
+"""
+    )
+    assert sc.expect is not None
+    reason = {"criterion": "uplink_down", "device": "wan-1", "message": "1 device(s) behind it"}
+    site = {"verdict": "down", "reasons": [reason],
+            "device_list": [{"name": "ap-01", "state": "unreachable_parent"}]}  # fmt: skip
+    history = [{"verdict": "down"}, {"verdict": "fully_functional"}, {"verdict": "unknown"}]
+    assert problems(sc.expect, site, history) == []
+    site["reasons"] = [reason, {"criterion": "ap_down", "device": "ap-01", "message": ""}]
+    assert problems(sc.expect, site, history) == ["unexpected reasons: ap_down[ap-01] "]
+    assert "has no fully_functional -> down" in problems(sc.expect, site, history[::-1])[-1]
+
+
+def test_fping_vcount_parsing() -> None:
+    text = "198.18.5.1 : 15.3 - 14.4 16.0\n198.18.8.1 : - - -\nnoise line\n"
+    out = parse_vcount(text, ["198.18.5.1", "198.18.8.1"])
+    assert out["198.18.5.1"].sent == 4 and out["198.18.5.1"].received == 3
+    assert out["198.18.5.1"].loss_ratio == pytest.approx(0.25)
+    assert out["198.18.5.1"].p95 == pytest.approx(0.016)
+    assert out["198.18.8.1"].avg is None
+    with pytest.raises(LabError):
+        parse_vcount(text, ["198.18.9.9"])
