@@ -80,6 +80,7 @@ class PolicyOverride(_Strict):
     small_site_max_aps_down: Annotated[int, Field(ge=0)] | None = None
     max_outage: Seconds | None = None
     max_reboots: Annotated[int, Field(ge=0)] | None = None
+    max_outages: Annotated[int, Field(ge=0)] | None = None
 
 
 class Policy(_Strict):
@@ -96,6 +97,7 @@ class Policy(_Strict):
     small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
     max_outage: Seconds = 4 * 3600.0
     max_reboots: Annotated[int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
+    max_outages: Annotated[int, Field(ge=0)] = 2  # per non-uplink device in the window: more is flapping
 
     def merged(self, override: PolicyOverride | None) -> Policy:
         if override is None:

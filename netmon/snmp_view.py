@@ -157,5 +157,5 @@ def _as_controller_sees(s: DeviceSummary | None, up: bool, ts: float, ctrl: str)
     reason = "" if up else f"{ctrl} reports it not associated"
     last = ProbeResult("controller", up, ts, reason=reason)
     if s is None:
-        return DeviceSummary(1, int(up), 0, 0, 0, 0, None, 0.0, None if up else ts, up, last)
+        return DeviceSummary(1, int(up), 0, 0, 0, 0, None, 0.0, int(not up), None if up else ts, up, last)
     return dataclasses.replace(s, last=last, down_since=None if up else ts, ever_up=s.ever_up or up)

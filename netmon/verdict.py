@@ -6,7 +6,10 @@ Rules, evaluated per site over its policy window (thresholds in ``inventory.Poli
 * ``unknown``       – no probe result yet, or fewer than ``min_probes`` uplink probes in the
                       window. APs not probed yet are left out of the AP criteria.
 * ``down``          – every uplink device is unreachable now, or the site has APs and none is up.
-* ``degraded``      – any criterion below fails; each failure is one reason.
+* ``degraded``      – any criterion fails (uplink availability, loss, RTT p95, longest outage;
+                      AP up-ratio and loss; a switch/router/controller down; a device that
+                      keeps dropping out; SNMP: reboots, uplink interfaces, agent silent);
+                      each failure is one reason.
 * ``fully_functional`` – nothing failed.
 
 Uplink devices are the site's ``wan`` devices (else ``router``, else devices with no parent).
@@ -94,6 +97,7 @@ def judge(
         return Judgement(Verdict.DOWN, tuple(reasons), None)
     reasons += _uplink_quality(links, policy, seen)
     reasons += _ap_reasons(aps, aps_up, policy, seen)
+    reasons += _flapping(site, links, policy, seen, down)
     reasons += _snmp_reasons(site, policy, seen, down, snmp or {})
     verdict = Verdict.DEGRADED if reasons else Verdict.FULLY_FUNCTIONAL
     return Judgement(verdict, tuple(reasons))
@@ -164,7 +168,8 @@ def _outage_reasons(site: Site, down: dict[str, list[str]], seen: Mapping[str, D
         since = seen[name].down_since
         msg = f"{dev.role} {name} unreachable"
         if behind:
-            msg += f"; {len(behind)} device(s) behind it unreachable because of it"
+            names = f" ({', '.join(behind)})" if len(behind) <= 10 else ""
+            msg += f"; {len(behind)} device(s) behind it unreachable because of it{names}"
         criterion = "uplink_down" if dev in uplinks(site) else f"{dev.role}_down"
         yield Reason(criterion, msg, name, since, None)
 
@@ -206,6 +211,34 @@ def _ap_reasons(aps: list[Device], aps_up: list[Device], policy: Policy, seen: M
         if loss is not None and loss > policy.ap_max_loss:
             msg = f"{dev.name} packet loss {loss:.2%}, limit {policy.ap_max_loss:.2%}"
             yield Reason("ap_loss", msg, dev.name, loss, policy.ap_max_loss)
+
+
+def _flapping(
+    site: Site,
+    links: list[Device],
+    policy: Policy,
+    seen: Mapping[str, DeviceSummary],
+    down: dict[str, list[str]],
+) -> Iterator[Reason]:
+    """Devices that keep dropping out (more than ``max_outages`` outages in the window).
+
+    Uplinks are judged on availability instead; a device whose parent flaps too is reported
+    under the parent; a device unreachable now has its outage reason already.
+    """
+    unreachable = set(down) | {name for behind in down.values() for name in behind}
+
+    def flaps(dev: Device) -> bool:
+        s = seen.get(dev.name)
+        return bool(s and s.outages > policy.max_outages)
+
+    for dev in site.devices:
+        if dev in links or dev.name in unreachable or not flaps(dev):
+            continue
+        if any(flaps(a) for a in _ancestors(site, dev)):
+            continue
+        n = seen[dev.name].outages
+        msg = f"{dev.role} {dev.name} dropped out {n} times in the window, limit {policy.max_outages}"
+        yield Reason(f"{dev.role}_flapping", msg, dev.name, n, policy.max_outages)
 
 
 def _snmp_reasons(

@@ -65,6 +65,7 @@ class DeviceSummary:
     received_up: int
     rtt_p95: float | None
     longest_outage: float  # seconds, clipped to the window
+    outages: int  # separate outages (runs of unanswered probes) inside the window
     down_since: float | None  # start of the current outage, if the device is down now
     ever_up: bool
     last: ProbeResult | None
@@ -145,6 +146,7 @@ class DeviceWindow:
             received_up=t.received_up,
             rtt_p95=_percentile(t.hist, 0.95),
             longest_outage=self._longest_outage(now),
+            outages=len(self.outages),
             down_since=ongoing,
             ever_up=self.ever_up,
             last=self.last,

@@ -115,6 +115,15 @@ CASES = [
     Case("lossy AP 4%", patterns={"ap-1": lossy(4)}, verdict=Verdict.DEGRADED, criteria=["ap_loss"]),
     Case("slow uplink", patterns={"wan-1": slow(0.300)}, verdict=Verdict.DEGRADED, criteria=["uplink_rtt_p95"]),
     Case("uplink 110 ms is within 120 ms", patterns={"wan-1": slow(0.110)}),
+    Case("flapping AP: down 5 min in every 15", patterns={"ap-3": lambda a: result(NOW - a, received=0)
+                                                         if (a // STEP) % 3 == 0 else result(NOW - a)},
+         verdict=Verdict.DEGRADED, criteria=["ap_flapping"]),
+    Case("two outages of an AP in a day are tolerated", patterns={"ap-3": lambda a: result(NOW - a, received=0)
+                                                                   if a in (HOUR, 5 * HOUR) else result(NOW - a)}),
+    Case("flapping switch: APs behind it are reported under it", patterns={
+        n: (lambda a: result(NOW - a, received=0) if (a // STEP) % 3 == 2 else result(NOW - a))
+        for n in ["sw-1", "wlc-1"] + [f"ap-{i}" for i in range(1, 11)]},
+         verdict=Verdict.DEGRADED, criteria=["switch_flapping"]),
     Case("controller down", patterns={"wlc-1": down_for(HOUR)}, verdict=Verdict.DEGRADED,
          criteria=["controller_down"]),
     Case("recovered after a 5 h outage", patterns={"wan-1": lambda a: result(NOW - a, received=0)
@@ -163,7 +172,7 @@ def test_uplink_down_is_one_reason_naming_what_is_behind(tmp_path: Path) -> None
     monitor.evaluate()
     (reason,) = monitor.status["dh-test"].judgement.reasons
     assert reason.device == "wan-1"
-    assert "12 device(s) behind it" in reason.message
+    assert "12 device(s) behind it" in reason.message  # too many to name them all
     # since = start of the outage, not the moment of evaluation
     assert monitor.status["dh-test"].since == pytest.approx(NOW - 30 * 60, abs=STEP)
 
