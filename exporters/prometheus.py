@@ -241,12 +241,12 @@ def _ap_metrics(f: dict[str, Any], site: Site, view: ControllerView) -> None:
         f["ap"].add_metric(base + [ctrl, ap, "true"], float(up))
         if ap in view.clients:
             f["clients"].add_metric(base + [ctrl, ap, "true"], float(view.clients[ap]))
-    for ap in view.unknown_aps:
-        labels = base + [ap["controller"], str(ap.get("name") or ap.get("mac")), "false"]
-        if ap.get("up") is not None:
-            f["ap"].add_metric(labels, float(ap["up"]))
-        if ap.get("clients") is not None:
-            f["clients"].add_metric(labels, float(ap["clients"]))
+    for row in view.unknown_aps:
+        labels = base + [row["controller"], str(row.get("name") or row.get("mac")), "false"]
+        if row.get("up") is not None:
+            f["ap"].add_metric(labels, float(row["up"]))
+        if row.get("clients") is not None:
+            f["clients"].add_metric(labels, float(row["clients"]))
 
 
 def make_registry(monitor: Monitor, version: str = "", icmp_mode: str = "") -> CollectorRegistry:

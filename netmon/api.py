@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -33,7 +33,14 @@ from netmon.verdict import Verdict, device_state
 from netmon.window import DeviceSummary
 
 
+@overload
+def iso(ts: float) -> datetime: ...
+@overload
+def iso(ts: None) -> None: ...
+@overload
+def iso(ts: float | None) -> datetime | None: ...
 def iso(ts: float | None) -> datetime | None:
+    """Unix seconds as an aware UTC datetime (ISO 8601 in JSON)."""
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
@@ -227,8 +234,11 @@ async def get_site(site_id: str, monitor: MonitorDep) -> SiteDetail:
     view = controller_view(site, snmp)
     devices = [_device_public(site, dev, summaries, snmp, view, now) for dev in site.devices]
     base = site_public(st).model_dump()
-    unknown = [ControllerApPublic(**{k: ap.get(k) for k in ControllerApPublic.model_fields}) for ap in view.unknown_aps]
-    clients = sum(view.clients.values()) + sum(ap.clients or 0 for ap in unknown) if snmp and view.up else None
+    unknown = [ControllerApPublic.model_validate({k: ap.get(k) for k in ControllerApPublic.model_fields})
+               for ap in view.unknown_aps]  # fmt: skip
+    clients = None
+    if view.up or unknown:  # some controller reported its APs
+        clients = sum(view.clients.values()) + sum(ap.clients or 0 for ap in unknown)
     return SiteDetail(**base, window_seconds=monitor.inventory.policy_for(site).window, device_list=devices,
                       clients=clients, unknown_aps=unknown)  # fmt: skip
 

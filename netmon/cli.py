@@ -137,7 +137,7 @@ async def serve(settings: Settings) -> None:
     store = Store(settings.database_url)
     await asyncio.to_thread(store.migrate)
     try:
-        icmp = IcmpEngine.open(mode=settings.icmp_mode)
+        icmp = IcmpEngine.open(mode=settings.icmp_mode)  # type: ignore[arg-type]  # checked by argparse
     except IcmpUnavailable as exc:
         raise NetmonError(str(exc)) from exc
     devices = sum(len(s.devices) for s in inventory.sites)

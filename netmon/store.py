@@ -228,7 +228,7 @@ class Store:
                 t.c.sent, t.c.received, t.c.rtts, t.c.reason, t.c.extra)  # fmt: skip
         last_id = 0
         while True:
-            q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)
+            q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()
             if not rows:
