@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -247,8 +248,13 @@ class Site(_Strict):
     maintenance: list[Maintenance] = []
     devices: list[Device] = []
 
+    _by_name: dict[str, Device] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        self._by_name = {d.name: d for d in reversed(self.devices)}  # first one wins
+
     def device(self, name: str) -> Device | None:
-        return next((d for d in self.devices if d.name == name), None)
+        return self._by_name.get(name)
 
     def in_maintenance(self, ts: float) -> Maintenance | None:
         return next((m for m in self.maintenance if m.covers(ts)), None)
@@ -261,8 +267,15 @@ class Inventory(_Strict):
     snmp: SnmpConfig = SnmpConfig()
     sites: list[Site] = []
 
+    _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)
+    _policies: dict[str, Policy] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        self._by_id = {s.id: s for s in reversed(self.sites)}  # first one wins
+        self._policies = {s.id: self.policy.merged(s.policy) for s in self.sites}
+
     def site(self, site_id: str) -> Site | None:
-        return next((s for s in self.sites if s.id == site_id), None)
+        return self._by_id.get(site_id)
 
     def probe_settings(self, site: Site) -> Defaults:
         if site.probe is None:
@@ -270,7 +283,8 @@ class Inventory(_Strict):
         return self.defaults.model_copy(update=_set_fields(site.probe))
 
     def policy_for(self, site: Site) -> Policy:
-        return self.policy.merged(site.policy)
+        cached = self._policies.get(site.id)
+        return cached if cached is not None and self._by_id.get(site.id) is site else self.policy.merged(site.policy)
 
 
 def _set_fields(model: BaseModel) -> dict[str, Any]:
