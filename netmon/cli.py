@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="listen port (default 8000)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
     run.add_argument("--icmp-mode", choices=["auto", "raw", "dgram"])
+    run.add_argument("--icmp-rate-limit", type=float, metavar="ECHO_PER_S",
+                     help="cap on echo requests per second over all devices (default: none)")  # fmt: skip
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate inventory files; print every problem")
@@ -80,7 +82,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env().with_overrides(
         config=args.config, host=args.host, port=args.port, database_url=args.database_url,
-        icmp_mode=args.icmp_mode, log_level=args.log_level,
+        icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit, log_level=args.log_level,
     )  # fmt: skip
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -137,7 +139,7 @@ async def serve(settings: Settings) -> None:
     store = Store(settings.database_url)
     await asyncio.to_thread(store.migrate)
     try:
-        icmp = IcmpEngine.open(mode=settings.icmp_mode)  # type: ignore[arg-type]  # checked by argparse
+        icmp = IcmpEngine.open(mode=settings.icmp_mode, rate_limit=settings.icmp_rate_limit)  # type: ignore[arg-type]
     except IcmpUnavailable as exc:
         raise NetmonError(str(exc)) from exc
     devices = sum(len(s.devices) for s in inventory.sites)

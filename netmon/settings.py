@@ -6,6 +6,7 @@
                          under systemd, else ~/.local/state/netmon)
     NETMON_HOST, NETMON_PORT   where the API and /metrics listen (default 127.0.0.1:8000)
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
+    NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
 """
 
@@ -28,6 +29,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     icmp_mode: str = "auto"
+    icmp_rate_limit: float | None = None  # echoes/s across all probes (real WANs); None: no cap
     log_level: str = "info"
 
     @classmethod
@@ -45,6 +47,7 @@ class Settings:
             host=env.get("NETMON_HOST", "127.0.0.1"),
             port=int(env.get("NETMON_PORT", "8000")),
             icmp_mode=env.get("NETMON_ICMP_MODE", "auto"),
+            icmp_rate_limit=float(env["NETMON_ICMP_RATE_LIMIT"]) if env.get("NETMON_ICMP_RATE_LIMIT") else None,
             log_level=env.get("NETMON_LOG_LEVEL", "info"),
         )
 
