@@ -14,7 +14,8 @@ Per device (labels site, district, type, device, role):
   netmon_device_window_availability_ratio   probes answered / probes over the policy window
   netmon_device_window_loss_ratio           echoes lost / sent over the policy window
   netmon_device_window_rtt_p95_seconds      RTT p95 over the policy window
-Per SNMP-polled device (same labels; interfaces add ``interface``, at most 64 per device):
+Per SNMP-polled device (same labels; interfaces add ``interface`` and ``uplink`` ("true" for the
+inventory's uplink_interfaces), at most 64 interfaces per device, uplinks first):
   netmon_device_snmp_up, netmon_device_snmp_poll_duration_seconds, netmon_device_uptime_seconds,
   netmon_device_reboots_in_window, netmon_interface_oper_up, netmon_interface_admin_up,
   netmon_interface_receive_bits_per_second, netmon_interface_transmit_bits_per_second,
@@ -78,7 +79,7 @@ class NetmonCollector(Collector):
     def _snmp_metrics(self) -> Iterator[Metric]:
         m = self.monitor
         now = m.clock()
-        iface_labels = DEVICE_LABELS + ["interface"]
+        iface_labels = DEVICE_LABELS + ["interface", "uplink"]
         ap_labels = SITE_LABELS + ["controller", "ap", "known"]
         f = {
             "up": _g("netmon_device_snmp_up", "1 if the device's agent answered the last SNMP poll", DEVICE_LABELS),
@@ -131,7 +132,8 @@ class NetmonCollector(Collector):
                 last = s.last
                 fams["up"].add_metric(labels, float(last.ok))
                 fams["via"].add_metric(labels, float(not parent_down(site, dev, summaries)))
-                fams["loss"].add_metric(labels, last.loss_ratio)
+                if last.sent:  # a state taken from a controller's AP table sent no echoes
+                    fams["loss"].add_metric(labels, last.loss_ratio)
                 fams["ts"].add_metric(labels, last.started_at)
                 for key, value in (("rtt", last.rtt_avg), ("rttmax", last.rtt_max),
                                    ("jitter", last.jitter), ("wavail", s.availability),
@@ -217,8 +219,9 @@ def _device_snmp(f: dict[str, Any], labels: list[str], dev: Device, ev: SnmpEvid
     f["dur"].add_metric(labels, float(extra.get("poll_seconds") or ev.last_ok.duration))
     if extra.get("sys_uptime_seconds") is not None:
         f["uptime"].add_metric(labels, float(extra["sys_uptime_seconds"]))
+    uplinks = set(dev.snmp.uplink_interfaces) if dev.snmp else set()
     for i in _exported_interfaces(dev, extra.get("interfaces") or []):
-        il = labels + [str(i.get("name") or i["index"])]
+        il = labels + [str(i.get("name") or i["index"]), "true" if i.get("name") in uplinks else "false"]
         for key, field in (("oper", "oper_up"), ("admin", "admin_up"), ("rx", "in_bps"), ("tx", "out_bps")):
             if i.get(field) is not None:
                 f[key].add_metric(il, float(i[field]))

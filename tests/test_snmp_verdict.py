@@ -100,7 +100,11 @@ async def test_controller_evidence_drives_verdict_api_and_metrics(
     base = {"site": "mc-rims-ranchi", "district": "Ranchi", "type": "medical_college"}
     wlc_labels = {**base, "device": "wlc-1", "role": "controller"}
     assert samples[("netmon_device_snmp_up", frozenset(wlc_labels.items()))] == 1.0
-    assert samples[("netmon_interface_oper_up", frozenset({**wlc_labels, "interface": "uplink-2"}.items()))] == 0.0
+    uplink2 = {**wlc_labels, "interface": "uplink-2", "uplink": "true"}
+    assert samples[("netmon_interface_oper_up", frozenset(uplink2.items()))] == 0.0
+    ap001 = {**base, "device": "ap-rims-001", "role": "ap"}
+    assert samples[("netmon_device_up", frozenset(ap001.items()))] == 1.0
+    assert ("netmon_device_loss_ratio", frozenset(ap001.items())) not in samples  # no echoes sent
     ap = {**base, "controller": "wlc-1", "ap": "ap-rims-010", "known": "true"}
     assert samples[("netmon_ap_up", frozenset(ap.items()))] == 0.0
     unknown = [k for k in samples if k[0] == "netmon_ap_up" and ("known", "false") in k[1]]

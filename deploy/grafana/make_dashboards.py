@@ -6,14 +6,20 @@ JSON (tests/deploy/ checks that the files match this script). Standard library o
 Dashboards (all on the provisioned Prometheus data source, uid ``netmon-prometheus``):
 
     netmon-state-overview  the state at a glance: fully functional by district and facility type,
-                           worst sites, every site's verdict, progress over time
+                           why sites are not fully functional, worst sites, every site's verdict,
+                           progress over time
     netmon-site            one site: verdict and its history, availability, devices, loss, RTT,
-                           access points
-    netmon-health          netmon itself: scrape, probe cycle, store, rule evaluation
+                           access points (also as the wireless controller reports them), uplink
+                           interfaces, SNMP poll health, uptime and reboots
+    netmon-health          netmon itself: scrape, probe cycle, SNMP polls, store, rule evaluation
 
 Every panel query returns series while every site is healthy (sums, counts and ``or vector(0)``
-where a zero is meaningful), so an empty panel always means a broken query or a missing scrape;
-tests/deploy/test_deploy_live.py runs every query against a real Prometheus scraping netmon.
+where a zero is meaningful), so an empty panel always means a broken query or a missing scrape.
+Two kinds of panels are empty by nature for some selections and say so with ``noValue``: SNMP
+panels for a site (or netmon) without SNMP-polled devices, and the "why not fully functional"
+panels while every selected site is fully functional. tests/deploy/test_deploy_live.py runs every
+query against a real Prometheus scraping netmon (with an SNMP-polled controller at a degraded
+site): every query must return data there, and elsewhere only ``noValue`` panels may be empty.
 """
 
 from __future__ import annotations
@@ -114,6 +120,21 @@ def percent(**extra: Any) -> dict[str, Any]:
         "color": {"mode": "thresholds"},
         **extra,
     }
+
+
+NO_SNMP = "No SNMP-polled device here"
+NO_CONTROLLER = "No wireless controller polled here"
+NO_REASONS = "None: every selected site is fully functional"
+
+
+def yes_no(no: str = "no", yes: str = "yes") -> list[dict[str, Any]]:
+    """Value mappings for 0/1 gauges."""
+    return [
+        {
+            "type": "value",
+            "options": {"0": {"text": no, "color": "red"}, "1": {"text": yes, "color": "green"}},
+        }
+    ]
 
 
 def verdict_overrides() -> list[dict[str, Any]]:
@@ -317,6 +338,65 @@ def overview() -> dict[str, Any]:
                 },
             ],
         ),
+        row("Why not fully functional"),
+        panel(
+            "bargauge",
+            "Why sites are not fully functional",
+            [
+                target(
+                    f"sort_desc(sum by (criterion) (netmon_site_reasons{{{SEL}}}))",
+                    "{{criterion}}",
+                    instant=True,
+                ),
+            ],
+            w=8,
+            h=10,
+            description=(
+                "Reasons by verdict criterion (netmon/verdict.py), summed over the selected sites: "
+                "e.g. uplink_loss, ap_up_ratio, uplink_interface_down, device_rebooted, "
+                "snmp_no_answer. The API (/api/v1/sites/<site>) names device, figure and threshold."
+            ),
+            defaults={"noValue": NO_REASONS, "color": {"mode": "fixed", "fixedColor": "orange"}},
+            options={
+                "orientation": "horizontal",
+                "displayMode": "basic",
+                "reduceOptions": {"calcs": ["lastNotNull"]},
+            },
+        ),
+        panel(
+            "table",
+            "Sites not fully functional and why",
+            [
+                target(
+                    f"max by (site, district, type, criterion) (netmon_site_reasons{{{SEL}}})",
+                    table=True,
+                ),
+            ],
+            w=8,
+            h=10,
+            defaults={"noValue": NO_REASONS},
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {"Value": "reasons"},
+                    },
+                },
+                {"id": "sortBy", "options": {"sort": [{"field": "site"}]}},
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Reasons over time, by criterion",
+            [target(f"sum by (criterion) (netmon_site_reasons{{{SEL}}})", "{{criterion}}")],
+            w=8,
+            h=10,
+            defaults={
+                "noValue": NO_REASONS,
+                "custom": {"stacking": {"mode": "normal"}, "fillOpacity": 40},
+            },
+        ),
         row("Sites"),
         panel(
             "table",
@@ -443,6 +523,12 @@ def overview() -> dict[str, Any]:
 def site_page() -> dict[str, Any]:
     def dev(metric: str) -> str:
         return f"max by (device, role) ({metric}{{{SITE}}})"
+
+    def iface(metric: str) -> str:
+        """``metric`` may carry its own matchers: ``name{a="b"}``."""
+        name, _, rest = metric.partition("{")
+        matchers = SITE + (", " + rest.rstrip("}") if rest else "")
+        return f"max by (device, interface) ({name}{{{matchers}}})"
 
     panels = [
         row("Verdict"),
@@ -680,6 +766,297 @@ def site_page() -> dict[str, Any]:
             h=8,
             defaults=percent(),
         ),
+        row("Access points as the controllers report them (SNMP)"),
+        panel(
+            "stat",
+            "Access points on the controllers",
+            [
+                target(
+                    f'sum(max by (ap) (netmon_ap_up{{{SITE}, known="true"}}))',
+                    "associated",
+                    instant=True,
+                ),
+                target(
+                    f'count(max by (ap) (netmon_ap_up{{{SITE}, known="true"}}))',
+                    "inventoried APs reported",
+                    instant=True,
+                ),
+                target(
+                    f'count(max by (ap) (netmon_ap_up{{{SITE}, known="false"}}))'
+                    f" or on () (0 * count(netmon_ap_up{{{SITE}}}))",
+                    "not in the inventory",
+                    instant=True,
+                ),
+            ],
+            w=8,
+            h=5,
+            description="Inventoried APs the site's wireless controllers report associated, and "
+            "APs they report that the inventory lacks (NetmonUnknownAccessPoints).",
+            defaults={"noValue": NO_CONTROLLER},
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"]},
+                "textMode": "value_and_name",
+                "colorMode": "none",
+            },
+        ),
+        panel(
+            "stat",
+            "Wi-Fi clients now",
+            [target(f"sum(site:netmon_ap_clients:sum{{{SITE}}})", "clients", instant=True)],
+            w=4,
+            h=5,
+            defaults={"noValue": NO_CONTROLLER},
+            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "none"},
+        ),
+        panel(
+            "timeseries",
+            "Share of inventoried APs associated (controller)",
+            [
+                target(f"avg(site:netmon_ap_up:avg{{{SITE}}})", "now"),
+                target(f"avg(site:netmon_ap_up:avg1h{{{SITE}}})", "1 h average"),
+            ],
+            w=6,
+            h=5,
+            defaults=percent(noValue=NO_CONTROLLER),
+        ),
+        panel(
+            "timeseries",
+            "Wi-Fi clients by controller",
+            [target(f"sum by (controller) (netmon_ap_clients{{{SITE}}})", "{{controller}}")],
+            w=6,
+            h=5,
+            defaults={"noValue": NO_CONTROLLER, "min": 0},
+        ),
+        panel(
+            "table",
+            "Access points the controllers report",
+            [
+                target(f"max by (controller, ap, known) (netmon_ap_up{{{SITE}}})", table=True),
+                target(f"max by (controller, ap, known) (netmon_ap_clients{{{SITE}}})", table=True),
+            ],
+            w=16,
+            h=12,
+            description="known = false: the controller reports an AP the inventory lacks.",
+            defaults={"noValue": NO_CONTROLLER},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {"Value #A": "associated", "Value #B": "clients"},
+                    },
+                },
+                {"id": "sortBy", "options": {"sort": [{"field": "associated"}]}},
+            ],
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "associated"},
+                    "properties": [
+                        {"id": "mappings", "value": yes_no()},
+                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                    ],
+                },
+            ],
+        ),
+        panel(
+            "bargauge",
+            "Busiest access points",
+            [
+                target(
+                    f"topk(10, max by (ap) (netmon_ap_clients{{{SITE}}}))", "{{ap}}", instant=True
+                ),
+            ],
+            w=8,
+            h=12,
+            defaults={"noValue": NO_CONTROLLER, "min": 0},
+            options={"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        ),
+        row("Uplink interfaces (SNMP)"),
+        panel(
+            "state-timeline",
+            "Interface link state",
+            [
+                target(
+                    f"max by (device, interface) (netmon_interface_oper_up{{{SITE}}})",
+                    "{{device}} {{interface}}",
+                ),
+            ],
+            w=12,
+            h=8,
+            description="Per SNMP-polled device: the inventory's uplink_interfaces first, then "
+            "enabled ports, at most 64 per device. An uplink interface enabled but down is the "
+            "verdict reason uplink_interface_down (NetmonUplinkInterfaceDown).",
+            defaults={"noValue": NO_SNMP, "mappings": yes_no("down", "up")},
+            options={"showValue": "never", "mergeValues": True},
+        ),
+        panel(
+            "table",
+            "Interfaces",
+            [
+                target(iface("netmon_interface_oper_up"), table=True),
+                target(iface("netmon_interface_admin_up"), table=True),
+                target(iface("netmon_interface_receive_bits_per_second"), table=True),
+                target(iface("netmon_interface_transmit_bits_per_second"), table=True),
+                target(iface('netmon_interface_errors{direction="in"}'), table=True),
+                target(iface('netmon_interface_errors{direction="out"}'), table=True),
+                target(
+                    f"max by (device, interface) (increase(netmon_interface_flaps_total{{{SITE}}}[$__range]))",
+                    table=True,
+                ),
+            ],
+            w=12,
+            h=8,
+            defaults={"noValue": NO_SNMP},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {
+                            "Value #A": "link",
+                            "Value #B": "enabled",
+                            "Value #C": "in",
+                            "Value #D": "out",
+                            "Value #E": "in errors",
+                            "Value #F": "out errors",
+                            "Value #G": "flaps in range",
+                        },
+                    },
+                },
+            ],
+            overrides=[
+                {
+                    "matcher": {"id": "byRegexp", "options": "^(link|enabled)$"},
+                    "properties": [
+                        {"id": "mappings", "value": yes_no()},
+                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                    ],
+                },
+                {
+                    "matcher": {"id": "byRegexp", "options": "^(in|out)$"},
+                    "properties": [{"id": "unit", "value": "bps"}],
+                },
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Interface traffic (out below zero)",
+            [
+                target(
+                    iface("netmon_interface_receive_bits_per_second"), "{{device}} {{interface}} in"
+                ),
+                target(
+                    iface("netmon_interface_transmit_bits_per_second"),
+                    "{{device}} {{interface}} out",
+                ),
+            ],
+            w=12,
+            h=9,
+            unit="bps",
+            defaults={"noValue": NO_SNMP},
+            overrides=[
+                {
+                    "matcher": {"id": "byRegexp", "options": " out$"},
+                    "properties": [{"id": "custom.transform", "value": "negative-Y"}],
+                }
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Interface errors between polls",
+            [
+                target(
+                    f"sum by (device, interface, direction) (netmon_interface_errors{{{SITE}}})",
+                    "{{device}} {{interface}} {{direction}}",
+                ),
+            ],
+            w=12,
+            h=9,
+            defaults={"noValue": NO_SNMP, "min": 0},
+        ),
+        row("SNMP poll health, uptime and reboots"),
+        panel(
+            "table",
+            "SNMP poll health",
+            [
+                target(dev("netmon_device_snmp_up"), table=True),
+                target(dev("netmon_device_snmp_poll_duration_seconds"), table=True),
+                target(dev("netmon_device_uptime_seconds"), table=True),
+                target(dev("netmon_device_reboots_in_window"), table=True),
+            ],
+            w=12,
+            h=8,
+            description="SNMP agent answering (NetmonSnmpNotAnswering after 15 minutes while the "
+            "device answers ping), last poll duration, sysUpTime, and reboots inside the verdict "
+            "window (verdict reason device_rebooted above the site's max_reboots).",
+            defaults={"noValue": NO_SNMP},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {
+                            "Value #A": "SNMP answers",
+                            "Value #B": "poll duration",
+                            "Value #C": "uptime",
+                            "Value #D": "reboots in window",
+                        },
+                    },
+                },
+            ],
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "SNMP answers"},
+                    "properties": [
+                        {"id": "mappings", "value": yes_no()},
+                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                    ],
+                },
+                {
+                    "matcher": {"id": "byRegexp", "options": "^(poll duration|uptime)$"},
+                    "properties": [{"id": "unit", "value": "s"}],
+                },
+            ],
+        ),
+        panel(
+            "state-timeline",
+            "SNMP agent answering",
+            [target(f"max by (device) (netmon_device_snmp_up{{{SITE}}})", "{{device}}")],
+            w=12,
+            h=8,
+            defaults={"noValue": NO_SNMP, "mappings": yes_no("no answer", "answers")},
+            options={"showValue": "never", "mergeValues": True},
+        ),
+        panel(
+            "timeseries",
+            "SNMP poll duration",
+            [target(dev("netmon_device_snmp_poll_duration_seconds"), "{{device}}")],
+            w=8,
+            h=8,
+            unit="s",
+            defaults={"noValue": NO_SNMP},
+        ),
+        panel(
+            "timeseries",
+            "Device uptime",
+            [target(dev("netmon_device_uptime_seconds"), "{{device}}")],
+            w=8,
+            h=8,
+            unit="s",
+            description="sysUpTime at each poll: a drop to near zero is a reboot.",
+            defaults={"noValue": NO_SNMP},
+        ),
+        panel(
+            "timeseries",
+            "Reboots in the verdict window",
+            [target(dev("netmon_device_reboots_in_window"), "{{device}}")],
+            w=8,
+            h=8,
+            defaults={"noValue": NO_SNMP, "min": 0, "decimals": 0},
+        ),
         row("Loss and round-trip time"),
         panel(
             "timeseries",
@@ -915,14 +1292,65 @@ def health() -> dict[str, Any]:
             h=8,
             description="Probes still running when due again (should stay at 0).",
         ),
+        panel(
+            "timeseries",
+            "SNMP-polled devices answering",
+            [
+                target(f"sum(netmon_device_snmp_up{{{inst}}})", "answering"),
+                target(f"count(netmon_device_snmp_up{{{inst}}})", "polled"),
+            ],
+            w=6,
+            h=8,
+            defaults={"noValue": NO_SNMP, "min": 0},
+        ),
+        panel(
+            "timeseries",
+            "SNMP poll duration, slowest device",
+            [
+                target(
+                    f"max(netmon_device_snmp_poll_duration_seconds{{{inst}}})",
+                    "slowest",
+                ),
+            ],
+            w=6,
+            h=8,
+            unit="s",
+            description="Compare with snmp.defaults.max_poll_time in the inventory.",
+            defaults={"noValue": NO_SNMP},
+        ),
         row("Store"),
         panel(
             "timeseries",
             "Write backlog",
             [target(f"netmon_store_pending_results{{{inst}}}", "{{instance}}")],
-            w=12,
+            w=8,
             h=8,
-            description="Rows waiting for the database; netmon drops the oldest beyond 2,000,000.",
+            description="Rows waiting for the database; netmon drops the oldest beyond its capacity "
+            "(netmon_store_pending_capacity, 2,000,000 by default).",
+        ),
+        panel(
+            "timeseries",
+            "Write backlog, share of capacity",
+            [
+                target(
+                    f"netmon_store_pending_results{{{inst}}}"
+                    f" / on (job, instance) netmon_store_pending_capacity{{{inst}}}",
+                    "{{instance}}",
+                ),
+            ],
+            w=8,
+            h=8,
+            description="NetmonStoreBacklog fires above 10 % while growing; at 100 % the oldest "
+            "rows are dropped.",
+            defaults={
+                "unit": "percentunit",
+                "min": 0,
+                "max": 1,
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.1}],
+                },
+            },
         ),
         panel(
             "timeseries",
@@ -937,7 +1365,7 @@ def health() -> dict[str, Any]:
                     "dropped rows",
                 ),
             ],
-            w=12,
+            w=8,
             h=8,
         ),
         row("Prometheus rules"),

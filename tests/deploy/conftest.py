@@ -49,7 +49,6 @@ def recorded_names() -> set[str]:
     return names
 
 
-# Metrics the rules may use although netmon does not export them yet, with the issue they await.
 # Metrics a rule may use before netmon exports them (each marked "WAITING FOR ..." in the rules).
 AWAITED_METRICS: dict[str, str] = {}
 

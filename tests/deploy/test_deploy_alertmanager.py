@@ -1,5 +1,6 @@
 """deploy/alertmanager/: amtool accepts the config, routes go where the NOC expects, and a real
-Alertmanager inhibits a down site's AP and uplink alerts, and only that site's.
+Alertmanager inhibits a down site's other alerts (APs, uplink loss, uplink ports), and only that
+site's.
 
 The inhibition test runs the shipped alertmanager.yml with one change: the test-webhook
 receiver's URL points at a listener the test starts. Alerts carry netmon_test="true", which the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -49,6 +51,18 @@ def test_amtool_check_config(which: Callable[..., str], repo: Path) -> None:
             {"alertname": "NetmonDeviceRebooted", "site": "dh-ranchi", "severity": "info"},
             "noc-review",
         ),
+        (
+            {"alertname": "NetmonUnknownAccessPoints", "site": "dh-ranchi", "severity": "info"},
+            "noc-review",
+        ),
+        (
+            {"alertname": "NetmonUplinkInterfaceDown", "site": "dh-ranchi", "severity": "warning"},
+            "noc",
+        ),
+        (
+            {"alertname": "NetmonSnmpNotAnswering", "site": "dh-ranchi", "severity": "warning"},
+            "noc",
+        ),
         ({"alertname": "NetmonNotScraped", "component": "netmon", "severity": "critical"}, "noc"),
         (
             {
@@ -70,7 +84,9 @@ def test_routes(
     assert out.stdout.split() == [receiver]
 
 
-def test_site_down_inhibits_alerts_of_the_same_site(repo: Path) -> None:
+def test_site_down_inhibits_every_other_alert_of_the_same_site(
+    repo: Path, alert_rules: list[dict[str, Any]]
+) -> None:
     conf = yaml.safe_load((repo / CONFIG).read_text())
     assert conf["route"]["group_by"] == ["site"]
     rule = next(
@@ -78,13 +94,14 @@ def test_site_down_inhibits_alerts_of_the_same_site(repo: Path) -> None:
     )
     assert rule["equal"] == ["site"]
     (target,) = rule["target_matchers"]
-    for name in (
-        "NetmonAccessPointsDown",
-        "NetmonSiteDegraded",
-        "NetmonUplinkLoss",
-        "NetmonDeviceRebooted",
-    ):
-        assert name in target
+    m = re.fullmatch(r'alertname=~"(.+)"', target)
+    assert m, target
+    inhibited = set(m.group(1).split("|"))
+    # Every alert about a site (not netmon itself), except the source, is muted while it is down.
+    site_alerts = {r["alert"] for r in alert_rules if r["labels"].get("component") != "netmon"} - {
+        "NetmonSiteDown"
+    }
+    assert inhibited == site_alerts
 
 
 # --- a real Alertmanager -------------------------------------------------------------------
@@ -207,8 +224,15 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
     loss = site_alert(
         "NetmonUplinkLoss", "dh-ranchi", "Ranchi", "warning", device="wan-1", role="wan"
     )
+    iface = site_alert(
+        "NetmonUplinkInterfaceDown",
+        "dh-ranchi",
+        "Ranchi",
+        "warning",
+        criterion="uplink_interface_down",
+    )
     other = site_alert("NetmonAccessPointsDown", "dh-dumka", "Dumka", "warning")
-    http("POST", f"{api}/alerts", [down, aps, loss, other])
+    http("POST", f"{api}/alerts", [down, aps, loss, iface, other])
 
     def states() -> dict[tuple[str, str], dict[str, Any]]:
         alerts = http("GET", f"{api}/alerts")
@@ -216,7 +240,10 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
 
     def inhibited_as_expected() -> dict[tuple[str, str], dict[str, Any]] | None:
         s = states()
-        if len(s) == 4 and s[("NetmonAccessPointsDown", "dh-ranchi")]["status"]["inhibitedBy"]:
+        if len(s) == 5 and all(
+            s[(name, "dh-ranchi")]["status"]["inhibitedBy"]
+            for name in ("NetmonAccessPointsDown", "NetmonUplinkLoss", "NetmonUplinkInterfaceDown")
+        ):
             return s
         return None
 
@@ -226,6 +253,9 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
         source["fingerprint"]
     ]
     assert s[("NetmonUplinkLoss", "dh-ranchi")]["status"]["inhibitedBy"] == [source["fingerprint"]]
+    assert s[("NetmonUplinkInterfaceDown", "dh-ranchi")]["status"]["inhibitedBy"] == [
+        source["fingerprint"]
+    ]
     assert s[("NetmonAccessPointsDown", "dh-ranchi")]["status"]["state"] == "suppressed"
     assert s[("NetmonAccessPointsDown", "dh-dumka")]["status"]["inhibitedBy"] == []
     assert s[("NetmonAccessPointsDown", "dh-dumka")]["status"]["state"] == "active"
@@ -246,15 +276,17 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
     s = wait_for(released, "the AP and uplink alerts to be released", timeout=30)
     assert s[("NetmonAccessPointsDown", "dh-ranchi")]["status"]["state"] == "active"
     assert s[("NetmonUplinkLoss", "dh-ranchi")]["status"]["state"] == "active"
+    assert s[("NetmonUplinkInterfaceDown", "dh-ranchi")]["status"]["state"] == "active"
     assert ("NetmonSiteDown", "dh-ranchi") not in s or s[("NetmonSiteDown", "dh-ranchi")]["status"][
         "state"
     ] != "active"
     # If a flush sees the resolution before the inhibitor does, the released alerts follow one
     # group interval later: read the site's notifications until they arrive (a few at most).
+    released_names = {"NetmonAccessPointsDown", "NetmonUplinkLoss", "NetmonUplinkInterfaceDown"}
     notes = [webhook.next_for_site("dh-ranchi")]
-    while firing(notes[-1]) != {"NetmonAccessPointsDown", "NetmonUplinkLoss"} and len(notes) < 5:
+    while firing(notes[-1]) != released_names and len(notes) < 5:
         notes.append(webhook.next_for_site("dh-ranchi"))
-    assert firing(notes[-1]) == {"NetmonAccessPointsDown", "NetmonUplinkLoss"}
+    assert firing(notes[-1]) == released_names
     resolved = {
         a["labels"]["alertname"] for n in notes for a in n["alerts"] if a["status"] == "resolved"
     }

@@ -142,3 +142,50 @@ def test_dashboard_provider_points_where_compose_mounts_the_dashboards(repo: Pat
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"../grafana/dashboards:{prov['options']['path']}:ro" in mounts
     assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+# What may legitimately be absent for a selection: SNMP series (sites or netmon without an
+# SNMP-polled device or controller) and verdict reasons (every selected site fully functional).
+MAY_BE_ABSENT = re.compile(
+    r"\b(netmon_device_snmp_\w+|netmon_device_uptime_seconds|netmon_device_reboots_in_window"
+    r"|netmon_interface_\w+|netmon_ap_\w+|site:netmon_ap_\w+:\w+|netmon_site_reasons)\b"
+)
+
+
+def test_only_snmp_and_reason_panels_declare_no_value(repo: Path) -> None:
+    """tests/deploy/test_deploy_live.py lets a noValue panel be empty for selections without SNMP
+    or without problems: keep that exemption for panels whose every query needs such series."""
+    with_no_value = []
+    for name, dash in load(repo).items():
+        for p in panels(dash):
+            if p["type"] == "row" or not p["fieldConfig"]["defaults"].get("noValue"):
+                continue
+            with_no_value.append(p["title"])
+            for t in p["targets"]:
+                assert MAY_BE_ABSENT.search(t["expr"]), (name, p["title"], t["expr"])
+    assert "Why sites are not fully functional" in with_no_value
+    assert "SNMP poll health" in with_no_value
+
+
+def test_site_dashboard_shows_what_snmp_adds(repo: Path) -> None:
+    exprs = " ".join(
+        t["expr"] for p in panels(load(repo)["netmon-site.json"]) for t in p.get("targets", [])
+    )
+    for metric in (
+        "netmon_ap_up",
+        "netmon_ap_clients",
+        "netmon_interface_oper_up",
+        "netmon_interface_receive_bits_per_second",
+        "netmon_interface_transmit_bits_per_second",
+        "netmon_device_uptime_seconds",
+        "netmon_device_reboots_in_window",
+        "netmon_device_snmp_up",
+        "netmon_device_snmp_poll_duration_seconds",
+    ):
+        assert metric in exprs, metric
+    overview = " ".join(
+        t["expr"]
+        for p in panels(load(repo)["netmon-state-overview.json"])
+        for t in p.get("targets", [])
+    )
+    assert "sum by (criterion) (netmon_site_reasons" in overview

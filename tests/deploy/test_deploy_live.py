@@ -1,10 +1,22 @@
 """A real Prometheus with the bundle's config and rules scrapes a real netmon; every Grafana panel
 query then runs through the Prometheus HTTP API and must return series.
 
-netmon probes a small inventory on loopback (every 127.x.y.z answers ping on Linux), so every
-site is healthy: the test proves the dashboards show data when nothing is wrong, not only
-during an outage. Only what a single fast test needs is changed from the shipped files: targets
-and ports, 1 s scrape and rule intervals, no Alertmanager.
+netmon probes a small inventory on loopback (every 127.x.y.z answers ping on Linux). Two sites are
+ICMP only and healthy: the dashboards must show data when nothing is wrong, not only during an
+outage. The medical college also has a wireless controller polled over SNMP (snmpsim serving
+tests/snmp/data/cisco-wlc.snmprec: 200 APs, every 10th not associated, uplink-1 up, uplink-2
+down), so it is honestly degraded: an uplink interface is down and 1 of its 6 inventoried APs is
+not associated, and its controller reports 194 APs the inventory lacks. The test checks that
+netmon and Prometheus see exactly that, that the matching alerts are pending for that site only,
+and that every panel returns data for real values of the template variables:
+
+* with the variables set to the SNMP site (by hand, as the NOC would): every query, also the
+  SNMP panels and the "why not fully functional" panels;
+* with the first values and with "All" (a site without SNMP): every query except those of
+  panels that declare, with Grafana's ``noValue``, why they are empty for such a selection.
+
+Only what a single fast test needs is changed from the shipped files: targets and ports, 1 s
+scrape and rule intervals, no Alertmanager.
 """
 
 from __future__ import annotations
@@ -25,11 +37,26 @@ import yaml
 pytestmark = pytest.mark.slow
 
 SITES = [
-    # id, district, type, number of APs
-    ("mc-test-ranchi", "Ranchi", "medical_college", 4),
+    # id, district, type, number of APs (pinged; the SNMP site's APs are seen via its controller)
+    ("mc-test-ranchi", "Ranchi", "medical_college", 0),
     ("dh-test-dumka", "Dumka", "district_hospital", 3),
     ("chc-test-chaibasa", "West Singhbhum", "chc", 2),
 ]
+# The site with the SNMP-polled controller, and the template variable values that select it.
+SNMP_SITE = {"district": "Ranchi", "type": "medical_college", "site": "mc-test-ranchi"}
+# APs AP-RIMS-005..010 of the recording, known to netmon only through the controller; the
+# recording reports every 10th AP not associated, so ap-rims-010 is down: 5 of 6 up < 90 %.
+CONTROLLER_APS = [f"ap-rims-{i:03d}" for i in range(5, 11)]
+RECORDED_APS = 200
+EXPECTED_REASONS = {"uplink_interface_down", "ap_up_ratio"}  # at the SNMP site, nowhere else
+# Alerts whose condition holds at the SNMP site; each has a `for` longer than this test, so
+# they are pending (never firing) while it runs.
+EXPECTED_PENDING = {
+    "NetmonSiteDegraded",
+    "NetmonAccessPointsDown",
+    "NetmonUplinkInterfaceDown",
+    "NetmonUnknownAccessPoints",
+}
 INTERVALS = {
     "$__rate_interval": "1m",
     "${__rate_interval}": "1m",
@@ -41,7 +68,7 @@ INTERVALS = {
 WAIT = 90.0  # seconds, at most, for data and rules; normally about 15
 
 
-def write_inventory(path: Path) -> None:
+def write_inventory(path: Path, snmp_port: int) -> None:
     sites = []
     for block, (site_id, district, ftype, aps) in enumerate(SITES, start=201):
         devices = [
@@ -62,6 +89,24 @@ def write_inventory(path: Path) -> None:
             }
             for i in range(1, aps + 1)
         ]
+        if site_id == SNMP_SITE["site"]:
+            # The only device on 127.0.0.1 (addresses are unique across the inventory).
+            devices.append(
+                {
+                    "name": "wlc-1",
+                    "role": "controller",
+                    "address": "127.0.0.1",
+                    "parent": "wan-1",
+                    "snmp": {
+                        "credentials": "wlc",
+                        "profile": "cisco-wlc",
+                        "uplink_interfaces": ["uplink-1", "uplink-2"],
+                    },
+                }
+            )
+            devices += [
+                {"name": ap, "role": "ap", "parent": "wlc-1", "probes": []} for ap in CONTROLLER_APS
+            ]
         sites.append(
             {
                 "id": site_id,
@@ -74,6 +119,11 @@ def write_inventory(path: Path) -> None:
     inventory = {
         "state": "Jharkhand",
         "defaults": {"interval": "2s", "count": 3, "spacing": "100ms", "timeout": "500ms"},
+        "snmp": {
+            # snmpsim: the community names the recording (tests/snmp/data/cisco-wlc.snmprec).
+            "credentials": {"wlc": {"version": "2c", "community": "cisco-wlc", "port": snmp_port}},
+            "defaults": {"interval": "2s", "timeout": "1s", "retries": 1, "max_poll_time": "5s"},
+        },
         "sites": sites,
     }
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
@@ -131,13 +181,18 @@ class Prom:
         return sorted(self.http("GET", url)["data"])
 
 
-def dashboard_queries(repo: Path) -> dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]]:
-    """Per dashboard file: its template variables and every (panel title, target expr)."""
+Query = tuple[str, str, bool]  # panel title, target expr, the panel declares a noValue text
+
+
+def dashboard_queries(repo: Path) -> dict[str, tuple[list[dict[str, Any]], list[Query]]]:
+    """Per dashboard file: its template variables and every (panel title, target expr, noValue?)."""
     out = {}
     for path in sorted((repo / "deploy/grafana/dashboards").glob("*.json")):
         dash = json.loads(path.read_text())
         exprs = [
-            (p["title"], t["expr"]) for p in _panels(dash["panels"]) for t in p.get("targets", [])
+            (p["title"], t["expr"], bool(p["fieldConfig"]["defaults"].get("noValue")))
+            for p in _panels(dash["panels"])
+            for t in p.get("targets", [])
         ]
         out[path.name] = (dash["templating"]["list"], exprs)
     return out
@@ -160,9 +215,13 @@ def substitute(expr: str, values: dict[str, str]) -> str:
     return expr
 
 
-def resolve_variables(prom: Prom, variables: list[dict[str, Any]], use_all: bool) -> dict[str, str]:
+def resolve_variables(
+    prom: Prom, variables: list[dict[str, Any]], use_all: bool, pick: dict[str, str]
+) -> dict[str, str]:
     """Real values for the dashboard's variables, in order, like Grafana: label_values() queries
-    with the earlier variables substituted. ``use_all`` picks "All" where the variable allows it."""
+    with the earlier variables substituted. ``pick`` chooses a value by hand (it must be one the
+    query offers); otherwise ``use_all`` picks "All" where the variable allows it, else the first
+    value."""
     values: dict[str, str] = {}
     for var in variables:
         m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
@@ -170,7 +229,11 @@ def resolve_variables(prom: Prom, variables: list[dict[str, Any]], use_all: bool
         selector, label = substitute(m.group(1), values), m.group(2)
         found = prom.label_values(label, selector)
         assert found, f"variable {var['name']}: {var['query']!r} returned no values"
-        if use_all and var.get("includeAll"):
+        if var["name"] in pick:
+            chosen = pick[var["name"]]
+            assert chosen in found, f"variable {var['name']}: {chosen!r} not offered: {found}"
+            values[var["name"]] = grafana_regex_escape(chosen) if var.get("multi") else chosen
+        elif use_all and var.get("includeAll"):
             values[var["name"]] = var.get("allValue") or "|".join(map(grafana_regex_escape, found))
         else:
             values[var["name"]] = grafana_regex_escape(found[0]) if var.get("multi") else found[0]
@@ -182,17 +245,28 @@ def grafana_regex_escape(value: str) -> str:
     return re.sub(r"([\\^$*+?.()|{}\[\]])", r"\\\\\1", value)
 
 
+# (hand-picked variable values, use "All" elsewhere, noValue panels must have data too)
+SELECTIONS = [
+    (SNMP_SITE, False, True),
+    ({"site": SNMP_SITE["site"]}, True, True),
+    ({}, False, False),  # first values: Dumka, its district hospital (no SNMP, healthy)
+    ({}, True, False),  # All, and the first site of all (no SNMP, healthy)
+]
+
+
 def empty_panels(prom: Prom, repo: Path) -> list[str]:
     """Every dashboard query that returns no series now, with its substituted variables."""
     empty = []
     for name, (variables, exprs) in dashboard_queries(repo).items():
-        for use_all in (False, True):
+        for pick, use_all, strict in SELECTIONS:
             try:
-                values = resolve_variables(prom, variables, use_all)
+                values = resolve_variables(prom, variables, use_all, pick)
             except AssertionError as exc:
                 empty.append(f"{name}: {exc}")
                 continue
-            for title, expr in exprs:
+            for title, expr, has_no_value_text in exprs:
+                if has_no_value_text and not strict:
+                    continue
                 query = substitute(expr, values)
                 if not prom.query(query):
                     empty.append(f"{name} / {title}: {query}")
@@ -211,8 +285,27 @@ def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon
     prometheus = which("prometheus")
     if not (repo / "probes/icmp.py").exists():
         pytest.skip("probes/icmp.py (the ICMP engine netmon run needs) is not in the tree yet")
+    from tests.snmp.agents import start_snmpsim  # skips the test if snmpsim is missing
+
+    agent = start_snmpsim(tmp_path / "snmpsim")
+    try:
+        _run(repo, tmp_path, prometheus, agent.port, free_port, processes, http, wait_for)
+    finally:
+        agent.stop()
+
+
+def _run(
+    repo: Path,
+    tmp_path: Path,
+    prometheus: str,
+    snmp_port: int,
+    free_port: Callable[[], int],
+    processes: Any,
+    http: Callable[..., Any],
+    wait_for: Callable[..., Any],
+) -> None:
     inventory = tmp_path / "inventory.yaml"
-    write_inventory(inventory)
+    write_inventory(inventory, snmp_port)
     netmon_port, prom_port = free_port(), free_port()
     netmon = processes.start(
         "netmon",
@@ -265,22 +358,50 @@ def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon
     wait_for(prometheus_ready, "Prometheus to be ready", timeout=30)
     prom = Prom(base, http)
 
-    # Healthy means healthy: every site fully functional before the dashboards are judged.
-    def all_sites_fully_functional() -> bool:
-        got = prom.query(
-            "sum(netmon_site_fully_functional) == bool count(netmon_site_fully_functional)"
-        )
-        count = prom.query("count(netmon_site_fully_functional)")
-        return bool(
-            got
-            and count
-            and float(got[0]["value"][1]) == 1
-            and float(count[0]["value"][1]) == len(SITES)
-        )
+    # Healthy means healthy, degraded means degraded for the right reasons, before the dashboards
+    # are judged: the ICMP-only sites fully functional, the SNMP site degraded by exactly its
+    # uplink-2 and its not associated AP.
+    expected_ff = {s[0]: 0.0 if s[0] == SNMP_SITE["site"] else 1.0 for s in SITES}
 
-    wait_for(
-        all_sites_fully_functional, "every site to be fully functional in Prometheus", timeout=WAIT
-    )
+    def verdicts() -> tuple[dict[str, float], set[tuple[str, str]]]:
+        ff = {
+            r["metric"]["site"]: float(r["value"][1])
+            for r in prom.query("netmon_site_fully_functional")
+        }
+        reasons = {
+            (r["metric"]["site"], r["metric"]["criterion"])
+            for r in prom.query("netmon_site_reasons > 0")
+        }
+        return ff, reasons
+
+    expected_reasons = {(SNMP_SITE["site"], c) for c in EXPECTED_REASONS}
+
+    def verdicts_as_expected() -> bool:
+        return verdicts() == (expected_ff, expected_reasons)
+
+    try:
+        wait_for(verdicts_as_expected, "the expected site verdicts in Prometheus", timeout=WAIT)
+    except pytest.fail.Exception:
+        pytest.fail(f"verdicts, reasons: {verdicts()}\nnetmon log:\n{processes.log(netmon)}")
+    assert prom.query(
+        f'netmon_site_verdict{{site="{SNMP_SITE["site"]}", verdict="degraded"}} == 1'
+    ), "the SNMP site is not fully functional, but not degraded either"
+
+    # What the controller reports reaches Prometheus: every recorded AP once, the inventoried
+    # ones as known, uplink-2 enabled without link.
+    site = f'site="{SNMP_SITE["site"]}"'
+    aps = prom.query(f"count by (known) (netmon_ap_up{{{site}}})")
+    assert {r["metric"]["known"]: float(r["value"][1]) for r in aps} == {
+        "true": len(CONTROLLER_APS),
+        "false": RECORDED_APS - len(CONTROLLER_APS),
+    }
+    down = prom.query(f'netmon_ap_up{{{site}, known="true"}} == 0')
+    assert [r["metric"]["ap"] for r in down] == ["ap-rims-010"]
+    links = prom.query(f'netmon_interface_oper_up{{{site}, device="wlc-1"}}')
+    assert {r["metric"]["interface"]: float(r["value"][1]) for r in links} == {
+        "uplink-1": 1.0,
+        "uplink-2": 0.0,
+    }
 
     # Query errors fail at once; empty results are retried until the rules have data.
     deadline = time.monotonic() + WAIT
@@ -288,12 +409,15 @@ def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon
         time.sleep(1)
     assert not empty, "panel queries without data:\n" + "\n".join(empty)
 
-    # The shipped rules evaluate cleanly against real netmon data, and nothing fires.
+    # The shipped rules evaluate cleanly against real netmon data; the SNMP site's alerts are
+    # pending (their `for` outlasts the test), nothing else is pending, nothing fires.
     groups = http("GET", f"{base}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in groups} >= {
         "netmon-sites",
+        "netmon-devices",
         "netmon-self",
         "netmon-availability-long",
+        "netmon-access-points",
         "netmon-rollups",
     }
     bad = [
@@ -303,12 +427,26 @@ def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon
         if r["health"] != "ok"
     ]
     assert not bad, bad
-    firing = [
-        a["labels"]
-        for a in http("GET", f"{base}/api/v1/alerts")["data"]["alerts"]
-        if a["state"] == "firing"
-    ]
-    assert not firing, firing
+
+    def alerts() -> list[dict[str, Any]]:
+        return list(http("GET", f"{base}/api/v1/alerts")["data"]["alerts"])
+
+    def pending_as_expected() -> bool:
+        return {(a["labels"]["alertname"], a["labels"].get("site")) for a in alerts()} == {
+            (name, SNMP_SITE["site"]) for name in EXPECTED_PENDING
+        }
+
+    try:
+        wait_for(pending_as_expected, "the SNMP site's alerts to be pending", timeout=30)
+    except pytest.fail.Exception:
+        pytest.fail(f"alerts: {[(a['labels'], a['state']) for a in alerts()]}")
+    now = alerts()
+    assert {a["state"] for a in now} == {"pending"}, now
+    # Alert values are real figures: 1 uplink port, 1 of 6 APs not up, 194 unknown APs.
+    values = {a["labels"]["alertname"]: float(a["value"]) for a in now}
+    assert values["NetmonUplinkInterfaceDown"] == 1
+    assert values["NetmonAccessPointsDown"] == pytest.approx(1 / len(CONTROLLER_APS))
+    assert values["NetmonUnknownAccessPoints"] == RECORDED_APS - len(CONTROLLER_APS)
     assert prom.query('up{job="netmon"} == 1'), "netmon target is not up"
 
 
