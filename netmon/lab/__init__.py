@@ -3,8 +3,10 @@
 ``netmon lab up|set|reboot|cleanup|status|demo`` (see :mod:`netmon.lab.cli`) and the
 :class:`Lab` context manager build, inside a ``netmon-lab-*`` network namespace, devices with
 addresses in 198.18.0.0/15 that answer ping through a user-space responder with scripted loss,
-delay, jitter, outages and flapping, and (optionally) a real ``snmpd`` per device. Scenario files
-(:mod:`netmon.lab.model`) describe the sites and the verdict netmon should reach.
+delay, jitter, outages and flapping, and (optionally) a real ``snmpd`` per device that the
+generated netmon inventory polls (v2c, or v3 authPriv with keys kept out of the inventory).
+Scenario files (:mod:`netmon.lab.model`) describe the sites, run-time events (reboots, interfaces
+going down, agents going silent: :mod:`netmon.lab.events`) and the verdict netmon should reach.
 
 Names are imported lazily so that ``python -m netmon.lab.responder`` stays light.
 """

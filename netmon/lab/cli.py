@@ -105,7 +105,15 @@ def _print_lab(lab: Any) -> None:
         devs = [d for d in lab.devices.values() if d.site == sc.site.id]
         print(f"  {sc.site.id:28} {devs[0].address if devs else '-':>15}  {sc.description}")
     print(f"\ninventory: {lab.inventory_path}")
-    print(f"run netmon:  netmon run --config {lab.inventory_path}")
+    if lab.netmon_env:  # SNMPv3 privacy keys: netmon reads them from its environment
+        env_file = lab.workdir / "netmon.env"
+        print(f"run netmon:  (set -a; . {env_file}; netmon run --config {lab.inventory_path})")
+    else:
+        print(f"run netmon:  netmon run --config {lab.inventory_path}")
+    if lab.events is not None:
+        print(
+            f"run-time events: {len(lab.events.items)} scheduled, logged to {lab.workdir / 'events.log'}"
+        )
     print("change faults:  netmon lab set SITE/DEVICE loss=0.05 delay=200ms down=true ...")
 
 
@@ -244,7 +252,7 @@ def _run_netmon(lab: Any, args: argparse.Namespace) -> int:
     from netmon.lab.runner import NetmonProcess
 
     server = NetmonProcess(lab.inventory_path, lab.workdir, host=args.host, port=args.port,
-                           log_to_file=False)  # fmt: skip
+                           log_to_file=False, env=lab.netmon_env)  # fmt: skip
     print(f"\nnetmon: {server.url}/api/v1/sites  ({server.url}/docs, {server.url}/metrics)")
     print(
         "verdicts appear after ~3 probe rounds (15 s); Ctrl-C stops netmon and the lab.\n",

@@ -19,7 +19,18 @@ from netmon.lab.model import Faults, Flap, LabDevice, LabSite, Period, Scenario,
 from netmon.lab.plan import LabTiming
 from netmon.settings import EXAMPLE_INVENTORY
 
-DEMO_TIMING = LabTiming(interval=5.0, count=5, spacing=0.2, timeout=1.0, window=300.0, min_probes=3)
+DEMO_TIMING = LabTiming(
+    interval=5.0,
+    count=5,
+    spacing=0.2,
+    timeout=1.0,
+    window=300.0,
+    min_probes=3,
+    snmp_interval=10.0,
+    snmp_timeout=1.0,
+    snmp_retries=1,
+    snmp_max_poll_time=5.0,
+)
 
 # site id -> condition; most fully functional, some degraded, a few down.
 DEMO_SITES: dict[str, str] = {

@@ -19,6 +19,7 @@ def problems(
     reasons: list[dict[str, Any]] = site.get("reasons", [])
     out += _reason_problems(expect, reasons)
     out += _state_problems(expect, site.get("device_list", []))
+    out += _snmp_problems(expect, site.get("device_list", []))
     if expect.history:
         out += _history_problems(expect, history or [])
     return out
@@ -55,6 +56,16 @@ def _state_problems(expect: Expect, devices: list[dict[str, Any]]) -> list[str]:
     states = {d.get("name"): d.get("state") for d in devices}
     return [f"device {name} is {states.get(name)!r}, expected {want!r}"
             for name, want in expect.device_states.items() if states.get(name) != want]  # fmt: skip
+
+
+def _snmp_problems(expect: Expect, devices: list[dict[str, Any]]) -> list[str]:
+    snmp = {d.get("name"): d.get("snmp") or {} for d in devices}
+    out = []
+    for name, want in expect.snmp_answered.items():
+        got = snmp.get(name, {}).get("answered")
+        if got is not want:
+            out.append(f"device {name}: SNMP answered {got!r}, expected {want!r}")
+    return out
 
 
 def _history_problems(expect: Expect, history: list[dict[str, Any]]) -> list[str]:

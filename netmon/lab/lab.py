@@ -3,15 +3,20 @@
 ::
 
     with Lab(load_scenarios("tests/lab/scenarios"), workdir) as lab:
-        lab.inventory_path                 # netmon inventory for the lab sites
+        lab.inventory_path                 # netmon inventory for the lab sites (SNMP included)
+        lab.netmon_env                     # environment netmon needs for its SNMPv3 keys
         lab.set_fault("lab-healthy/wan-1", loss=0.05, delay="200ms")
         lab.reboot("lab-healthy/wan-1")    # SNMP sysUpTime goes back
-        lab.reset_epoch()                  # scenario schedules count from now
+        lab.set_interface("lab-healthy/wan-1", "uplink0", oper="down")
+        lab.stop_agent("lab-healthy/wan-1")  # snmpd gone, ping still answers
+        lab.reset_epoch()                  # scenario schedules and events count from now
 
 Start-up removes stale labs of killed runs, refuses if the host already routes any of
 198.18.0.0/15, creates the namespace (:mod:`netmon.lab.netns`), starts the ICMP responder and
-one snmpd per SNMP device inside it. Stop (always: normal exit, exception, Ctrl-C, SIGTERM,
-SIGHUP) ends those processes by pid, deletes the veth, its route and the namespace.
+one snmpd per SNMP device inside it, then the thread that applies the scenarios' run-time
+``events`` (:mod:`netmon.lab.events`). Stop (always: normal exit, exception, Ctrl-C, SIGTERM,
+SIGHUP) ends the thread and those processes by pid, deletes the veth, its route and the
+namespace.
 """
 
 from __future__ import annotations
@@ -36,7 +41,16 @@ from pydantic import ValidationError
 
 import netmon
 from netmon.lab import control
-from netmon.lab.model import Faults, LabError, Scenario, check_lab_address
+from netmon.lab.events import EventRunner, Fired, Scheduled, schedule
+from netmon.lab.model import (
+    AgentEvent,
+    Faults,
+    InterfaceEvent,
+    LabError,
+    RebootEvent,
+    Scenario,
+    check_lab_address,
+)
 from netmon.lab.netns import (
     LINK,
     RUN_DIR,
@@ -91,6 +105,8 @@ class Lab:
         self.record: Record | None = None
         self.responder: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, SnmpAgent] = {}
+        self.events: EventRunner | None = None
+        self._agent_lock = threading.RLock()  # the event thread and callers both touch agents
         self._faults = {k: d.faults for k, d in self.plan.devices.items()}
         self._old_handlers: dict[int, Any] = {}
         self.started = False
@@ -111,6 +127,19 @@ class Lab:
     @property
     def devices(self) -> dict[str, PlannedDevice]:
         return self.plan.devices
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.workdir / "secrets"
+
+    @property
+    def netmon_env(self) -> dict[str, str]:
+        """Environment variables netmon needs for the inventory's ``{env: ...}`` SNMP secrets."""
+        return self.plan.netmon_env() if self.with_snmp else {}
+
+    def secrets(self) -> list[str]:
+        """Every community and SNMPv3 key of the lab's agents (none may leak from netmon)."""
+        return self.plan.secrets() if self.with_snmp else []
 
     @property
     def control_path(self) -> Path:
@@ -138,7 +167,11 @@ class Lab:
         assert self.ns is not None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.inventory_path.parent.mkdir(parents=True, exist_ok=True)
-        self.inventory_path.write_text(self.plan.inventory_yaml(self.ns.name), encoding="utf-8")
+        if self.with_snmp:
+            self.plan.write_secrets(self.secrets_dir)
+            self._write_env_file()
+        text = self.plan.inventory_yaml(self.ns.name, self.secrets_dir, snmp=self.with_snmp)
+        self.inventory_path.write_text(text, encoding="utf-8")
         self.record = Record(self.ns.name, self.ns.veth, os.getpid(), process_start(os.getpid()) or 0,
                              str(self.workdir), str(self.control_path), time.time())  # fmt: skip
         self.record.save()
@@ -147,6 +180,7 @@ class Lab:
         if self.with_snmp:
             self._start_agents()
         self._write_manifest()
+        self._start_events()
 
     def stop(self) -> None:
         """Stop everything and remove the namespace. Idempotent; never raises LabError."""
@@ -163,9 +197,12 @@ class Lab:
             self.started = False
 
     def _stop_parts(self) -> None:
-        for agent in self.agents.values():
-            with contextlib.suppress(Exception):
-                agent.stop()
+        if self.events is not None:
+            self.events.stop()  # first: no event may start an agent while we stop them
+        with self._agent_lock:
+            for agent in self.agents.values():
+                with contextlib.suppress(Exception):
+                    agent.stop()
         if self.responder is not None and self.responder.poll() is None:
             terminate([self.responder.pid])
         if self.responder is not None:
@@ -224,15 +261,61 @@ class Lab:
         if self.agents:
             wait_listening(list(self.agents.values()), self.ns)
 
+    def _write_env_file(self) -> None:
+        """``netmon.env`` (0600): ``NAME=value`` lines for netmon's environment, if any."""
+        env = self.netmon_env
+        if env:
+            path = self.workdir / "netmon.env"
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+
+    def _start_events(self) -> None:
+        items = schedule(self.scenarios)
+        if not items:
+            return
+        log_path = self.workdir / "events.log"
+
+        def log(msg: str) -> None:
+            with log_path.open("a", encoding="utf-8") as fh:
+                fh.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+
+        self.events = EventRunner(items, self._apply_event, log, max_seconds=self.max_seconds)
+        self.events.start()
+
+    def _apply_event(self, item: Scheduled) -> None:
+        ev = item.event
+        if not self.with_snmp:
+            raise LabError("the lab runs without SNMP agents (--no-snmp)")
+        if isinstance(ev, RebootEvent):
+            self.reboot(item.key, ev.downtime)
+        elif isinstance(ev, InterfaceEvent):
+            self.set_interface(item.key, ev.interface, oper=ev.oper, admin=ev.admin)
+        elif isinstance(ev, AgentEvent) and ev.action == "agent_stop":
+            self.stop_agent(item.key)
+        else:
+            self.start_agent(item.key)
+
+    def fired_events(self, ref: str | None = None, *, this_epoch: bool = False) -> list[Fired]:
+        """Run-time events applied so far (``ref``: of one device; since the last epoch reset)."""
+        if self.events is None:
+            return []
+        key = None if ref is None else self.device(ref).key
+        return self.events.fired(key, this_epoch=this_epoch)
+
     def _write_manifest(self) -> None:
-        """``lab.json`` in the workdir: what ``netmon lab set`` and later tests need."""
+        """``lab.json`` in the workdir (0600: it holds the agents' secrets)."""
         assert self.ns is not None
         data = {"namespace": self.ns.name, "owner_pid": os.getpid(), "control": str(self.control_path),
                 "inventory": str(self.inventory_path),
+                "netmon_env_file": str(self.workdir / "netmon.env") if self.netmon_env else None,
                 "devices": {k: {"address": d.address, "role": d.role, "parent": d.parent,
                                 "snmp": self.agents[k].describe() if k in self.agents else None}
                             for k, d in self.plan.devices.items()}}  # fmt: skip
-        (self.workdir / "lab.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+        path = self.workdir / "lab.json"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
     # -- signals ---------------------------------------------------------------------------
     def _install_handlers(self) -> None:
@@ -282,14 +365,35 @@ class Lab:
     def reboot(self, ref: str, downtime: float = 0.0) -> None:
         """Reboot: SNMP sysUpTime restarts from 0; ICMP silent for ``downtime`` seconds."""
         dev = self.device(ref)
+        agent = self.agent(dev.key)
         if downtime > 0:
             self.outage(dev.key, downtime)
-        self.agent(dev.key).reboot()
+        with self._agent_lock:
+            agent.reboot()
 
     def set_interface(
-        self, ref: str, index: int, oper: str | None = "down", admin: str | None = None
+        self, ref: str, index: int | str, oper: str | None = "down", admin: str | None = None
     ) -> None:
-        self.agent(ref).set_interface(index, oper=oper, admin=admin)
+        """Interface ``index`` (ifIndex or ifName) of ``ref``'s agent goes up/down."""
+        agent = self.agent(ref)
+        with self._agent_lock:
+            agent.set_interface(index, oper=oper, admin=admin)
+
+    def stop_agent(self, ref: str) -> None:
+        """Stop ``ref``'s snmpd: no SNMP answer at all, ping unaffected. Idempotent."""
+        agent = self.agent(ref)
+        with self._agent_lock:
+            agent.stop()
+
+    def start_agent(self, ref: str) -> None:
+        """Start ``ref``'s snmpd again (same state file: uptime and interfaces continue)."""
+        agent = self.agent(ref)
+        with self._agent_lock:
+            if agent.running:
+                return
+            assert self.ns is not None, "the lab is not running"
+            agent.start(self.ns, self.workdir, die_with_parent)
+            wait_listening([agent], self.ns)
 
     def agent(self, ref: str) -> SnmpAgent:
         key = self.device(ref).key
@@ -298,8 +402,10 @@ class Lab:
         return self.agents[key]
 
     def reset_epoch(self) -> None:
-        """Make every scenario schedule (down_periods, flap) count from now."""
+        """Make every scenario schedule (down_periods, flap, events) count from now."""
         control.request(self.control_path, {"op": "epoch"})
+        if self.events is not None:
+            self.events.reset()
 
     def stats(self, ref: str | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"op": "stats"}
@@ -314,7 +420,8 @@ class Lab:
 
     def pids(self) -> list[int]:
         """Pids of every process the lab started (responder, snmpd)."""
-        procs = [self.responder, *(a.process for a in self.agents.values())]
+        with self._agent_lock:
+            procs = [self.responder, *(a.process for a in self.agents.values())]
         return [p.pid for p in procs if p is not None]
 
 

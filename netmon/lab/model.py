@@ -6,10 +6,12 @@ should conclude. Validation is strict (unknown keys are errors) and every device
 inside the lab's private range 198.18.0.0/15 (benchmarking space, RFC 2544), outside the
 198.18.0.0/24 block the lab keeps for its own link.
 
-Schedules (``down_periods``, ``flap``) are written in real-world time and multiplied by the
-scenario's ``time_scale`` (0.1 turns "down 1 min in every 3" into 6 s in every 18 s). They count
-from the lab's *epoch* (responder start, or :meth:`netmon.lab.Lab.reset_epoch`). Delay and jitter
-are never scaled: an RTT is an RTT.
+Schedules (``down_periods``, ``flap``, and the ``after`` of run-time ``events``) are written in
+real-world time and multiplied by the scenario's ``time_scale`` (0.1 turns "down 1 min in every 3"
+into 6 s in every 18 s). They count from the lab's *epoch* (responder start, or
+:meth:`netmon.lab.Lab.reset_epoch`). Delay and jitter are never scaled: an RTT is an RTT.
+``events`` change a device's SNMP agent at run time (reboot, an interface down, snmpd stopped);
+each fires once per epoch.
 
 Example::
 
@@ -27,12 +29,20 @@ Example::
     expect:
       verdict: degraded
       reasons: [{criterion: uplink_loss, device: wan-1}]
+
+Run-time changes (devices need ``snmp``)::
+
+    events:
+      - {after: 10s, action: reboot, device: router-1}
+      - {after: 10s, action: interface, device: wan-1, interface: uplink0, oper: down}
+      - {after: 10s, action: agent_stop, device: sw-01}
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -150,21 +160,59 @@ def _default_interfaces() -> list[Interface]:
     return [Interface(index=1, name="uplink0"), Interface(index=2, name="lan0")]
 
 
-class Snmp(_Strict):
-    """An SNMP agent (real net-snmp ``snmpd``) answering on the device's address."""
+Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{8,64}$")]
 
-    community: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "netmon-lab"
+
+class Snmp(_Strict):
+    """An SNMP agent (real net-snmp ``snmpd``) answering on the device's address.
+
+    The agent answers SNMPv2c (``community``) and SNMPv3 authPriv SHA/AES (``v3_user`` with
+    ``v3_auth_key``/``v3_priv_key``) at once; ``poll`` says which of the two the generated netmon
+    inventory uses. Secrets left out are random for each lab (:meth:`with_secrets`), so no
+    guessable community is ever served and a leak check can look for them verbatim.
+    """
+
+    community: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] | None = None
     v3_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "netmonlab"
-    v3_auth_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{8,64}$")] = "lab-auth-key"
-    v3_priv_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{8,64}$")] = "lab-priv-key"
+    v3_auth_key: Token | None = None
+    v3_priv_key: Token | None = None
     interfaces: list[Interface] = Field(default_factory=_default_interfaces)
+    poll: Literal["v2c", "v3"] = "v2c"  # how netmon polls it (the inventory's credentials)
+    profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "generic"
+    uplink_interfaces: list[str] = []  # ifName values netmon must see up (inventory field)
 
     @field_validator("interfaces")
     @classmethod
     def _unique(cls, value: list[Interface]) -> list[Interface]:
         if len({i.index for i in value}) != len(value):
             raise ValueError("interface indexes must be unique")
+        if len({i.name for i in value}) != len(value):
+            raise ValueError("interface names must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _uplinks_exist(self) -> Snmp:
+        names = {i.name for i in self.interfaces}
+        unknown = [n for n in self.uplink_interfaces if n not in names]
+        if unknown:
+            raise ValueError(
+                f"uplink_interfaces names no interface of this agent: {', '.join(unknown)}"
+            )
+        return self
+
+    def interface(self, name: str) -> Interface:
+        return next(i for i in self.interfaces if i.name == name)
+
+    def with_secrets(self, token: Callable[[str], str]) -> Snmp:
+        """A copy whose missing community/keys are ``token(kind)`` (random for a lab)."""
+        fill = {"community": "c", "v3_auth_key": "a", "v3_priv_key": "p"}
+        update = {f: token(kind) for f, kind in fill.items() if getattr(self, f) is None}
+        return self.model_copy(update=update) if update else self
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Community and v3 keys (what must never show up in netmon's output)."""
+        return tuple(s for s in (self.community, self.v3_auth_key, self.v3_priv_key) if s)
 
 
 class LabDevice(_Strict):
@@ -223,6 +271,42 @@ class Transition(_Strict):
     to: list[Verdict]
 
 
+class _Event(_Strict):
+    after: Seconds  # from the lab epoch, times the scenario's time_scale
+    device: str
+
+
+class RebootEvent(_Event):
+    """The device reboots: SNMP sysUpTime restarts from 0 (ICMP silent for ``downtime``)."""
+
+    action: Literal["reboot"]
+    downtime: Seconds = 0.0
+
+
+class InterfaceEvent(_Event):
+    """An interface of the device's agent changes ifOperStatus and/or ifAdminStatus."""
+
+    action: Literal["interface"]
+    interface: str  # ifName, one of the agent's interfaces
+    oper: Literal["up", "down"] | None = None
+    admin: Literal["up", "down"] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> InterfaceEvent:
+        if self.oper is None and self.admin is None:
+            raise ValueError("an interface event needs oper and/or admin")
+        return self
+
+
+class AgentEvent(_Event):
+    """The device's snmpd stops (no SNMP answer at all; ping unaffected) or starts again."""
+
+    action: Literal["agent_stop", "agent_start"]
+
+
+Event = Annotated[RebootEvent | InterfaceEvent | AgentEvent, Field(discriminator="action")]
+
+
 class Expect(_Strict):
     verdict: Verdict | list[Verdict]
     reasons: list[ReasonExpect] = []
@@ -231,6 +315,7 @@ class Expect(_Strict):
     device_states: dict[str, DeviceState] = {}
     history: list[Transition] = []
     compare_with_fping: list[str] = []  # device names whose loss/RTT the e2e test cross-checks
+    snmp_answered: dict[str, bool] = {}  # device -> did its latest SNMP poll get an answer
     # Set when netmon is known not to meet this expectation yet: the e2e test then expects the
     # check to fail (strict xfail, so it turns red once netmon is fixed) and does not wait for it.
     known_gap: str | None = None
@@ -245,6 +330,7 @@ class Scenario(_Strict):
     description: Annotated[str, Field(min_length=1)]
     time_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     site: LabSite
+    events: list[Event] = []  # run-time changes, each once per lab epoch
     expect: Expect | None = None
 
     @model_validator(mode="after")
@@ -254,10 +340,39 @@ class Scenario(_Strict):
             return self
         used = {r.device for r in self.expect.reasons if r.device}
         used |= set(self.expect.device_states) | set(self.expect.compare_with_fping)
+        used |= set(self.expect.snmp_answered)
         unknown = sorted(used - names)
         if unknown:
             raise ValueError(f"expect names unknown devices: {', '.join(unknown)}")
+        no_agent = sorted(n for n in self.expect.snmp_answered if self._snmp(n) is None)
+        if no_agent:
+            raise ValueError(
+                f"expect.snmp_answered names devices without snmp: {', '.join(no_agent)}"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _event_targets(self) -> Scenario:
+        for i, ev in enumerate(self.events):
+            where = f"events[{i}] ({ev.action} {ev.device})"
+            if ev.device not in {d.name for d in self.site.devices}:
+                raise ValueError(f"{where}: no device named {ev.device!r} in the site")
+            snmp = self._snmp(ev.device)
+            if snmp is None:
+                raise ValueError(f"{where}: the device has no snmp agent to act on")
+            if isinstance(ev, InterfaceEvent) and ev.interface not in {
+                i.name for i in snmp.interfaces
+            }:
+                known = ", ".join(i.name for i in snmp.interfaces)
+                raise ValueError(f"{where}: no interface {ev.interface!r} (known: {known})")
+        return self
+
+    def _snmp(self, name: str) -> Snmp | None:
+        return next((d.snmp for d in self.site.devices if d.name == name), None)
+
+    def scaled_events(self) -> list[tuple[float, Event]]:
+        """(seconds after the epoch, event), in time order (stable for equal times)."""
+        return sorted(((ev.after * self.time_scale, ev) for ev in self.events), key=lambda x: x[0])
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:

@@ -10,8 +10,9 @@ moves to now: sysUpTime goes back, counters restart) or take an interface down a
                      "last_change": 1767000000.0, "in_rate": 125000, "out_rate": 50000}]}
 
 Served: sysUpTime.0; ifNumber.0; ifTable columns ifIndex, ifDescr, ifType, ifSpeed,
-ifAdminStatus, ifOperStatus, ifLastChange, ifInOctets, ifInErrors, ifOutOctets; ifXTable
-columns ifName, ifHCInOctets, ifHCOutOctets, ifHighSpeed. Only OIDs under the subtree given on
+ifAdminStatus, ifOperStatus, ifLastChange, ifInOctets, ifInErrors, ifOutOctets, ifOutErrors;
+ifXTable columns ifName, ifHCInOctets, ifHCOutOctets, ifHighSpeed -- every IF-MIB column netmon's
+``generic`` SNMP profile reads (the system group's other objects are snmpd's own). Only OIDs under the subtree given on
 the command line are answered (snmpd runs one helper per registered subtree).
 """
 
@@ -71,6 +72,7 @@ def _interface_rows(i: dict[str, Any], boot: float, up: float) -> dict[Oid, Row]
         10: ("counter", str(in_octets % 2**32)),
         14: ("counter", str(int(i.get("in_errors", 0)) % 2**32)),
         16: ("counter", str(out_octets % 2**32)),
+        20: ("counter", str(int(i.get("out_errors", 0)) % 2**32)),
     }
     rows: dict[Oid, Row] = {IF_ENTRY + (col, idx): row for col, row in columns.items()}
     xcolumns: dict[int, Row] = {

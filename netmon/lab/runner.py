@@ -39,7 +39,9 @@ class NetmonProcess:
         port: int | None = None,
         database_url: str | None = None,
         log_to_file: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: extra environment (a lab's :attr:`netmon.lab.Lab.netmon_env`, log level...)."""
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log_path = workdir / "netmon.log"
@@ -47,7 +49,7 @@ class NetmonProcess:
         cmd = [sys.executable, "-m", "netmon.cli", "run", "--config", str(inventory),
                "--host", host, "--port", str(self.port), "--database-url", database_url]  # fmt: skip
         root = str(Path(netmon.__file__).resolve().parents[1])
-        env = dict(os.environ, PYTHONPATH=root, NETMON_DATA_DIR=str(workdir))
+        env = dict(os.environ, PYTHONPATH=root, NETMON_DATA_DIR=str(workdir), **(env or {}))
         # die_with_parent: an orphaned netmon must not keep probing lab addresses once the
         # lab (and its route) may be gone
         if log_to_file:
@@ -70,8 +72,11 @@ class NetmonProcess:
         raise RuntimeError(f"netmon did not answer /healthz within {timeout:g}s:\n{self.log()}")
 
     def get(self, path: str, timeout: float = 10.0) -> Any:
+        return json.loads(self.get_text(path, timeout))
+
+    def get_text(self, path: str, timeout: float = 10.0) -> str:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:  # noqa: S310 (our own URL)
-            return json.loads(response.read())
+            return str(response.read().decode("utf-8", errors="replace"))
 
     def log(self) -> str:
         try:

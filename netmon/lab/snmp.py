@@ -48,12 +48,17 @@ class SnmpAgent:
     def config_path(self) -> Path:
         return self.directory / "netmon-lab-snmpd.conf"
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def describe(self) -> dict[str, Any]:
         """How a poller reaches this agent (what a later SNMP test needs)."""
         s = self.spec
         return {"address": self.address, "port": 161, "community": s.community,
                 "v3": {"user": s.v3_user, "auth_protocol": "SHA", "auth_key": s.v3_auth_key,
                        "priv_protocol": "AES", "priv_key": s.v3_priv_key},
+                "poll": s.poll, "uplink_interfaces": list(s.uplink_interfaces),
                 "state_file": str(self.state_path)}  # fmt: skip
 
     # -- files -----------------------------------------------------------------------------
@@ -67,12 +72,15 @@ class SnmpAgent:
         self.write_state({"boot": now, "interfaces": [
             {"index": i.index, "name": i.name, "oper": STATUS[i.oper], "admin": STATUS[i.admin],
              "speed_mbps": i.speed_mbps, "last_change": now, "in_rate": 125_000 * i.index,
-             "out_rate": 50_000 * i.index} for i in self.spec.interfaces]})  # fmt: skip
+             "out_rate": 50_000 * i.index, "in_errors": 0, "out_errors": 0}
+            for i in self.spec.interfaces]})  # fmt: skip
         self.config_path.write_text(self._config(), encoding="utf-8")
         self.config_path.chmod(0o600)
 
     def _config(self) -> str:
         s = self.spec
+        if not (s.community and s.v3_auth_key and s.v3_priv_key):
+            raise LabError(f"{self.name}: SNMP secrets not set (build agents from a Plan)")
         helper = f"{sys.executable} -S {PASSPERSIST} {self.state_path}"
         lines = [
             f"# netmon lab agent for {self.name}; generated, do not edit",
@@ -129,11 +137,15 @@ class SnmpAgent:
             i["last_change"] = now
         self.write_state(state)
 
-    def set_interface(self, index: int, oper: str | None = None, admin: str | None = None) -> None:
+    def set_interface(
+        self, index: int | str, oper: str | None = None, admin: str | None = None
+    ) -> None:
+        """Interface ``index`` (ifIndex, or its ifName) goes up/down; ifLastChange moves."""
         state = self.read_state()
-        match = [i for i in state["interfaces"] if i["index"] == index]
+        key = "name" if isinstance(index, str) else "index"
+        match = [i for i in state["interfaces"] if i[key] == index]
         if not match:
-            raise LabError(f"{self.name} has no interface with ifIndex {index}")
+            raise LabError(f"{self.name} has no interface with if{key.title()} {index}")
         for key, value in (("oper", oper), ("admin", admin)):
             if value is not None:
                 if value not in STATUS:

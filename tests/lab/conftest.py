@@ -8,6 +8,7 @@ root, ``ip``, ``fping`` or ``snmpd`` they are skipped with the reason, and a hos
 * ``start_lab``     -- start a :class:`netmon.lab.Lab`; stopped at the end of the test module
 * ``scenario_lab``  -- a lab running every scenario (module scope)
 * ``netmon_server`` -- ``netmon run`` as a subprocess against ``scenario_lab``'s inventory
+                      (SNMP included; debug log in its workdir's netmon.log)
 """
 
 from __future__ import annotations
@@ -88,10 +89,16 @@ def scenario_lab(
 def netmon_server(
     scenario_lab: Lab, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NetmonProcess]:
-    """netmon probing the scenario lab; stopped before the lab (its addresses leave with it)."""
+    """netmon probing the scenario lab; stopped before the lab (its addresses leave with it).
+
+    It gets the lab's SNMPv3 privacy keys through its environment (as the inventory says) and
+    logs at debug level, so the secret-leak check sees everything netmon can log."""
     workdir = tmp_path_factory.mktemp("netmon")
     server = NetmonProcess(
-        scenario_lab.inventory_path, workdir, database_url=f"sqlite:///{workdir / 'x.db'}"
+        scenario_lab.inventory_path,
+        workdir,
+        database_url=f"sqlite:///{workdir / 'x.db'}",
+        env={**scenario_lab.netmon_env, "NETMON_LOG_LEVEL": "debug"},
     )
     try:
         server.wait_ready()

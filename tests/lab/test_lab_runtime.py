@@ -35,6 +35,9 @@ site:
     - {name: dead, role: ap, parent: sw-01, faults: {down: true}}
     - {name: knob, role: ap, parent: sw-01}
     - {name: flap, role: ap, parent: sw-01, faults: {flap: {period: 2s, down_for: 1s}}}
+    - {name: sw-snmp, role: switch, parent: wan-1, snmp: {poll: v3}}
+events:
+  - {after: 1s, action: interface, device: sw-snmp, interface: lan0, oper: down}
 """
 BULK_APS = 36  # hosts for the throughput test
 
@@ -169,6 +172,42 @@ def test_snmp_uptime_reboot_and_interface_status(lab: Lab) -> None:
         "INTEGER: 2",
     ]
     lab.set_interface("rt/wan-1", 2, oper="up")
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_scenario_event_changes_the_agent_at_run_time(lab: Lab) -> None:
+    lan0 = "1.3.6.1.2.1.2.2.1.8.2"
+    assert _wait_for(lambda: bool(lab.fired_events("rt/sw-snmp"))), "the 1 s event never fired"
+    [fired] = lab.fired_events("rt/sw-snmp")
+    assert fired.error is None and fired.offset >= 1.0
+    assert _snmp(lab, "rt/sw-snmp", lan0, v3=True) == ["INTEGER: 2"]
+    assert "rt/sw-snmp: interface lan0 oper=down" in (lab.workdir / "events.log").read_text()
+
+
+def test_a_stopped_agent_is_silent_while_ping_answers_and_starts_again(lab: Lab) -> None:
+    uptime = "1.3.6.1.2.1.1.3.0"
+    before = _ticks(_snmp(lab, "rt/sw-snmp", uptime)[0])
+    pid = lab.agent("rt/sw-snmp").process.pid  # type: ignore[union-attr]
+    lab.stop_agent("rt/sw-snmp")
+    try:
+        assert pid not in lab.pids() and not lab.agent("rt/sw-snmp").running
+        with pytest.raises(subprocess.CalledProcessError):
+            _snmp(lab, "rt/sw-snmp", uptime)
+        assert _ping(lab, "rt/sw-snmp")[0] == 20
+        lab.stop_agent("rt/sw-snmp")  # idempotent
+    finally:
+        lab.start_agent("rt/sw-snmp")
+    assert lab.agent("rt/sw-snmp").running and lab.agent("rt/sw-snmp").process.pid in lab.pids()  # type: ignore[union-attr]
+    after = _ticks(_snmp(lab, "rt/sw-snmp", uptime, v3=True)[0])
+    assert after > before  # the same device: no reboot, uptime goes on
 
 
 def test_cli_set_and_reboot_reach_the_running_lab(lab: Lab) -> None:

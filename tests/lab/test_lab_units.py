@@ -7,6 +7,7 @@ import io
 import json
 import socket
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,16 @@ import yaml
 from netmon.inventory import parse_inventory
 from netmon.lab import cli as lab_cli
 from netmon.lab.control import parse_assignments, wire_faults
-from netmon.lab.demo import DEMO_SITES, demo_scenarios
+from netmon.lab.demo import DEMO_SITES, DEMO_TIMING, demo_scenarios
+from netmon.lab.events import IDLE_WAIT, EventRunner, Scheduled, schedule
 from netmon.lab.expect import problems
 from netmon.lab.measure import parse_vcount
 from netmon.lab.model import Faults, LabError, load_scenarios, parse_scenario
 from netmon.lab.passpersist import IF_ENTRY, SYS_UPTIME, Agent, mib, serve
-from netmon.lab.plan import LabTiming, Plan
+from netmon.lab.plan import LabTiming, Plan, temporary_env
 from netmon.lab.responder import LossPattern, build_devices, check_faults, icmp_checksum, make_reply
+from netmon.lab.snmp import SUBTREES, SnmpAgent
+from probes.snmp_profiles import load_profiles
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MINIMAL = """
@@ -52,7 +56,8 @@ def test_every_scenario_file_is_valid_and_has_expectations() -> None:
     scenarios = load_scenarios(SCENARIO_DIR)
     ids = {sc.id for sc in scenarios}
     assert {"healthy", "uplink-down", "aps-down", "lossy-uplink", "slow-uplink", "flapping-ap",
-            "controller-down", "never-seen", "recovering"} <= ids  # fmt: skip
+            "controller-down", "never-seen", "recovering", "rebooted-router", "uplink-port-down",
+            "snmp-silent", "snmp-v3"} <= ids  # fmt: skip
     assert all(sc.expect is not None for sc in scenarios)
 
 
@@ -95,11 +100,18 @@ def test_durations_accept_units_and_bare_seconds() -> None:
 # --- plan and inventory ----------------------------------------------------------------------
 
 
-def test_plan_gives_each_site_its_own_block_and_a_valid_inventory() -> None:
+def _inventory(plan: Plan, secrets_dir: Path, snmp: bool = True) -> Any:
+    """netmon's view of the plan's inventory (secret files written, env set while parsing)."""
+    plan.write_secrets(secrets_dir)
+    with temporary_env(plan.netmon_env()):
+        return parse_inventory(plan.inventory_yaml("netmon-lab-test", secrets_dir, snmp))
+
+
+def test_plan_gives_each_site_its_own_block_and_a_valid_inventory(tmp_path: Path) -> None:
     plan = Plan.build(load_scenarios(SCENARIO_DIR))
     blocks = {d.site: d.address.rsplit(".", 1)[0] for d in plan.devices.values()}
     assert len(set(blocks.values())) == len(blocks)
-    inv = parse_inventory(plan.inventory_yaml("netmon-lab-test"))
+    inv = _inventory(plan, tmp_path)
     eff = inv.defaults
     assert (eff.count - 1) * eff.spacing + eff.timeout < eff.interval
     assert inv.policy.window == 60
@@ -120,13 +132,15 @@ def test_explicit_addresses_are_kept_and_time_scale_scales_schedules() -> None:
     assert wan["flap"] == pytest.approx([18.0, 6.0, 0.0])
 
 
-def test_demo_uses_real_jharkhand_sites_with_a_realistic_mix() -> None:
+def test_demo_uses_real_jharkhand_sites_with_a_realistic_mix(tmp_path: Path) -> None:
     scenarios = demo_scenarios()
     assert 10 <= len(scenarios) <= 20
     conditions = [DEMO_SITES[sc.site.id] for sc in scenarios]
     assert conditions.count("healthy") > len(conditions) / 2
     assert {"uplink_down", "lossy_uplink", "never_seen"} <= set(conditions)
-    parse_inventory(Plan.build(scenarios).inventory_yaml("netmon-lab-demo"))
+    inv = _inventory(Plan.build(scenarios, DEMO_TIMING), tmp_path)
+    polled = [d for s in inv.sites for d in s.devices if d.snmp]
+    assert polled and inv.snmp.defaults.interval == DEMO_TIMING.snmp_interval
 
 
 def test_demo_falls_back_when_not_root(
@@ -144,6 +158,248 @@ def test_demo_falls_back_when_not_root(
     assert lab_cli.cmd_demo(args) == 0
     assert calls == [["run", "--host", "127.0.0.1", "--port", "8123"]]
     assert "needs root" in capsys.readouterr().err
+
+
+SNMP_SITE = """
+id: s
+description: SNMP test
+site:
+  id: lab-s
+  name: CHC SNMP
+  district: Gumla
+  type: chc
+  devices:
+    - name: wan-1
+      role: wan
+      snmp:
+        interfaces: [{index: 1, name: pon0}, {index: 2, name: lte0}]
+        uplink_interfaces: [pon0]
+    - {name: router-1, role: router, parent: wan-1, snmp: {poll: v3, v3_user: noc}}
+    - {name: sw-01, role: switch, parent: router-1, snmp: {poll: v3, v3_user: noc}}
+    - {name: sw-02, role: switch, parent: router-1, snmp: {community: own-community}}
+    - {name: ap-01, role: ap, parent: sw-01}
+"""
+
+
+def test_snmp_settings_and_events_are_checked_with_a_location() -> None:
+    with pytest.raises(
+        LabError, match=r"site\.devices\[0\]\.snmp.*uplink_interfaces names no interface"
+    ):
+        parse_scenario(_with(MINIMAL, snmp={"uplink_interfaces": ["eth9"]}))
+    with pytest.raises(LabError, match="interface names must be unique"):
+        parse_scenario(_with(MINIMAL, snmp={"interfaces": [{"index": 1, "name": "a"},
+                                                           {"index": 2, "name": "a"}]}))  # fmt: skip
+    with pytest.raises(LabError, match=r"snmp\.poll"):
+        parse_scenario(_with(MINIMAL, snmp={"poll": "v1"}))
+    with pytest.raises(LabError, match=r"snmp\.v3_auth_key"):
+        parse_scenario(_with(MINIMAL, snmp={"v3_auth_key": "short"}))
+    snmp = _with(MINIMAL, snmp={})
+    for events, message in [
+        ([{"after": "5s", "action": "reboot", "device": "nope"}], "no device named 'nope'"),
+        ([{"after": "5s", "action": "reboot", "device": "ap-01"}], "has no snmp agent"),
+        ([{"after": "5s", "action": "interface", "device": "wan-1", "interface": "eth9", "oper": "down"}],
+         r"no interface 'eth9' \(known: uplink0, lan0\)"),
+        ([{"after": "5s", "action": "interface", "device": "wan-1", "interface": "lan0"}],
+         "needs oper and/or admin"),
+        ([{"after": "5s", "action": "explode", "device": "wan-1"}], r"events\[0\]"),
+        ([{"after": "5s", "action": "reboot", "device": "wan-1", "colour": 1}], r"events\[0\]\.reboot\.colour"),
+        ([{"after": "-1s", "action": "agent_stop", "device": "wan-1"}], r"events\[0\]"),
+    ]:  # fmt: skip
+        with pytest.raises(LabError, match=message):
+            parse_scenario(snmp + yaml.safe_dump({"events": events}))
+    with pytest.raises(LabError, match="snmp_answered names devices without snmp: ap-01"):
+        parse_scenario(snmp + "expect: {verdict: degraded, snmp_answered: {ap-01: true}}\n")
+
+
+def test_events_are_scaled_and_scheduled_in_time_order() -> None:
+    text = _with(MINIMAL, snmp={}).replace(
+        "description: test", "description: test\ntime_scale: 0.1"
+    )
+    sc = parse_scenario(text + yaml.safe_dump({"events": [
+        {"after": "2m", "action": "agent_start", "device": "wan-1"},
+        {"after": "1m", "action": "agent_stop", "device": "wan-1"},
+        {"after": 30, "action": "interface", "device": "wan-1", "interface": "lan0", "admin": "down"},
+    ]}))  # fmt: skip
+    items = schedule([sc])
+    assert [(i.at, i.key, i.event.action) for i in items] == [
+        (3.0, "lab-t/wan-1", "interface"), (6.0, "lab-t/wan-1", "agent_stop"),
+        (12.0, "lab-t/wan-1", "agent_start")]  # fmt: skip
+    assert items[0].describe() == "lab-t/wan-1: interface lan0 admin=down"
+
+
+def test_plan_names_shared_credentials_and_keeps_v3_keys_out_of_the_inventory(
+    tmp_path: Path,
+) -> None:
+    plan = Plan.build([parse_scenario(SNMP_SITE)])
+    creds = plan.credentials()
+    assert {k: c.name for k, c in creds.items()} == {
+        "lab-s/wan-1": "lab-v2c-1", "lab-s/router-1": "lab-v3-1", "lab-s/sw-01": "lab-v3-1",
+        "lab-s/sw-02": "lab-v2c-2"}  # fmt: skip
+    assert creds["lab-s/sw-02"].community == "own-community"
+    secrets = plan.secrets()
+    assert "own-community" in secrets and len(secrets) == 4  # + random community, auth, priv
+    leaky = [
+        c
+        for c in creds.values()
+        for x in (c.community, c.auth_key, c.priv_key)
+        if x and x in repr(c)
+    ]
+    assert not leaky
+    plan.write_secrets(tmp_path)
+    text = plan.inventory_yaml("ns", tmp_path)
+    v3 = creds["lab-s/router-1"]
+    assert v3.auth_key not in text and v3.priv_key not in text
+    assert f"file: {tmp_path / 'lab-v3-1.auth'}" in text and "env: NETMON_LAB_V3_1_PRIV_KEY" in text
+
+
+def test_plan_refuses_an_inventory_whose_secrets_are_missing(tmp_path: Path) -> None:
+    plan = Plan.build([parse_scenario(SNMP_SITE)])
+    with pytest.raises(LabError, match="cannot read secret file"):
+        plan.inventory_yaml("ns", tmp_path / "never-written")
+
+
+def test_inventory_polls_every_agent_with_its_credential(tmp_path: Path) -> None:
+    plan = Plan.build([parse_scenario(SNMP_SITE)])
+    secrets_dir = tmp_path / "secrets"
+    inv = _inventory(plan, secrets_dir)
+    wan, router, sw1, sw2, ap = inv.sites[0].devices
+    assert wan.snmp is not None and wan.snmp.uplink_interfaces == ["pon0"]
+    assert (wan.snmp.credentials, wan.snmp.profile) == ("lab-v2c-1", "generic")
+    assert router.snmp is not None and sw1.snmp is not None and sw2.snmp is not None
+    assert router.snmp.credentials == sw1.snmp.credentials == "lab-v3-1"
+    assert ap.snmp is None and ap.kinds == ["icmp"] and wan.kinds == ["icmp", "snmp"]
+    v3 = inv.snmp.credentials["lab-v3-1"]
+    dev = plan.devices["lab-s/router-1"].snmp
+    assert dev is not None and v3.user == "noc" and v3.version == "3"
+    assert v3.auth_key is not None and v3.auth_key.get_secret_value() == dev.v3_auth_key
+    assert v3.priv_key is not None and v3.priv_key.get_secret_value() == dev.v3_priv_key
+    assert (secrets_dir / "lab-v3-1.auth").stat().st_mode & 0o077 == 0
+    assert plan.netmon_env() == {"NETMON_LAB_V3_1_PRIV_KEY": dev.v3_priv_key}
+    d = inv.snmp.defaults
+    assert (d.interval, d.timeout, d.retries, d.max_poll_time) == (2.0, 1.0, 0, 1.5)
+    assert not _inventory(plan, secrets_dir, snmp=False).snmp.credentials
+
+
+def test_default_secrets_are_random_per_plan_and_shared_within_it() -> None:
+    sc = parse_scenario(SNMP_SITE)
+    a, b = Plan.build([sc]), Plan.build([sc])
+    wan_a, wan_b = a.devices["lab-s/wan-1"].snmp, b.devices["lab-s/wan-1"].snmp
+    router_a = a.devices["lab-s/router-1"].snmp
+    assert wan_a and wan_b and router_a and wan_a.community and wan_a.v3_priv_key
+    assert wan_a.community != wan_b.community and wan_a.v3_priv_key != wan_b.v3_priv_key
+    assert router_a.v3_priv_key == wan_a.v3_priv_key and len(wan_a.community) >= 16
+
+
+def test_snmp_timing_must_fit_its_interval() -> None:
+    with pytest.raises(LabError, match="SNMP timing"):
+        LabTiming(snmp_interval=2.0, snmp_max_poll_time=2.0)
+    with pytest.raises(LabError, match="SNMP timing"):
+        LabTiming(snmp_timeout=2.0, snmp_max_poll_time=1.5)
+
+
+def test_the_lab_agent_serves_every_if_mib_object_of_the_generic_profile() -> None:
+    """Each scalar/column of netmon's generic profile under the helper's subtrees has rows."""
+    generic = load_profiles()["generic"]
+    rows = mib(_state(), now=1100.0)
+    served = [tuple(int(x) for x in t.strip(".").split(".")) for t in SUBTREES]
+    oids = [c.oid for c in generic.scalars.values()]
+    oids += [c.oid for t in generic.tables.values() for c in t.columns.values()]
+    ours = [tuple(int(x) for x in o.split(".")) for o in oids]
+    ours = [o for o in ours if any(o[: len(t)] == t for t in served)]
+    missing = [o for o in ours if not any(r[: len(o)] == o for r in rows)]
+    assert len(ours) >= 10 and not missing, missing  # sysUpTime + 9 interface columns
+    assert rows[IF_ENTRY + (20, 1)] == ("counter", "0")  # ifOutErrors
+
+
+def test_agent_interfaces_can_be_named_by_ifname(tmp_path: Path) -> None:
+    plan = Plan.build([parse_scenario(SNMP_SITE)])
+    dev = plan.devices["lab-s/wan-1"]
+    assert dev.snmp is not None
+    agent = SnmpAgent(dev.key, dev.address, dev.snmp, tmp_path)
+    agent.write_files()
+    agent.set_interface("pon0", oper="down")
+    agent.set_interface(2, admin="down")
+    state = {i["name"]: (i["oper"], i["admin"]) for i in agent.read_state()["interfaces"]}
+    assert state == {"pon0": (2, 1), "lte0": (1, 2)}
+    with pytest.raises(LabError, match="no interface with ifName eth9"):
+        agent.set_interface("eth9", oper="down")
+    config = agent.config_path.read_text()
+    assert dev.snmp.community and f"rocommunity {dev.snmp.community} default" in config
+    assert agent.config_path.stat().st_mode & 0o077 == 0
+
+
+# --- run-time events -------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _runner(clock: _Clock, fail: str = "") -> tuple[EventRunner, list[str], list[str]]:
+    sc = parse_scenario(_with(MINIMAL, snmp={}) + yaml.safe_dump({"events": [
+        {"after": "10s", "action": "reboot", "device": "wan-1"},
+        {"after": "4s", "action": "agent_stop", "device": "wan-1"},
+    ]}))  # fmt: skip
+    applied: list[str] = []
+    logged: list[str] = []
+
+    def apply(item: Scheduled) -> None:
+        if item.event.action == fail:
+            raise LabError("agent went missing")
+        applied.append(item.event.action)
+
+    return EventRunner(schedule([sc]), apply, logged.append, clock=clock), applied, logged
+
+
+def test_events_fire_once_when_due_and_again_after_a_reset() -> None:
+    clock = _Clock()
+    runner, applied, _ = _runner(clock)
+    assert runner.wait_time(clock()) == min(IDLE_WAIT, 4.0)
+    clock.now += 3.9
+    assert runner.run_due(clock()) == [] and applied == []
+    clock.now += 0.2
+    assert [f.item.event.action for f in runner.run_due(clock())] == ["agent_stop"]
+    assert runner.wait_time(clock()) == pytest.approx(min(IDLE_WAIT, 5.9))
+    clock.now += 100
+    assert [f.item.event.action for f in runner.run_due(clock())] == ["reboot"]
+    assert runner.run_due(clock()) == [] and runner.wait_time(clock()) == IDLE_WAIT
+    runner.reset()
+    assert runner.fired(this_epoch=True) == [] and len(runner.fired()) == 2
+    clock.now += 10
+    runner.run_due(clock())
+    assert applied == ["agent_stop", "reboot", "agent_stop", "reboot"]
+    assert [f.epoch for f in runner.fired()] == [0, 0, 1, 1]
+    assert [f.offset for f in runner.fired(this_epoch=True)] == [10.0, 10.0]
+
+
+def test_a_failing_event_is_recorded_not_raised() -> None:
+    clock = _Clock()
+    runner, applied, logged = _runner(clock, fail="agent_stop")
+    clock.now += 20
+    fired = runner.run_due(clock())
+    assert applied == ["reboot"]
+    assert [(f.item.event.action, f.error) for f in fired] == [
+        ("agent_stop", "LabError: agent went missing"), ("reboot", None)]  # fmt: skip
+    assert "lab-t/wan-1: agent_stop FAILED: LabError: agent went missing" in logged[0]
+
+
+def test_the_event_thread_applies_due_events_and_stops_promptly() -> None:
+    sc = parse_scenario(_with(MINIMAL, snmp={}) + yaml.safe_dump({"events": [
+        {"after": "50ms", "action": "reboot", "device": "wan-1"},
+        {"after": "1h", "action": "agent_stop", "device": "wan-1"},
+    ]}))  # fmt: skip
+    done = threading.Event()
+    runner = EventRunner(schedule([sc]), lambda _item: done.set())
+    runner.start()
+    try:
+        assert done.wait(10.0), "the due event was not applied"
+    finally:
+        runner.stop(timeout=10.0)
+    assert runner._thread is None and [f.item.event.action for f in runner.fired()] == ["reboot"]
 
 
 # --- responder logic -------------------------------------------------------------------------
@@ -302,6 +558,20 @@ def test_expectation_checker() -> None:
     site["reasons"] = [reason, {"criterion": "ap_down", "device": "ap-01", "message": ""}]
     assert problems(sc.expect, site, history) == ["unexpected reasons: ap_down[ap-01] "]
     assert "has no fully_functional -> down" in problems(sc.expect, site, history[::-1])[-1]
+
+
+def test_snmp_answered_expectation() -> None:
+    sc = parse_scenario(
+        _with(MINIMAL, snmp={}) + "expect: {verdict: degraded, snmp_answered: {wan-1: false}}\n"
+    )
+    assert sc.expect is not None
+    site: dict[str, Any] = {"verdict": "degraded", "reasons": [],
+                            "device_list": [{"name": "wan-1", "snmp": {"answered": False}}]}  # fmt: skip
+    assert problems(sc.expect, site) == []
+    site["device_list"][0]["snmp"]["answered"] = True
+    assert problems(sc.expect, site) == ["device wan-1: SNMP answered True, expected False"]
+    site["device_list"][0]["snmp"] = None
+    assert problems(sc.expect, site) == ["device wan-1: SNMP answered None, expected False"]
 
 
 def test_fping_vcount_parsing() -> None:
