@@ -83,7 +83,7 @@ class Monitor:
         self.started_at = clock()
         self.last_evaluation = 0.0
         self._tasks: list[asyncio.Task[None]] = []
-        self._was_up: dict[DeviceKey, bool] = {}
+        self._was_up: dict[tuple[str, str, str], bool] = {}  # (site, device, probe kind)
         self._make_windows()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -183,11 +183,14 @@ class Monitor:
         return True
 
     def _log_transition(self, key: DeviceKey, result: ProbeResult) -> None:
-        was = self._was_up.get(key)
-        self._was_up[key] = result.ok
+        """Log a device going down or coming back once per probe kind, not every poll."""
+        kind_key = (*key, result.kind)
+        was = self._was_up.get(kind_key)
+        self._was_up[kind_key] = result.ok
         if was is not None and was != result.ok:
-            state = "up again" if result.ok else f"DOWN ({result.reason})"
-            log.info("%s/%s %s", key[0], key[1], state)
+            what = "" if result.kind == "icmp" else f" ({result.kind})"
+            state = "up again" if result.ok else f"DOWN: {result.reason}"
+            log.info("%s/%s%s %s", key[0], key[1], what, state)
 
     def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
         """Each device's reachability over the window (ICMP, SNMP and controllers combined)."""

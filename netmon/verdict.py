@@ -96,7 +96,7 @@ def judge(
         reasons.append(Reason("no_ap_up", f"none of the {len(aps)} access points answers"))
         return Judgement(Verdict.DOWN, tuple(reasons), None)
     reasons += _uplink_quality(links, policy, seen)
-    reasons += _ap_reasons(aps, aps_up, policy, seen)
+    reasons += _ap_reasons(site, aps, aps_up, policy, seen)
     reasons += _flapping(site, links, policy, seen, down)
     reasons += _snmp_reasons(site, policy, seen, down, snmp or {})
     verdict = Verdict.DEGRADED if reasons else Verdict.FULLY_FUNCTIONAL
@@ -195,7 +195,9 @@ def _uplink_quality(links: list[Device], policy: Policy, seen: Mapping[str, Devi
             yield Reason("uplink_outage", msg, dev.name, s.longest_outage, policy.max_outage)
 
 
-def _ap_reasons(aps: list[Device], aps_up: list[Device], policy: Policy, seen: Mapping[str, DeviceSummary]):
+def _ap_reasons(
+    site: Site, aps: list[Device], aps_up: list[Device], policy: Policy, seen: Mapping[str, DeviceSummary]
+) -> Iterator[Reason]:
     n, up = len(aps), len(aps_up)
     if n:
         if n <= policy.small_site_aps:
@@ -208,9 +210,21 @@ def _ap_reasons(aps: list[Device], aps_up: list[Device], policy: Policy, seen: M
             yield Reason("ap_up_ratio", msg, None, up / n, policy.ap_min_up_ratio)
     for dev in aps_up:
         loss = seen[dev.name].loss_ratio
-        if loss is not None and loss > policy.ap_max_loss:
-            msg = f"{dev.name} packet loss {loss:.2%}, limit {policy.ap_max_loss:.2%}"
-            yield Reason("ap_loss", msg, dev.name, loss, policy.ap_max_loss)
+        if loss is None or loss <= policy.ap_max_loss:
+            continue
+        inherited = _path_loss(site, dev, seen)
+        if loss - inherited <= policy.ap_max_loss:
+            continue  # the loss is the path's (a lossy uplink), reported there
+        msg = f"{dev.name} packet loss {loss:.2%}, limit {policy.ap_max_loss:.2%}"
+        if inherited:
+            msg += f" ({inherited:.2%} of it on the path to it)"
+        yield Reason("ap_loss", msg, dev.name, loss, policy.ap_max_loss)
+
+
+def _path_loss(site: Site, dev: Device, seen: Mapping[str, DeviceSummary]) -> float:
+    """The worst loss of the devices a device is reached through."""
+    losses = (seen[a.name].loss_ratio for a in _ancestors(site, dev) if a.name in seen)
+    return max((x for x in losses if x is not None), default=0.0)
 
 
 def _flapping(

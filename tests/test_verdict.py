@@ -112,6 +112,9 @@ CASES = [
          verdict=Verdict.DOWN, criteria=["switch_down", "no_ap_up"]),
     Case("lossy uplink 4%", patterns={"wan-1": lossy(4)}, verdict=Verdict.DEGRADED, criteria=["uplink_loss"]),
     Case("lossy uplink below 1% is fine", policy=", uplink_max_loss: 0.05", patterns={"wan-1": lossy(4)}),
+    Case("APs behind a lossy uplink: the loss is the uplink's", patterns={
+        n: lossy(4) for n in ["wan-1", "sw-1", "wlc-1"] + [f"ap-{i}" for i in range(1, 11)]},
+         verdict=Verdict.DEGRADED, criteria=["uplink_loss"]),
     Case("lossy AP 4%", patterns={"ap-1": lossy(4)}, verdict=Verdict.DEGRADED, criteria=["ap_loss"]),
     Case("slow uplink", patterns={"wan-1": slow(0.300)}, verdict=Verdict.DEGRADED, criteria=["uplink_rtt_p95"]),
     Case("uplink 110 ms is within 120 ms", patterns={"wan-1": slow(0.110)}),

@@ -239,18 +239,16 @@ def test_no_community_or_v3_key_in_netmon_logs_api_or_metrics(
     assert not leaks, f"SNMP secrets shown by netmon: {leaks}"
 
 
-@pytest.mark.xfail(
-    reason="netmon/monitor.py logs device transitions per device, not per probe kind: a device "
-    "that answers ping while its agent is silent is logged 'DOWN' then 'up again' every interval",
-    strict=True,
-)
 def test_a_silent_agent_is_logged_once_not_every_poll(
     netmon_server: NetmonProcess, observed: dict[str, Observed]
 ) -> None:
+    """Transitions are logged per probe kind: the agent going silent once, ping never."""
     log = netmon_server.log_path.read_text(encoding="utf-8", errors="replace")
-    down = re.findall(r"lab-snmp-silent/sw-01 DOWN", log)
-    again = re.findall(r"lab-snmp-silent/sw-01 up again", log)
-    assert len(down) <= 1 and not again, f"{len(down)} DOWN and {len(again)} 'up again' lines"
+    snmp_down = re.findall(r"lab-snmp-silent/sw-01 \(snmp\) DOWN", log)
+    snmp_again = re.findall(r"lab-snmp-silent/sw-01 \(snmp\) up again", log)
+    icmp_flips = re.findall(r"lab-snmp-silent/sw-01 (?:DOWN|up again)", log)
+    assert len(snmp_down) == 1 and not snmp_again, f"{len(snmp_down)} DOWN, {len(snmp_again)} up again"
+    assert not icmp_flips, "ping never failed, yet a ping transition was logged"
 
 
 def test_teardown_leaves_nothing(scenario_lab: Lab, netmon_server: NetmonProcess) -> None:
