@@ -146,7 +146,8 @@ async def serve(settings: Settings) -> None:
     log.info("netmon %s: %d sites, %d devices from %s; store %s; ICMP %s", __version__,
              len(inventory.sites), devices, settings.config, store.safe_url, icmp.mode)  # fmt: skip
     ctx = ProbeContext(icmp=icmp, snmp=SnmpPoller.from_directory())
-    monitor = Monitor(inventory, store, ctx, spill_dir=settings.data_dir / "spill")
+    retention = settings.retention_days * 86400 or None
+    monitor = Monitor(inventory, store, ctx, spill_dir=settings.data_dir / "spill", retention=retention)
     app = create_app(monitor, make_registry(monitor, __version__, icmp.mode))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             lifespan="off", access_log=False)  # fmt: skip

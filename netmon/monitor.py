@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from netmon.errors import StoreError
 from netmon.inventory import Device, Inventory, Site
 from netmon.scheduler import Job, Scheduler
@@ -68,6 +70,7 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         flush_every: float = 1.0,
         spill_dir: Path | None = None,
+        retention: float | None = None,
     ) -> None:
         self.inventory = inventory
         self.store = store
@@ -75,6 +78,7 @@ class Monitor:
         self.clock = clock
         self.flush_every = flush_every
         self.spill_dir = spill_dir
+        self.retention = retention  # seconds of raw results kept in the store; None: forever
         self.windows: dict[DeviceKey, DeviceWindow] = {}  # ICMP reachability
         self.snmp: dict[DeviceKey, SnmpEvidence] = {}
         self.status: dict[str, SiteStatus] = {}
@@ -241,6 +245,8 @@ class Monitor:
             asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
             asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
         ]
+        if self.retention is not None:
+            self._tasks.append(asyncio.create_task(self._every(3600.0, self.prune), name="prune"))
 
     async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
         while True:
@@ -248,6 +254,21 @@ class Monitor:
             result = fn()
             if asyncio.iscoroutine(result):
                 await result
+
+    async def prune(self) -> int:
+        """Delete stored results older than the retention (never inside a policy window)."""
+        if self.retention is None:
+            return 0
+        longest = max((self._window(s) for s in self.inventory.sites), default=0.0)
+        before = self.clock() - max(self.retention, longest)
+        try:
+            n = await asyncio.to_thread(self.store.prune, before)
+        except SQLAlchemyError as exc:
+            log.error("pruning old results failed: %s", exc)
+            return 0
+        if n:
+            log.info("pruned %d results older than the %.0f-day retention", n, self.retention / 86400)
+        return n
 
     async def _evaluate(self) -> None:
         self.evaluate()

@@ -8,6 +8,7 @@
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
+    NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Settings:
     port: int = 8000
     icmp_mode: str = "auto"
     icmp_rate_limit: float | None = None  # echoes/s across all probes (real WANs); None: no cap
+    retention_days: float = 35.0  # raw results kept; 0 keeps them forever
     log_level: str = "info"
 
     @classmethod
@@ -49,6 +51,7 @@ class Settings:
             icmp_mode=env.get("NETMON_ICMP_MODE", "auto"),
             icmp_rate_limit=float(env["NETMON_ICMP_RATE_LIMIT"]) if env.get("NETMON_ICMP_RATE_LIMIT") else None,
             log_level=env.get("NETMON_LOG_LEVEL", "info"),
+            retention_days=float(env.get("NETMON_RETENTION_DAYS", "35")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -249,3 +249,17 @@ def test_announced_maintenance_is_left_out_of_the_verdict(tmp_path: Path) -> Non
     wan = monitor.windows[("dh-test", "wan-1")].summary(NOW)
     assert wan.probes == 288 - 12  # the 12 five-minute probes inside maintenance are left out
     assert wan.longest_outage == pytest.approx(HOUR, abs=STEP)
+
+
+async def test_prune_keeps_the_retention_and_every_policy_window(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.migrate()
+    for age_days in (40, 36, 34, 1):
+        store.add_result("dh-test", "wan-1", result(NOW - age_days * 86400))
+    store.flush()
+    m = Monitor(inventory(), store, ProbeContext(), FakeClock(NOW), retention=35 * 86400)
+    assert await m.prune() == 2
+    assert sorted(round((NOW - r.started_at) / 86400) for _, _, r in store.results_since(0)) == [1, 34]
+    month = parse_inventory(SITE.format(policy="", aps="").replace("window: 24h", "window: 30d"))
+    short = Monitor(month, store, ProbeContext(), FakeClock(NOW), retention=86400)
+    assert await short.prune() == 0  # never prunes inside a 30-day policy window
