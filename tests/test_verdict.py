@@ -262,4 +262,7 @@ async def test_prune_keeps_the_retention_and_every_policy_window(tmp_path: Path)
     assert sorted(round((NOW - r.started_at) / 86400) for _, _, r in store.results_since(0)) == [1, 34]
     month = parse_inventory(SITE.format(policy="", aps="").replace("window: 24h", "window: 30d"))
     short = Monitor(month, store, ProbeContext(), FakeClock(NOW), retention=86400)
-    assert await short.prune() == 0  # never prunes inside a 30-day policy window
+    store.add_result("dh-test", "wan-1", result(NOW - 10 * 86400))
+    store.flush()
+    assert await short.prune() == 1  # the 34-day-old one; a 1-day retention never cuts a 30-day window
+    assert sorted(round((NOW - r.started_at) / 86400) for _, _, r in store.results_since(0)) == [1, 10]
