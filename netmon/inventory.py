@@ -237,7 +237,9 @@ class Maintenance(_Strict):
         return self.start.timestamp() <= ts < self.end.timestamp()
 
 
-class Site(_Strict):
+class SiteInfo(_Strict):
+    """What identifies a facility and how it is probed and judged (shared with the lab)."""
+
     id: Slug
     name: Annotated[str, Field(min_length=1)]
     district: Annotated[str, Field(min_length=1)]
@@ -245,6 +247,9 @@ class Site(_Strict):
     hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
     probe: ProbeSettings | None = None
     policy: PolicyOverride | None = None
+
+
+class Site(SiteInfo):
     maintenance: list[Maintenance] = []
     devices: list[Device] = []
 

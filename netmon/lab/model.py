@@ -58,7 +58,7 @@ from pydantic import (
 )
 
 from netmon.durations import parse_duration
-from netmon.inventory import FacilityType, PolicyOverride, ProbeSettings, Role, Slug
+from netmon.inventory import Role, SiteInfo, Slug
 from netmon.verdict import Verdict
 
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
@@ -229,14 +229,7 @@ class LabDevice(_Strict):
         return None if value is None else check_lab_address(value)
 
 
-class LabSite(_Strict):
-    id: Slug
-    name: Annotated[str, Field(min_length=1)]
-    district: Annotated[str, Field(min_length=1)]
-    type: FacilityType
-    hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
-    probe: ProbeSettings | None = None
-    policy: PolicyOverride | None = None
+class LabSite(SiteInfo):
     devices: list[LabDevice] = []
 
     @model_validator(mode="after")
