@@ -46,13 +46,12 @@ VERDICT_COLORS = {
 }
 
 Panel = dict[str, Any]
+Target = dict[str, Any]
 
 
 # --- building blocks ---------------------------------------------------------------------------
-def target(
-    expr: str, legend: str = "", *, instant: bool = False, table: bool = False
-) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": DS, "expr": expr, "legendFormat": legend or "__auto"}
+def target(expr: str, legend: str = "", *, instant: bool = False, table: bool = False) -> Target:
+    t: Target = {"datasource": DS, "expr": expr, "legendFormat": legend or "__auto"}
     if instant or table:
         t.update(instant=True, range=False)
     else:
@@ -65,7 +64,7 @@ def target(
 def panel(
     kind: str,
     title: str,
-    targets: list[dict[str, Any]],
+    targets: list[Target],
     *,
     w: int,
     h: int,
@@ -99,15 +98,54 @@ def row(title: str) -> Panel:
     }
 
 
-def ratio_thresholds() -> dict[str, Any]:
-    return {
-        "mode": "absolute",
-        "steps": [
-            {"color": "red", "value": None},
-            {"color": "orange", "value": 0.9},
-            {"color": "green", "value": 0.99},
-        ],
-    }
+def last(**extra: Any) -> dict[str, Any]:
+    """Panel options that show each series' last value."""
+    return {"reduceOptions": {"calcs": ["lastNotNull"]}, **extra}
+
+
+def stat(
+    title: str, targets: list[Target], *, text: str = "", color: str = "", **extra: Any
+) -> Panel:
+    """A stat panel (5 high); ``text`` and ``color`` set its textMode and colorMode."""
+    modes = {"textMode": text} if text else {}
+    modes |= {"colorMode": color} if color else {}
+    return panel("stat", title, targets, h=5, options=last(**modes), **extra)
+
+
+def bars(title: str, targets: list[Target], *, display: str = "", **extra: Any) -> Panel:
+    """A horizontal bar gauge; ``display`` sets its displayMode."""
+    options = {"orientation": "horizontal"} | ({"displayMode": display} if display else {})
+    return panel("bargauge", title, targets, options=options | last(), **extra)
+
+
+def series(title: str, targets: list[Target], **extra: Any) -> Panel:
+    return panel("timeseries", title, targets, **extra)
+
+
+def timeline(title: str, targets: list[Target], **extra: Any) -> Panel:
+    options = {"showValue": "never", "mergeValues": True}
+    return panel("state-timeline", title, targets, options=options, **extra)
+
+
+def table(title: str, columns: list[tuple[str, str]], *, sort_by: str = "", **extra: Any) -> Panel:
+    """A table of instant queries, one ``(column name, expr)`` each, merged on their labels."""
+    steps: list[dict[str, Any]] = []
+    if len(columns) == 1:
+        rename = {"Value": columns[0][0]}
+    else:
+        steps.append({"id": "merge", "options": {}})
+        rename = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(columns)}
+    organize = {"excludeByName": {"Time": True}, "renameByName": rename}
+    steps.append({"id": "organize", "options": organize})
+    if sort_by:
+        steps.append({"id": "sortBy", "options": {"sort": [{"field": sort_by}]}})
+    targets = [target(expr, table=True) for _, expr in columns]
+    return panel("table", title, targets, transformations=steps, **extra)
+
+
+def thresholds(*steps: tuple[str, float | None]) -> dict[str, Any]:
+    """Absolute thresholds: each ``(color, from value)``, the first from ``None``."""
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
 
 
 def percent(**extra: Any) -> dict[str, Any]:
@@ -116,10 +154,15 @@ def percent(**extra: Any) -> dict[str, Any]:
         "min": 0,
         "max": 1,
         "decimals": 1,
-        "thresholds": ratio_thresholds(),
+        "thresholds": thresholds(("red", None), ("orange", 0.9), ("green", 0.99)),
         "color": {"mode": "thresholds"},
         **extra,
     }
+
+
+def stacked(fill: int, **extra: Any) -> dict[str, Any]:
+    """``custom`` field defaults of a stacked time series."""
+    return {"stacking": {"mode": "normal"}, "fillOpacity": fill, **extra}
 
 
 NO_SNMP = "No SNMP-polled device here"
@@ -127,24 +170,31 @@ NO_CONTROLLER = "No wireless controller polled here"
 NO_REASONS = "None: every selected site is fully functional"
 
 
-def yes_no(no: str = "no", yes: str = "yes") -> list[dict[str, Any]]:
+def value_map(options: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "value", "options": options}]
+
+
+def yes_no(
+    no: str = "no", yes: str = "yes", *, colors: tuple[str, str] = ("red", "green")
+) -> list[dict[str, Any]]:
     """Value mappings for 0/1 gauges."""
-    return [
-        {
-            "type": "value",
-            "options": {"0": {"text": no, "color": "red"}, "1": {"text": yes, "color": "green"}},
-        }
-    ]
+    off, on = colors
+    return value_map({"0": {"text": no, "color": off}, "1": {"text": yes, "color": on}})
 
 
-def verdict_overrides() -> list[dict[str, Any]]:
-    return [
-        {
-            "matcher": {"id": "byName", "options": v},
-            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}],
-        }
-        for v, c in VERDICT_COLORS.items()
-    ]
+def override(name: str, *properties: tuple[str, Any]) -> dict[str, Any]:
+    """Field properties for the field ``name`` (a regular expression if it ends with ``$``)."""
+    matcher = {"id": "byRegexp" if name.endswith("$") else "byName", "options": name}
+    return {"matcher": matcher, "properties": [{"id": k, "value": v} for k, v in properties]}
+
+
+def yes_no_cells(name: str) -> dict[str, Any]:
+    """Table columns of 0/1 shown as a coloured no/yes."""
+    return override(name, ("mappings", yes_no()), ("custom.cellOptions", {"type": "color-text"}))
+
+
+def fixed_colors(colors: dict[str, str]) -> list[dict[str, Any]]:
+    return [override(v, ("color", {"mode": "fixed", "fixedColor": c})) for v, c in colors.items()]
 
 
 def query_var(name: str, label: str, query: str, *, multi: bool = True) -> dict[str, Any]:
@@ -165,6 +215,17 @@ def query_var(name: str, label: str, query: str, *, multi: bool = True) -> dict[
     if multi:
         v["allValue"] = ".*"
     return v
+
+
+def district_and_type_vars() -> list[dict[str, Any]]:
+    return [
+        query_var("district", "District", "label_values(netmon_site_fully_functional, district)"),
+        query_var(
+            "type",
+            "Facility type",
+            'label_values(netmon_site_fully_functional{district=~"$district"}, type)',
+        ),
+    ]
 
 
 def layout(panels: list[Panel]) -> list[Panel]:
@@ -218,137 +279,95 @@ def dashboard(
 
 
 # --- state overview ----------------------------------------------------------------------------
-def overview() -> dict[str, Any]:
-    ff = f"netmon_site_fully_functional{{{SEL}}}"
-    dt_sum = f"district_type:netmon_sites_fully_functional:sum{{{SEL}}}"
-    dt_count = f"district_type:netmon_sites:count{{{SEL}}}"
-    verdicts = f"district_type_verdict:netmon_sites:count{{{SEL}}}"
-    panels = [
+FF = f"netmon_site_fully_functional{{{SEL}}}"
+DT_SUM = f"district_type:netmon_sites_fully_functional:sum{{{SEL}}}"
+DT_COUNT = f"district_type:netmon_sites:count{{{SEL}}}"
+VERDICTS = f"district_type_verdict:netmon_sites:count{{{SEL}}}"
+REASONS = f"netmon_site_reasons{{{SEL}}}"
+
+
+def share_by(label: str) -> str:
+    """The share of the selected sites fully functional, by ``label``."""
+    return f"sum by ({label}) ({DT_SUM}) / sum by ({label}) ({DT_COUNT})"
+
+
+def share_bars(label: str, name: str, *, h: int) -> Panel:
+    """Bars of the share of the selected sites fully functional, one per value of ``label``."""
+    legend = "{{" + label + "}}"
+    shares = [target(share_by(label), legend, instant=True)]
+    return bars(f"Fully functional by {name}", shares, w=12, h=h, defaults=percent(), display="lcd")
+
+
+def averages(recording: str, selector: str, windows: tuple[str, ...]) -> list[Target]:
+    """Instant means of ``<recording>:avg<window>``, one target per window ("24h": "24 h")."""
+    return [
+        target(f"avg({recording}:avg{w}{{{selector}}})", f"{w[:-1]} {w[-1]}", instant=True)
+        for w in windows
+    ]
+
+
+def overview_now() -> list[Panel]:
+    return [
         row("Now"),
-        panel(
-            "stat",
+        stat(
             "Sites fully functional",
             [
-                target(f"sum({ff})", "fully functional", instant=True),
-                target(f"count({ff})", "sites", instant=True),
+                target(f"sum({FF})", "fully functional", instant=True),
+                target(f"count({FF})", "sites", instant=True),
             ],
             w=5,
-            h=5,
             description="Sites whose verdict is fully_functional, out of all inventoried sites in the selection.",
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "value_and_name",
-                "colorMode": "none",
-            },
+            text="value_and_name",
+            color="none",
         ),
-        panel(
-            "stat",
+        stat(
             "Share fully functional",
-            [target(f"sum({ff}) / count({ff})", "now", instant=True)],
+            [target(f"sum({FF}) / count({FF})", "now", instant=True)],
             w=4,
-            h=5,
             defaults=percent(),
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+            color="background",
         ),
-        panel(
-            "stat",
+        stat(
             "Sites by verdict",
-            [target(f"sum by (verdict) ({verdicts})", "{{verdict}}", instant=True)],
+            [target(f"sum by (verdict) ({VERDICTS})", "{{verdict}}", instant=True)],
             w=9,
-            h=5,
-            overrides=verdict_overrides(),
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "value_and_name",
-                "colorMode": "background",
-            },
+            overrides=fixed_colors(VERDICT_COLORS),
+            text="value_and_name",
+            color="background",
         ),
-        panel(
-            "stat",
+        stat(
             "Time fully functional (mean of sites)",
-            [
-                target(
-                    f"avg(site:netmon_site_fully_functional:avg24h{{{SEL}}})", "24 h", instant=True
-                ),
-                target(
-                    f"avg(site:netmon_site_fully_functional:avg30d{{{SEL}}})", "30 d", instant=True
-                ),
-            ],
+            averages("site:netmon_site_fully_functional", SEL, ("24h", "30d")),
             w=6,
-            h=5,
             defaults=percent(),
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
+            text="value_and_name",
         ),
+    ]
+
+
+def overview_groups() -> list[Panel]:
+    return [
         row("By district and facility type"),
-        panel(
-            "bargauge",
-            "Fully functional by district",
-            [
-                target(
-                    f"sum by (district) ({dt_sum}) / sum by (district) ({dt_count})",
-                    "{{district}}",
-                    instant=True,
-                ),
-            ],
-            w=12,
-            h=14,
-            defaults=percent(),
-            options={
-                "orientation": "horizontal",
-                "displayMode": "lcd",
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
-        ),
-        panel(
-            "bargauge",
-            "Fully functional by facility type",
-            [
-                target(
-                    f"sum by (type) ({dt_sum}) / sum by (type) ({dt_count})",
-                    "{{type}}",
-                    instant=True,
-                ),
-            ],
-            w=12,
-            h=7,
-            defaults=percent(),
-            options={
-                "orientation": "horizontal",
-                "displayMode": "lcd",
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
-        ),
-        panel(
-            "table",
+        share_bars("district", "district", h=14),
+        share_bars("type", "facility type", h=7),
+        table(
             "District × facility type",
             [
-                target(f"sum by (district, type) ({dt_sum})", table=True),
-                target(f"sum by (district, type) ({dt_count})", table=True),
+                ("fully functional", f"sum by (district, type) ({DT_SUM})"),
+                ("sites", f"sum by (district, type) ({DT_COUNT})"),
             ],
             w=12,
             h=7,
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {"Value #A": "fully functional", "Value #B": "sites"},
-                    },
-                },
-            ],
         ),
+    ]
+
+
+def overview_reasons() -> list[Panel]:
+    return [
         row("Why not fully functional"),
-        panel(
-            "bargauge",
+        bars(
             "Why sites are not fully functional",
-            [
-                target(
-                    f"sort_desc(sum by (criterion) (netmon_site_reasons{{{SEL}}}))",
-                    "{{criterion}}",
-                    instant=True,
-                ),
-            ],
+            [target(f"sort_desc(sum by (criterion) ({REASONS}))", "{{criterion}}", instant=True)],
             w=8,
             h=10,
             description=(
@@ -357,139 +376,85 @@ def overview() -> dict[str, Any]:
                 "snmp_no_answer. The API (/api/v1/sites/<site>) names device, figure and threshold."
             ),
             defaults={"noValue": NO_REASONS, "color": {"mode": "fixed", "fixedColor": "orange"}},
-            options={
-                "orientation": "horizontal",
-                "displayMode": "basic",
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
+            display="basic",
         ),
-        panel(
-            "table",
+        table(
             "Sites not fully functional and why",
-            [
-                target(
-                    f"max by (site, district, type, criterion) (netmon_site_reasons{{{SEL}}})",
-                    table=True,
-                ),
-            ],
+            [("reasons", f"max by (site, district, type, criterion) ({REASONS})")],
             w=8,
             h=10,
             defaults={"noValue": NO_REASONS},
-            transformations=[
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {"Value": "reasons"},
-                    },
-                },
-                {"id": "sortBy", "options": {"sort": [{"field": "site"}]}},
-            ],
+            sort_by="site",
         ),
-        panel(
-            "timeseries",
+        series(
             "Reasons over time, by criterion",
-            [target(f"sum by (criterion) (netmon_site_reasons{{{SEL}}})", "{{criterion}}")],
+            [target(f"sum by (criterion) ({REASONS})", "{{criterion}}")],
             w=8,
             h=10,
-            defaults={
-                "noValue": NO_REASONS,
-                "custom": {"stacking": {"mode": "normal"}, "fillOpacity": 40},
-            },
+            defaults={"noValue": NO_REASONS, "custom": stacked(40)},
         ),
+    ]
+
+
+def overview_sites() -> list[Panel]:
+    worst = f"bottomk(25, avg by (site, district, type) (site:netmon_site_fully_functional:avg24h{{{SEL}}}))"
+    in_verdict = (
+        f"(time() - max by (site, district, type) (netmon_site_verdict_since_timestamp_seconds{{{SEL}}}))"
+        f" * on (site) group_left (verdict) max by (site, verdict) (netmon_site_verdict{{{SEL}}} == 1)"
+    )
+    verdict_cells = value_map(
+        {v: {"color": c, "index": i} for i, (v, c) in enumerate(VERDICT_COLORS.items())}
+    )
+    return [
         row("Sites"),
-        panel(
-            "table",
+        table(
             "Worst sites: share of the last 24 h fully functional",
-            [
-                target(
-                    f"bottomk(25, avg by (site, district, type) (site:netmon_site_fully_functional:avg24h{{{SEL}}}))",
-                    table=True,
-                ),
-            ],
+            [("24 h fully functional", worst)],
             w=12,
             h=12,
             defaults=percent(custom={"cellOptions": {"type": "color-background"}}),
-            transformations=[
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {"Value": "24 h fully functional"},
-                    },
-                },
-                {"id": "sortBy", "options": {"sort": [{"field": "24 h fully functional"}]}},
-            ],
+            sort_by="24 h fully functional",
         ),
-        panel(
-            "table",
+        table(
             "Every site: current verdict and time in it",
-            [
-                target(
-                    f"(time() - max by (site, district, type) (netmon_site_verdict_since_timestamp_seconds{{{SEL}}}))"
-                    f" * on (site) group_left (verdict) max by (site, verdict) (netmon_site_verdict{{{SEL}}} == 1)",
-                    table=True,
-                ),
-            ],
+            [("in verdict for", in_verdict)],
             w=12,
             h=12,
             unit="s",
             overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "verdict"},
-                    "properties": [
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                        {
-                            "id": "mappings",
-                            "value": [
-                                {
-                                    "type": "value",
-                                    "options": {
-                                        v: {"color": c, "index": i}
-                                        for i, (v, c) in enumerate(VERDICT_COLORS.items())
-                                    },
-                                }
-                            ],
-                        },
-                    ],
-                },
+                override(
+                    "verdict",
+                    ("custom.cellOptions", {"type": "color-text"}),
+                    ("mappings", verdict_cells),
+                )
             ],
-            transformations=[
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {"Value": "in verdict for"},
-                    },
-                },
-                {"id": "sortBy", "options": {"sort": [{"field": "verdict"}]}},
-            ],
+            sort_by="verdict",
         ),
+    ]
+
+
+def overview_progress() -> list[Panel]:
+    return [
         row("Progress over time"),
-        panel(
-            "timeseries",
+        series(
             "Share of sites fully functional",
             [
-                target(f"sum({ff}) / count({ff})", "all selected sites"),
-                target(f"sum by (type) ({dt_sum}) / sum by (type) ({dt_count})", "{{type}}"),
+                target(f"sum({FF}) / count({FF})", "all selected sites"),
+                target(share_by("type"), "{{type}}"),
             ],
             w=12,
             h=9,
             defaults=percent(),
         ),
-        panel(
-            "timeseries",
+        series(
             "Sites by verdict",
-            [target(f"sum by (verdict) ({verdicts})", "{{verdict}}")],
+            [target(f"sum by (verdict) ({VERDICTS})", "{{verdict}}")],
             w=12,
             h=9,
-            overrides=verdict_overrides(),
-            defaults={
-                "custom": {"stacking": {"mode": "normal"}, "fillOpacity": 60, "lineWidth": 0}
-            },
+            overrides=fixed_colors(VERDICT_COLORS),
+            defaults={"custom": stacked(60, lineWidth=0)},
         ),
-        panel(
-            "timeseries",
+        series(
             "Share of the last 24 h fully functional, by district",
             [
                 target(
@@ -502,38 +467,46 @@ def overview() -> dict[str, Any]:
             defaults=percent(),
         ),
     ]
-    variables = [
-        query_var("district", "District", "label_values(netmon_site_fully_functional, district)"),
-        query_var(
-            "type",
-            "Facility type",
-            'label_values(netmon_site_fully_functional{district=~"$district"}, type)',
-        ),
-    ]
+
+
+def overview() -> dict[str, Any]:
+    sections = (overview_now, overview_groups, overview_reasons, overview_sites, overview_progress)
     return dashboard(
         "netmon-state-overview",
         "netmon: state overview",
         "Is the hospital Wi-Fi fully functional? Every inventoried site, by district and facility type.",
-        panels,
-        variables,
+        [p for section in sections for p in section()],
+        district_and_type_vars(),
     )
 
 
 # --- one site ----------------------------------------------------------------------------------
-def site_page() -> dict[str, Any]:
-    def dev(metric: str) -> str:
-        return f"max by (device, role) ({metric}{{{SITE}}})"
+def dev(metric: str) -> str:
+    return f"max by (device, role) ({metric}{{{SITE}}})"
 
-    def iface(metric: str) -> str:
-        """``metric`` may carry its own matchers: ``name{a="b"}``."""
-        name, _, rest = metric.partition("{")
-        matchers = SITE + (", " + rest.rstrip("}") if rest else "")
-        return f"max by (device, interface) ({name}{{{matchers}}})"
 
-    panels = [
+def iface(metric: str) -> str:
+    """``metric`` may carry its own matchers: ``name{a="b"}``."""
+    name, _, rest = metric.partition("{")
+    matchers = SITE + (", " + rest.rstrip("}") if rest else "")
+    return f"max by (device, interface) ({name}{{{matchers}}})"
+
+
+def per_device(title: str, metric: str, **extra: Any) -> Panel:
+    """A time series of ``metric``, one line per device of the site."""
+    return series(title, [target(dev(metric), "{{device}}")], **extra)
+
+
+def site_verdict() -> list[Panel]:
+    windows = ("1h", "24h", "30d")
+    # One row per verdict, coloured in the verdict's colour while it was the verdict.
+    history = [
+        override(v, ("mappings", yes_no("", v, colors=("transparent", c))))
+        for v, c in VERDICT_COLORS.items()
+    ]
+    return [
         row("Verdict"),
-        panel(
-            "stat",
+        stat(
             "Verdict",
             [
                 target(
@@ -543,16 +516,11 @@ def site_page() -> dict[str, Any]:
                 )
             ],
             w=5,
-            h=5,
-            overrides=verdict_overrides(),
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "name",
-                "colorMode": "background",
-            },
+            overrides=fixed_colors(VERDICT_COLORS),
+            text="name",
+            color="background",
         ),
-        panel(
-            "stat",
+        stat(
             "In this verdict for",
             [
                 target(
@@ -562,159 +530,63 @@ def site_page() -> dict[str, Any]:
                 ),
             ],
             w=4,
-            h=5,
             unit="s",
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "none"},
+            color="none",
         ),
-        panel(
-            "stat",
+        stat(
             "Time fully functional",
-            [
-                target(
-                    f"avg(site:netmon_site_fully_functional:avg1h{{{SITE}}})", "1 h", instant=True
-                ),
-                target(
-                    f"avg(site:netmon_site_fully_functional:avg24h{{{SITE}}})", "24 h", instant=True
-                ),
-                target(
-                    f"avg(site:netmon_site_fully_functional:avg30d{{{SITE}}})", "30 d", instant=True
-                ),
-            ],
+            averages("site:netmon_site_fully_functional", SITE, windows),
             w=8,
-            h=5,
             defaults=percent(),
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
+            text="value_and_name",
         ),
-        panel(
-            "stat",
+        stat(
             "Uplink up",
-            [
-                target(f"avg(site:netmon_uplink_up:avg1h{{{SITE}}})", "1 h", instant=True),
-                target(f"avg(site:netmon_uplink_up:avg24h{{{SITE}}})", "24 h", instant=True),
-                target(f"avg(site:netmon_uplink_up:avg30d{{{SITE}}})", "30 d", instant=True),
-            ],
+            averages("site:netmon_uplink_up", SITE, windows),
             w=7,
-            h=5,
             defaults=percent(),
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
+            text="value_and_name",
         ),
-        panel(
-            "state-timeline",
+        timeline(
             "Verdict history",
-            [
-                target(f"max by (verdict) (netmon_site_verdict{{{SITE}}})", "{{verdict}}"),
-            ],
+            [target(f"max by (verdict) (netmon_site_verdict{{{SITE}}})", "{{verdict}}")],
             w=24,
             h=6,
-            # One row per verdict, coloured in the verdict's colour while it was the verdict.
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": v},
-                    "properties": [
-                        {
-                            "id": "mappings",
-                            "value": [
-                                {
-                                    "type": "value",
-                                    "options": {
-                                        "0": {"text": "", "color": "transparent"},
-                                        "1": {"text": v, "color": c},
-                                    },
-                                }
-                            ],
-                        }
-                    ],
-                }
-                for v, c in VERDICT_COLORS.items()
-            ],
-            options={"showValue": "never", "mergeValues": True},
+            overrides=history,
         ),
+    ]
+
+
+def site_devices() -> list[Panel]:
+    return [
         row("Devices"),
-        panel(
-            "table",
+        table(
             "Devices",
             [
-                target(dev("netmon_device_up"), table=True),
-                target(dev("netmon_device_reachable_via_parent"), table=True),
-                target(dev("netmon_device_window_availability_ratio"), table=True),
-                target(dev("netmon_device_window_loss_ratio"), table=True),
-                target(dev("netmon_device_window_rtt_p95_seconds"), table=True),
-                target(dev("netmon_device_loss_ratio"), table=True),
-                target(dev("netmon_device_rtt_seconds"), table=True),
+                ("up", dev("netmon_device_up")),
+                ("parent chain up", dev("netmon_device_reachable_via_parent")),
+                ("window availability", dev("netmon_device_window_availability_ratio")),
+                ("window loss", dev("netmon_device_window_loss_ratio")),
+                ("window RTT p95", dev("netmon_device_window_rtt_p95_seconds")),
+                ("last loss", dev("netmon_device_loss_ratio")),
+                ("last RTT", dev("netmon_device_rtt_seconds")),
             ],
             w=24,
             h=12,
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {
-                            "Value #A": "up",
-                            "Value #B": "parent chain up",
-                            "Value #C": "window availability",
-                            "Value #D": "window loss",
-                            "Value #E": "window RTT p95",
-                            "Value #F": "last loss",
-                            "Value #G": "last RTT",
-                        },
-                    },
-                },
-            ],
             overrides=[
-                {
-                    "matcher": {
-                        "id": "byRegexp",
-                        "options": "^(window availability|window loss|last loss)$",
-                    },
-                    "properties": [{"id": "unit", "value": "percentunit"}],
-                },
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(window RTT p95|last RTT)$"},
-                    "properties": [{"id": "unit", "value": "s"}],
-                },
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(up|parent chain up)$"},
-                    "properties": [
-                        {
-                            "id": "mappings",
-                            "value": [
-                                {
-                                    "type": "value",
-                                    "options": {
-                                        "0": {"text": "no", "color": "red"},
-                                        "1": {"text": "yes", "color": "green"},
-                                    },
-                                }
-                            ],
-                        },
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                    ],
-                },
+                override("^(window availability|window loss|last loss)$", ("unit", "percentunit")),
+                override("^(window RTT p95|last RTT)$", ("unit", "s")),
+                yes_no_cells("^(up|parent chain up)$"),
             ],
         ),
-        panel(
-            "state-timeline",
+        timeline(
             "Device up/down",
             [target(f"max by (device) (netmon_device_up{{{SITE}}})", "{{device}}")],
             w=12,
             h=10,
-            defaults={
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "down", "color": "red"},
-                            "1": {"text": "up", "color": "green"},
-                        },
-                    }
-                ]
-            },
-            options={"showValue": "never", "mergeValues": True},
+            defaults={"mappings": yes_no("down", "up")},
         ),
-        panel(
-            "timeseries",
+        series(
             "Devices by role and state",
             [
                 target(
@@ -723,11 +595,16 @@ def site_page() -> dict[str, Any]:
             ],
             w=12,
             h=10,
-            defaults={"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 40}},
+            defaults={"custom": stacked(40)},
         ),
+    ]
+
+
+def site_access_points() -> list[Panel]:
+    states = {"up": "green", "down": "red", "unreachable_parent": "orange", "unknown": "text"}
+    return [
         row("Access points"),
-        panel(
-            "bargauge",
+        bars(
             "Access points by state",
             [
                 target(
@@ -738,22 +615,9 @@ def site_page() -> dict[str, Any]:
             ],
             w=8,
             h=8,
-            options={"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": s},
-                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}],
-                }
-                for s, c in (
-                    ("up", "green"),
-                    ("down", "red"),
-                    ("unreachable_parent", "orange"),
-                    ("unknown", "text"),
-                )
-            ],
+            overrides=fixed_colors(states),
         ),
-        panel(
-            "timeseries",
+        series(
             "Share of access points up",
             [
                 target(
@@ -766,9 +630,13 @@ def site_page() -> dict[str, Any]:
             h=8,
             defaults=percent(),
         ),
+    ]
+
+
+def site_controllers() -> list[Panel]:
+    return [
         row("Access points as the controllers report them (SNMP)"),
-        panel(
-            "stat",
+        stat(
             "Access points on the controllers",
             [
                 target(
@@ -789,27 +657,20 @@ def site_page() -> dict[str, Any]:
                 ),
             ],
             w=8,
-            h=5,
             description="Inventoried APs the site's wireless controllers report associated, and "
             "APs they report that the inventory lacks (NetmonUnknownAccessPoints).",
             defaults={"noValue": NO_CONTROLLER},
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "value_and_name",
-                "colorMode": "none",
-            },
+            text="value_and_name",
+            color="none",
         ),
-        panel(
-            "stat",
+        stat(
             "Wi-Fi clients now",
             [target(f"sum(site:netmon_ap_clients:sum{{{SITE}}})", "clients", instant=True)],
             w=4,
-            h=5,
             defaults={"noValue": NO_CONTROLLER},
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "none"},
+            color="none",
         ),
-        panel(
-            "timeseries",
+        series(
             "Share of inventoried APs associated (controller)",
             [
                 target(f"avg(site:netmon_ap_up:avg{{{SITE}}})", "now"),
@@ -819,152 +680,86 @@ def site_page() -> dict[str, Any]:
             h=5,
             defaults=percent(noValue=NO_CONTROLLER),
         ),
-        panel(
-            "timeseries",
+        series(
             "Wi-Fi clients by controller",
             [target(f"sum by (controller) (netmon_ap_clients{{{SITE}}})", "{{controller}}")],
             w=6,
             h=5,
             defaults={"noValue": NO_CONTROLLER, "min": 0},
         ),
-        panel(
-            "table",
+        table(
             "Access points the controllers report",
             [
-                target(f"max by (controller, ap, known) (netmon_ap_up{{{SITE}}})", table=True),
-                target(f"max by (controller, ap, known) (netmon_ap_clients{{{SITE}}})", table=True),
+                ("associated", f"max by (controller, ap, known) (netmon_ap_up{{{SITE}}})"),
+                ("clients", f"max by (controller, ap, known) (netmon_ap_clients{{{SITE}}})"),
             ],
             w=16,
             h=12,
             description="known = false: the controller reports an AP the inventory lacks.",
             defaults={"noValue": NO_CONTROLLER},
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {"Value #A": "associated", "Value #B": "clients"},
-                    },
-                },
-                {"id": "sortBy", "options": {"sort": [{"field": "associated"}]}},
-            ],
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "associated"},
-                    "properties": [
-                        {"id": "mappings", "value": yes_no()},
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                    ],
-                },
-            ],
+            sort_by="associated",
+            overrides=[yes_no_cells("associated")],
         ),
-        panel(
-            "bargauge",
+        bars(
             "Busiest access points",
             [
                 target(
                     f"topk(10, max by (ap) (netmon_ap_clients{{{SITE}}}))", "{{ap}}", instant=True
-                ),
+                )
             ],
             w=8,
             h=12,
             defaults={"noValue": NO_CONTROLLER, "min": 0},
-            options={"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
         ),
+    ]
+
+
+def site_interfaces() -> list[Panel]:
+    rx, tx = "netmon_interface_receive_bits_per_second", "netmon_interface_transmit_bits_per_second"
+    flaps = (
+        f"max by (device, interface) (increase(netmon_interface_flaps_total{{{SITE}}}[$__range]))"
+    )
+    return [
         row("Uplink interfaces (SNMP)"),
-        panel(
-            "state-timeline",
+        timeline(
             "Interface link state",
-            [
-                target(
-                    f"max by (device, interface) (netmon_interface_oper_up{{{SITE}}})",
-                    "{{device}} {{interface}}",
-                ),
-            ],
+            [target(iface("netmon_interface_oper_up"), "{{device}} {{interface}}")],
             w=12,
             h=8,
             description="Per SNMP-polled device: the inventory's uplink_interfaces first, then "
             "enabled ports, at most 64 per device. An uplink interface enabled but down is the "
             "verdict reason uplink_interface_down (NetmonUplinkInterfaceDown).",
             defaults={"noValue": NO_SNMP, "mappings": yes_no("down", "up")},
-            options={"showValue": "never", "mergeValues": True},
         ),
-        panel(
-            "table",
+        table(
             "Interfaces",
             [
-                target(iface("netmon_interface_oper_up"), table=True),
-                target(iface("netmon_interface_admin_up"), table=True),
-                target(iface("netmon_interface_receive_bits_per_second"), table=True),
-                target(iface("netmon_interface_transmit_bits_per_second"), table=True),
-                target(iface('netmon_interface_errors{direction="in"}'), table=True),
-                target(iface('netmon_interface_errors{direction="out"}'), table=True),
-                target(
-                    f"max by (device, interface) (increase(netmon_interface_flaps_total{{{SITE}}}[$__range]))",
-                    table=True,
-                ),
+                ("link", iface("netmon_interface_oper_up")),
+                ("enabled", iface("netmon_interface_admin_up")),
+                ("in", iface(rx)),
+                ("out", iface(tx)),
+                ("in errors", iface('netmon_interface_errors{direction="in"}')),
+                ("out errors", iface('netmon_interface_errors{direction="out"}')),
+                ("flaps in range", flaps),
             ],
             w=12,
             h=8,
             defaults={"noValue": NO_SNMP},
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {
-                            "Value #A": "link",
-                            "Value #B": "enabled",
-                            "Value #C": "in",
-                            "Value #D": "out",
-                            "Value #E": "in errors",
-                            "Value #F": "out errors",
-                            "Value #G": "flaps in range",
-                        },
-                    },
-                },
-            ],
-            overrides=[
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(link|enabled)$"},
-                    "properties": [
-                        {"id": "mappings", "value": yes_no()},
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                    ],
-                },
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(in|out)$"},
-                    "properties": [{"id": "unit", "value": "bps"}],
-                },
-            ],
+            overrides=[yes_no_cells("^(link|enabled)$"), override("^(in|out)$", ("unit", "bps"))],
         ),
-        panel(
-            "timeseries",
+        series(
             "Interface traffic (out below zero)",
             [
-                target(
-                    iface("netmon_interface_receive_bits_per_second"), "{{device}} {{interface}} in"
-                ),
-                target(
-                    iface("netmon_interface_transmit_bits_per_second"),
-                    "{{device}} {{interface}} out",
-                ),
+                target(iface(rx), "{{device}} {{interface}} in"),
+                target(iface(tx), "{{device}} {{interface}} out"),
             ],
             w=12,
             h=9,
             unit="bps",
             defaults={"noValue": NO_SNMP},
-            overrides=[
-                {
-                    "matcher": {"id": "byRegexp", "options": " out$"},
-                    "properties": [{"id": "custom.transform", "value": "negative-Y"}],
-                }
-            ],
+            overrides=[override(" out$", ("custom.transform", "negative-Y"))],
         ),
-        panel(
-            "timeseries",
+        series(
             "Interface errors between polls",
             [
                 target(
@@ -976,220 +771,155 @@ def site_page() -> dict[str, Any]:
             h=9,
             defaults={"noValue": NO_SNMP, "min": 0},
         ),
+    ]
+
+
+def site_snmp() -> list[Panel]:
+    snmp_only = {"noValue": NO_SNMP}
+    return [
         row("SNMP poll health, uptime and reboots"),
-        panel(
-            "table",
+        table(
             "SNMP poll health",
             [
-                target(dev("netmon_device_snmp_up"), table=True),
-                target(dev("netmon_device_snmp_poll_duration_seconds"), table=True),
-                target(dev("netmon_device_uptime_seconds"), table=True),
-                target(dev("netmon_device_reboots_in_window"), table=True),
+                ("SNMP answers", dev("netmon_device_snmp_up")),
+                ("poll duration", dev("netmon_device_snmp_poll_duration_seconds")),
+                ("uptime", dev("netmon_device_uptime_seconds")),
+                ("reboots in window", dev("netmon_device_reboots_in_window")),
             ],
             w=12,
             h=8,
             description="SNMP agent answering (NetmonSnmpNotAnswering after 15 minutes while the "
             "device answers ping), last poll duration, sysUpTime, and reboots inside the verdict "
             "window (verdict reason device_rebooted above the site's max_reboots).",
-            defaults={"noValue": NO_SNMP},
-            transformations=[
-                {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {
-                        "excludeByName": {"Time": True},
-                        "renameByName": {
-                            "Value #A": "SNMP answers",
-                            "Value #B": "poll duration",
-                            "Value #C": "uptime",
-                            "Value #D": "reboots in window",
-                        },
-                    },
-                },
-            ],
+            defaults=snmp_only,
             overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "SNMP answers"},
-                    "properties": [
-                        {"id": "mappings", "value": yes_no()},
-                        {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-                    ],
-                },
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(poll duration|uptime)$"},
-                    "properties": [{"id": "unit", "value": "s"}],
-                },
+                yes_no_cells("SNMP answers"),
+                override("^(poll duration|uptime)$", ("unit", "s")),
             ],
         ),
-        panel(
-            "state-timeline",
+        timeline(
             "SNMP agent answering",
             [target(f"max by (device) (netmon_device_snmp_up{{{SITE}}})", "{{device}}")],
             w=12,
             h=8,
             defaults={"noValue": NO_SNMP, "mappings": yes_no("no answer", "answers")},
-            options={"showValue": "never", "mergeValues": True},
         ),
-        panel(
-            "timeseries",
+        per_device(
             "SNMP poll duration",
-            [target(dev("netmon_device_snmp_poll_duration_seconds"), "{{device}}")],
+            "netmon_device_snmp_poll_duration_seconds",
             w=8,
             h=8,
             unit="s",
-            defaults={"noValue": NO_SNMP},
+            defaults=snmp_only,
         ),
-        panel(
-            "timeseries",
+        per_device(
             "Device uptime",
-            [target(dev("netmon_device_uptime_seconds"), "{{device}}")],
+            "netmon_device_uptime_seconds",
             w=8,
             h=8,
             unit="s",
             description="sysUpTime at each poll: a drop to near zero is a reboot.",
-            defaults={"noValue": NO_SNMP},
+            defaults=snmp_only,
         ),
-        panel(
-            "timeseries",
+        per_device(
             "Reboots in the verdict window",
-            [target(dev("netmon_device_reboots_in_window"), "{{device}}")],
+            "netmon_device_reboots_in_window",
             w=8,
             h=8,
             defaults={"noValue": NO_SNMP, "min": 0, "decimals": 0},
         ),
+    ]
+
+
+def site_loss() -> list[Panel]:
+    ratio: dict[str, Any] = {"w": 12, "h": 9, "unit": "percentunit", "defaults": {"min": 0}}
+    seconds: dict[str, Any] = {"w": 8, "h": 9, "unit": "s"}
+    return [
         row("Loss and round-trip time"),
-        panel(
-            "timeseries",
-            "Loss, last burst",
-            [target(dev("netmon_device_loss_ratio"), "{{device}}")],
-            w=12,
-            h=9,
-            unit="percentunit",
-            defaults={"min": 0},
+        per_device("Loss, last burst", "netmon_device_loss_ratio", **ratio),
+        per_device("Loss over the verdict window", "netmon_device_window_loss_ratio", **ratio),
+        per_device("RTT, mean of last burst", "netmon_device_rtt_seconds", **seconds),
+        per_device(
+            "RTT p95 over the verdict window", "netmon_device_window_rtt_p95_seconds", **seconds
         ),
-        panel(
-            "timeseries",
-            "Loss over the verdict window",
-            [target(dev("netmon_device_window_loss_ratio"), "{{device}}")],
-            w=12,
-            h=9,
-            unit="percentunit",
-            defaults={"min": 0},
-        ),
-        panel(
-            "timeseries",
-            "RTT, mean of last burst",
-            [target(dev("netmon_device_rtt_seconds"), "{{device}}")],
-            w=8,
-            h=9,
-            unit="s",
-        ),
-        panel(
-            "timeseries",
-            "RTT p95 over the verdict window",
-            [target(dev("netmon_device_window_rtt_p95_seconds"), "{{device}}")],
-            w=8,
-            h=9,
-            unit="s",
-        ),
-        panel(
-            "timeseries",
-            "Jitter, last burst",
-            [target(dev("netmon_device_jitter_seconds"), "{{device}}")],
-            w=8,
-            h=9,
-            unit="s",
-        ),
-        panel(
-            "timeseries",
+        per_device("Jitter, last burst", "netmon_device_jitter_seconds", **seconds),
+        series(
             "Uplink devices up, 1 h average",
-            [
-                target(f"max by (device) (device:netmon_uplink_up:avg1h{{{SITE}}})", "{{device}}"),
-            ],
+            [target(f"max by (device) (device:netmon_uplink_up:avg1h{{{SITE}}})", "{{device}}")],
             w=24,
             h=8,
             defaults=percent(),
         ),
     ]
-    variables = [
-        query_var("district", "District", "label_values(netmon_site_fully_functional, district)"),
-        query_var(
-            "type",
-            "Facility type",
-            'label_values(netmon_site_fully_functional{district=~"$district"}, type)',
-        ),
-        query_var(
-            "site",
-            "Site",
-            'label_values(netmon_site_fully_functional{district=~"$district", type=~"$type"}, site)',
-            multi=False,
-        ),
-    ]
+
+
+def site_page() -> dict[str, Any]:
+    sections = (
+        site_verdict,
+        site_devices,
+        site_access_points,
+        site_controllers,
+        site_interfaces,
+        site_snmp,
+        site_loss,
+    )
+    site_var = query_var(
+        "site",
+        "Site",
+        'label_values(netmon_site_fully_functional{district=~"$district", type=~"$type"}, site)',
+        multi=False,
+    )
     return dashboard(
         "netmon-site",
         "netmon: site",
         "One facility: its verdict and history, availability, devices, loss, RTT and access points.",
-        panels,
-        variables,
+        [p for section in sections for p in section()],
+        [*district_and_type_vars(), site_var],
         time_from="now-6h",
     )
 
 
 # --- netmon health -----------------------------------------------------------------------------
-def health() -> dict[str, Any]:
-    inst = 'instance=~"$instance"'
-    panels = [
+INST = 'instance=~"$instance"'
+
+
+def per_instance(expr: str) -> Target:
+    return target(expr, "{{instance}}")
+
+
+def counted(function: str, counter: str, legend: str) -> Target:
+    """``function`` (rate or increase) of ``netmon_<counter>_total``, summed over instances."""
+    return target(f"sum({function}(netmon_{counter}_total{{{INST}}}[$__rate_interval]))", legend)
+
+
+def health_scrape() -> list[Panel]:
+    return [
         row("Scrape"),
-        panel(
-            "stat",
+        stat(
             "Scraped",
-            [target(f'up{{job="netmon", {inst}}}', "{{instance}}", instant=True)],
+            [target(f'up{{job="netmon", {INST}}}', "{{instance}}", instant=True)],
             w=4,
-            h=5,
-            defaults={
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "DOWN", "color": "red"},
-                            "1": {"text": "UP", "color": "green"},
-                        },
-                    }
-                ]
-            },
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+            defaults={"mappings": yes_no("DOWN", "UP")},
+            color="background",
         ),
-        panel(
-            "stat",
+        stat(
             "Inventory",
             [
-                target(f"sum(netmon_sites{{{inst}}})", "sites", instant=True),
-                target(f"sum(netmon_devices{{{inst}}})", "devices", instant=True),
+                target(f"sum(netmon_sites{{{INST}}})", "sites", instant=True),
+                target(f"sum(netmon_devices{{{INST}}})", "devices", instant=True),
             ],
             w=5,
-            h=5,
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "value_and_name",
-                "colorMode": "none",
-            },
+            text="value_and_name",
+            color="none",
         ),
-        panel(
-            "stat",
+        stat(
             "Build and ICMP mode",
-            [
-                target(f"netmon_info{{{inst}}}", "{{version}} · ICMP {{icmp_mode}}", instant=True),
-            ],
+            [target(f"netmon_info{{{INST}}}", "{{version}} · ICMP {{icmp_mode}}", instant=True)],
             w=5,
-            h=5,
-            options={
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-                "textMode": "name",
-                "colorMode": "none",
-            },
+            text="name",
+            color="none",
         ),
-        panel(
-            "stat",
+        stat(
             "netmon alerts firing",
             [
                 target(
@@ -1199,178 +929,132 @@ def health() -> dict[str, Any]:
                 ),
             ],
             w=5,
-            h=5,
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                }
-            },
+            text="value_and_name",
+            defaults={"thresholds": thresholds(("green", None), ("red", 1))},
         ),
-        panel(
-            "stat",
+        stat(
             "Verdicts computed",
             [
                 target(
-                    f"time() - max(netmon_last_evaluation_timestamp_seconds{{{inst}}})",
+                    f"time() - max(netmon_last_evaluation_timestamp_seconds{{{INST}}})",
                     "seconds ago",
                     instant=True,
                 ),
             ],
             w=5,
-            h=5,
             unit="s",
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 120}],
-                }
-            },
-            options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+            defaults={"thresholds": thresholds(("green", None), ("red", 120))},
+            color="background",
         ),
-        panel(
-            "timeseries",
+        series(
             "Scrape duration",
-            [
-                target(f'scrape_duration_seconds{{job="netmon", {inst}}}', "{{instance}}"),
-            ],
+            [per_instance(f'scrape_duration_seconds{{job="netmon", {INST}}}')],
             w=12,
             h=8,
             unit="s",
         ),
-        panel(
-            "timeseries",
+        series(
             "Samples per scrape",
-            [
-                target(f'scrape_samples_scraped{{job="netmon", {inst}}}', "{{instance}}"),
-            ],
+            [per_instance(f'scrape_samples_scraped{{job="netmon", {INST}}}')],
             w=12,
             h=8,
         ),
+    ]
+
+
+def health_probing() -> list[Panel]:
+    return [
         row("Probing"),
-        panel(
-            "timeseries",
+        series(
             "Probe cycle lag",
-            [target(f"netmon_probe_cycle_lag_seconds{{{inst}}}", "{{instance}}")],
+            [per_instance(f"netmon_probe_cycle_lag_seconds{{{INST}}}")],
             w=12,
             h=8,
             unit="s",
             description="How late probes start against their schedule (NetmonProbeCycleLagging above 10 s).",
         ),
-        panel(
-            "timeseries",
+        series(
             "Probes and results per second",
             [
-                target(
-                    f"sum(rate(netmon_probes_started_total{{{inst}}}[$__rate_interval]))",
-                    "probes started",
-                ),
-                target(
-                    f"sum(rate(netmon_results_taken_total{{{inst}}}[$__rate_interval]))",
-                    "results taken",
-                ),
-                target(
-                    f"sum(rate(netmon_results_written_total{{{inst}}}[$__rate_interval]))",
-                    "rows written",
-                ),
+                counted("rate", "probes_started", "probes started"),
+                counted("rate", "results_taken", "results taken"),
+                counted("rate", "results_written", "rows written"),
             ],
             w=12,
             h=8,
             unit="ops",
         ),
-        panel(
-            "timeseries",
+        series(
             "Probe overruns",
-            [
-                target(
-                    f"sum(increase(netmon_probe_overruns_total{{{inst}}}[$__rate_interval]))",
-                    "overruns",
-                ),
-            ],
+            [counted("increase", "probe_overruns", "overruns")],
             w=12,
             h=8,
             description="Probes still running when due again (should stay at 0).",
         ),
-        panel(
-            "timeseries",
+        series(
             "SNMP-polled devices answering",
             [
-                target(f"sum(netmon_device_snmp_up{{{inst}}})", "answering"),
-                target(f"count(netmon_device_snmp_up{{{inst}}})", "polled"),
+                target(f"sum(netmon_device_snmp_up{{{INST}}})", "answering"),
+                target(f"count(netmon_device_snmp_up{{{INST}}})", "polled"),
             ],
             w=6,
             h=8,
             defaults={"noValue": NO_SNMP, "min": 0},
         ),
-        panel(
-            "timeseries",
+        series(
             "SNMP poll duration, slowest device",
-            [
-                target(
-                    f"max(netmon_device_snmp_poll_duration_seconds{{{inst}}})",
-                    "slowest",
-                ),
-            ],
+            [target(f"max(netmon_device_snmp_poll_duration_seconds{{{INST}}})", "slowest")],
             w=6,
             h=8,
             unit="s",
             description="Compare with snmp.defaults.max_poll_time in the inventory.",
             defaults={"noValue": NO_SNMP},
         ),
+    ]
+
+
+def health_store() -> list[Panel]:
+    pending = f"netmon_store_pending_results{{{INST}}}"
+    return [
         row("Store"),
-        panel(
-            "timeseries",
+        series(
             "Write backlog",
-            [target(f"netmon_store_pending_results{{{inst}}}", "{{instance}}")],
+            [per_instance(pending)],
             w=8,
             h=8,
             description="Rows waiting for the database; netmon drops the oldest beyond its capacity "
             "(netmon_store_pending_capacity, 2,000,000 by default).",
         ),
-        panel(
-            "timeseries",
+        series(
             "Write backlog, share of capacity",
             [
-                target(
-                    f"netmon_store_pending_results{{{inst}}}"
-                    f" / on (job, instance) netmon_store_pending_capacity{{{inst}}}",
-                    "{{instance}}",
-                ),
+                per_instance(
+                    f"{pending} / on (job, instance) netmon_store_pending_capacity{{{INST}}}"
+                )
             ],
             w=8,
             h=8,
+            unit="percentunit",
             description="NetmonStoreBacklog fires above 10 % while growing; at 100 % the oldest "
             "rows are dropped.",
-            defaults={
-                "unit": "percentunit",
-                "min": 0,
-                "max": 1,
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.1}],
-                },
-            },
+            defaults={"min": 0, "max": 1, "thresholds": thresholds(("green", None), ("red", 0.1))},
         ),
-        panel(
-            "timeseries",
+        series(
             "Store errors and dropped rows",
             [
-                target(
-                    f"sum(increase(netmon_store_errors_total{{{inst}}}[$__rate_interval]))",
-                    "failed writes",
-                ),
-                target(
-                    f"sum(increase(netmon_store_dropped_results_total{{{inst}}}[$__rate_interval]))",
-                    "dropped rows",
-                ),
+                counted("increase", "store_errors", "failed writes"),
+                counted("increase", "store_dropped_results", "dropped rows"),
             ],
             w=8,
             h=8,
         ),
+    ]
+
+
+def health_rules() -> list[Panel]:
+    return [
         row("Prometheus rules"),
-        panel(
-            "timeseries",
+        series(
             "Rule group evaluation time",
             [
                 target(
@@ -1382,8 +1066,7 @@ def health() -> dict[str, Any]:
             h=8,
             unit="s",
         ),
-        panel(
-            "timeseries",
+        series(
             "Rule evaluation failures",
             [
                 target(
@@ -1395,15 +1078,16 @@ def health() -> dict[str, Any]:
             h=8,
         ),
     ]
-    variables = [
-        query_var("instance", "netmon instance", 'label_values(up{job="netmon"}, instance)')
-    ]
+
+
+def health() -> dict[str, Any]:
+    sections = (health_scrape, health_probing, health_store, health_rules)
     return dashboard(
         "netmon-health",
         "netmon: health",
         "netmon itself: is it scraped, probing on time, writing its store; are the rules evaluating.",
-        panels,
-        variables,
+        [p for section in sections for p in section()],
+        [query_var("instance", "netmon instance", 'label_values(up{job="netmon"}, instance)')],
         time_from="now-6h",
     )
 

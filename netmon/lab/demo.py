@@ -139,20 +139,16 @@ def _scenario(site: Site, condition: str, patch: Patch) -> Scenario:
 
 def builtin_sites() -> list[Site]:
     """A dozen sites of our own, used when the example inventory is not available."""
-    rows = [
-        ("dh-ranchi", "Sadar Hospital, Ranchi", "Ranchi", "district_hospital"),
-        ("dh-bokaro", "Sadar Hospital, Bokaro", "Bokaro", "district_hospital"),
-        ("dh-gumla", "Sadar Hospital, Gumla", "Gumla", "district_hospital"),
-        ("dh-hazaribagh", "Sadar Hospital, Hazaribagh", "Hazaribagh", "district_hospital"),
-        ("dh-dhanbad", "Sadar Hospital, Dhanbad", "Dhanbad", "district_hospital"),
-        ("dh-dumka", "Sadar Hospital, Dumka", "Dumka", "district_hospital"),
-        ("dh-sahebganj", "Sadar Hospital, Sahebganj", "Sahebganj", "district_hospital"),
-        ("chc-sisai", "CHC Sisai", "Gumla", "chc"),
-        ("chc-bundu", "CHC Bundu", "Ranchi", "chc"),
-        ("chc-torpa", "CHC Torpa", "Khunti", "chc"),
-        ("chc-ratu", "CHC Ratu", "Ranchi", "chc"),
-        ("chc-kisko", "CHC Kisko", "Lohardaga", "chc"),
-    ]
+    hospitals = ["Ranchi", "Bokaro", "Gumla", "Hazaribagh", "Dhanbad", "Dumka", "Sahebganj"]
+    chcs = {  # town: district
+        "Sisai": "Gumla",
+        "Bundu": "Ranchi",
+        "Torpa": "Khunti",
+        "Ratu": "Ranchi",
+        "Kisko": "Lohardaga",
+    }
+    rows = [(f"dh-{d.lower()}", f"Sadar Hospital, {d}", d, "district_hospital") for d in hospitals]
+    rows += [(f"chc-{town.lower()}", f"CHC {town}", d, "chc") for town, d in chcs.items()]
     return [Site.model_validate(_builtin(*row)) for row in rows]
 
 

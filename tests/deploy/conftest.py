@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,25 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The fixtures a test that runs real binaries uses, as one: ``bench.processes`` etc."""
+
+    repo: Path
+    tmp_path: Path
+    which: Callable[..., str]
+    free_port: Callable[[], int]
+    processes: Processes
+    http: Callable[..., Any]
+    wait_for: Callable[..., Any]
+
+
+@pytest.fixture
+def bench(
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    processes: Processes,
+) -> Bench:
+    return Bench(REPO, tmp_path, _which, free_port, processes, http_json, _wait)

@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:  # pytest imports tests/deploy/conftest.py as "conftest"
+    from conftest import Bench
 
 CONFIG = Path("deploy/alertmanager/alertmanager.yml")
 
@@ -184,28 +187,21 @@ def firing(note: dict[str, Any]) -> set[str]:
 
 @pytest.mark.slow
 def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves(
-    repo: Path,
-    tmp_path: Path,
-    which: Callable[..., str],
-    free_port: Callable[[], int],
-    processes: Any,
-    http: Callable[..., Any],
-    wait_for: Callable[..., Any],
-    webhook: Webhook,
+    bench: Bench, webhook: Webhook
 ) -> None:
-    binary = which("prometheus-alertmanager", "alertmanager")
-    conf = yaml.safe_load((repo / CONFIG).read_text())
+    binary = bench.which("prometheus-alertmanager", "alertmanager")
+    conf = yaml.safe_load((bench.repo / CONFIG).read_text())
     (receiver,) = [r for r in conf["receivers"] if r["name"] == "test-webhook"]
     receiver["webhook_configs"][0]["url"] = webhook.url
-    config = tmp_path / "alertmanager.yml"
+    config = bench.tmp_path / "alertmanager.yml"
     config.write_text(yaml.safe_dump(conf, sort_keys=False))
-    port = free_port()
-    proc = processes.start(
+    port = bench.free_port()
+    proc = bench.processes.start(
         "alertmanager",
         [
             binary,
             f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
+            f"--storage.path={bench.tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
             "--log.level=warn",
@@ -214,10 +210,10 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
     api = f"http://127.0.0.1:{port}/api/v2"
 
     def ready() -> bool:
-        assert proc.poll() is None, f"alertmanager exited:\n{processes.log(proc)}"
-        return http("GET", f"{api}/status")["cluster"]["status"] in ("disabled", "ready")
+        assert proc.poll() is None, f"alertmanager exited:\n{bench.processes.log(proc)}"
+        return bench.http("GET", f"{api}/status")["cluster"]["status"] in ("disabled", "ready")
 
-    wait_for(ready, "Alertmanager to answer", timeout=30)
+    bench.wait_for(ready, "Alertmanager to answer", timeout=30)
 
     down = site_alert("NetmonSiteDown", "dh-ranchi", "Ranchi", "critical")
     aps = site_alert("NetmonAccessPointsDown", "dh-ranchi", "Ranchi", "warning")
@@ -232,10 +228,10 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
         criterion="uplink_interface_down",
     )
     other = site_alert("NetmonAccessPointsDown", "dh-dumka", "Dumka", "warning")
-    http("POST", f"{api}/alerts", [down, aps, loss, iface, other])
+    bench.http("POST", f"{api}/alerts", [down, aps, loss, iface, other])
 
     def states() -> dict[tuple[str, str], dict[str, Any]]:
-        alerts = http("GET", f"{api}/alerts")
+        alerts = bench.http("GET", f"{api}/alerts")
         return {(a["labels"]["alertname"], a["labels"]["site"]): a for a in alerts}
 
     def inhibited_as_expected() -> dict[tuple[str, str], dict[str, Any]] | None:
@@ -247,7 +243,7 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
             return s
         return None
 
-    s = wait_for(inhibited_as_expected, "the same-site AP alert to be inhibited", timeout=30)
+    s = bench.wait_for(inhibited_as_expected, "the same-site AP alert to be inhibited", timeout=30)
     source = s[("NetmonSiteDown", "dh-ranchi")]
     assert s[("NetmonAccessPointsDown", "dh-ranchi")]["status"]["inhibitedBy"] == [
         source["fingerprint"]
@@ -266,14 +262,14 @@ def test_real_alertmanager_inhibits_only_the_down_sites_alerts_until_it_resolves
     assert firing(webhook.next_for_site("dh-dumka")) == {"NetmonAccessPointsDown"}
 
     # The uplink comes back: the source resolves, and what is still true is no longer muted.
-    http("POST", f"{api}/alerts", [dict(down, endsAt=_now())])
+    bench.http("POST", f"{api}/alerts", [dict(down, endsAt=_now())])
 
     def released() -> dict[tuple[str, str], dict[str, Any]] | None:
         s = states()
         still = [k for k, a in s.items() if a["status"]["inhibitedBy"]]
         return s if not still else None
 
-    s = wait_for(released, "the AP and uplink alerts to be released", timeout=30)
+    s = bench.wait_for(released, "the AP and uplink alerts to be released", timeout=30)
     assert s[("NetmonAccessPointsDown", "dh-ranchi")]["status"]["state"] == "active"
     assert s[("NetmonUplinkLoss", "dh-ranchi")]["status"]["state"] == "active"
     assert s[("NetmonUplinkInterfaceDown", "dh-ranchi")]["status"]["state"] == "active"

@@ -29,10 +29,13 @@ import urllib.error
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:  # pytest imports tests/deploy/conftest.py as "conftest"
+    from conftest import Bench
 
 pytestmark = pytest.mark.slow
 
@@ -274,40 +277,22 @@ def empty_panels(prom: Prom, repo: Path) -> list[str]:
 
 
 def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon(
-    repo: Path,
-    tmp_path: Path,
-    which: Callable[..., str],
-    free_port: Callable[[], int],
-    processes: Any,
-    http: Callable[..., Any],
-    wait_for: Callable[..., Any],
+    bench: Bench,
 ) -> None:
-    prometheus = which("prometheus")
-    if not (repo / "probes/icmp.py").exists():
+    prometheus = bench.which("prometheus")
+    if not (bench.repo / "probes/icmp.py").exists():
         pytest.skip("probes/icmp.py (the ICMP engine netmon run needs) is not in the tree yet")
     from tests.snmp.agents import start_snmpsim  # skips the test if snmpsim is missing
 
-    agent = start_snmpsim(tmp_path / "snmpsim")
-    try:
-        _run(repo, tmp_path, prometheus, agent.port, free_port, processes, http, wait_for)
-    finally:
-        agent.stop()
+    with start_snmpsim(bench.tmp_path / "snmpsim") as agent:
+        _run(bench, prometheus, agent.port)
 
 
-def _run(
-    repo: Path,
-    tmp_path: Path,
-    prometheus: str,
-    snmp_port: int,
-    free_port: Callable[[], int],
-    processes: Any,
-    http: Callable[..., Any],
-    wait_for: Callable[..., Any],
-) -> None:
-    inventory = tmp_path / "inventory.yaml"
+def _run(bench: Bench, prometheus: str, snmp_port: int) -> None:
+    inventory = bench.tmp_path / "inventory.yaml"
     write_inventory(inventory, snmp_port)
-    netmon_port, prom_port = free_port(), free_port()
-    netmon = processes.start(
+    netmon_port, prom_port = bench.free_port(), bench.free_port()
+    netmon = bench.processes.start(
         "netmon",
         [
             sys.executable,
@@ -321,14 +306,14 @@ def _run(
             "--port",
             str(netmon_port),
             "--database-url",
-            f"sqlite:///{tmp_path / 'netmon.db'}",
+            f"sqlite:///{bench.tmp_path / 'netmon.db'}",
         ],
-        cwd=repo,
+        cwd=bench.repo,
     )
 
     def netmon_serves() -> bool:
         if netmon.poll() is not None:
-            log = processes.log(netmon)
+            log = bench.processes.log(netmon)
             if "CAP_NET_RAW" in log or "ping_group_range" in log:  # netmon's IcmpUnavailable advice
                 pytest.skip(f"netmon cannot open an ICMP socket here:\n{log}")
             pytest.fail(f"netmon exited with {netmon.returncode}:\n{log}")
@@ -336,15 +321,15 @@ def _run(
             f"http://127.0.0.1:{netmon_port}/metrics"
         )
 
-    wait_for(netmon_serves, "netmon to serve /metrics", timeout=30)
+    bench.wait_for(netmon_serves, "netmon to serve /metrics", timeout=30)
 
-    config = write_prometheus_config(repo, tmp_path, netmon_port, prom_port)
-    prom_proc = processes.start(
+    config = write_prometheus_config(bench.repo, bench.tmp_path, netmon_port, prom_port)
+    prom_proc = bench.processes.start(
         "prometheus",
         [
             prometheus,
             f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--storage.tsdb.path={bench.tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
             "--log.level=warn",
         ],
@@ -352,11 +337,11 @@ def _run(
     base = f"http://127.0.0.1:{prom_port}"
 
     def prometheus_ready() -> bool:
-        assert prom_proc.poll() is None, f"prometheus exited:\n{processes.log(prom_proc)}"
+        assert prom_proc.poll() is None, f"prometheus exited:\n{bench.processes.log(prom_proc)}"
         return _get_text(f"{base}/-/ready").startswith("Prometheus Server is Ready")
 
-    wait_for(prometheus_ready, "Prometheus to be ready", timeout=30)
-    prom = Prom(base, http)
+    bench.wait_for(prometheus_ready, "Prometheus to be ready", timeout=30)
+    prom = Prom(base, bench.http)
 
     # Healthy means healthy, degraded means degraded for the right reasons, before the dashboards
     # are judged: the ICMP-only sites fully functional, the SNMP site degraded by exactly its
@@ -380,9 +365,11 @@ def _run(
         return verdicts() == (expected_ff, expected_reasons)
 
     try:
-        wait_for(verdicts_as_expected, "the expected site verdicts in Prometheus", timeout=WAIT)
+        bench.wait_for(
+            verdicts_as_expected, "the expected site verdicts in Prometheus", timeout=WAIT
+        )
     except pytest.fail.Exception:
-        pytest.fail(f"verdicts, reasons: {verdicts()}\nnetmon log:\n{processes.log(netmon)}")
+        pytest.fail(f"verdicts, reasons: {verdicts()}\nnetmon log:\n{bench.processes.log(netmon)}")
     assert prom.query(
         f'netmon_site_verdict{{site="{SNMP_SITE["site"]}", verdict="degraded"}} == 1'
     ), "the SNMP site is not fully functional, but not degraded either"
@@ -405,13 +392,13 @@ def _run(
 
     # Query errors fail at once; empty results are retried until the rules have data.
     deadline = time.monotonic() + WAIT
-    while (empty := empty_panels(prom, repo)) and time.monotonic() < deadline:
+    while (empty := empty_panels(prom, bench.repo)) and time.monotonic() < deadline:
         time.sleep(1)
     assert not empty, "panel queries without data:\n" + "\n".join(empty)
 
     # The shipped rules evaluate cleanly against real netmon data; the SNMP site's alerts are
     # pending (their `for` outlasts the test), nothing else is pending, nothing fires.
-    groups = http("GET", f"{base}/api/v1/rules")["data"]["groups"]
+    groups = bench.http("GET", f"{base}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in groups} >= {
         "netmon-sites",
         "netmon-devices",
@@ -429,7 +416,7 @@ def _run(
     assert not bad, bad
 
     def alerts() -> list[dict[str, Any]]:
-        return list(http("GET", f"{base}/api/v1/alerts")["data"]["alerts"])
+        return list(bench.http("GET", f"{base}/api/v1/alerts")["data"]["alerts"])
 
     def pending_as_expected() -> bool:
         return {(a["labels"]["alertname"], a["labels"].get("site")) for a in alerts()} == {
@@ -437,7 +424,7 @@ def _run(
         }
 
     try:
-        wait_for(pending_as_expected, "the SNMP site's alerts to be pending", timeout=30)
+        bench.wait_for(pending_as_expected, "the SNMP site's alerts to be pending", timeout=30)
     except pytest.fail.Exception:
         pytest.fail(f"alerts: {[(a['labels'], a['state']) for a in alerts()]}")
     now = alerts()

@@ -7,14 +7,13 @@ import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from netmon.lab import Lab, LabError, load_scenarios
 from netmon.lab.netns import lab_namespaces, lab_processes, live_records, load_record
+from tests.lab.conftest import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -37,15 +36,6 @@ def _assert_clean(ns: str, workdir: Path) -> None:
     assert load_record(ns) is None
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _killed_lab(tmp_path: Path) -> str:
     """Start a lab in a child process, SIGKILL the child; return the namespace it left."""
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(HEALTHY), str(tmp_path)],
@@ -59,7 +49,7 @@ def _killed_lab(tmp_path: Path) -> str:
     child.wait(timeout=10)
     assert ns in lab_namespaces(), "the killed run should leave its namespace behind"
     # its helpers die with it (PR_SET_PDEATHSIG); the namespace stays until the next start
-    assert _wait_for(lambda: not lab_processes(ns, str(tmp_path)), 10.0)
+    assert wait_until(lambda: not lab_processes(ns, str(tmp_path)), 10.0)
     return ns
 
 
@@ -108,7 +98,7 @@ def test_lab_up_stops_cleanly_on_signals(sig: signal.Signals, tmp_path: Path) ->
                              "--inventory-out", str(inventory), "--workdir", str(tmp_path / "w")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=REPO)  # fmt: skip
     try:
-        assert _wait_for(lambda: any(r.owner_pid == proc.pid for r in live_records())), (
+        assert wait_until(lambda: any(r.owner_pid == proc.pid for r in live_records()), 20.0), (
             "lab up did not start"
         )
         ns = next(r.ns for r in live_records() if r.owner_pid == proc.pid)

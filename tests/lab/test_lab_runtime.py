@@ -15,6 +15,7 @@ import pytest
 from netmon.lab import Lab
 from netmon.lab.measure import fping
 from netmon.lab.model import Scenario, parse_scenario
+from tests.lab.conftest import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -174,18 +175,11 @@ def test_snmp_uptime_reboot_and_interface_status(lab: Lab) -> None:
     lab.set_interface("rt/wan-1", 2, oper="up")
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_scenario_event_changes_the_agent_at_run_time(lab: Lab) -> None:
     lan0 = "1.3.6.1.2.1.2.2.1.8.2"
-    assert _wait_for(lambda: bool(lab.fired_events("rt/sw-snmp"))), "the 1 s event never fired"
+    assert wait_until(lambda: bool(lab.fired_events("rt/sw-snmp")), 10.0), (
+        "the 1 s event never fired"
+    )
     [fired] = lab.fired_events("rt/sw-snmp")
     assert fired.error is None and fired.offset >= 1.0
     assert _snmp(lab, "rt/sw-snmp", lan0, v3=True) == ["INTEGER: 2"]

@@ -1,8 +1,9 @@
 """Real SNMP agents on loopback for the SNMP tests (and bench/snmp.py): snmpd and snmpsim.
 
 Both listen on ``udp:127.0.0.1:<free port>`` only, run in their own session, and are always
-killed on exit (``Agent.stop``; the fixtures stop them in teardown even if a test failed or left
-one SIGSTOPped). Tests skip with a reason when ``snmpd`` or the ``snmpsim`` package is missing.
+killed on exit (``Agent.stop``, also on leaving ``with agent:``; the fixtures stop them in
+teardown even if a test failed or left one SIGSTOPped). Tests skip with a reason when ``snmpd``
+or the ``snmpsim`` package is missing.
 
 snmpd gets its own config (``-C -c``), pid file and persistent directory
 (``SNMP_PERSISTENT_DIR``, where ``createUser`` lines are turned into USM users), and empty MIB
@@ -72,6 +73,12 @@ class Agent:
         if self.proc.poll() is None:
             self.proc.kill()  # SIGKILL also ends a SIGSTOPped process
         self.proc.wait(timeout=10)
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def _answers(host: str, port: int, community: str) -> bool:
@@ -165,27 +172,18 @@ def start_snmpsim(workdir: Path, data_dir: Path = DATA, host: str = HOST) -> Age
 
 @pytest.fixture(scope="module", name="snmpd")
 def snmpd_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
-    agent = start_snmpd(tmp_path_factory.mktemp("snmpd"))
-    try:
+    with start_snmpd(tmp_path_factory.mktemp("snmpd")) as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 @pytest.fixture(name="own_snmpd")
 def own_snmpd_fixture(tmp_path: Path) -> Iterator[Agent]:
     """A snmpd for one test (the test may pause or kill it)."""
-    agent = start_snmpd(tmp_path / "snmpd")
-    try:
+    with start_snmpd(tmp_path / "snmpd") as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 @pytest.fixture(scope="module", name="snmpsim")
 def snmpsim_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
-    agent = start_snmpsim(tmp_path_factory.mktemp("snmpsim"))
-    try:
+    with start_snmpsim(tmp_path_factory.mktemp("snmpsim")) as agent:
         yield agent
-    finally:
-        agent.stop()
