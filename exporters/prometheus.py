@@ -71,6 +71,9 @@ class NetmonCollector(Collector):
         self.icmp_mode = icmp_mode
 
     def collect(self) -> Iterator[Metric]:
+        if not self.monitor.ready:  # windows are being refilled in a worker thread
+            yield from self._self_metrics()
+            return
         yield from self._device_metrics()
         yield from self._snmp_metrics()
         yield from self._site_metrics()

@@ -182,8 +182,14 @@ class NotFound(Exception):
         self.what = what
 
 
+class Loading(Exception):
+    """The monitor is still refilling its windows from the store (start-up)."""
+
+
 def get_monitor(request: Request) -> Monitor:
     monitor: Monitor = request.app.state.monitor
+    if not monitor.ready:
+        raise Loading()
     return monitor
 
 
@@ -370,11 +376,18 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
     async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"error": "not_found", "detail": exc.what})
 
+    @app.exception_handler(Loading)
+    async def _loading(_request: Request, _exc: Loading) -> JSONResponse:
+        detail = "netmon is refilling its verdict windows from the store; try again shortly"
+        return JSONResponse(status_code=503, content={"error": "loading", "detail": detail},
+                            headers={"Retry-After": "5"})  # fmt: skip
+
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         store = monitor.store
         return {
-            "status": "ok", "version": __version__, "sites": len(monitor.inventory.sites),
+            "status": "ok" if monitor.ready else "loading",
+            "version": __version__, "sites": len(monitor.inventory.sites),
             "store": {"pending": len(store.pending), "written": store.written, "errors": store.errors},
             "icmp_mode": getattr(monitor.ctx.icmp, "mode", None),
         }  # fmt: skip

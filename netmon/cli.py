@@ -114,6 +114,9 @@ class _Server(uvicorn.Server):
 
 def _reload(monitor: Monitor, path: Path) -> None:
     """SIGHUP: re-read the inventory; on any problem keep running the old one."""
+    if not monitor.ready:
+        log.warning("reload ignored: still loading history; send SIGHUP again when ready")
+        return
     try:
         inventory = load_inventory(path)
     except ConfigError as exc:
@@ -156,10 +159,22 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
     loop.add_signal_handler(signal.SIGHUP, _reload, monitor, settings.config)
-    await monitor.start()
+    # Serve at once (API answers 503 "loading" until the windows are refilled), then start.
+    http = asyncio.create_task(server.serve(), name="http")
+    starting = asyncio.create_task(monitor.start(), name="start")
     try:
-        await server.serve()
+        await asyncio.wait({http, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start (e.g. the database) ends the run here
+            await http
     finally:
+        if not starting.done():
+            starting.cancel()  # stopped while loading
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        if not http.done():
+            server.should_exit = True
+            await http
         log.info("stopping: flushing %d pending results", len(store.pending))
         await monitor.stop()
         icmp.close()

@@ -86,6 +86,7 @@ class Monitor:
         self.results_taken = 0
         self.started_at = clock()
         self.last_evaluation = 0.0
+        self.ready = False  # set once history is refilled and the first verdicts are in
         self._tasks: list[asyncio.Task[None]] = []
         self._was_up: dict[tuple[str, str, str], bool] = {}  # (site, device, probe kind)
         self._make_windows()
@@ -247,6 +248,7 @@ class Monitor:
         ]
         if self.retention is not None:
             self._tasks.append(asyncio.create_task(self._every(3600.0, self.prune), name="prune"))
+        self.ready = True
 
     async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
         while True:

@@ -42,6 +42,7 @@ def monitor(tmp_path: Path) -> Monitor:
     m.record("chc-bundu", "wan-1", lost(NOW - 10))
     m.record("chc-bundu", "ap-1", lost(NOW - 10))
     m.evaluate()
+    m.ready = True  # what start() does once history is refilled
     return m
 
 
@@ -183,3 +184,15 @@ async def test_device_results_are_the_stored_evidence(client: httpx.AsyncClient)
     recent = (await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results", params={"since": since})).json()
     assert recent["count"] == 1
     assert (await client.get("/api/v1/sites/chc-bundu/devices/nope/results")).status_code == 404
+
+
+async def test_api_says_loading_until_history_is_refilled(client: httpx.AsyncClient, monitor: Monitor) -> None:
+    monitor.ready = False
+    resp = await client.get("/api/v1/sites")
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+    assert resp.json()["error"] == "loading"
+    assert (await client.get("/healthz")).json()["status"] == "loading"
+    names = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+    assert "netmon_results_taken" in names and "netmon_device_up" not in names
+    monitor.ready = True
+    assert (await client.get("/api/v1/sites")).status_code == 200

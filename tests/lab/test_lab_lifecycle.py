@@ -98,11 +98,11 @@ def test_lab_up_stops_cleanly_on_signals(sig: signal.Signals, tmp_path: Path) ->
                              "--inventory-out", str(inventory), "--workdir", str(tmp_path / "w")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=REPO)  # fmt: skip
     try:
-        assert wait_until(lambda: any(r.owner_pid == proc.pid for r in live_records()), 20.0), (
-            "lab up did not start"
-        )
+        def started() -> bool:  # the record is written before the inventory: wait for both
+            return inventory.is_file() and any(r.owner_pid == proc.pid for r in live_records())
+
+        assert wait_until(started, 20.0), "lab up did not start"
         ns = next(r.ns for r in live_records() if r.owner_pid == proc.pid)
-        assert inventory.is_file()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
