@@ -20,6 +20,16 @@ at the end; nothing leaves the host. Scenarios, each measured for every tool in 
 
 Reported: wall time, device polls/s, CPU ms per poll (netmon: RUSAGE_SELF around the polls;
 CLI: RUSAGE_CHILDREN, i.e. the processes it spawned), and the netmon/CLI ratios.
+
+``--latency-ms N`` measures something else: the time of ONE device poll over a slow link. A
+user-space UDP proxy on 127.0.0.1 (tests/snmp/delay_proxy.py) sits in front of the agents and
+holds every datagram N ms each way (RTT = 2N). Polls run one at a time, ``--latency-reps``
+each: the 24-port switch (generic) and the 200-AP controller with netmon walking one column at
+a time (``max_walks=1``, as before) and four at once (the default), ``snmpbulkwalk`` of the same
+objects and ``snmpbulkget`` as references, and an SNMPv3 authPriv poll of snmpd: one walk at a
+time rediscovering the engine id every poll (before), four walks with the engine id discovered
+(a device's first poll) and remembered (every later poll). Per poll: mean and min time,
+requests, and the round trips that had to happen one after another (the proxy's ``rounds``).
 """
 
 from __future__ import annotations
@@ -33,14 +43,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probes.base import Target  # noqa: E402
 from probes.snmp import SnmpPoller, SnmpSettings  # noqa: E402
-from tests.snmp.agents import COMMUNITY, Agent, quiet_env, start_snmpd, start_snmpsim  # noqa: E402
+from tests.snmp.agents import (  # noqa: E402
+    COMMUNITY,
+    V3_PRIV_USER,
+    Agent,
+    quiet_env,
+    start_snmpd,
+    start_snmpsim,
+)
+from tests.snmp.delay_proxy import DelayProxy, ProxyStats  # noqa: E402
 
 MAX_POLLS = 10_000
+MAX_LATENCY_MS = 1000
+MAX_LATENCY_REPS = 100
 CLI_TIMEOUT = 30.0  # seconds, per CLI process
 IF_COLUMNS = [  # what netmon's generic profile walks, as the CLI reads them
     "1.3.6.1.2.1.2.2.1.7", "1.3.6.1.2.1.2.2.1.8", "1.3.6.1.2.1.2.2.1.9",
@@ -137,7 +158,17 @@ async def cli_run(
     return Run(scenario, tool, n, wall, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0, failed)
 
 
-def base(tool: str, agent: Agent, community: str) -> list[str]:
+class Endpoint(Protocol):
+    """Where a tool sends its requests: an agent, or the delay proxy in front of one."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def base(tool: str, agent: Endpoint, community: str) -> list[str]:
     return [
         tool,
         "-v2c",
@@ -152,12 +183,12 @@ def base(tool: str, agent: Agent, community: str) -> list[str]:
     ]
 
 
-def bulkget(agent: Agent, community: str, rows: int) -> list[list[str]]:
+def bulkget(agent: Endpoint, community: str, rows: int) -> list[list[str]]:
     return [[*base("snmpbulkget", agent, community), "-Cn1", f"-Cr{rows + 1}",
              "1.3.6.1.2.1.1.3.0", *IF_COLUMNS]]  # fmt: skip
 
 
-def bulkwalk(agent: Agent, community: str, subtrees: list[str]) -> list[list[str]]:
+def bulkwalk(agent: Endpoint, community: str, subtrees: list[str]) -> list[list[str]]:
     return [[*base("snmpbulkwalk", agent, community), "-Cr40", tree] for tree in subtrees]
 
 
@@ -297,7 +328,143 @@ def ratios(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+# -- one poll over a slow link (--latency-ms) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    scenario: str
+    tool: str
+    ms: list[float]  # per poll
+    requests: list[int]  # per poll, as the proxy forwarded them
+    rounds: list[int]  # per poll: round trips that had to happen one after another
+    failed: int
+
+    def row(self) -> str:
+        n = len(self.ms) or 1
+        mean_ms, min_ms = sum(self.ms) / n, min(self.ms, default=0.0)
+        return (f"{self.scenario:<10} {self.tool:<44} {mean_ms:>8.0f} {min_ms:>7.0f} "
+                f"{sum(self.requests) / n:>9.1f} {max(self.rounds, default=0):>7} "
+                f"{self.failed:>6}")  # fmt: skip
+
+
+async def timed(
+    scenario: str, tool: str, proxy: DelayProxy, reps: int, poll: Callable[[], Awaitable[bool]]
+) -> LatencyRun:
+    """``reps`` polls one after another, each timed and counted at the proxy on its own."""
+    ms, requests, rounds, failed = [], [], [], 0
+    for _ in range(reps):
+        proxy.stats = ProxyStats()
+        t0 = time.perf_counter()
+        failed += not await poll()
+        ms.append((time.perf_counter() - t0) * 1000)
+        requests.append(proxy.stats.requests)
+        rounds.append(proxy.stats.rounds)
+    return LatencyRun(scenario, tool, ms, requests, rounds, failed)
+
+
+def netmon_poll(
+    proxy: DelayProxy, settings: SnmpSettings, fresh: bool = False
+) -> Callable[[], Awaitable[bool]]:
+    """One device poll through ``proxy``; ``fresh``: a new poller each time (nothing kept)."""
+    shared = SnmpPoller.from_directory()
+    device = Target("bench", "device-1", proxy.host)
+
+    async def poll() -> bool:
+        poller = SnmpPoller.from_directory() if fresh else shared
+        result = await poller.poll(device, settings)
+        return result.ok and bool(result.extra["complete"])
+
+    return poll
+
+
+def cli_poll(commands: list[list[str]], env: dict[str, str]) -> Callable[[], Awaitable[bool]]:
+    async def poll() -> bool:
+        return all([await cli(command, env) for command in commands])
+
+    return poll
+
+
+async def latency_scenarios(
+    sim: Agent, snmpd: Agent, delay_ms: int, reps: int, env: dict[str, str]
+) -> list[LatencyRun]:
+    runs: list[LatencyRun] = []
+    delay, lifetime = delay_ms / 1000, 600.0
+    devices = (("switch-24", "switch-24", "generic"), ("wlc-200", "cisco-wlc", "cisco-wlc"))
+    for scenario, community, profile in devices:
+        async with DelayProxy((sim.host, sim.port), delay, lifetime=lifetime) as proxy:
+            for walks, when in ((1, "before"), (4, "after")):
+                settings = SnmpSettings(community=community, port=proxy.port, profile=profile,
+                                        timeout=5.0, max_walks=walks)  # fmt: skip
+                tool = f"netmon {profile}, max_walks={walks} ({when})"
+                runs.append(await timed(scenario, tool, proxy, reps, netmon_poll(proxy, settings)))
+            if profile == "generic":
+                get = bulkget(proxy, community, 25)
+                runs.append(await timed(scenario, "snmpbulkget (1 request)", proxy, reps,
+                                        cli_poll(get, env)))  # fmt: skip
+                walks_cli = bulkwalk(proxy, community, ["1.3.6.1.2.1.1.3", *IF_COLUMNS])
+                tool = "snmpbulkwalk x10 (same objects, in turn)"
+            else:
+                walks_cli = bulkwalk(proxy, community, WLC_COLUMNS)
+                tool = "snmpbulkwalk x4 AP columns"
+            runs.append(await timed(scenario, tool, proxy, reps, cli_poll(walks_cli, env)))
+    user, auth_proto, auth_key, priv_proto, priv_key = V3_PRIV_USER
+    async with DelayProxy((snmpd.host, snmpd.port), delay, lifetime=lifetime) as proxy:
+        for walks, fresh, tool in (
+            (1, True, "netmon v3 max_walks=1, rediscover (before)"),
+            (4, True, "netmon v3 max_walks=4, first poll"),
+            (4, False, "netmon v3 max_walks=4, engine id kept"),
+        ):
+            settings = SnmpSettings(
+                version="3", user=user, auth_protocol=auth_proto, auth_key=auth_key,
+                priv_protocol=priv_proto, priv_key=priv_key, port=proxy.port, timeout=5.0,
+                max_walks=walks,
+            )  # fmt: skip
+            poll = netmon_poll(proxy, settings, fresh=fresh)
+            if not fresh:
+                await poll()  # the device's first poll: discovers the engine id
+            runs.append(await timed("snmpd-v3", tool, proxy, reps, poll))
+    return runs
+
+
+def latency_table(runs: list[LatencyRun], delay_ms: int, reps: int) -> str:
+    lines = [
+        f"one device poll at a time through a UDP delay proxy: {delay_ms} ms each way "
+        f"(RTT {2 * delay_ms} ms), {reps} polls each",
+        f"{'scenario':<10} {'tool':<44} {'ms/poll':>8} {'min ms':>7} {'requests':>9} "
+        f"{'rounds':>7} {'failed':>6}",
+    ]
+    lines += [run.row() for run in runs]
+    lines.append("")
+    for scenario in dict.fromkeys(r.scenario for r in runs):
+        netmon = [r for r in runs if r.scenario == scenario and r.tool.startswith("netmon")]
+        before, after = netmon[0], netmon[-1]
+        lines.append(
+            f"{scenario}: {after.tool} vs {before.tool}: "
+            f"{sum(before.ms) / sum(after.ms):.2f}x faster"
+        )
+    return "\n".join(lines)
+
+
+async def latency_main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="netmon-bench-snmp-") as tmp:
+        work = Path(tmp)
+        sim = start_snmpsim(work / "snmpsim")
+        snmpd = start_snmpd(work / "snmpd")
+        try:
+            (work / "cli").mkdir()
+            env = quiet_env(work / "cli")
+            runs = await latency_scenarios(sim, snmpd, args.latency_ms, args.latency_reps, env)
+        finally:
+            sim.stop()
+            snmpd.stop()
+    print(latency_table(runs, args.latency_ms, args.latency_reps))
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.latency_ms is not None:
+        await latency_main(args)
+        return
     with tempfile.TemporaryDirectory(prefix="netmon-bench-snmp-") as tmp:
         work = Path(tmp)
         sim = start_snmpsim(work / "snmpsim")
@@ -329,10 +496,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--libs", action="store_true", help="also compare gufo-snmp, pysnmp and the CLI"
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        metavar="N",
+        help="instead: time single polls through a proxy delaying each datagram N ms each way",
+    )
+    parser.add_argument(
+        "--latency-reps", type=int, default=5, help="polls per tool with --latency-ms"
+    )
     args = parser.parse_args()
     if not 1 <= args.polls <= MAX_POLLS or args.concurrency < 1 or args.controller_reps < 1:
         parser.error(
             f"need 1 <= --polls <= {MAX_POLLS}, --concurrency >= 1, --controller-reps >= 1"
+        )
+    if args.latency_ms is not None and not (
+        0 <= args.latency_ms <= MAX_LATENCY_MS and 1 <= args.latency_reps <= MAX_LATENCY_REPS
+    ):
+        parser.error(
+            f"need 0 <= --latency-ms <= {MAX_LATENCY_MS}, 1 <= --latency-reps <= {MAX_LATENCY_REPS}"
         )
     return args
 

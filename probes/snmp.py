@@ -9,12 +9,22 @@ Wiring (for the lead)
       ``min(settings.max_poll_time, params.deadline - 0.5 s - time queued for a poll slot)`` so
       it returns a (partial) result before the runner gives up. Give SNMP devices
       ``ProbeParams`` whose deadline exceeds ``max_poll_time`` (e.g. count=1, timeout=max_poll_time).
+    * A poll reads the profile's scalars (GET), then walks its columns with up to
+      ``settings.max_walks`` (default 4) walks in flight at once, AP tables first; 1 walks them
+      one after another. Over a 100 ms RTT link a generic poll (1 GET + 9 walks) takes ~4 round
+      trips instead of ~10.
+    * SNMPv3: the poller remembers each device's engine id between polls (per ``(site,
+      device)``, for the same address and port) and passes it to the client, which saves the
+      discovery exchange; a stale id costs one unanswered attempt, then is rediscovered.
 
 Result (:class:`ProbeResult`)
     kind "snmp"; ``ok`` = the agent answered our reads (some value came back, or the poll
     completed: a v3 discovery answer followed by an auth failure is not ok); ``sent``/``received`` =
-    SNMP requests sent (retries and the v3 discovery exchange included) / answered, so
-    ``loss_ratio`` is the share of unanswered requests; ``rtts`` = (poll duration,) when ok;
+    SNMP requests sent (retries and the v3 exchanges included: engine-id discovery unless
+    remembered, and one boots/time refresh per session -- a v3 poll with N walks in flight opens
+    N sessions) / answered, so ``loss_ratio`` is the share of unanswered requests. A request
+    still in flight when the poll ends (its bound, or another walk failed) counts as sent and
+    unanswered. ``rtts`` = (poll duration,) when ok;
     ``reason`` = why it failed, "partial poll: ..." when ok but incomplete, else "".
     ``extra`` (JSON-serialisable; never a community or key)::
 
@@ -95,6 +105,8 @@ AUTH_PROTOCOLS = ("SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
 PRIV_PROTOCOLS = ("AES", "AES-192", "AES-256")
 _SECRET_FIELDS = ("community", "auth_key", "priv_key")
 _DEADLINE_MARGIN = 0.5  # seconds kept back from the runner's deadline
+DEFAULT_MAX_WALKS = 4
+MAX_WALKS_LIMIT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,7 @@ class SnmpSettings:
     retries: int = 1  # extra attempts per request after a timeout
     max_poll_time: float = 20.0  # bound on one poll of the device, all requests together
     max_repetitions: int = 40  # GETBULK max-repetitions
+    max_walks: int = DEFAULT_MAX_WALKS  # column walks in flight at once (1: one at a time)
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -188,6 +201,8 @@ def _limit_problems(s: SnmpSettings) -> list[str]:
         problems.append("max_poll_time must be > 0")
     if not (isinstance(s.max_repetitions, int) and 1 <= s.max_repetitions <= 1000):
         problems.append("max_repetitions must be 1-1000")
+    if not (isinstance(s.max_walks, int) and 1 <= s.max_walks <= MAX_WALKS_LIMIT):
+        problems.append(f"max_walks must be 1-{MAX_WALKS_LIMIT}")
     return problems
 
 
@@ -202,7 +217,8 @@ def scrub(text: str, settings: SnmpSettings) -> str:
 
 
 class SnmpPoller:
-    """Polls devices by profile with bounded concurrency; remembers each device's last poll.
+    """Polls devices by profile with bounded concurrency; remembers each device's last poll
+    (and its SNMPv3 engine id).
 
     ``client_factory`` and ``clock`` are injectable so tests can put a fake behind the seam.
     """
@@ -222,6 +238,7 @@ class SnmpPoller:
         self._client_factory = client_factory
         self._clock = clock
         self._states: dict[tuple[str, str], DeviceState] = {}
+        self._engine_ids: dict[tuple[str, str], tuple[str, int, bytes]] = {}  # address, port
 
     @classmethod
     def from_directory(cls, directory: Path | str = DEFAULT_DIR, **kwargs: Any) -> SnmpPoller:
@@ -236,6 +253,15 @@ class SnmpPoller:
     def forget(self, target: Target) -> None:
         """Drop a device's state (removed from the inventory, or replaced)."""
         self._states.pop((target.site, target.device), None)
+        self._engine_ids.pop((target.site, target.device), None)
+
+    def engine_id_of(self, target: Target, settings: SnmpSettings) -> bytes | None:
+        """The SNMPv3 engine id remembered for ``target`` at its current address and port."""
+        known = self._engine_ids.get((target.site, target.device))
+        if settings.version != "3" or known is None:
+            return None
+        address, port, engine_id = known
+        return engine_id if (address, port) == (target.address, settings.port) else None
 
     async def poll(
         self, target: Target, settings: SnmpSettings, budget: float | None = None
@@ -261,16 +287,20 @@ class SnmpPoller:
         self, target: Target, settings: SnmpSettings, profile: Profile, bound: float
     ) -> tuple[RawPoll, RequestStats, str]:
         raw, stats, error = RawPoll(), RequestStats(), ""
+        client: SnmpClient | None = None
         try:
             async with asyncio.timeout(bound):
                 client = await self._client_factory(target.address, settings)
                 stats = client.stats
-                await client.open()
-                await read_profile(client, profile, raw)
+                await client.open(self.engine_id_of(target, settings))
+                await read_profile(client, profile, raw, settings.max_walks)
         except TimeoutError:
             error = f"poll exceeded its {bound:.3g}s bound"
         except SnmpError as exc:
             error = str(exc)
+        if client is not None and client.engine_id and settings.version == "3":
+            key = (target.site, target.device)
+            self._engine_ids[key] = (target.address, settings.port, client.engine_id)
         return raw, stats, error
 
     def _conclude(self, poll: _Poll, started: float) -> ProbeResult:
@@ -320,21 +350,45 @@ class _Poll:
     duration: float
 
 
-async def read_profile(client: SnmpClient, profile: Profile, raw: RawPoll) -> None:
-    """Read the profile's scalars (GET), then walk its columns (AP tables first)."""
+async def read_profile(
+    client: SnmpClient, profile: Profile, raw: RawPoll, max_walks: int = DEFAULT_MAX_WALKS
+) -> None:
+    """Read the profile's scalars (GET), then walk its columns, AP tables first, with up to
+    ``max_walks`` walks in flight. The first failing walk ends the read (the others are
+    cancelled) and its error is raised; what was read so far stays in ``raw``."""
     if profile.scalars:
         values = await client.get([c.oid for c in profile.scalars.values()])
         for name, column in profile.scalars.items():
             if column.oid in values:
                 raw.scalars[name] = values[column.oid]
-    for table_name in _table_order(profile):
-        for column_name, column in profile.tables[table_name].columns.items():
+    columns = [
+        (table_name, column_name, column.oid)
+        for table_name in _table_order(profile)
+        for column_name, column in profile.tables[table_name].columns.items()
+    ]
+    pending = iter(columns)  # shared by the lanes: each takes the next column when it is free
+
+    async def lane() -> None:
+        for table_name, column_name, oid in pending:
             into = raw.tables.setdefault(table_name, {}).setdefault(column_name, {})
-            prefix = column.oid + "."
-            async for oid, value in client.walk(column.oid):
-                if oid.startswith(prefix):
-                    into[oid[len(prefix) :]] = value
+            prefix = oid + "."
+            async for name, value in client.walk(oid):
+                if name.startswith(prefix):
+                    into[name[len(prefix) :]] = value
             raw.walked.add((table_name, column_name))
+
+    lanes = min(max_walks, len(columns))
+    if lanes <= 1:
+        await lane()
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(lanes):
+                group.create_task(lane())
+    except ExceptionGroup as failed:
+        if all(isinstance(exc, SnmpError) for exc in failed.exceptions):
+            raise failed.exceptions[0] from None  # the first failure, as a sequential read
+        raise
 
 
 def _table_order(profile: Profile) -> list[str]:

@@ -13,6 +13,25 @@ The seam
     put a fake behind the same protocol. A client is used for one poll of one device and then
     dropped (gufo opens one connected UDP socket per session; it closes when collected).
 
+Concurrent walks
+    The poller walks up to ``settings.max_walks`` columns of a device at once. A gufo session
+    cannot carry two requests at a time (its socket remembers only the last request id and
+    asyncio allows one reader per socket: a second request in flight makes the first time out),
+    so :class:`GufoClient` keeps a small pool of sessions, one per walk in flight: created when
+    a walk finds none idle, reused when a walk ends. Requests of all sessions count in one
+    :class:`RequestStats`.
+
+SNMPv3 engine id
+    A new v3 session discovers the agent's engine id (one exchange) and then learns its engine
+    boots/time (another): ``open(engine_id=...)`` skips the discovery when the caller knows the
+    id from an earlier poll, and :attr:`GufoClient.engine_id` is the id the agent confirmed.
+    gufo-snmp 0.13 takes the engine id but has no way to pass in boots/time, and refuses to
+    send authenticated requests without them, so every v3 session still costs one refresh
+    exchange (the extra walk sessions too). A stale id (device replaced) goes unanswered --
+    gufo drops messages from another engine -- so the remembered id gets the first attempt
+    only; after a timeout the remaining attempts (at least one) rediscover it. noAuthNoPriv
+    sends no refresh with a known id, so nothing would catch a stale one: it always discovers.
+
 Exceptions (messages are safe to show: they never carry a community or key)::
 
     SnmpError                 base class
@@ -25,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +62,7 @@ if TYPE_CHECKING:
 
 Value = None | str | bytes | int | float
 T = TypeVar("T")
+log = logging.getLogger("netmon.probes.snmp")
 _GET_CHUNK = 16  # varbinds per GET request
 
 
@@ -70,19 +91,22 @@ class RequestStats:
 
 
 class SnmpClient(Protocol):
-    """One device's SNMP session for one poll."""
+    """One device's SNMP sessions for one poll."""
 
     stats: RequestStats
+    engine_id: bytes | None  # v3: the agent's engine id once it answered; else None
 
-    async def open(self) -> None:
-        """Prepare the session (v3: discover the engine id and time)."""
+    async def open(self, engine_id: bytes | None = None) -> None:
+        """Prepare the session (v3: learn engine boots/time; discover the engine id unless
+        ``engine_id`` -- remembered from an earlier poll -- is still the agent's)."""
 
     async def get(self, oids: Sequence[str]) -> dict[str, Value]:
         """Values of ``oids`` the agent has (absent ones are left out)."""
         ...
 
     def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
-        """(oid, value) of every object under ``oid``, in order."""
+        """(oid, value) of every object under ``oid``, in order. Several walks may be in
+        flight at once (up to ``settings.max_walks``)."""
         ...
 
 
@@ -97,42 +121,87 @@ async def open_client(address: str, settings: SnmpSettings) -> SnmpClient:
 
 
 class GufoClient:
-    """:class:`SnmpClient` over a gufo-snmp session: per-request timeout and retries."""
+    """:class:`SnmpClient` over gufo-snmp sessions (one per walk in flight): per-request
+    timeout and retries."""
 
     def __init__(self, ip: str, settings: SnmpSettings) -> None:
         self.stats = RequestStats()
+        self.engine_id: bytes | None = None
+        self._ip = ip
         self._settings = settings
         self._attempts = settings.retries + 1
-        self._session = _session(ip, settings)
+        self._idle: list[SnmpSession] = []  # sessions with no request in flight
 
     def __repr__(self) -> str:
         return f"<GufoClient v{self._settings.version} port {self._settings.port}>"
 
-    async def open(self) -> None:
-        if self._settings.version == "3":
-            await self._exchange(self._session.refresh)
+    async def open(self, engine_id: bytes | None = None) -> None:
+        self._idle.append(await self._new_session(engine_id))
 
     async def get(self, oids: Sequence[str]) -> dict[str, Value]:
+        session = self._idle.pop() if self._idle else await self._new_session()
         values: dict[str, Value] = {}
         for start in range(0, len(oids), _GET_CHUNK):
             chunk = list(oids[start : start + _GET_CHUNK])
-            values.update(await self._exchange(partial(self._session.get_many, chunk)))
+            values.update(await self._exchange(partial(session.get_many, chunk)))
+        self._idle.append(session)
         return values
 
     async def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
-        iterator = self._session.getbulk(oid, self._settings.max_repetitions)
+        # A session whose walk failed or was abandoned is dropped, not reused.
+        session = self._idle.pop() if self._idle else await self._new_session()
+        iterator = session.getbulk(oid, self._settings.max_repetitions)
         while True:
             # gufo buffers a GETBULK response; a request goes out only when the buffer is empty.
             sends = not getattr(iterator, "_buffer", None)
             try:
                 item = await (self._exchange(iterator.__anext__) if sends else anext(iterator))
             except StopAsyncIteration:
+                self._idle.append(session)
                 return
             yield item
 
-    async def _exchange(self, request: Callable[[], Awaitable[T]]) -> T:
-        """Send ``request`` up to ``retries + 1`` times; translate gufo's errors."""
-        for _attempt in range(self._attempts):
+    async def _new_session(self, hint: bytes | None = None) -> SnmpSession:
+        """A session ready for requests (v3: engine id known, boots/time learned)."""
+        settings = self._settings
+        if settings.version != "3":
+            return _session(self._ip, settings)
+        if self.engine_id:  # confirmed earlier in this poll: one refresh, full retries
+            session = _session(self._ip, settings, self.engine_id)
+            if settings.auth_key:  # noAuthNoPriv has no time window: gufo sends nothing
+                await self._exchange(session.refresh)
+            return session
+        attempts = self._attempts
+        if hint and settings.auth_key:
+            session = _session(self._ip, settings, hint)
+            try:
+                await self._exchange(session.refresh, attempts=1)
+            except SnmpTimeout:
+                log.debug("remembered SNMPv3 engine id went unanswered; rediscovering")
+                attempts = max(attempts - 1, 1)
+            else:
+                self.engine_id = hint
+                return session
+        session = _session(self._ip, settings)
+        await self._discover(session, attempts)
+        self.engine_id = session.get_engine_id()
+        return session
+
+    async def _discover(self, session: SnmpSession, attempts: int) -> None:
+        """gufo's refresh on a session without an engine id: discovery, then boots/time."""
+        try:
+            await self._exchange(session.refresh, attempts=attempts)
+        finally:
+            if session.get_engine_id():  # the discovery exchange was answered: count it too
+                self.stats.sent += 1
+                self.stats.received += 1
+
+    async def _exchange(
+        self, request: Callable[[], Awaitable[T]], attempts: int | None = None
+    ) -> T:
+        """Send ``request`` up to ``attempts`` (default ``retries + 1``) times; translate
+        gufo's errors."""
+        for _attempt in range(attempts or self._attempts):
             self.stats.sent += 1
             try:
                 result = await request()
@@ -165,8 +234,9 @@ class GufoClient:
         return f"no SNMP response after {attempts} of {self._settings.timeout:g}s{hint}"
 
 
-def _session(ip: str, settings: SnmpSettings) -> SnmpSession:
-    """A gufo-snmp session for the settings' version and security level."""
+def _session(ip: str, settings: SnmpSettings, engine_id: bytes | None = None) -> SnmpSession:
+    """A gufo-snmp session for the settings' version and security level (v3: ``engine_id``
+    known, else discovered by the session's first refresh)."""
     session = partial(
         SnmpSession, ip, settings.port,
         timeout=settings.timeout, max_repetitions=settings.max_repetitions,
@@ -177,7 +247,7 @@ def _session(ip: str, settings: SnmpSettings) -> SnmpSession:
     auth = _AUTH[settings.auth_protocol](settings.auth_key.encode()) if settings.auth_key else None
     priv = _PRIV[settings.priv_protocol](settings.priv_key.encode()) if settings.priv_key else None
     user = gufo.User(settings.user, auth_key=auth, priv_key=priv)
-    return session(user=user, version=gufo.SnmpVersion.v3)
+    return session(user=user, engine_id=engine_id, version=gufo.SnmpVersion.v3)
 
 
 if gufo is not None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,12 +15,15 @@ from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, run_prob
 from probes.snmp import SnmpPoller, SnmpSettings
 from probes.snmp_client import SnmpClient, open_client
 from tests.snmp import agents
-from tests.snmp.agents import COMMUNITY, V3_AUTH_USER, V3_PRIV_USER, Agent
+from tests.snmp.agents import COMMUNITY, V3_AUTH_USER, V3_NOAUTH_USER, V3_PRIV_USER, Agent
+from tests.snmp.delay_proxy import DelayProxy, ProxyStats
 
 snmpd_fixture = agents.snmpd_fixture
 own_snmpd_fixture = agents.own_snmpd_fixture
 
 SECRETS = (COMMUNITY, V3_PRIV_USER[2], V3_PRIV_USER[4], V3_AUTH_USER[2])
+ENGINE_ID = b"\x80\x00\x1f\x88\x04netmontest"  # snmpd's "engineId netmontest"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
 
 
 def target(agent: Agent) -> Target:
@@ -93,6 +97,44 @@ async def test_v3_auth_no_priv_sha256(snmpd: Agent, poller: SnmpPoller) -> None:
     assert result.ok and result.extra["complete"], result.reason
 
 
+async def test_v3_no_auth_no_priv(snmpd: Agent, poller: SnmpPoller) -> None:
+    """No time window without auth: the extra walk sessions send nothing before walking."""
+    settings = SnmpSettings(version="3", user=V3_NOAUTH_USER, port=snmpd.port)
+    assert settings.security_level == "noAuthNoPriv"
+    sequential = await poller.poll(target(snmpd), replace(settings, max_walks=1))
+    result = await poller.poll(target(snmpd), settings)
+    assert result.ok and result.extra["complete"], result.reason
+    assert result.extra["sys_name"] == "netmon-test-snmpd"
+    assert result.sent == result.received == sequential.sent
+
+
+@pytest.mark.parametrize("max_walks", [1, 4])
+async def test_v3_engine_id_is_remembered_between_polls(snmpd: Agent, max_walks: int) -> None:
+    """The second poll skips the engine-id discovery: one request and one round trip fewer."""
+    poller = SnmpPoller.from_directory()
+    async with DelayProxy((snmpd.host, snmpd.port), delay=0.002) as proxy:
+        settings = v3_priv(snmpd, port=proxy.port, max_walks=max_walks)
+        node = Target("lab", "snmpd-1", proxy.host)
+        polls = []
+        for _ in range(2):
+            proxy.stats = ProxyStats()
+            result = await poller.poll(node, settings)
+            assert result.ok and result.extra["complete"], result.reason
+            assert result.sent == result.received == proxy.stats.requests
+            polls.append((result.sent, proxy.stats.rounds))
+    (cold_sent, cold_rounds), (warm_sent, warm_rounds) = polls
+    assert (warm_sent, warm_rounds) == (cold_sent - 1, cold_rounds - 1)
+    assert poller.engine_id_of(node, settings) == ENGINE_ID
+
+
+async def test_a_stale_engine_id_costs_one_attempt_then_is_rediscovered(snmpd: Agent) -> None:
+    client = await open_client(snmpd.host, v3_priv(snmpd, timeout=0.3))
+    await client.open(b"\x80\x00\x1f\x88\x04replaced")  # the device was replaced
+    assert client.engine_id == ENGINE_ID
+    assert (client.stats.sent, client.stats.received) == (1 + 2, 2)  # stale try; discovery
+    assert (await client.get([SYS_NAME]))[SYS_NAME] == b"netmon-test-snmpd"
+
+
 @pytest.mark.parametrize(
     ("make", "reason", "wrong"),
     [
@@ -122,23 +164,28 @@ async def test_wrong_credentials_fail_without_leaking_them(
     settings = make(snmpd)  # type: ignore[operator]
     result = await poller.poll(target(snmpd), settings)
     assert not result.ok and result.reason == reason
-    assert result.received == (0 if "no SNMP response" in reason else result.sent)
+    if "no SNMP response" in reason:  # v3: only the engine-id discovery was answered
+        assert result.received == (1 if settings.version == "3" else 0)
+    else:
+        assert result.received == result.sent
     assert result.rtts == () and not result.extra["complete"]
     assert "SNMP poll of lab/snmpd-1 fails" in caplog.text  # logged once, on the state change
     assert_no_secret(result, caplog, wrong)
 
 
+@pytest.mark.parametrize("max_walks", [1, 4])
 async def test_agent_stopping_mid_walk_gives_a_partial_result(
-    own_snmpd: Agent, poller: SnmpPoller, caplog: pytest.LogCaptureFixture
+    own_snmpd: Agent, poller: SnmpPoller, caplog: pytest.LogCaptureFixture, max_walks: int
 ) -> None:
-    """SIGSTOP snmpd after the first column: the poll returns within its bound, partial."""
+    """SIGSTOP snmpd when the second column walk starts: the poll returns within its bound,
+    partial; every walk then in flight spends its attempts unanswered."""
     caplog.set_level(logging.DEBUG)
 
     async def pausing_factory(address: str, settings: SnmpSettings) -> SnmpClient:
         return PauseAfterFirstWalk(await open_client(address, settings), own_snmpd)
 
     poller = SnmpPoller(poller.profiles, client_factory=pausing_factory)
-    settings = v2c(own_snmpd, timeout=0.3, retries=1, max_poll_time=3.0)
+    settings = v2c(own_snmpd, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=max_walks)
     begun = time.monotonic()
     result = await poller.poll(target(own_snmpd), settings)
     assert time.monotonic() - begun < 3.0
@@ -148,7 +195,10 @@ async def test_agent_stopping_mid_walk_gives_a_partial_result(
         "unreachable, or wrong community)"
     )
     assert result.extra["sys_name"] == "netmon-test-snmpd"  # what came before the stop is kept
-    assert result.sent == result.received + 2
+    if max_walks == 1:  # one walk in flight: its two attempts went unanswered
+        assert result.sent == result.received + 2
+    else:  # walks 2-4 (and walk 1 if the stop beat its answer): two attempts each
+        assert 2 * 3 <= result.sent - result.received <= 2 * max_walks
     assert_no_secret(result, caplog)
 
 
@@ -158,9 +208,11 @@ class PauseAfterFirstWalk:
     def __init__(self, client: SnmpClient, agent: Agent) -> None:
         self.client, self.agent, self.walks = client, agent, 0
         self.stats = client.stats
+        self.engine_id: bytes | None = None
 
-    async def open(self) -> None:
-        await self.client.open()
+    async def open(self, engine_id: bytes | None = None) -> None:
+        await self.client.open(engine_id)
+        self.engine_id = self.client.engine_id
 
     async def get(self, oids):  # type: ignore[no-untyped-def]
         return await self.client.get(oids)

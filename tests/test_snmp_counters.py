@@ -10,7 +10,7 @@ import pytest
 
 from probes.base import Target
 from probes.snmp import SnmpPoller, SnmpSettings, match_aps, missing_aps, normalize_mac
-from probes.snmp_client import RequestStats, SnmpClient, Value
+from probes.snmp_client import RequestStats, SnmpClient, SnmpRequestError, Value
 from probes.snmp_counters import (
     counter_increase,
     error_increase,
@@ -101,6 +101,11 @@ class FakeAgent:
     def __init__(self) -> None:
         self.objects: dict[str, Value] = {}
         self.hang_after: int | None = None  # stop answering after this many requests
+        self.hang_walks: set[str] = set()  # column walks that never get an answer
+        self.fail_walks: set[str] = set()  # column walks the agent answers with an error
+        self.engine_id = b"fake-engine-1"  # what a v3 client learns
+        self.opened_with: list[bytes | None] = []  # engine ids the poller passed to open()
+        self.walks_in_flight = self.peak_walks = 0
 
 
 class FakeClient:
@@ -109,25 +114,36 @@ class FakeClient:
     def __init__(self, agent: FakeAgent) -> None:
         self.agent = agent
         self.stats = RequestStats()
+        self.engine_id: bytes | None = None
 
-    async def _request(self) -> None:
+    async def _request(self, hang: bool = False) -> None:
         self.stats.sent += 1
-        if self.agent.hang_after is not None and self.stats.sent > self.agent.hang_after:
+        if hang or (self.agent.hang_after is not None and self.stats.sent > self.agent.hang_after):
             await asyncio.sleep(3600)  # never answers; the poll's bound must end this
+        await asyncio.sleep(0)  # the answer comes later: other walks get to send meanwhile
         self.stats.received += 1
 
-    async def open(self) -> None:
-        return None
+    async def open(self, engine_id: bytes | None = None) -> None:
+        self.agent.opened_with.append(engine_id)
+        self.engine_id = self.agent.engine_id
 
     async def get(self, oids: Sequence[str]) -> dict[str, Value]:
         await self._request()
         return {oid: self.agent.objects[oid] for oid in oids if oid in self.agent.objects}
 
     async def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
-        await self._request()
-        for name in sorted(self.agent.objects, key=_oid_key):
-            if name.startswith(oid + "."):
-                yield name, self.agent.objects[name]
+        agent = self.agent
+        agent.walks_in_flight += 1
+        agent.peak_walks = max(agent.peak_walks, agent.walks_in_flight)
+        try:
+            await self._request(hang=oid in agent.hang_walks)
+            if oid in agent.fail_walks:
+                raise SnmpRequestError("SNMP request failed: FakeError")
+            for name in sorted(agent.objects, key=_oid_key):
+                if name.startswith(oid + "."):
+                    yield name, agent.objects[name]
+        finally:
+            agent.walks_in_flight -= 1
 
 
 def device(
@@ -241,3 +257,56 @@ async def test_controller_aps_sum_clients_over_radios(poller: SnmpPoller, agent:
 async def test_unknown_profile_is_a_failed_result(poller: SnmpPoller) -> None:
     result = await poller.poll(TARGET, SnmpSettings(community="fake", profile="nope"))
     assert not result.ok and result.reason == "unknown SNMP profile 'nope'"
+
+
+# -- concurrent walks and the SNMPv3 engine id ----------------------------------------------
+
+IF_COLUMNS = 9  # the generic profile's interface columns
+
+
+@pytest.mark.parametrize("max_walks", [1, 2, 4, 16])
+async def test_columns_are_walked_concurrently_up_to_max_walks(
+    poller: SnmpPoller, agent: FakeAgent, max_walks: int
+) -> None:
+    agent.objects = device(100_000, 5_000)
+    result = await poller.poll(TARGET, SnmpSettings(community="fake", max_walks=max_walks))
+    assert result.ok and result.extra["complete"], result.reason
+    assert agent.peak_walks == min(max_walks, IF_COLUMNS)
+    assert result.sent == result.received == 1 + IF_COLUMNS  # the GET, then one per column
+    assert result.extra["interfaces"][0]["name"] is None  # (the fake device has no ifName)
+    assert result.extra["interfaces"][0]["oper_up"] is True
+
+
+async def test_the_first_failing_walk_ends_the_poll_and_cancels_the_others(
+    poller: SnmpPoller, agent: FakeAgent
+) -> None:
+    agent.objects = device(100_000, 5_000)
+    agent.fail_walks = {IF_OPER}
+    agent.hang_walks = {IF_CHANGE}  # in flight when the other walk fails: must be cancelled
+    settings = SnmpSettings(community="fake", max_walks=4, max_poll_time=30.0)
+    result = await poller.poll(TARGET, settings)
+    assert result.ok and not result.extra["complete"]
+    assert result.reason == "partial poll: SNMP request failed: FakeError"  # not the bound
+    assert result.extra["sys_uptime_seconds"] == 1000.0
+    assert result.sent - result.received >= 1  # the cancelled request: sent, never answered
+    assert agent.walks_in_flight == 0
+
+
+async def test_the_v3_engine_id_is_remembered_per_device_address_and_port(
+    poller: SnmpPoller, agent: FakeAgent
+) -> None:
+    agent.objects = device(100_000, 5_000)
+    v3 = SnmpSettings(version="3", user="u", auth_key="auth-secret")
+    await poller.poll(TARGET, v3)
+    await poller.poll(TARGET, v3)
+    assert agent.opened_with == [None, b"fake-engine-1"]
+    assert poller.engine_id_of(TARGET, v3) == b"fake-engine-1"
+    assert poller.engine_id_of(TARGET, SnmpSettings(version="3", user="u", port=1161)) is None
+    moved = Target(TARGET.site, TARGET.device, "192.0.2.99")
+    assert poller.engine_id_of(moved, v3) is None
+    await poller.poll(moved, v3)  # a new address: discover again, then remember that one
+    assert agent.opened_with[-1] is None and poller.engine_id_of(moved, v3) == b"fake-engine-1"
+    poller.forget(moved)
+    assert poller.engine_id_of(moved, v3) is None
+    await poller.poll(TARGET, SETTINGS)  # v2c: nothing to remember
+    assert agent.opened_with[-1] is None and poller.engine_id_of(TARGET, SETTINGS) is None

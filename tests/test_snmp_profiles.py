@@ -95,6 +95,8 @@ def test_settings_repr_hides_every_secret() -> None:
         ({"retries": -1}, "retries must be 0-10"),
         ({"max_poll_time": 0}, "max_poll_time must be > 0"),
         ({"max_repetitions": 0}, "max_repetitions must be 1-1000"),
+        ({"max_walks": 0}, "max_walks must be 1-16"),
+        ({"max_walks": 17}, "max_walks must be 1-16"),
         ({"profile": "../etc"}, "profile must be a profile name like 'generic'"),
     ],
 )  # fmt: skip

@@ -31,6 +31,7 @@ HOST = "127.0.0.1"
 COMMUNITY = "netmon-ro-community"
 V3_PRIV_USER = ("netmon-priv", "SHA", "auth-secret-123", "AES", "priv-secret-456")
 V3_AUTH_USER = ("netmon-auth", "SHA-256", "auth-only-789")
+V3_NOAUTH_USER = "netmon-noauth"
 _START_TIMEOUT = 20.0  # seconds for an agent to answer after start
 
 
@@ -108,8 +109,10 @@ engineId netmontest
 rocommunity {community} 127.0.0.1
 createUser {pu} {pa} {pak} {pp} {ppk}
 createUser {au} {aa} {aak}
+createUser {nu}
 rouser {pu} priv
 rouser {au} auth
+rouser {nu} noauth
 sysName netmon-test-snmpd
 sysLocation loopback
 sysContact noc@example.org
@@ -122,7 +125,7 @@ def _need(module: str, why: str) -> None:
 
 
 def start_snmpd(workdir: Path) -> Agent:
-    """snmpd on 127.0.0.1:<free port> with the v2c community and the two v3 users above."""
+    """snmpd on 127.0.0.1:<free port> with the v2c community and the three v3 users above."""
     _need("gufo.snmp", "gufo-snmp is not installed (pip install gufo-snmp)")
     snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
     if not Path(snmpd).exists():
@@ -132,7 +135,8 @@ def start_snmpd(workdir: Path) -> Agent:
     pu, pa, pak, pp, ppk = V3_PRIV_USER
     au, aa, aak = V3_AUTH_USER
     conf.write_text(SNMPD_CONF.format(
-        community=COMMUNITY, pu=pu, pa=pa, pak=pak, pp=pp, ppk=ppk, au=au, aa=aa, aak=aak
+        community=COMMUNITY, pu=pu, pa=pa, pak=pak, pp=pp, ppk=ppk, au=au, aa=aa, aak=aak,
+        nu=V3_NOAUTH_USER,
     ))  # fmt: skip
     (workdir / "persist").mkdir(exist_ok=True)
     port = free_udp_port()
