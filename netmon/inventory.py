@@ -171,6 +171,7 @@ class SnmpDefaults(_Strict):
     timeout: Seconds = 2.0  # per request
     retries: Annotated[int, Field(ge=0, le=10)] = 1
     max_poll_time: Seconds = 20.0  # bound on one whole poll of a device
+    max_walks: Annotated[int, Field(ge=1, le=16)] = 4  # column walks in flight per device poll
 
 
 class SnmpConfig(_Strict):

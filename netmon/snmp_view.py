@@ -39,6 +39,7 @@ def snmp_settings(inventory: Inventory, dev: Device) -> SnmpSettings:
         auth_protocol=cred.auth_protocol, auth_key=secret(cred.auth_key),
         priv_protocol=cred.priv_protocol, priv_key=secret(cred.priv_key), port=cred.port,
         profile=dev.snmp.profile, timeout=d.timeout, retries=d.retries, max_poll_time=d.max_poll_time,
+        max_walks=d.max_walks,
     )  # fmt: skip
 
 

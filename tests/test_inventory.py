@@ -116,3 +116,4 @@ snmp:
                                  "snmp": {"credentials": "v3"}})  # fmt: skip
     settings = snmp_settings(inv, dev)
     assert settings.auth_key == "s3cret-auth-key" and "s3cret" not in repr(settings)
+    assert (settings.max_walks, settings.max_poll_time, settings.version) == (4, 20.0, "3")
