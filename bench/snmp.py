@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -446,18 +447,19 @@ def latency_table(runs: list[LatencyRun], delay_ms: int, reps: int) -> str:
     return "\n".join(lines)
 
 
-async def latency_main(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def local_agents() -> Iterator[tuple[Agent, Agent, dict[str, str]]]:
+    """snmpsim and snmpd on loopback, and an environment for the net-snmp CLI; always stopped."""
     with tempfile.TemporaryDirectory(prefix="netmon-bench-snmp-") as tmp:
         work = Path(tmp)
-        sim = start_snmpsim(work / "snmpsim")
-        snmpd = start_snmpd(work / "snmpd")
-        try:
+        with start_snmpsim(work / "snmpsim") as sim, start_snmpd(work / "snmpd") as snmpd:
             (work / "cli").mkdir()
-            env = quiet_env(work / "cli")
-            runs = await latency_scenarios(sim, snmpd, args.latency_ms, args.latency_reps, env)
-        finally:
-            sim.stop()
-            snmpd.stop()
+            yield sim, snmpd, quiet_env(work / "cli")
+
+
+async def latency_main(args: argparse.Namespace) -> None:
+    with local_agents() as (sim, snmpd, env):
+        runs = await latency_scenarios(sim, snmpd, args.latency_ms, args.latency_reps, env)
     print(latency_table(runs, args.latency_ms, args.latency_reps))
 
 
@@ -465,20 +467,11 @@ async def main(args: argparse.Namespace) -> None:
     if args.latency_ms is not None:
         await latency_main(args)
         return
-    with tempfile.TemporaryDirectory(prefix="netmon-bench-snmp-") as tmp:
-        work = Path(tmp)
-        sim = start_snmpsim(work / "snmpsim")
-        snmpd = start_snmpd(work / "snmpd")
-        try:
-            (work / "cli").mkdir()
-            env = quiet_env(work / "cli")
-            runs = await device_scenarios(sim, snmpd, args, env)
-            runs += await controller_scenario(sim, args.controller_reps, env)
-            if args.libs:
-                runs += await lib_scenarios(sim, snmpd, env)
-        finally:
-            sim.stop()
-            snmpd.stop()
+    with local_agents() as (sim, snmpd, env):
+        runs = await device_scenarios(sim, snmpd, args, env)
+        runs += await controller_scenario(sim, args.controller_reps, env)
+        if args.libs:
+            runs += await lib_scenarios(sim, snmpd, env)
     print(table(runs))
     print()
     print(ratios(runs))
