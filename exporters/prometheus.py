@@ -48,12 +48,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from netmon.inventory import Device, Site
-from netmon.snmp_view import ControllerView, SnmpEvidence, controller_view
+from netmon.snmp_view import ControllerView, SnmpEvidence
 from netmon.verdict import Verdict, device_state, parent_down
 from netmon.window import DeviceSummary
 
 if TYPE_CHECKING:
-    from netmon.monitor import Monitor
+    from netmon.monitor import Monitor, SiteView
 
 DEVICE_LABELS = ["site", "district", "type", "device", "role"]
 SITE_LABELS = ["site", "district", "type"]
@@ -74,14 +74,14 @@ class NetmonCollector(Collector):
         if not self.monitor.ready:  # windows are being refilled in a worker thread
             yield from self._self_metrics()
             return
-        yield from self._device_metrics()
-        yield from self._snmp_metrics()
-        yield from self._site_metrics()
+        now = self.monitor.clock()
+        views = [(site, self.monitor.view(site, now)) for site in self.monitor.inventory.sites]
+        yield from self._device_metrics(views)
+        yield from self._snmp_metrics(views, now)
+        yield from self._site_metrics({site.id: v for site, v in views})
         yield from self._self_metrics()
 
-    def _snmp_metrics(self) -> Iterator[Metric]:
-        m = self.monitor
-        now = m.clock()
+    def _snmp_metrics(self, views: list[tuple[Site, SiteView]], now: float) -> Iterator[Metric]:
         iface_labels = DEVICE_LABELS + ["interface", "uplink"]
         ap_labels = SITE_LABELS + ["controller", "ap", "known"]
         f = {
@@ -98,21 +98,16 @@ class NetmonCollector(Collector):
             "ap": _g("netmon_ap_up", "1 if the controller reports the AP associated", ap_labels),
             "clients": _g("netmon_ap_clients", "Clients associated to the AP", ap_labels),
         }  # fmt: skip
-        for site in m.inventory.sites:
-            snmp = m.site_snmp(site)
-            if not snmp:
-                continue
-            for name, ev in snmp.items():
+        for site, view in views:
+            for name, ev in view.snmp.items():
                 dev = site.device(name)
                 assert dev is not None
                 labels = [site.id, site.district, site.type, dev.name, dev.role]
                 _device_snmp(f, labels, dev, ev, now)
-            _ap_metrics(f, site, controller_view(site, snmp))
+            _ap_metrics(f, site, view.controllers)
         yield from f.values()
 
-    def _device_metrics(self) -> Iterator[Metric]:
-        m = self.monitor
-        now = m.clock()
+    def _device_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
         fams = {
             "up": _g("netmon_device_up", "1 if the device answered its last probe", DEVICE_LABELS),
             "via": _g("netmon_device_reachable_via_parent", "0 if a device on the parent chain is down now", DEVICE_LABELS),
@@ -125,8 +120,8 @@ class NetmonCollector(Collector):
             "wloss": _g("netmon_device_window_loss_ratio", "Echo loss over the policy window", DEVICE_LABELS),
             "wp95": _g("netmon_device_window_rtt_p95_seconds", "RTT p95 over the policy window", DEVICE_LABELS),
         }  # fmt: skip
-        for site in m.inventory.sites:
-            summaries = m.summaries(site, now)
+        for site, view in views:
+            summaries = view.summaries
             for dev in site.devices:
                 s = summaries.get(dev.name)
                 if s is None or s.last is None:
@@ -145,7 +140,7 @@ class NetmonCollector(Collector):
                         fams[key].add_metric(labels, value)
         yield from fams.values()
 
-    def _site_metrics(self) -> Iterator[Metric]:
+    def _site_metrics(self, views: dict[str, SiteView]) -> Iterator[Metric]:
         m = self.monitor
         verdict = _g("netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"])
         ff = _g("netmon_site_fully_functional", "1 if the site is fully functional", SITE_LABELS)
@@ -153,7 +148,6 @@ class NetmonCollector(Collector):
         devices = _g("netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"])
         reasons = _g("netmon_site_reasons", "Reasons the site is not fully functional, by criterion", SITE_LABELS + ["criterion"])
         policy = _g("netmon_site_policy_threshold", "The site's effective verdict thresholds (ratios, seconds)", SITE_LABELS + ["threshold"])
-        now = m.clock()
         for site_id, st in m.status.items():
             site = st.site
             labels = [site_id, site.district, site.type]
@@ -161,7 +155,8 @@ class NetmonCollector(Collector):
                 verdict.add_metric(labels + [v.value], float(st.verdict == v))
             ff.add_metric(labels, float(st.verdict == Verdict.FULLY_FUNCTIONAL))
             since.add_metric(labels, st.since)
-            for (role, state), n in _device_states(site, m.summaries(site, now)).items():
+            view = views.get(site_id)
+            for (role, state), n in _device_states(site, view.summaries if view else {}).items():
                 devices.add_metric(labels + [role, state], n)
             for criterion, n in Counter(r.criterion for r in st.judgement.reasons).items():
                 reasons.add_metric(labels + [criterion], n)

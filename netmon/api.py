@@ -28,7 +28,7 @@ from starlette.responses import Response
 from netmon import __version__
 from netmon.inventory import Device, FacilityType, Role, Site
 from netmon.monitor import Monitor, SiteStatus
-from netmon.snmp_view import ControllerView, SnmpEvidence, controller_view, facts
+from netmon.snmp_view import ControllerView, SnmpEvidence, facts
 from netmon.verdict import Verdict, device_state
 from netmon.window import DeviceSummary
 
@@ -235,10 +235,9 @@ async def get_site(site_id: str, monitor: MonitorDep) -> SiteDetail:
         raise NotFound(f"no site with id {site_id!r}")
     site = st.site
     now = monitor.clock()
-    summaries = monitor.summaries(site, now)
-    snmp = monitor.site_snmp(site)
-    view = controller_view(site, snmp)
-    devices = [_device_public(site, dev, summaries, snmp, view, now) for dev in site.devices]
+    sv = monitor.view(site, now)
+    view = sv.controllers
+    devices = [_device_public(site, dev, sv.summaries, sv.snmp, view, now) for dev in site.devices]
     base = site_public(st).model_dump()
     unknown = [ControllerApPublic.model_validate({k: ap.get(k) for k in ControllerApPublic.model_fields})
                for ap in view.unknown_aps]  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from netmon import __version__
-from netmon.errors import ConfigError, NetmonError
+from netmon.errors import ConfigError, NetmonError, ProbeUnavailable
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.settings import Settings
@@ -144,7 +144,7 @@ async def serve(settings: Settings) -> None:
     try:
         icmp = IcmpEngine.open(mode=settings.icmp_mode, rate_limit=settings.icmp_rate_limit)  # type: ignore[arg-type]
     except IcmpUnavailable as exc:
-        raise NetmonError(str(exc)) from exc
+        raise ProbeUnavailable(str(exc)) from exc
     devices = sum(len(s.devices) for s in inventory.sites)
     log.info("netmon %s: %d sites, %d devices from %s; store %s; ICMP %s", __version__,
              len(inventory.sites), devices, settings.config, store.safe_url, icmp.mode)  # fmt: skip

@@ -23,6 +23,7 @@ from netmon.errors import StoreError
 from netmon.inventory import Device, Inventory, Site
 from netmon.scheduler import Job, Scheduler
 from netmon.snmp_view import (
+    ControllerView,
     SnmpEvidence,
     SnmpFacts,
     controller_view,
@@ -50,6 +51,13 @@ class SiteStatus:
     @property
     def verdict(self) -> Verdict:
         return self.judgement.verdict
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    summaries: dict[str, DeviceSummary]  # by device name
+    snmp: dict[str, SnmpEvidence]  # SNMP-polled devices only
+    controllers: ControllerView  # what the site's controllers report about its APs
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +92,6 @@ class Monitor:
         self.status: dict[str, SiteStatus] = {}
         self.scheduler = Scheduler(self._probe)
         self.results_taken = 0
-        self.started_at = clock()
         self.last_evaluation = 0.0
         self.ready = False  # set once history is refilled and the first verdicts are in
         self._tasks: list[asyncio.Task[None]] = []
@@ -197,13 +204,18 @@ class Monitor:
             state = "up again" if result.ok else f"DOWN: {result.reason}"
             log.info("%s/%s%s %s", key[0], key[1], what, state)
 
-    def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
-        """Each device's reachability over the window (ICMP, SNMP and controllers combined)."""
+    def view(self, site: Site, now: float) -> SiteView:
+        """Everything known about a site's devices now: reachability, SNMP, controllers' APs."""
         icmp = {d.name: self.windows[(site.id, d.name)].summary(now) for d in site.devices}
         snmp = self.site_snmp(site)
         if not snmp:
-            return icmp
-        return effective_summaries(site, icmp, snmp, controller_view(site, snmp), now)
+            return SiteView(icmp, snmp, ControllerView({}, {}, []))
+        controllers = controller_view(site, snmp)
+        return SiteView(effective_summaries(site, icmp, snmp, controllers, now), snmp, controllers)
+
+    def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
+        """Each device's reachability over the window (ICMP, SNMP and controllers combined)."""
+        return self.view(site, now).summaries
 
     def site_snmp(self, site: Site) -> dict[str, SnmpEvidence]:
         return {d.name: self.snmp[(site.id, d.name)] for d in site.devices if (site.id, d.name) in self.snmp}

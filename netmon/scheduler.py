@@ -98,7 +98,7 @@ class Scheduler:
                 continue
             job.late_by = now - due
             self.lag = max(self.lag * 0.9, job.late_by)  # decays as starts catch up
-            job.running = asyncio.create_task(self._guarded(job, job.interval), name=str(job.key))
+            job.running = asyncio.create_task(self._guarded(job), name=str(job.key))
 
     def _overrun(self, job: Job) -> None:
         self.overruns += 1
@@ -111,9 +111,9 @@ class Scheduler:
     def _restart(self, job: Job) -> None:
         if self._jobs.get(job.key) is job and (job.running is None or job.running.done()):
             job.late_by = self._clock() - (job.next_due - job.interval)
-            job.running = asyncio.create_task(self._guarded(job, job.interval), name=str(job.key))
+            job.running = asyncio.create_task(self._guarded(job), name=str(job.key))
 
-    async def _guarded(self, job: Job, _interval: float) -> None:
+    async def _guarded(self, job: Job) -> None:
         async with self._sem:
             self.started += 1
             try:

@@ -268,14 +268,6 @@ class Store:
             res = conn.execute(ProbeResultRow.__table__.delete().where(ProbeResultRow.ts < before))  # type: ignore[attr-defined]
             return int(res.rowcount or 0)
 
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return True
-        except SQLAlchemyError:
-            return False
-
     def close(self) -> None:
         self.engine.dispose()
 
