@@ -187,6 +187,19 @@ def terminate(pids: Iterable[int], grace: float = 3.0) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (e.g. the pass_persist helpers an snmpd started)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                kids.append(int(entry.name))
+    return kids
+
+
 def lab_processes(*only: str) -> list[tuple[int, int, str]]:
     """(pid, ppid, command line) of lab helper processes (responder, snmpd, pass_persist) found
     by their command line -- for reports and tests only, never to decide what to kill; with

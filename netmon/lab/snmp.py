@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from netmon.lab.model import LabError, Snmp
-from netmon.lab.netns import Namespace, terminate
+from netmon.lab.netns import Namespace, children, terminate
 
 PASSPERSIST = Path(__file__).with_name("passpersist.py")
 SUBTREES = (".1.3.6.1.2.1.1.3", ".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31.1.1")
@@ -123,8 +123,10 @@ class SnmpAgent:
             log.close()
 
     def stop(self) -> None:
+        """Stop snmpd and its pass_persist helpers, and wait until they are gone (a helper
+        left to notice EOF on its own could outlive the lab for a moment)."""
         if self.process is not None and self.process.poll() is None:
-            terminate([self.process.pid])
+            terminate([self.process.pid, *children(self.process.pid)])
             self.process.wait(timeout=5)
         self.process = None
 
