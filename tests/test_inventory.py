@@ -94,7 +94,9 @@ def test_check_config_cli_accepts_example() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_snmp_secrets_come_from_env_or_file_and_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snmp_secrets_come_from_env_or_file_and_never_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NETMON_TEST_COMMUNITY", "s3cret-community")
     key = tmp_path / "auth.key"
     key.write_text("s3cret-auth-key\n")

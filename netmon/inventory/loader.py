@@ -1,0 +1,153 @@
+"""The YAML line-mapping loader: every problem is reported as ``file:line: field: message``.
+
+A file is parsed once (PyYAML's C loader when it is available): the node tree is composed, the
+line of every key and item is indexed from it, and the data is constructed from the same node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from netmon.errors import ConfigError, ConfigProblem
+from netmon.inventory.checks import cross_checks
+from netmon.inventory.models import Inventory
+from netmon.schema import Loc, field_name
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: its data, the line of each location, and duplicate-key problems."""
+
+    filename: str
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of ``loc``, or of the nearest enclosing location the file has."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                return self.lines[loc[:end]]
+        return None
+
+    def problem(self, loc: Loc, message: str) -> ConfigProblem:
+        return ConfigProblem(self.filename, self.line_of(loc), field_name(loc), message)
+
+
+def read_text(path: Path) -> str:
+    """The file's text; a ConfigError (``file: cannot read: ...``) if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc}")]) from exc
+
+
+def parse_yaml(text: str, filename: str) -> Document:
+    """Parse ``text`` once; a YAML syntax error is a ConfigError with its line."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(filename, *_syntax_error(exc))]) from exc
+    finally:
+        loader.dispose()
+    doc = Document(filename, data)
+    if node is not None:
+        _index_lines(node, (), doc)
+    return doc
+
+
+def _syntax_error(exc: yaml.YAMLError) -> tuple[int | None, str, str]:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark:
+        problem += f" ({context} at line {cmark.line + 1})"
+    return line, "", f"YAML syntax: {problem}"
+
+
+def _index_lines(node: yaml.Node, path: Loc, doc: Document) -> None:
+    doc.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                line = key.start_mark.line + 1
+                doc.problems.append(
+                    ConfigProblem(doc.filename, line, field_name(path + (name,)), "duplicate key")
+                )
+            seen.add(name)
+            _index_lines(value, path + (name,), doc)
+            doc.lines[path + (name,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), doc)
+
+
+def validation_problems(exc: ValidationError, doc: Document, at: Loc = ()) -> list[ConfigProblem]:
+    """pydantic's errors as located problems; ``at`` is where the validated value sits."""
+    return [error_problem(err, doc, at) for err in exc.errors()]
+
+
+def error_problem(err: ErrorDetails, doc: Document, at: Loc = ()) -> ConfigProblem:
+    # pydantic puts the union/annotated branch name into loc for some types; drop non-fields.
+    loc = at + tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    return doc.problem(loc, message)
+
+
+def _is_type_tag(part: str) -> bool:
+    """pydantic puts union branches and validator wrappers into ``loc``; they are not fields."""
+    return (
+        "[" in part
+        or "(" in part
+        or part in {"constrained-int", "int", "float", "str", "SecretStr"}
+    )
+
+
+# -- the inventory ----------------------------------------------------------------------------
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file; raise ConfigError listing every problem found."""
+    path = Path(path)
+    return parse_inventory(read_text(path), str(path))
+
+
+def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
+    doc = parse_yaml(text, filename)
+    problems = list(doc.problems)
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(filename, 1, "", "the top level must be a mapping")])
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems + validation_problems(exc, doc)) from exc
+    problems += [
+        doc.problem(loc, msg) for loc, msg in cross_checks(inventory, snmp_profile_names())
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return inventory
+
+
+def snmp_profile_names() -> set[str]:
+    from probes.snmp_profiles import DEFAULT_DIR
+
+    return {p.stem for p in DEFAULT_DIR.glob("*.yaml")}
