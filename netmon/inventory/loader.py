@@ -17,7 +17,7 @@ from pydantic_core import ErrorDetails
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.inventory.checks import cross_checks
 from netmon.inventory.models import Inventory
-from netmon.schema import Loc, field_name
+from netmon.schema import Loc, error_loc, error_message, field_name
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -101,23 +101,7 @@ def validation_problems(exc: ValidationError, doc: Document, at: Loc = ()) -> li
 
 
 def error_problem(err: ErrorDetails, doc: Document, at: Loc = ()) -> ConfigProblem:
-    # pydantic puts the union/annotated branch name into loc for some types; drop non-fields.
-    loc = at + tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif err["type"] == "missing":
-        message = "required field is missing"
-    return doc.problem(loc, message)
-
-
-def _is_type_tag(part: str) -> bool:
-    """pydantic puts union branches and validator wrappers into ``loc``; they are not fields."""
-    return (
-        "[" in part
-        or "(" in part
-        or part in {"constrained-int", "int", "float", "str", "SecretStr"}
-    )
+    return doc.problem(at + error_loc(err), error_message(err))
 
 
 # -- the inventory ----------------------------------------------------------------------------
