@@ -5,17 +5,22 @@ Each check yields ``(location, message)``; the loader turns locations into file 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 
 from netmon.inventory.models import JHARKHAND_DISTRICTS, Inventory, Site
 from netmon.schema import Loc
 from probes import snmp_settings
 
 
-def cross_checks(inv: Inventory, snmp_profiles: Collection[str]) -> Iterator[tuple[Loc, str]]:
+def cross_checks(
+    inv: Inventory, snmp_profiles: Collection[str], positions: Sequence[int] | None = None
+) -> Iterator[tuple[Loc, str]]:
+    """``positions[k]``: where ``inv.sites[k]`` is in the file (sites that failed to validate
+    are not in ``inv``); default: in order."""
     site_ids: dict[str, int] = {}
     addresses: dict[str, str] = {}
-    for i, site in enumerate(inv.sites):
+    for k, site in enumerate(inv.sites):
+        i = positions[k] if positions is not None else k
         here: Loc = ("sites", i)
         if site.id in site_ids:
             yield (

@@ -1,137 +1,116 @@
-"""The YAML line-mapping loader: every problem is reported as ``file:line: field: message``.
+"""Loading an inventory file: every problem in one pass, each once, with its file and line.
 
-A file is parsed once (PyYAML's C loader when it is available): the node tree is composed, the
-line of every key and item is indexed from it, and the data is constructed from the same node.
+Each top-level section and each site is validated on its own; the parts that validate make a
+draft inventory, which the cross checks then examine. So a type error in one site does not hide
+a duplicate id, an unknown district or a missing parent elsewhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
+from netmon.configfile import Document, load_yaml, parse_yaml, validation_problems
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.inventory.checks import cross_checks
-from netmon.inventory.models import Inventory
-from netmon.schema import Loc, error_loc, error_message, field_name
-
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from netmon.inventory.models import Inventory, Site
+from probes.snmp_profiles import DEFAULT_DIR, profile_names
 
 
 @dataclass
-class Document:
-    """A parsed YAML file: its data, the line of each location, and duplicate-key problems."""
+class Draft:
+    """The inventory built from the parts of a file that validated, and the problems of the rest."""
 
-    filename: str
-    data: Any
-    lines: dict[Loc, int] = field(default_factory=dict)
-    problems: list[ConfigProblem] = field(default_factory=list)
+    doc: Document
+    inventory: Inventory
+    positions: list[int]  # inventory.sites[k] is sites[positions[k]] in the file
+    problems: list[ConfigProblem]
 
-    def line_of(self, loc: Loc) -> int | None:
-        """The line of ``loc``, or of the nearest enclosing location the file has."""
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
-        return None
+    def uses(self, kind: str) -> bool:
+        """Whether any device (of the sites that validated) is probed by ``kind``."""
+        return any(kind in dev.kinds for site in self.inventory.sites for dev in site.devices)
 
-    def problem(self, loc: Loc, message: str) -> ConfigProblem:
-        return ConfigProblem(self.filename, self.line_of(loc), field_name(loc), message)
-
-
-def read_text(path: Path) -> str:
-    """The file's text; a ConfigError (``file: cannot read: ...``) if it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc}")]) from exc
+    def checked(self, snmp_profiles: Collection[str]) -> list[ConfigProblem]:
+        """Every problem: validation, then the cross checks; each once, in file order of finding."""
+        found = cross_checks(self.inventory, snmp_profiles, self.positions)
+        problems = self.problems + [self.doc.problem(loc, message) for loc, message in found]
+        return list(dict.fromkeys(problems))
 
 
-def parse_yaml(text: str, filename: str) -> Document:
-    """Parse ``text`` once; a YAML syntax error is a ConfigError with its line."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem(filename, *_syntax_error(exc))]) from exc
-    finally:
-        loader.dispose()
-    doc = Document(filename, data)
-    if node is not None:
-        _index_lines(node, (), doc)
-    return doc
-
-
-def _syntax_error(exc: yaml.YAMLError) -> tuple[int | None, str, str]:
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark else None
-    problem = getattr(exc, "problem", None) or str(exc)
-    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and cmark:
-        problem += f" ({context} at line {cmark.line + 1})"
-    return line, "", f"YAML syntax: {problem}"
-
-
-def _index_lines(node: yaml.Node, path: Loc, doc: Document) -> None:
-    doc.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                line = key.start_mark.line + 1
-                doc.problems.append(
-                    ConfigProblem(doc.filename, line, field_name(path + (name,)), "duplicate key")
-                )
-            seen.add(name)
-            _index_lines(value, path + (name,), doc)
-            doc.lines[path + (name,)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), doc)
-
-
-def validation_problems(exc: ValidationError, doc: Document, at: Loc = ()) -> list[ConfigProblem]:
-    """pydantic's errors as located problems; ``at`` is where the validated value sits."""
-    return [error_problem(err, doc, at) for err in exc.errors()]
-
-
-def error_problem(err: ErrorDetails, doc: Document, at: Loc = ()) -> ConfigProblem:
-    return doc.problem(at + error_loc(err), error_message(err))
-
-
-# -- the inventory ----------------------------------------------------------------------------
-
-
-def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate an inventory file; raise ConfigError listing every problem found."""
-    path = Path(path)
-    return parse_inventory(read_text(path), str(path))
-
-
-def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
-    doc = parse_yaml(text, filename)
-    problems = list(doc.problems)
+def draft_inventory(doc: Document) -> Draft:
     data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(filename, 1, "", "the top level must be a mapping")])
-    try:
-        inventory = Inventory.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems + validation_problems(exc, doc)) from exc
-    problems += [
-        doc.problem(loc, msg) for loc, msg in cross_checks(inventory, snmp_profile_names())
-    ]
+        raise ConfigError([ConfigProblem(doc.filename, 1, "", "the top level must be a mapping")])
+    problems = list(doc.problems)
+    parts = _top_level(data, doc, problems)
+    sites, positions = _sites(data.get("sites", []), doc, problems)
+    inventory = Inventory.model_validate({**parts, "sites": sites})
+    return Draft(doc, inventory, positions, problems)
+
+
+def _top_level(
+    data: dict[Any, Any], doc: Document, problems: list[ConfigProblem]
+) -> dict[str, Any]:
+    """Each top-level section validated on its own; a broken one is left at its default."""
+    parts: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "sites":
+            continue
+        try:
+            part = Inventory.model_validate({key: value})
+        except ValidationError as exc:
+            problems += validation_problems(exc, doc)
+            continue
+        parts[key] = getattr(part, key)
+    return parts
+
+
+def _sites(
+    value: object, doc: Document, problems: list[ConfigProblem]
+) -> tuple[list[Site], list[int]]:
+    if not isinstance(value, list):
+        try:
+            Inventory.model_validate({"sites": value})
+        except ValidationError as exc:
+            problems += validation_problems(exc, doc)
+        return [], []
+    sites, positions = [], []
+    for i, item in enumerate(value):
+        try:
+            sites.append(Site.model_validate(item))
+        except ValidationError as exc:
+            problems += validation_problems(exc, doc, ("sites", i))
+            continue
+        positions.append(i)
+    return sites, positions
+
+
+def load_inventory(path: str | Path, snmp_profiles: Collection[str] | None = None) -> Inventory:
+    """Read and validate an inventory file; raise ConfigError listing every problem found.
+
+    ``snmp_profiles``: the profile names devices may use (default: the bundled profiles').
+    """
+    return _checked(draft_inventory(load_yaml(Path(path))), snmp_profiles)
+
+
+def parse_inventory(
+    text: str, filename: str = "<inventory>", snmp_profiles: Collection[str] | None = None
+) -> Inventory:
+    return _checked(draft_inventory(parse_yaml(text, filename)), snmp_profiles)
+
+
+def _checked(draft: Draft, snmp_profiles: Collection[str] | None) -> Inventory:
+    if snmp_profiles is None:
+        snmp_profiles = bundled_profile_names() if draft.uses("snmp") else ()
+    problems = draft.checked(snmp_profiles)
     if problems:
         raise ConfigError(problems)
-    return inventory
+    return draft.inventory
 
 
-def snmp_profile_names() -> set[str]:
-    from probes.snmp_profiles import DEFAULT_DIR
-
-    return {p.stem for p in DEFAULT_DIR.glob("*.yaml")}
+def bundled_profile_names() -> set[str]:
+    return profile_names(DEFAULT_DIR)
