@@ -119,7 +119,8 @@ class Store:
         self.errors = 0  # failed writes
         self.read_errors = 0
         self.dropped = 0
-        self.failing = False  # the last database operation failed
+        self.write_failing = False  # the last write failed
+        self.read_failing = False  # the last read failed
         self.last_error: str | None = None  # the last failure, short (no SQL, no parameters)
         self.last_error_at: float | None = None  # Unix seconds
         self._lock = threading.Lock()  # one writer at a time (flush loop vs. final flush)
@@ -182,9 +183,10 @@ class Store:
                     self._write(batch)
                 except SQLAlchemyError as exc:
                     self.errors += 1
+                    self.write_failing = True
                     self._failed(exc)
                     raise StoreError(f"writing {len(batch)} rows failed: {exc}") from exc
-                self.failing = False
+                self.write_failing = False
                 for _ in batch:
                     self.pending.popleft()
                 total += len(batch)
@@ -316,12 +318,17 @@ class Store:
             yield
         except SQLAlchemyError as exc:
             self.read_errors += 1
+            self.read_failing = True
             self._failed(exc)
             raise StoreError(f"reading {what} failed: {describe(exc)}") from exc
-        self.failing = False
+        self.read_failing = False
+
+    @property
+    def failing(self) -> bool:
+        """The last write or the last read failed (the database is down or refusing)."""
+        return self.write_failing or self.read_failing
 
     def _failed(self, exc: SQLAlchemyError) -> None:
-        self.failing = True
         self.last_error = describe(exc)
         self.last_error_at = time.time()
 

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from exporters.prometheus import make_registry
 from netmon.api import create_app
+from netmon.errors import StoreError
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.store import ProbeResultRow, Store
@@ -201,4 +202,25 @@ async def test_health_recovers_when_the_store_answers_again(
     health = (await client.get("/healthz")).json()
     assert (health["status"], health["store"]["status"]) == ("ok", "ok")
     assert "unable to open database file" in health["store"]["last_error"]  # kept for the operator
+    store.close()
+
+
+async def test_a_failing_write_degrades_health_until_a_write_succeeds(
+    tmp_path: Path, api: Callable[[Monitor], httpx.AsyncClient]
+) -> None:
+    store = dead_store("sqlite-missing-directory", tmp_path)
+    monitor = make_monitor(store)
+    client = api(monitor)
+    monitor.record("chc-bundu", "wan-1", ok(NOW - 5))
+    with pytest.raises(StoreError):
+        store.flush()
+    (tmp_path / "never-made").mkdir()
+    store.migrate()
+    assert (await client.get(HISTORY)).status_code == 200  # reads work again...
+    health = (await client.get("/healthz")).json()
+    assert (
+        health["status"] == "degraded" and health["store"]["errors"] == 1
+    )  # ...writes not yet shown
+    store.flush()
+    assert (await client.get("/healthz")).json()["status"] == "ok"
     store.close()
