@@ -485,6 +485,10 @@ class IcmpEngine:
         if later:
             self._arm_sender(later[0][0])
 
+    # hot loop: kept in one function (measured: `bench/icmp.py --hot-loop --sizes 20000`, 6 paired
+    # runs: send loop + drain 2.4 us/echo as written, 3.1 with the pack/send and the in-flight
+    # bookkeeping here and the checks/settle step in _drain as per-echo methods; this loop's
+    # share of that is ~0.3 us). Everything touched per echo is bound to a local once per pass.
     def _send_echoes(self, budget: int) -> float:
         """Send up to ``budget`` echoes from the ready queue; returns a retry delay on EAGAIN."""
         ready, later = self._ready, self._later
@@ -629,6 +633,9 @@ class IcmpEngine:
 
     # -- receive -----------------------------------------------------------------------------
 
+    # hot loop: kept in one function (measured: `bench/icmp.py --hot-loop --sizes 20000`: the
+    # header checks and the RTT/settle step as per-packet methods cost ~0.4 us more per echo,
+    # on 2.4 us for send loop + drain; see _send_echoes).
     def _drain(self, chan: Channel, limit: int) -> None:
         """Read up to ``limit`` queued packets from ``chan`` and settle the echoes they answer."""
         recv_into = chan.sock.recvmsg_into
