@@ -35,7 +35,8 @@ def test_each_invalid_profile_names_its_rule(path: Path, tmp_path: Path) -> None
     shutil.copy(path, tmp_path / path.name)
     with pytest.raises(ProfileError) as info:
         load_profiles(tmp_path)
-    assert str(info.value) == f"{tmp_path / path.name}:{expected}"  # expected: "LINE: field: message"
+    # expected: "LINE: field: message"
+    assert str(info.value) == f"{tmp_path / path.name}:{expected}"
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
