@@ -23,7 +23,7 @@ import uvicorn
 
 from netmon import __version__
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
-from netmon.errors import ConfigError, ConfigProblem, NetmonError, ProbeUnavailable
+from netmon.errors import ConfigError, ConfigProblem, NetmonError, ProbeUnavailable, StoreError
 from netmon.monitor import Monitor
 from netmon.settings import Settings
 from netmon.store import Store
@@ -217,7 +217,11 @@ async def serve(config: ValidatedConfig) -> None:
 
 async def _open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
     store = Store(url)
     await asyncio.to_thread(store.migrate)
     return store
