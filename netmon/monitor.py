@@ -230,7 +230,7 @@ class Monitor:
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
             policy = self.inventory.policy_for(site)
-            j = judge(site, policy, self.summaries(site, now), self.snmp_facts(site, now))
+            j = judge(site, policy, self.summaries(site, now), {"snmp": self.snmp_facts(site, now)})
             prev = self.status.get(site.id)
             since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
             self.status[site.id] = SiteStatus(site, j, since, now)
