@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_INVENTORY = REPO_ROOT / "deploy" / "inventory" / "jharkhand-example.yaml"
+from netmon.resources import example_inventory
+
+EXAMPLE_INVENTORY = example_inventory()
 
 
 @dataclass(frozen=True)

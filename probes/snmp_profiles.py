@@ -1,6 +1,6 @@
 """SNMP device profiles: what to read from a kind of device and what the rows mean -- as data.
 
-A profile is one YAML file in ``deploy/snmp-profiles/`` (file stem == ``name``); a device names
+A profile is one YAML file in ``netmon/data/snmp-profiles/`` (file stem == ``name``); a device names
 its profile in :class:`probes.snmp.SnmpSettings`. A new vendor is one new file, no code. Loading
 is strict: unknown keys, malformed OIDs, unknown types and dangling references are errors,
 reported as ``file: location: message`` lines in one :class:`ProfileError`.
@@ -47,7 +47,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "snmp-profiles"
+from netmon.resources import snmp_profiles_dir
+
+DEFAULT_DIR = snmp_profiles_dir()  # bundled package data (netmon/data/snmp-profiles/)
 
 ValueType = Literal["gauge", "counter32", "counter64", "timeticks", "enum", "string", "mac", "oid"]
 COUNTER_TYPES = ("counter32", "counter64")
