@@ -27,7 +27,6 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
 
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.resources import example_inventory
@@ -117,9 +116,11 @@ class _EnvironmentSource(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(
-            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in self._environ.items()
+            if value or not self.env_ignore_empty
+        }
 
 
 def _default_data_dir(environ: Mapping[str, str]) -> Path:
