@@ -49,7 +49,9 @@ from pathlib import Path
 import yaml
 
 # Bundled with the package (netmon.resources.example_inventory()).
-OUTPUT = Path(__file__).resolve().parents[2] / "netmon" / "data" / "inventory" / "jharkhand-example.yaml"
+OUTPUT = (
+    Path(__file__).resolve().parents[2] / "netmon" / "data" / "inventory" / "jharkhand-example.yaml"
+)
 SEED = "netmon-jharkhand-example-v1"
 
 # Role -> third address octet (R in the docstring).
