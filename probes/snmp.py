@@ -3,7 +3,7 @@
 Wiring (for the lead)
     * ``target.meta["snmp"]`` is a :class:`SnmpSettings` (build it from the validated inventory
       with :meth:`SnmpSettings.from_config`); ``ctx.snmp`` is one shared :class:`SnmpPoller`
-      (``SnmpPoller.from_directory()`` loads ``deploy/snmp-profiles/*.yaml``). The poller keeps
+      (``SnmpPoller.from_directory()`` loads ``netmon/data/snmp-profiles/*.yaml``). The poller keeps
       per-device state between polls (rates, reboots, flaps), so keep one for the process.
     * The runner's deadline is ``params.deadline``; the probe bounds its poll by
       ``min(settings.max_poll_time, params.deadline - 0.5 s - time queued for a poll slot)`` so

@@ -1,7 +1,7 @@
 """The demo lab: a realistic mix of Jharkhand facilities, most fine, some degraded, a few down.
 
 Sites and their gear come from the bundled example inventory
-(``deploy/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
+(``netmon/data/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
 Without it, a small built-in set of sites is used. Each site gets one condition from
 :data:`CONDITIONS`; healthy sites still see a plausible WAN round-trip time (5-40 ms).
 """
