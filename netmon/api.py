@@ -28,9 +28,10 @@ from starlette.responses import Response
 from netmon import __version__
 from netmon.inventory import Device, FacilityType, Role, Site
 from netmon.monitor import Monitor, SiteStatus
-from netmon.snmp_view import ControllerView, SnmpEvidence, facts
 from netmon.verdict import Verdict, device_state
 from netmon.window import DeviceSummary
+from probes.icmp import KIND as ICMP
+from probes.snmp_view import ControllerView, SnmpEvidence, controllers_of, snmp_of
 
 
 @overload
@@ -236,11 +237,11 @@ async def get_site(site_id: str, monitor: MonitorDep) -> SiteDetail:
     site = st.site
     now = monitor.clock()
     sv = monitor.view(site, now)
-    view = sv.controllers
-    devices = [_device_public(site, dev, sv.summaries, sv.snmp, view, now) for dev in site.devices]
+    view = controllers_of(sv.views)
+    snmp = snmp_of(sv.evidence)
+    devices = [_device_public(site, dev, sv.summaries, snmp, view, now) for dev in site.devices]
     base = site_public(st).model_dump()
-    unknown = [ControllerApPublic.model_validate({k: ap.get(k) for k in ControllerApPublic.model_fields})
-               for ap in view.unknown_aps]  # fmt: skip
+    unknown = [ControllerApPublic(controller=u.controller, **asdict(u.ap)) for u in view.unknown_aps]
     clients = None
     if view.up or unknown:  # some controller reported its APs
         clients = sum(view.clients.values()) + sum(ap.clients or 0 for ap in unknown)
@@ -276,14 +277,13 @@ def _device_public(
 
 
 def _snmp_public(dev: Device, ev: SnmpEvidence, now: float) -> SnmpPublic:
-    f = facts(dev, ev, now)
-    extra = ev.last_ok.extra if ev.last_ok else {}
+    f, found = ev.facts(dev, now), ev.findings
     return SnmpPublic(
         answered=f.answered, polled_at=iso(ev.polls.last.started_at) if ev.polls.last else None,
         uptime_seconds=f.uptime, reboots_in_window=[iso(t) for t in f.reboots],
         uplinks_down=list(f.uplinks_down),
-        interfaces=[InterfacePublic(**i) for i in extra.get("interfaces") or []],
-        aps_total=extra.get("aps_total"), aps_up=extra.get("aps_up"),
+        interfaces=[InterfacePublic(**asdict(i)) for i in (found.interfaces or () if found else ())],
+        aps_total=found.aps_total if found else None, aps_up=found.aps_up if found else None,
     )  # fmt: skip
 
 
@@ -388,7 +388,7 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
             "status": "ok" if monitor.ready else "loading",
             "version": __version__, "sites": len(monitor.inventory.sites),
             "store": {"pending": len(store.pending), "written": store.written, "errors": store.errors},
-            "icmp_mode": getattr(monitor.ctx.icmp, "mode", None),
+            "icmp_mode": getattr(monitor.engines.get(ICMP), "mode", None),
         }  # fmt: skip
 
     @app.get("/metrics", include_in_schema=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from netmon import __version__
-from netmon.errors import ConfigError, NetmonError, ProbeUnavailable
+from netmon.errors import ConfigError, NetmonError
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.settings import Settings
@@ -132,26 +132,23 @@ async def serve(settings: Settings) -> None:
     from exporters.prometheus import make_registry
     from netmon.api import create_app
     from netmon.store import Store
-    from probes import ProbeContext
-    from probes.icmp import IcmpEngine, IcmpUnavailable
-    from probes.snmp import SnmpPoller
+    from probes import Engines
+    from probes.icmp import KIND as ICMP
 
     inventory = load_inventory(settings.config)
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
     await asyncio.to_thread(store.migrate)
-    try:
-        icmp = IcmpEngine.open(mode=settings.icmp_mode, rate_limit=settings.icmp_rate_limit)  # type: ignore[arg-type]
-    except IcmpUnavailable as exc:
-        raise ProbeUnavailable(str(exc)) from exc
+    engines = await Engines.open(settings)  # every registered kind's engine
+    icmp = engines.get(ICMP)
+    icmp_mode = icmp.mode if icmp is not None else "none"
     devices = sum(len(s.devices) for s in inventory.sites)
     log.info("netmon %s: %d sites, %d devices from %s; store %s; ICMP %s", __version__,
-             len(inventory.sites), devices, settings.config, store.safe_url, icmp.mode)  # fmt: skip
-    ctx = ProbeContext(icmp=icmp, snmp=SnmpPoller.from_directory())
+             len(inventory.sites), devices, settings.config, store.safe_url, icmp_mode)  # fmt: skip
     retention = settings.retention_days * 86400 or None
-    monitor = Monitor(inventory, store, ctx, spill_dir=settings.data_dir / "spill", retention=retention)
-    app = create_app(monitor, make_registry(monitor, __version__, icmp.mode))
+    monitor = Monitor(inventory, store, engines, spill_dir=settings.data_dir / "spill", retention=retention)
+    app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             lifespan="off", access_log=False)  # fmt: skip
     server = _Server(config)
@@ -177,7 +174,7 @@ async def serve(settings: Settings) -> None:
             await http
         log.info("stopping: flushing %d pending results", len(store.pending))
         await monitor.stop()
-        icmp.close()
+        await engines.close()
         store.close()
         log.info("stopped; %d results written in all", store.written)
 
