@@ -1,7 +1,11 @@
 """The ``netmon`` command.
 
-    netmon run [--config FILE] [--host H] [--port P] [--database-url URL] [--icmp-mode MODE]
-    netmon check-config FILE [FILE ...]
+    netmon run [--config FILE] [--snmp-profiles DIR] [--host H] [--port P] [--database-url URL] ...
+    netmon check-config [--snmp-profiles DIR] [FILE ...]
+
+Exit status: 0; 78 (EX_CONFIG) for a configuration error, printed as ``file:line: field:
+message`` lines, the same from ``run`` and ``check-config``; 1 for any other netmon error, as one
+``netmon: ...`` line; 2 for a command-line error.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from pathlib import Path
 import uvicorn
 
 from netmon import __version__
-from netmon.errors import ConfigError, NetmonError
-from netmon.inventory import load_inventory
+from netmon.config import EX_CONFIG, ValidatedConfig, validate
+from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
 from netmon.monitor import Monitor
 from netmon.settings import Settings
+from netmon.store import Store
 
 log = logging.getLogger("netmon")
 
@@ -32,15 +37,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EX_CONFIG
+    except NetmonError as exc:
+        print(f"netmon: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netmon", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="netmon", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--version", action="version", version=f"netmon {__version__}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="probe, judge and serve the API and /metrics in one process")
-    run.add_argument("--config", type=Path, help="inventory YAML (default: bundled Jharkhand example)")
+    run.add_argument(
+        "--config", type=Path, help="inventory YAML (default: bundled Jharkhand example)"
+    )
+    _add_snmp_profiles(run)
     run.add_argument("--host", help="listen address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default 8000)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
@@ -49,11 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cap on echo requests per second over all devices (default: none)")  # fmt: skip
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
-    check = sub.add_parser("check-config", help="validate inventory files; print every problem")
-    check.add_argument("files", nargs="+", type=Path)
+    check = sub.add_parser(
+        "check-config", help="validate what `run` would use; print every problem (exit 78)"
+    )
+    check.add_argument("files", nargs="*", type=Path,
+                       help="inventory files (default: the one `run` would use)")  # fmt: skip
+    _add_snmp_profiles(check)
     check.set_defaults(func=cmd_check_config)
     _add_lab(sub)
     return parser
+
+
+def _add_snmp_profiles(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--snmp-profiles", type=Path, metavar="DIR",
+                        help="a site's own SNMP profiles, added to the bundled ones")  # fmt: skip
 
 
 def _add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,38 +90,46 @@ def _add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_parser(sub)
 
 
+def _print_problems(exc: ConfigError) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+
+
+def settings_from(args: argparse.Namespace, **flags: object) -> Settings:
+    """The environment's settings under the command line's flags (a ConfigError if invalid)."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a Settings that does not say which variable: still no traceback
+        raise ConfigError([ConfigProblem("environment", None, "", str(exc))]) from exc
+    return settings.with_overrides(snmp_profiles=args.snmp_profiles, **flags)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
     failed = 0
-    for path in args.files:
+    for path in args.files or [settings.config]:
         try:
-            inv = load_inventory(path)
+            config = validate(settings.with_overrides(config=path))
         except ConfigError as exc:
             failed += 1
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+            _print_problems(exc)
             continue
-        devices = sum(len(s.devices) for s in inv.sites)
-        print(f"{path}: OK ({len(inv.sites)} sites, {devices} devices)")
-    return 1 if failed else 0
+        print(f"{path}: OK ({config.summary})")
+    return EX_CONFIG if failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env().with_overrides(
-        config=args.config, host=args.host, port=args.port, database_url=args.database_url,
+    settings = settings_from(
+        args, config=args.config, host=args.host, port=args.port, database_url=args.database_url,
         icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit, log_level=args.log_level,
     )  # fmt: skip
+    config = validate(settings)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        asyncio.run(serve(settings))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except NetmonError as exc:
-        print(f"netmon: {exc}", file=sys.stderr)
-        return 1
+    asyncio.run(serve(config))
     return 0
 
 
@@ -112,51 +146,90 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def _reload(monitor: Monitor, path: Path) -> None:
-    """SIGHUP: re-read the inventory; on any problem keep running the old one."""
-    if not monitor.ready:
-        log.warning("reload ignored: still loading history; send SIGHUP again when ready")
-        return
-    try:
-        inventory = load_inventory(path)
-    except ConfigError as exc:
-        log.error("reload refused, keeping the running inventory:\n%s", exc)
-        return
-    monitor.reload(inventory)
+class _Reloader:
+    """SIGHUP: validate the configuration again (off the event loop, through :func:`validate`,
+    like ``run``); on any problem log the same lines and keep running the old inventory."""
+
+    def __init__(self, monitor: Monitor, settings: Settings) -> None:
+        self.monitor, self.settings = monitor, settings
+        self._task: asyncio.Task[ValidatedConfig | None] | None = None
+
+    def __call__(self) -> None:
+        """The signal handler (runs on the loop: it only starts the reload)."""
+        if not self.monitor.ready:
+            log.warning("reload ignored: still loading history; send SIGHUP again when ready")
+        elif self._task is not None and not self._task.done():
+            log.warning("reload ignored: the previous reload is still reading the configuration")
+        else:
+            self._task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+
+    async def reload(self) -> ValidatedConfig | None:
+        try:
+            config = await asyncio.to_thread(validate, self.settings)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running inventory:\n%s", exc)
+            return None
+        self.monitor.engines.reconfigure(config)  # e.g. the SNMP poller's profiles
+        self.monitor.reload(config.inventory)
+        log.info("reloaded %s: %s", self.settings.config, config.summary)
+        return config
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(config: ValidatedConfig) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
-    import uvicorn
-
     from exporters.prometheus import make_registry
     from netmon.api import create_app
-    from netmon.store import Store
     from probes import Engines
     from probes.icmp import KIND as ICMP
 
-    inventory = load_inventory(settings.config)
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.database_url)
-    await asyncio.to_thread(store.migrate)
-    engines = await Engines.open(settings)  # every registered kind's engine
+    settings = config.settings
+    store = await _open_store(settings.database_url)
+    engines = await Engines.open(config)  # every registered kind's engine
     icmp = engines.get(ICMP)
     icmp_mode = icmp.mode if icmp is not None else "none"
-    devices = sum(len(s.devices) for s in inventory.sites)
-    log.info("netmon %s: %d sites, %d devices from %s; store %s; ICMP %s", __version__,
-             len(inventory.sites), devices, settings.config, store.safe_url, icmp_mode)  # fmt: skip
+    log.info("netmon %s: %s from %s; store %s; ICMP %s", __version__, config.summary,
+             settings.config, store.safe_url, icmp_mode)  # fmt: skip
     retention = settings.retention_days * 86400 or None
-    monitor = Monitor(inventory, store, engines, spill_dir=settings.data_dir / "spill", retention=retention)
+    monitor = Monitor(config.inventory, store, engines,
+                      spill_dir=settings.data_dir / "spill", retention=retention)  # fmt: skip
     app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            lifespan="off", access_log=False)  # fmt: skip
-    server = _Server(config)
+    server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                    log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip
+    reloader = _Reloader(monitor, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
-    loop.add_signal_handler(signal.SIGHUP, _reload, monitor, settings.config)
-    # Serve at once (API answers 503 "loading" until the windows are refilled), then start.
+    loop.add_signal_handler(signal.SIGHUP, reloader)
+    try:
+        await _serve_until_stopped(server, monitor)
+    finally:
+        reloader.cancel()
+        log.info("stopping: flushing %d pending results", len(store.pending))
+        await monitor.stop()
+        await monitor.engines.close()
+        store.close()
+        log.info("stopped; %d results written in all", store.written)
+
+
+async def _open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
+    store = Store(url)
+    await asyncio.to_thread(store.migrate)
+    return store
+
+
+async def _serve_until_stopped(server: _Server, monitor: Monitor) -> None:
+    """Serve at once (the API answers 503 "loading" until the windows are refilled), start the
+    monitor, and return when the server stops or the start fails (its error is raised)."""
     http = asyncio.create_task(server.serve(), name="http")
     starting = asyncio.create_task(monitor.start(), name="start")
     try:
@@ -172,11 +245,6 @@ async def serve(settings: Settings) -> None:
         if not http.done():
             server.should_exit = True
             await http
-        log.info("stopping: flushing %d pending results", len(store.pending))
-        await monitor.stop()
-        await engines.close()
-        store.close()
-        log.info("stopped; %d results written in all", store.written)
 
 
 if __name__ == "__main__":

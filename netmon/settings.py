@@ -9,6 +9,7 @@
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
+    NETMON_SNMP_PROFILES    a site's own SNMP profiles, added to the bundled ones (default none)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Settings:
     icmp_rate_limit: float | None = None  # echoes/s across all probes (real WANs); None: no cap
     retention_days: float = 35.0  # raw results kept; 0 keeps them forever
     log_level: str = "info"
+    snmp_profiles: Path | None = None  # a site's own SNMP profiles, after the bundled ones
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +54,7 @@ class Settings:
             icmp_rate_limit=float(env["NETMON_ICMP_RATE_LIMIT"]) if env.get("NETMON_ICMP_RATE_LIMIT") else None,
             log_level=env.get("NETMON_LOG_LEVEL", "info"),
             retention_days=float(env.get("NETMON_RETENTION_DAYS", "35")),
+            snmp_profiles=Path(env["NETMON_SNMP_PROFILES"]) if env.get("NETMON_SNMP_PROFILES") else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

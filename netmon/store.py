@@ -14,12 +14,13 @@ fold exactly like live ones; a kind no longer registered loads without findings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,13 @@ class Store:
         self.pending: deque[tuple[str, dict[str, Any]]] = deque()  # (table name, row values)
         self.max_pending = max_pending
         self.written = 0
-        self.errors = 0
+        self.errors = 0  # failed writes
+        self.read_errors = 0
         self.dropped = 0
+        self.write_failing = False  # the last write failed
+        self.read_failing = False  # the last read failed
+        self.last_error: str | None = None  # the last failure, short (no SQL, no parameters)
+        self.last_error_at: float | None = None  # Unix seconds
         self._lock = threading.Lock()  # one writer at a time (flush loop vs. final flush)
 
     # --- schema -----------------------------------------------------------------------------
@@ -134,7 +140,9 @@ class Store:
             if current is None:
                 self._set_version(SCHEMA_VERSION)
             elif current > SCHEMA_VERSION:
-                raise StoreError(f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})")
+                raise StoreError(
+                    f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})"
+                )
             for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
                 with self.engine.begin() as conn:
                     for statement in MIGRATIONS[version]:
@@ -180,7 +188,10 @@ class Store:
                     self._write(batch)
                 except SQLAlchemyError as exc:
                     self.errors += 1
+                    self.write_failing = True
+                    self._failed(exc)
                     raise StoreError(f"writing {len(batch)} rows failed: {exc}") from exc
+                self.write_failing = False
                 for _ in batch:
                     self.pending.popleft()
                 total += len(batch)
@@ -222,7 +233,9 @@ class Store:
         return await asyncio.to_thread(self.flush)
 
     # --- reading ----------------------------------------------------------------------------
-    def results_since(self, since: float, chunk: int = 50_000) -> Iterator[tuple[str, str, ProbeResult]]:
+    def results_since(
+        self, since: float, chunk: int = 50_000
+    ) -> Iterator[tuple[str, str, ProbeResult]]:
         """Every result at or after ``since``, oldest first, as (site, device, result).
 
         Reads plain columns in id-ordered chunks (no ORM objects): a restart refolds a whole
@@ -234,7 +247,7 @@ class Store:
         last_id = 0
         while True:
             q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
-            with self.engine.connect() as conn:
+            with self._reading("stored results"), self.engine.connect() as conn:
                 rows = conn.execute(q).all()
             if not rows:
                 return
@@ -244,31 +257,83 @@ class Store:
                 yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, found)
             last_id = rows[-1][0]
 
-    def results(self, site_id: str, device: str | None, since: float, limit: int = 1000) -> list[ProbeResultRow]:
-        with Session(self.engine) as s:
-            q = select(ProbeResultRow).where(ProbeResultRow.site_id == site_id, ProbeResultRow.ts >= since)
+    def results(
+        self, site_id: str, device: str | None, since: float, limit: int = 1000
+    ) -> list[ProbeResultRow]:
+        """A site's (or one device's) results at or after ``since``, newest first: the rows
+        written and those still queued, without writing anything."""
+
+        def wanted(row: dict[str, Any]) -> bool:
+            return (
+                row["site_id"] == site_id and row["ts"] >= since and device in (None, row["device"])
+            )
+
+        queued = self._queued(ProbeResultRow.__tablename__, wanted)  # first: see _queued
+        t = ProbeResultRow
+        with self._reading(f"results of {site_id}"), Session(self.engine) as s:
+            q = select(t).where(t.site_id == site_id, t.ts >= since)
             if device is not None:
-                q = q.where(ProbeResultRow.device == device)
-            return list(s.exec(q.order_by(ProbeResultRow.ts.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+                q = q.where(t.device == device)
+            stored = list(s.exec(q.order_by(t.ts.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+        seen = {(r.device, r.kind, r.ts) for r in stored}
+        fresh = [t(**r) for r in queued if (r["device"], r["kind"], r["ts"]) not in seen]
+        return sorted(stored + fresh, key=lambda r: r.ts, reverse=True)[:limit]
 
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
         r = ProbeResultRow
-        with Session(self.engine) as s:
+        with self._reading("devices ever up"), Session(self.engine) as s:
             q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
             return {(a, b, c) for a, b, c in s.exec(q).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
-        with Session(self.engine) as s:
+        with self._reading("latest verdicts"), Session(self.engine) as s:
             newest = select(func.max(VerdictChangeRow.id)).group_by(VerdictChangeRow.site_id)
             rows = s.exec(select(VerdictChangeRow).where(VerdictChangeRow.id.in_(newest))).all()  # type: ignore[union-attr]
         return {r.site_id: _change(r) for r in rows}
 
     def verdict_history(self, site_id: str, limit: int = 100) -> list[VerdictChange]:
-        with Session(self.engine) as s:
+        """A site's verdict changes, newest first: written and still queued, without writing."""
+        queued = self._queued(VerdictChangeRow.__tablename__, lambda row: row["site_id"] == site_id)
+        with self._reading(f"verdict history of {site_id}"), Session(self.engine) as s:
             q = (select(VerdictChangeRow).where(VerdictChangeRow.site_id == site_id)
                  .order_by(VerdictChangeRow.id.desc()).limit(limit))  # type: ignore[union-attr]  # fmt: skip
-            return [_change(r) for r in s.exec(q).all()]
+            stored = [_change(r) for r in s.exec(q).all()]
+        seen = {(c.verdict, c.since) for c in stored}
+        queued_newest_first = [_change(VerdictChangeRow(**row)) for row in reversed(queued)]
+        fresh = [c for c in queued_newest_first if (c.verdict, c.since) not in seen]
+        return (fresh + stored)[:limit]
+
+    def _queued(self, table: str, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The queued rows of ``table`` that ``wanted`` accepts, oldest first.
+
+        Read the queue *before* the database: a row leaves the queue only after its batch is
+        committed, so a row missing from this snapshot is already in the database (or newer
+        than the read). A row in both, written meanwhile, is dropped by the caller's key.
+        ``deque.copy`` runs in C without releasing the GIL: the flush thread cannot pop mid-copy.
+        """
+        return [row for t, row in self.pending.copy() if t == table and wanted(row)]
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Translate a database error while reading into StoreError, and note the failure."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            self.read_errors += 1
+            self.read_failing = True
+            self._failed(exc)
+            raise StoreError(f"reading {what} failed: {describe(exc)}") from exc
+        self.read_failing = False
+
+    @property
+    def failing(self) -> bool:
+        """The last write or the last read failed (the database is down or refusing)."""
+        return self.write_failing or self.read_failing
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        self.last_error = describe(exc)
+        self.last_error_at = time.time()
 
     def prune(self, before: float) -> int:
         with self.engine.begin() as conn:
@@ -282,6 +347,13 @@ class Store:
 def _findings_json(found: Findings | None) -> str:
     """A result's findings for the ``extra`` column ("" when it has none)."""
     return json.dumps(found.to_json(), separators=(",", ":")) if found is not None else ""
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only: no SQL, no parameters, no help link."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _change(r: VerdictChangeRow) -> VerdictChange:

@@ -18,7 +18,8 @@ Adding a kind (the whole checklist)
        * ``device_settings`` / ``config``: pydantic models of the device's ``<name>:`` key and
          of the inventory's top-level ``<name>:`` section (``None``: the kind has none);
        * ``enabled_by_default(device)``: whether a device without ``probes:`` gets the kind;
-       * ``open(settings)`` / ``close(engine)``: the shared engine (sync or async);
+       * ``open(config)`` / ``close(engine)`` / ``reconfigure(engine, config)``: the shared
+         engine (sync or async; ``config`` is the validated ``netmon.config.ValidatedConfig``);
        * ``findings``: a frozen dataclass with ``to_json()`` / ``from_json()`` (what a result
          found beyond reachability; stored in the result's JSON column and re-read at start);
        * ``reachability``: rank when several kinds say whether a device answers (lower wins:
@@ -49,8 +50,8 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
     from pydantic import BaseModel
 
+    from netmon.config import ValidatedConfig
     from netmon.inventory import Device, Inventory, Site
-    from netmon.settings import Settings
     from netmon.window import DeviceSummary
 
 log = logging.getLogger("netmon.probes")
@@ -206,9 +207,12 @@ class ProbeKind(ABC, Generic[E, P]):
     def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
         """Interval and params (with the kind's deadline and settings) of one device's probe."""
 
-    def open(self, settings: Settings) -> E | None | Awaitable[E | None]:
+    def open(self, config: ValidatedConfig) -> E | None | Awaitable[E | None]:
         """The shared engine for this run (sync or async); raise ProbeUnavailable if none."""
         return None
+
+    def reconfigure(self, engine: E, config: ValidatedConfig) -> None:
+        """A reload validated a new configuration (e.g. new SNMP profiles)."""
 
     def close(self, engine: E) -> None | Awaitable[None]:
         """Release the engine (sync or async)."""
@@ -294,12 +298,12 @@ class Engines:
         return self._by_name.get(name)
 
     @classmethod
-    async def open(cls, settings: Settings, kinds: Iterable[AnyKind] | None = None) -> Engines:
+    async def open(cls, config: ValidatedConfig, kinds: Iterable[AnyKind] | None = None) -> Engines:
         """Open every registered kind's engine; on a failure close those opened so far."""
         engines = cls()
         try:
             for kind in list(KINDS.values()) if kinds is None else kinds:
-                engine = kind.open(settings)
+                engine = kind.open(config)
                 engines._by_name[kind.name] = (
                     await engine if inspect.isawaitable(engine) else engine
                 )
@@ -307,6 +311,12 @@ class Engines:
             await engines.close()
             raise
         return engines
+
+    def reconfigure(self, config: ValidatedConfig) -> None:
+        """Hand a reloaded configuration to every engine."""
+        for name, engine in self._by_name.items():
+            if name in KINDS:
+                KINDS[name].reconfigure(engine, config)
 
     async def close(self) -> None:
         """Close every engine (the last opened first); a failing close is logged, not raised."""

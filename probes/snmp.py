@@ -63,12 +63,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from probes.base import JobSpec, KindSite, Loc, ProbeKind, ProbeResult, Target, failed
 from probes.snmp_client import (
@@ -92,13 +93,20 @@ from probes.snmp_extract import (
 )
 from probes.snmp_findings import AccessPoint, Interface, SnmpFindings
 from probes.snmp_profiles import DEFAULT_DIR, Profile, ProfileError, load_profiles
+from probes.snmp_settings import (
+    DeviceSnmp,
+    SnmpCredentials,
+    SnmpLimits,
+    check_poll,
+    poll_values,
+)
 from probes.snmp_view import SnmpEvidence, controller_view, controllers_correct
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from netmon.config import ValidatedConfig
     from netmon.inventory import Device, Inventory, Site
-    from netmon.settings import Settings
     from netmon.window import DeviceSummary
     from probes.base import Evidence
 
@@ -116,18 +124,18 @@ __all__ = [
 
 log = logging.getLogger("netmon.probes.snmp")
 
-VERSIONS = ("1", "2c", "3")
-AUTH_PROTOCOLS = ("SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
-PRIV_PROTOCOLS = ("AES", "AES-192", "AES-256")
-_SECRET_FIELDS = ("community", "auth_key", "priv_key")
 _DEADLINE_MARGIN = 0.5  # seconds kept back from the runner's deadline
 DEFAULT_MAX_WALKS = 4
-MAX_WALKS_LIMIT = 16
 
 
 @dataclass(frozen=True, slots=True)
 class SnmpSettings:
-    """How to poll one device. ``repr`` and errors never show the community or keys."""
+    """How to poll one device. ``repr`` and errors never show the community or keys.
+
+    The rules are those of :class:`probes.snmp_settings.SnmpPoll` (the inventory's models):
+    construction validates through :func:`~probes.snmp_settings.check_poll`. Build it from a
+    validated inventory with :meth:`from_config`. Empty secrets mean "none".
+    """
 
     version: str = "2c"  # "1", "2c" or "3"
     community: str = field(default="", repr=False)
@@ -145,9 +153,14 @@ class SnmpSettings:
     max_walks: int = DEFAULT_MAX_WALKS  # column walks in flight at once (1: one at a time)
 
     def __post_init__(self) -> None:
-        problems = _problems(self)
-        if problems:
-            raise ValueError("invalid SNMP settings: " + "; ".join(problems))
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {k: v for k, v in given.items() if not (k in _OPTIONAL and v == "")}
+        poll = check_poll(values)
+        for name in given:  # normalised by the model (e.g. version 3 -> "3")
+            value = getattr(poll, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            object.__setattr__(self, name, "" if value is None else value)
 
     @property
     def security_level(self) -> str:
@@ -168,58 +181,19 @@ class SnmpSettings:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"invalid SNMP settings: unknown key(s) {', '.join(unknown)}")
-        values = dict(data)
-        if "version" in values:
-            values["version"] = str(values["version"])
-        return cls(**values)
+        return cls(**data)
+
+    @classmethod
+    def from_config(
+        cls, credentials: SnmpCredentials, device: DeviceSnmp, limits: SnmpLimits
+    ) -> SnmpSettings:
+        """One device's settings from a validated inventory (secrets resolved at load)."""
+        names = {f.name for f in fields(cls)}
+        values = poll_values(credentials, device, limits)
+        return cls(**{k: "" if v is None else v for k, v in values.items() if k in names})  # type: ignore[arg-type]
 
 
-def _problems(s: SnmpSettings) -> list[str]:
-    """Every rule the settings break; messages name fields, never secret values."""
-    problems = []
-    if s.version not in VERSIONS:
-        problems.append(f"version must be one of {', '.join(VERSIONS)} (got {s.version!r})")
-    elif s.version != "3" and not s.community:
-        problems.append(f"SNMPv{s.version} needs a community")
-    elif s.version == "3":
-        problems += _v3_problems(s)
-    if not isinstance(s.port, int) or not 0 < s.port < 65536:
-        problems.append("port must be 1-65535")
-    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", str(s.profile)):
-        problems.append("profile must be a profile name like 'generic'")
-    problems += _limit_problems(s)
-    return problems
-
-
-def _v3_problems(s: SnmpSettings) -> list[str]:
-    problems = []
-    if not s.user:
-        problems.append("SNMPv3 needs a user")
-    if s.auth_protocol not in AUTH_PROTOCOLS:
-        problems.append(f"auth_protocol must be one of {', '.join(AUTH_PROTOCOLS)}")
-    if s.priv_protocol not in PRIV_PROTOCOLS:
-        problems.append(f"priv_protocol must be one of {', '.join(PRIV_PROTOCOLS)}")
-    if s.priv_key and not s.auth_key:
-        problems.append("priv_key needs an auth_key (authPriv)")
-    for name in ("auth_key", "priv_key"):
-        if getattr(s, name) and len(getattr(s, name)) < 8:
-            problems.append(f"{name} must be at least 8 characters (RFC 3414)")
-    return problems
-
-
-def _limit_problems(s: SnmpSettings) -> list[str]:
-    problems = []
-    if not s.timeout > 0:
-        problems.append("timeout must be > 0")
-    if not (isinstance(s.retries, int) and 0 <= s.retries <= 10):
-        problems.append("retries must be 0-10")
-    if not s.max_poll_time > 0:
-        problems.append("max_poll_time must be > 0")
-    if not (isinstance(s.max_repetitions, int) and 1 <= s.max_repetitions <= 1000):
-        problems.append("max_repetitions must be 1-1000")
-    if not (isinstance(s.max_walks, int) and 1 <= s.max_walks <= MAX_WALKS_LIMIT):
-        problems.append(f"max_walks must be 1-{MAX_WALKS_LIMIT}")
-    return problems
+_OPTIONAL = ("community", "user", "auth_key", "priv_key")  # "" here means "not given"
 
 
 def scrub(text: str, settings: SnmpSettings) -> str:
@@ -479,18 +453,7 @@ def snmp_settings(inventory: Inventory, dev: Device) -> SnmpSettings:
     """The probe's settings for one device (secrets resolved at inventory load)."""
     assert dev.snmp is not None
     cred = inventory.snmp.credentials[dev.snmp.credentials]
-    d = inventory.snmp.defaults
-
-    def secret(value: Any) -> str:
-        return value.get_secret_value() if value is not None else ""
-
-    return SnmpSettings(
-        version=cred.version, community=secret(cred.community), user=cred.user or "",
-        auth_protocol=cred.auth_protocol, auth_key=secret(cred.auth_key),
-        priv_protocol=cred.priv_protocol, priv_key=secret(cred.priv_key), port=cred.port,
-        profile=dev.snmp.profile, timeout=d.timeout, retries=d.retries, max_poll_time=d.max_poll_time,
-        max_walks=d.max_walks,
-    )  # fmt: skip
+    return SnmpSettings.from_config(cred, dev.snmp, inventory.snmp.defaults)
 
 
 class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
@@ -503,8 +466,12 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
     def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
         return JobSpec(inventory.snmp.defaults.interval, SnmpParams(snmp_settings(inventory, device)))
 
-    def open(self, settings: Settings) -> SnmpPoller:
-        return SnmpPoller.from_directory()
+    def open(self, config: ValidatedConfig) -> SnmpPoller:
+        return SnmpPoller(config.snmp_profiles)  # bundled and site profiles, validated
+
+    def reconfigure(self, engine: SnmpPoller | None, config: ValidatedConfig) -> None:
+        if engine is not None:
+            engine.profiles = dict(config.snmp_profiles)
 
     async def probe(self, engine: SnmpPoller | None, target: Target, params: SnmpParams) -> ProbeResult:
         """Poll ``target``; the poll's budget keeps a margin inside the runner's deadline."""

@@ -3,7 +3,8 @@
 A profile is one YAML file in ``deploy/snmp-profiles/`` (file stem == ``name``); a device names
 its profile in :class:`probes.snmp.SnmpSettings`. A new vendor is one new file, no code. Loading
 is strict: unknown keys, malformed OIDs, unknown types and dangling references are errors,
-reported as ``file: location: message`` lines in one :class:`ProfileError`.
+reported as ``file:line: field: message`` lines in one :class:`ProfileError` (a ConfigError).
+A site's own profiles (``--snmp-profiles DIR``) are loaded after the bundled ones.
 
 Schema::
 
@@ -44,8 +45,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from netmon.configfile import Document, load_yaml, validation_problems
+from netmon.errors import ConfigError, ConfigProblem
+from netmon.schema import Loc
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "snmp-profiles"
 
@@ -56,8 +60,8 @@ _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
 
-class ProfileError(ValueError):
-    """One or more profile files are invalid; the message has one ``file: loc: msg`` per line."""
+class ProfileError(ConfigError):
+    """One or more profile files are invalid; one ``file:line: field: message`` per problem."""
 
 
 class _Strict(BaseModel):
@@ -135,140 +139,143 @@ class Profile(_Strict):
     interfaces: InterfacesRole | None = None
     aps: ApsRole | None = None
 
-    @model_validator(mode="after")
-    def _references(self) -> Profile:
-        for problem in _dangling(self):
-            raise ValueError(problem)
-        return self
 
-
-def _dangling(profile: Profile) -> Iterable[str]:
-    """Every role field must name an existing scalar, table or column of the right type."""
+def dangling(profile: Profile) -> Iterable[tuple[Loc, str]]:
+    """Every role field must name an existing scalar, table or column of the right type
+    (checked by :func:`load_profiles`)."""
     if profile.system:
         for field, scalar in profile.system.model_dump(exclude_none=True).items():
             if scalar not in profile.scalars:
-                yield f"system.{field}: no scalar {scalar!r}"
+                yield ("system", field), f"no scalar {scalar!r}"
     if profile.interfaces:
         yield from _check_interfaces(profile, profile.interfaces)
     if profile.aps:
         yield from _check_aps(profile, profile.aps)
 
 
-def _check_interfaces(profile: Profile, role: InterfacesRole) -> Iterable[str]:
+def _check_interfaces(profile: Profile, role: InterfacesRole) -> Iterable[tuple[Loc, str]]:
     table = profile.tables.get(role.table)
     if table is None:
-        yield f"interfaces.table: no table {role.table!r}"
+        yield ("interfaces", "table"), f"no table {role.table!r}"
         return
     fields = role.model_dump(exclude_none=True, exclude={"table", "up_values"})
     for field, column in fields.items():
         if column not in table.columns:
-            yield f"interfaces.{field}: no column {column!r} in table {role.table!r}"
+            yield ("interfaces", field), f"no column {column!r} in table {role.table!r}"
         elif (
             field.endswith(("_octets", "_errors"))
             and table.columns[column].type not in COUNTER_TYPES
         ):
-            yield f"interfaces.{field}: column {column!r} must be counter32 or counter64"
+            yield ("interfaces", field), f"column {column!r} must be counter32 or counter64"
 
 
-def _check_aps(profile: Profile, role: ApsRole) -> Iterable[str]:
+def _check_aps(profile: Profile, role: ApsRole) -> Iterable[tuple[Loc, str]]:
     table = profile.tables.get(role.table)
     if table is None:
-        yield f"aps.table: no table {role.table!r}"
+        yield ("aps", "table"), f"no table {role.table!r}"
         return
     for field in ("name", "mac"):
         column = getattr(role, field)
         is_index = field == "mac" and column == "index"
         if column is not None and not is_index and column not in table.columns:
-            yield f"aps.{field}: no column {column!r} in table {role.table!r}"
+            yield ("aps", field), f"no column {column!r} in table {role.table!r}"
     if role.up and role.up.column not in table.columns:
-        yield f"aps.up.column: no column {role.up.column!r} in table {role.table!r}"
+        yield ("aps", "up", "column"), f"no column {role.up.column!r} in table {role.table!r}"
     if role.clients:
         yield from _check_clients(profile, role)
 
 
-def _check_clients(profile: Profile, role: ApsRole) -> Iterable[str]:
+def _check_clients(profile: Profile, role: ApsRole) -> Iterable[tuple[Loc, str]]:
     assert role.clients is not None
     name = role.clients.table or role.table
     table = profile.tables.get(name)
     if table is None:
-        yield f"aps.clients.table: no table {name!r}"
+        yield ("aps", "clients", "table"), f"no table {name!r}"
     elif role.clients.column not in table.columns:
-        yield f"aps.clients.column: no column {role.clients.column!r} in table {name!r}"
+        yield ("aps", "clients", "column"), f"no column {role.clients.column!r} in table {name!r}"
     elif table.columns[role.clients.column].type not in NUMERIC_TYPES:
-        yield f"aps.clients.column: column {role.clients.column!r} must be numeric"
+        yield ("aps", "clients", "column"), f"column {role.clients.column!r} must be numeric"
 
 
 # -- loading ---------------------------------------------------------------------------------
 
 
-def load_profiles(directory: Path | str = DEFAULT_DIR) -> dict[str, Profile]:
-    """Load and validate every ``*.yaml`` profile in ``directory`` (all problems at once)."""
-    directory = Path(directory)
-    raw: dict[str, tuple[Path, dict[str, Any]]] = {}
-    problems: list[str] = []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            raw[path.stem] = (path, _read(path))
-        except ProfileError as exc:
-            problems.append(str(exc))
-    if not raw and not problems:
-        problems.append(f"{directory}: no *.yaml SNMP profiles found")
-    profiles = _resolve_all(raw, problems)
+def profile_names(*directories: Path | str) -> set[str]:
+    """The names of the profiles in ``directories`` (their files' stems), valid or not."""
+    return {path.stem for directory in directories for path in Path(directory).glob("*.yaml")}
+
+
+def load_profiles(*directories: Path | str) -> dict[str, Profile]:
+    """Load and validate every ``*.yaml`` profile in ``directories`` (default: the bundled
+    ones); a later directory's profile replaces an earlier one of the same name, and may
+    extend any of them. All problems at once, as ``file:line: field: message``."""
+    files: dict[str, Document] = {}
+    problems: list[ConfigProblem] = []
+    for directory in directories or (DEFAULT_DIR,):
+        _read_directory(Path(directory), files, problems)
+    profiles = _resolve_all(files, problems)
     if problems:
-        raise ProfileError("\n".join(problems))
+        raise ProfileError(problems)
     return profiles
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{path}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(f"{path}: a profile must be a mapping")
-    if data.get("name") != path.stem:
-        raise ProfileError(f"{path}: name: must equal the file name {path.stem!r}")
-    return data
+def _read_directory(
+    directory: Path, files: dict[str, Document], problems: list[ConfigProblem]
+) -> None:
+    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    if not paths:
+        what = "no *.yaml SNMP profiles found" if directory.is_dir() else "not a directory"
+        problems.append(ConfigProblem(str(directory), None, "", what))
+    for path in paths:
+        try:
+            doc = load_yaml(path)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        if not isinstance(doc.data, dict):
+            problems.append(ConfigProblem(str(path), 1, "", "a profile must be a mapping"))
+        elif doc.data.get("name") != path.stem:
+            problems.append(doc.problem(("name",), f"must equal the file name {path.stem!r}"))
+        else:
+            files[path.stem] = doc
 
 
 def _resolve_all(
-    raw: Mapping[str, tuple[Path, dict[str, Any]]], problems: list[str]
+    files: Mapping[str, Document], problems: list[ConfigProblem]
 ) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
-    for name, (path, _data) in raw.items():
+    for name, doc in files.items():
         try:
-            merged = _merged(name, raw, ())
-            profiles[name] = Profile.model_validate(merged)
-        except ProfileError as exc:
-            problems.append(f"{path}: {exc}")
+            profile = Profile.model_validate(_merged(name, files, ()))
+        except _ExtendsError as exc:
+            problems.append(doc.problem(("extends",), str(exc)))
+            continue
         except ValidationError as exc:
-            problems.extend(f"{path}: {line}" for line in _error_lines(exc))
+            problems += validation_problems(exc, doc)
+            continue
+        found = [doc.problem(loc, message) for loc, message in dangling(profile)]
+        problems += found
+        if not found:
+            profiles[name] = profile
     return profiles
 
 
-def _merged(
-    name: str, raw: Mapping[str, tuple[Path, dict[str, Any]]], seen: tuple[str, ...]
-) -> dict[str, Any]:
+class _ExtendsError(Exception):
+    """A broken ``extends`` chain (internal: reported as a problem at the file's ``extends``)."""
+
+
+def _merged(name: str, files: Mapping[str, Document], seen: tuple[str, ...]) -> dict[str, Any]:
     """The profile's dict with its ``extends`` chain merged in (parent first)."""
     if name in seen:
-        raise ProfileError(f"extends: cycle {' -> '.join((*seen, name))}")
-    data = raw[name][1]
+        raise _ExtendsError(f"cycle {' -> '.join((*seen, name))}")
+    data = files[name].data
     parent_name = data.get("extends")
     if parent_name is None:
         return dict(data)
-    if parent_name not in raw:
-        raise ProfileError(f"extends: no profile {parent_name!r}")
-    parent = _merged(parent_name, raw, (*seen, name))
+    if parent_name not in files:
+        raise _ExtendsError(f"no profile {parent_name!r}")
+    parent = _merged(parent_name, files, (*seen, name))
     merged = {**parent, **data}
     for key in ("scalars", "tables"):
         merged[key] = {**(parent.get(key) or {}), **(data.get(key) or {})}
     return merged
-
-
-def _error_lines(exc: ValidationError) -> list[str]:
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {message}" if loc else message)
-    return lines

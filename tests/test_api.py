@@ -101,10 +101,14 @@ async def test_site_detail_has_devices_with_latest_results(client: httpx.AsyncCl
     assert wan["last"]["loss_ratio"] == 0.0
 
 
-async def test_unknown_site_is_json_404(client: httpx.AsyncClient) -> None:
+async def test_unknown_site_is_a_404_problem(client: httpx.AsyncClient) -> None:
     resp = await client.get("/api/v1/sites/nowhere")
     assert resp.status_code == 404
-    assert resp.json() == {"error": "not_found", "detail": "no site with id 'nowhere'"}
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json() == {
+        "type": "urn:netmon:problem:not_found", "title": "Not found", "status": 404,
+        "detail": "no site with id 'nowhere'", "instance": "/api/v1/sites/nowhere", "error": "not_found",
+    }  # fmt: skip
     assert (await client.get("/api/v1/sites/nowhere/history")).status_code == 404
 
 
@@ -129,6 +133,7 @@ async def test_summary_by_district_and_type(client: httpx.AsyncClient) -> None:
 async def test_healthz_and_openapi(client: httpx.AsyncClient) -> None:
     health = (await client.get("/healthz")).json()
     assert health["status"] == "ok" and health["store"]["pending"] > 0
+    assert health["store"]["status"] == "ok" and health["store"]["last_error"] is None
     spec = (await client.get("/openapi.json")).json()
     assert "/api/v1/summary" in spec["paths"]
 
@@ -190,7 +195,9 @@ async def test_api_says_loading_until_history_is_refilled(client: httpx.AsyncCli
     monitor.ready = False
     resp = await client.get("/api/v1/sites")
     assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
-    assert resp.json()["error"] == "loading"
+    assert resp.headers["content-type"] == "application/problem+json"
+    body = resp.json()
+    assert (body["error"], body["status"], body["type"]) == ("loading", 503, "urn:netmon:problem:loading")
     assert (await client.get("/healthz")).json()["status"] == "loading"
     names = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
     assert "netmon_results_taken" in names and "netmon_device_up" not in names

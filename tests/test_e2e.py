@@ -150,5 +150,5 @@ def test_run_refuses_broken_inventory(tmp_path: Path) -> None:
     config.write_text("sites:\n  - {id: a, name: A, district: Ranchi, type: clinic}\n")
     proc = subprocess.run([sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port",
                            str(free_port())], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == 78  # EX_CONFIG: systemd does not restart it
     assert f"{config}:2: sites[0].type: Input should be" in proc.stderr

@@ -25,10 +25,12 @@ from pathlib import Path
 import pytest
 
 import probes  # noqa: F401  (registers every probe kind)
-from probes import icmp
+from probes import icmp_socket
 from probes.base import ProbeParams, Target, run_probe
 from probes.icmp import KIND as ICMP
 from probes.icmp import IcmpEngine, IcmpUnavailable, NameCache, loss_reason
+from probes.icmp_ratelimit import TokenBucket
+from probes.icmp_resolver import parse_literal
 
 IS_ROOT = os.geteuid() == 0
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
@@ -151,15 +153,17 @@ async def test_sequence_numbers_wrap(raw_engine: IcmpEngine) -> None:
 def test_incremental_checksum_matches_rfc1071() -> None:
     """The send path's checksum (constant words + sequence + serial, mod 0xFFFF) is valid."""
     ident, cookie = 0xBEEF, 0x0123456789ABCDEF
-    neg_base = -((icmp.ICMP_ECHO_REQUEST << 8) + ident + cookie)
-    packet = bytearray(icmp._ECHO.size + icmp.PAYLOAD_SIZE - 16)
+    neg_base = -((icmp_socket.ICMP_ECHO_REQUEST << 8) + ident + cookie)
+    packet = bytearray(icmp_socket.ECHO.size + icmp_socket.PAYLOAD_SIZE - 16)
     serials = [*range(1, 3000), 2**32 - 1, 2**48 + 7, 2**64 - 1]
     serials += [s for s in range(70_000, 200_000) if (neg_base - (s & 0xFFFF) - s) % 0xFFFF == 0]
     for serial in serials:
         seq = serial & 0xFFFF
         csum = (neg_base - seq - serial) % 0xFFFF
-        icmp._ECHO.pack_into(packet, 0, icmp.ICMP_ECHO_REQUEST, 0, csum, ident, seq, cookie, serial)
-        assert icmp._checksum(bytes(packet)) == 0, serial  # a valid packet sums to 0xFFFF
+        icmp_socket.ECHO.pack_into(
+            packet, 0, icmp_socket.ICMP_ECHO_REQUEST, 0, csum, ident, seq, cookie, serial
+        )
+        assert icmp_socket.checksum(bytes(packet)) == 0, serial  # a valid packet sums to 0xFFFF
 
 
 # -- kernel filtering ------------------------------------------------------------------------------
@@ -233,8 +237,8 @@ async def test_two_engines_do_not_see_each_others_replies(raw_engine: IcmpEngine
 
 
 def test_bpf_program_reads_the_ip_header_length_for_ipv4() -> None:
-    prog4 = icmp.bpf_program(AF4, 0x1234, 0xAABBCCDD_11223344)
-    prog6 = icmp.bpf_program(AF6, 0x1234, 0xAABBCCDD_11223344)
+    prog4 = icmp_socket.bpf_program(AF4, 0x1234, 0xAABBCCDD_11223344)
+    prog6 = icmp_socket.bpf_program(AF6, 0x1234, 0xAABBCCDD_11223344)
     assert prog4[0] == (0xB1, 0, 0, 0)  # ldxb 4*([0]&0xf)
     assert prog6[0] == (0x01, 0, 0, 0)  # ldx #0: IPv6 raw sockets get no IP header
     assert (0x15, 0, 7, 0) in prog4 and (0x15, 0, 7, 129) in prog6  # echo reply types
@@ -269,7 +273,7 @@ async def test_engine_opened_inside_a_running_loop_and_reused_across_bursts() ->
 
 def test_token_bucket_grants_at_its_rate() -> None:
     now = [100.0]
-    bucket = icmp._TokenBucket(rate=8.0, capacity=2.0, clock=lambda: now[0])
+    bucket = TokenBucket(rate=8.0, capacity=2.0, clock=lambda: now[0])
     assert bucket.take(5) == 2  # the initial burst capacity
     assert bucket.take(1) == 0 and bucket.wait() == 0.125
     now[0] += 0.5  # 4 tokens accrue, capped at 2
@@ -335,7 +339,7 @@ def test_loss_reason(sent: int, received: int, reason: str) -> None:
 
 
 def test_literals_are_parsed_without_a_lookup() -> None:
-    v4, v6 = icmp.parse_literal("127.0.0.1"), icmp.parse_literal("FD00:198:18:0::2")
+    v4, v6 = parse_literal("127.0.0.1"), parse_literal("FD00:198:18:0::2")
     assert v4 is not None and (v4.family, v4.ip, v4.sockaddr) == (
         AF4,
         "127.0.0.1",
@@ -343,10 +347,10 @@ def test_literals_are_parsed_without_a_lookup() -> None:
     )
     assert v6 is not None and (v6.family, v6.ip) == (AF6, "fd00:198:18::2")
     assert v6.sockaddr == ("fd00:198:18::2", 0, 0, 0)
-    lo = icmp.parse_literal("fe80::1%1")
+    lo = parse_literal("fe80::1%1")
     assert lo is not None and lo.sockaddr == ("fe80::1", 0, 0, 1)
     for name in ("localhost", "127.1", "01.2.3.4", "1.2.3.4%eth0", "", "::1%no-such-if0"):
-        assert icmp.parse_literal(name) is None, name
+        assert parse_literal(name) is None, name
 
 
 # -- names: the resolver seam (no DNS) ------------------------------------------------------------
@@ -457,7 +461,7 @@ async def test_missing_ipv6_socket_is_a_failed_result(
     def no_v6(family: int, kind: int) -> socket.socket:
         raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
 
-    monkeypatch.setattr(icmp, "_new_socket", no_v6)
+    monkeypatch.setattr(icmp_socket, "new_socket", no_v6)
     result = await raw_engine.burst("::1", 2, 0.0, 1.0)
     assert result.sent == 0 and "ICMPv6" in result.reason
     assert (await raw_engine.burst("127.0.0.1", 1, 0.0, 1.0)).received == 1
@@ -467,13 +471,13 @@ async def test_missing_ipv6_socket_is_a_failed_result(
 
 
 def _refuse(family: int, kind: int) -> None:
-    if kind == icmp.socket.SOCK_RAW:
+    if kind == socket.SOCK_RAW:
         raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
 
 def test_auto_mode_error_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(icmp, "_new_socket", _refuse)
+    monkeypatch.setattr(icmp_socket, "new_socket", _refuse)
     with pytest.raises(IcmpUnavailable) as caught:
         IcmpEngine.open("auto")
     message = str(caught.value)
@@ -483,7 +487,7 @@ def test_auto_mode_error_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_explicit_mode_error_names_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(icmp, "_new_socket", _refuse)
+    monkeypatch.setattr(icmp_socket, "new_socket", _refuse)
     with pytest.raises(IcmpUnavailable, match="CAP_NET_RAW"):
         IcmpEngine.open("raw")
     with pytest.raises(IcmpUnavailable, match="ping_group_range"):

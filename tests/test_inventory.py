@@ -84,7 +84,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_config_cli_rejects_with_file_line_field() -> None:
     bad = INVENTORIES / "invalid-role.yaml"
     proc = run_cli("check-config", str(INVENTORIES / "valid-small.yaml"), str(bad))
-    assert proc.returncode == 1
+    assert proc.returncode == 78  # EX_CONFIG
     assert "valid-small.yaml: OK (3 sites, 7 devices)" in proc.stdout
     assert f"{bad}:8: sites[0].devices[0].role: Input should be" in proc.stderr
 
@@ -94,7 +94,9 @@ def test_check_config_cli_accepts_example() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_snmp_secrets_come_from_env_or_file_and_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snmp_secrets_come_from_env_or_file_and_never_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NETMON_TEST_COMMUNITY", "s3cret-community")
     key = tmp_path / "auth.key"
     key.write_text("s3cret-auth-key\n")

@@ -1,0 +1,56 @@
+"""The FastAPI application: routers, problem handlers, OpenAPI, and /docs served offline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+from prometheus_client.registry import CollectorRegistry
+
+from netmon import __version__
+from netmon.api import problems
+from netmon.api.routes import health, history, metrics, results, sites, summary
+from netmon.monitor import Monitor
+
+DESCRIPTION = (
+    "Is the Wi-Fi of each public health facility fully functional — why not, since when.\n\n"
+    "Every error is an RFC 9457 problem (`application/problem+json`) with a short `error` code."
+)
+# FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
+_REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
+    """The API over a running monitor, with /metrics from ``registry``."""
+    # Swagger UI and ReDoc from the assets fastapi-offline bundles: nothing loads from a CDN.
+    app = FastAPIOffline(
+        title="netmon", version=__version__, description=DESCRIPTION,
+        static_url="/docs/static", swagger_ui_parameters={"validatorUrl": None},
+    )  # fmt: skip
+    app.state.monitor = monitor
+    app.state.registry = registry
+    for module in (sites, history, results, summary, health, metrics):
+        app.include_router(module.router)
+    problems.install(app)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document, with the problem schemas the routes' responses name."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                              routes=app.routes)  # fmt: skip
+            found = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name in _REPLACED_SCHEMAS:
+                found.pop(name, None)
+            found.update(problems.schemas())
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return openapi

@@ -1,0 +1,68 @@
+"""Route dependencies as ``Annotated`` aliases: the monitor (ready or not), the metrics
+registry, and the site/device a path names (404 problem when unknown)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from prometheus_client.registry import CollectorRegistry
+
+from netmon.api.problems import Loading, NotFound
+from netmon.inventory import Device, Site
+from netmon.monitor import Monitor, SiteStatus
+
+
+def get_any_monitor(request: Request) -> Monitor:
+    """The monitor, also while it is loading (for /healthz)."""
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
+def get_monitor(monitor: Annotated[Monitor, Depends(get_any_monitor)]) -> Monitor:
+    """The monitor once its windows are refilled; 503 ``loading`` before."""
+    if not monitor.ready:
+        raise Loading()
+    return monitor
+
+
+def get_registry(request: Request) -> CollectorRegistry:
+    registry: CollectorRegistry = request.app.state.registry
+    return registry
+
+
+AnyMonitorDep = Annotated[Monitor, Depends(get_any_monitor)]
+MonitorDep = Annotated[Monitor, Depends(get_monitor)]
+RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
+SiteId = Annotated[str, Path(description="the site's id in the inventory")]
+DeviceName = Annotated[str, Path(description="the device's name at its site")]
+
+
+def get_site(site_id: SiteId, monitor: MonitorDep) -> Site:
+    site = monitor.inventory.site(site_id)
+    if site is None:
+        raise NotFound(f"no site with id {site_id!r}")
+    return site
+
+
+def get_site_status(site_id: SiteId, monitor: MonitorDep) -> SiteStatus:
+    """A site with its current verdict (a site not evaluated yet is not found)."""
+    st = monitor.status.get(site_id)
+    if st is None:
+        raise NotFound(f"no site with id {site_id!r}")
+    return st
+
+
+SiteDep = Annotated[Site, Depends(get_site)]
+SiteStatusDep = Annotated[SiteStatus, Depends(get_site_status)]
+
+
+def get_device(site_id: SiteId, device: DeviceName, monitor: MonitorDep) -> tuple[Site, Device]:
+    site = monitor.inventory.site(site_id)
+    dev = site.device(device) if site is not None else None
+    if site is None or dev is None:
+        raise NotFound(f"no device {device!r} at site {site_id!r}")
+    return site, dev
+
+
+DeviceDep = Annotated[tuple[Site, Device], Depends(get_device)]

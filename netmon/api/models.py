@@ -1,0 +1,196 @@
+"""The API's response models, one family per resource (requests are validated by FastAPI
+from the route signatures; errors are :mod:`netmon.api.problems`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal, overload
+
+from pydantic import BaseModel
+
+from netmon.inventory import FacilityType, Role
+from netmon.verdict import Verdict
+
+
+@overload
+def iso(ts: float) -> datetime: ...
+@overload
+def iso(ts: None) -> None: ...
+@overload
+def iso(ts: float | None) -> datetime | None: ...
+def iso(ts: float | None) -> datetime | None:
+    """Unix seconds as an aware UTC datetime (ISO 8601 in JSON)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class ReasonPublic(BaseModel):
+    criterion: str
+    message: str
+    device: str | None = None
+    measured: float | None = None
+    threshold: float | None = None
+
+
+# --- sites ---------------------------------------------------------------------------------
+class SitePublic(BaseModel):
+    id: str
+    name: str
+    district: str
+    type: FacilityType
+    hfr_id: str | None
+    verdict: Verdict
+    reasons: list[ReasonPublic]
+    since: datetime | None
+    evaluated_at: datetime | None
+    devices: int
+    maintenance: str | None = None  # the reason, while announced maintenance is on
+
+
+class SitesPublic(BaseModel):
+    data: list[SitePublic]
+    count: int
+
+
+class LastResultPublic(BaseModel):
+    at: datetime
+    ok: bool
+    sent: int
+    received: int
+    loss_ratio: float
+    rtt_min_seconds: float | None
+    rtt_avg_seconds: float | None
+    rtt_max_seconds: float | None
+    jitter_seconds: float | None
+    reason: str
+
+
+class WindowPublic(BaseModel):
+    probes: int
+    availability_ratio: float | None
+    loss_ratio: float | None
+    rtt_p95_seconds: float | None
+    longest_outage_seconds: float
+    down_since: datetime | None
+
+
+class InterfacePublic(BaseModel):
+    index: int
+    name: str | None
+    oper_up: bool | None
+    admin_up: bool | None
+    in_bps: float | None
+    out_bps: float | None
+    in_errors: int | None
+    out_errors: int | None
+    flaps: int
+
+
+class SnmpPublic(BaseModel):
+    answered: bool | None
+    polled_at: datetime | None
+    uptime_seconds: float | None
+    reboots_in_window: list[datetime]
+    uplinks_down: list[str]
+    interfaces: list[InterfacePublic]
+    aps_total: int | None
+    aps_up: int | None
+
+
+class DevicePublic(BaseModel):
+    name: str
+    role: Role
+    address: str | None
+    parent: str | None
+    state: str  # up | down | unreachable_parent | unknown
+    last: LastResultPublic | None
+    window: WindowPublic | None
+    snmp: SnmpPublic | None = None
+    clients: int | None = None  # associated clients, for APs a controller reports
+
+
+class ControllerApPublic(BaseModel):
+    controller: str
+    name: str | None
+    mac: str | None
+    up: bool | None
+    clients: int | None
+
+
+class SiteDetail(SitePublic):
+    window_seconds: float
+    device_list: list[DevicePublic]
+    clients: int | None  # associated clients over the site's controllers
+    unknown_aps: list[ControllerApPublic]  # reported by a controller, missing from the inventory
+
+
+# --- history -------------------------------------------------------------------------------
+class VerdictChangePublic(BaseModel):
+    verdict: Verdict
+    since: datetime
+    reasons: list[ReasonPublic]
+
+
+class HistoryPublic(BaseModel):
+    data: list[VerdictChangePublic]
+    count: int
+
+
+# --- results -------------------------------------------------------------------------------
+class ResultPublic(BaseModel):
+    at: datetime
+    kind: str
+    ok: bool
+    sent: int
+    received: int
+    rtt_min_seconds: float | None
+    rtt_avg_seconds: float | None
+    rtt_max_seconds: float | None
+    jitter_seconds: float | None
+    reason: str
+
+
+class ResultsPublic(BaseModel):
+    data: list[ResultPublic]
+    count: int
+
+
+# --- summary -------------------------------------------------------------------------------
+class GroupSummary(BaseModel):
+    key: str
+    sites: int
+    fully_functional: int
+    percent_fully_functional: float
+    by_verdict: dict[str, int]
+
+
+class SummaryPublic(BaseModel):
+    sites: int
+    fully_functional: int
+    percent_fully_functional: float
+    by_verdict: dict[str, int]
+    by_district: list[GroupSummary]
+    by_type: list[GroupSummary]
+    evaluated_at: datetime | None
+
+
+# --- health --------------------------------------------------------------------------------
+class StoreHealth(BaseModel):
+    status: Literal["ok", "degraded"]  # degraded: the store's last read or write failed
+    pending: int  # rows queued in memory, not yet written
+    written: int
+    errors: int  # failed writes
+    read_errors: int
+    dropped: int  # rows dropped because the backlog was full
+    last_error: str | None  # the last failure (kept after recovery), driver's message
+    last_error_at: datetime | None
+
+
+HealthStatus = Literal["ok", "loading", "degraded"]
+
+
+class HealthPublic(BaseModel):
+    status: HealthStatus
+    version: str
+    sites: int
+    store: StoreHealth
+    icmp_mode: str | None

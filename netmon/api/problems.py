@@ -1,0 +1,195 @@
+"""Every API error as an RFC 9457 problem: ``application/problem+json``.
+
+    {"type": "urn:netmon:problem:not_found", "title": "Not found", "status": 404,
+     "detail": "no site with id 'x'", "instance": "/api/v1/sites/x", "error": "not_found"}
+
+``type`` names the problem (an identifier, not a link: netmon runs on closed networks);
+``error`` repeats its short code for clients written against the old ``{"error": ...}`` body.
+A 422 adds ``errors``: one ``{field, message}`` per invalid request parameter.
+
+    code                status  raised by
+    not_found           404     an unknown site, device or URL
+    method_not_allowed  405     a method the URL does not serve (``Allow`` says which do)
+    invalid_request     422     request validation (query or path parameters)
+    loading             503     the monitor is refilling its windows (``Retry-After: 5``)
+    store_unavailable   503     the database cannot be read (netmon.errors.StoreError)
+    internal_error      500     a bug: the body says nothing more, the log has the traceback
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from netmon.errors import NetmonError, StoreError
+
+log = logging.getLogger("netmon.api")
+MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:netmon:problem:"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail, with netmon's short ``error`` code."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    error: str
+
+
+class FieldProblem(BaseModel):
+    field: str  # where the bad value was: "query.limit", "path.site_id"
+    message: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldProblem]
+
+
+class ProblemResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+class ApiProblem(NetmonError):
+    """An error the API answers as a problem (raised by routes and dependencies)."""
+
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+    headers: Mapping[str, str] = {}
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ApiProblem):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Loading(ApiProblem):
+    """The monitor is still refilling its windows from the store (start-up)."""
+
+    status = 503
+    code = "loading"
+    title = "Still loading"
+    headers = {"Retry-After": "5"}
+
+    def __init__(self) -> None:
+        super().__init__(
+            "netmon is refilling its verdict windows from the store; try again shortly"
+        )
+
+
+def problem(status: int, code: str, title: str, detail: str, request: Request) -> Problem:
+    return Problem(type=TYPE_PREFIX + code, title=title, status=status, detail=detail,
+                   instance=request.url.path, error=code)  # fmt: skip
+
+
+def _from_http(exc: HTTPException, request: Request) -> Problem:
+    if exc.status_code == 404:
+        return problem(404, "not_found", "Not found", f"no resource at {request.url.path}", request)
+    phrase = HTTPStatus(exc.status_code).phrase.capitalize()  # "Method not allowed"
+    code = phrase.lower().replace(" ", "_")
+    detail = (
+        f"{request.method} is not served at {request.url.path}"
+        if exc.status_code == 405
+        else phrase
+    )
+    return problem(exc.status_code, code, phrase, detail, request)
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def _from_validation(exc: RequestValidationError, request: Request) -> ValidationProblem:
+    fields = [FieldProblem(field=_field(e.get("loc", ())), message=str(e.get("msg", "invalid")))
+              for e in exc.errors()]  # fmt: skip
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields)
+    base = problem(422, "invalid_request", "Invalid request", summary, request)
+    return ValidationProblem(**base.model_dump(), errors=fields)
+
+
+def _from_store(exc: StoreError, request: Request) -> Problem:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    detail = "the result store cannot be read just now; the verdicts in memory are still served"
+    return problem(503, "store_unavailable", "Store unavailable", detail, request)
+
+
+def to_problem(exc: Exception, request: Request) -> Problem:
+    """The problem that answers ``exc``; anything unforeseen is a bare 500."""
+    match exc:
+        case ApiProblem():
+            return problem(exc.status, exc.code, exc.title, exc.detail, request)
+        case RequestValidationError():
+            return _from_validation(exc, request)
+        case HTTPException():
+            return _from_http(exc, request)
+        case StoreError():
+            return _from_store(exc, request)
+    detail = "netmon could not answer this request; its log says why"
+    return problem(500, "internal_error", "Internal error", detail, request)
+
+
+def _headers(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, ApiProblem):
+        return dict(exc.headers)
+    if isinstance(exc, HTTPException) and exc.headers:
+        return dict(exc.headers)  # e.g. Allow on a 405
+    return {}
+
+
+async def handle(request: Request, exc: Exception) -> ProblemResponse:
+    """The one exception handler: every error leaves as a problem."""
+    body = to_problem(exc, request)
+    return ProblemResponse(body.model_dump(), status_code=body.status, headers=_headers(exc))
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error with a problem (a 500 is also logged, with its traceback, by the server)."""
+    for kind in (ApiProblem, RequestValidationError, HTTPException, StoreError, Exception):
+        app.add_exception_handler(kind, handle)
+
+
+_DESCRIPTIONS = {
+    404: "Unknown site or device (`not_found`)",
+    422: "Invalid query or path parameter (`invalid_request`); `errors` lists each",
+    500: "A bug (`internal_error`): no details in the body",
+    503: "Still loading (`loading`, with `Retry-After`) or the store is down (`store_unavailable`)",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route's problems (schemas added by :func:`schemas`)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        model = ValidationProblem if status == 422 else Problem
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        out[status] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {MEDIA_TYPE: {"schema": ref}},
+        }
+    return out
+
+
+def schemas() -> dict[str, Any]:
+    """The problem models as OpenAPI component schemas."""
+    out: dict[str, Any] = {}
+    for model in (Problem, ValidationProblem):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out

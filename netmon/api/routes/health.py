@@ -1,0 +1,34 @@
+"""GET /healthz: liveness, loading, and the store's health (it answers while loading too)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from netmon import __version__
+from netmon.api import problems
+from netmon.api.deps import AnyMonitorDep
+from netmon.api.models import HealthPublic, HealthStatus, StoreHealth, iso
+from netmon.store import Store
+from probes.icmp import KIND as ICMP
+
+router = APIRouter(tags=["health"])
+
+
+def store_health(store: Store) -> StoreHealth:
+    return StoreHealth(
+        status="degraded" if store.failing else "ok", pending=len(store.pending),
+        written=store.written, errors=store.errors, read_errors=store.read_errors,
+        dropped=store.dropped, last_error=store.last_error, last_error_at=iso(store.last_error_at),
+    )  # fmt: skip
+
+
+@router.get("/healthz", response_model=HealthPublic, responses=problems.responses(500))
+async def healthz(monitor: AnyMonitorDep) -> HealthPublic:
+    """``loading`` until the windows are refilled; ``degraded`` while the store's last read or
+    write failed (netmon keeps probing and judging, and queues results in memory)."""
+    store = store_health(monitor.store)
+    status: HealthStatus = "loading" if not monitor.ready else store.status
+    return HealthPublic(
+        status=status, version=__version__, sites=len(monitor.inventory.sites), store=store,
+        icmp_mode=getattr(monitor.engines.get(ICMP), "mode", None),
+    )  # fmt: skip

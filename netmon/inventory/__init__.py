@@ -1,0 +1,69 @@
+"""The inventory: which sites exist, what gear each has, how to probe it and judge it.
+
+Loaded from YAML and validated strictly: unknown keys are errors, and every problem is reported
+with the file, the line and the field (``file.yaml:12: sites[3].devices[0].role: ...``). All
+problems in a file are collected, not just the first.
+
+    models    the pydantic models (Site, Device, Policy, ...)
+    loader    the YAML line-mapping loader (parse once, locate every problem)
+    checks    cross checks (duplicates, parents, districts, timing, each probe kind's)
+
+The SNMP settings models live with the SNMP probe kind (``probes.snmp_settings``).
+"""
+
+from netmon.inventory.checks import cross_checks
+from netmon.inventory.loader import load_inventory, parse_inventory
+from netmon.inventory.models import (
+    JHARKHAND_DISTRICTS,
+    Defaults,
+    Device,
+    FacilityType,
+    Inventory,
+    Maintenance,
+    Policy,
+    PolicyOverride,
+    ProbeKind,
+    ProbeSettings,
+    Ratio,
+    Role,
+    Site,
+    SiteInfo,
+    Slug,
+)
+from netmon.schema import Seconds
+from probes.snmp_settings import (
+    DeviceSnmp,
+    Secret,
+    SecretRef,
+    SnmpConfig,
+    SnmpCredentials,
+    SnmpDefaults,
+)
+
+__all__ = [
+    "JHARKHAND_DISTRICTS",
+    "Defaults",
+    "Device",
+    "DeviceSnmp",
+    "FacilityType",
+    "Inventory",
+    "Maintenance",
+    "Policy",
+    "PolicyOverride",
+    "ProbeKind",
+    "ProbeSettings",
+    "Ratio",
+    "Role",
+    "Seconds",
+    "Secret",
+    "SecretRef",
+    "Site",
+    "SiteInfo",
+    "Slug",
+    "SnmpConfig",
+    "SnmpCredentials",
+    "SnmpDefaults",
+    "cross_checks",
+    "load_inventory",
+    "parse_inventory",
+]

@@ -1,0 +1,221 @@
+"""The inventory's models: which sites exist, what gear each has, how to probe it and judge it.
+
+Validation is strict: unknown keys are errors. Checks that need more than one value at a time
+across sites (duplicates, parents, districts) are in :mod:`netmon.inventory.checks`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from netmon.schema import Seconds, Strict
+from probes.snmp_settings import DeviceSnmp, SnmpConfig
+
+JHARKHAND_DISTRICTS = (
+    "Bokaro", "Chatra", "Deoghar", "Dhanbad", "Dumka", "East Singhbhum", "Garhwa", "Giridih",
+    "Godda", "Gumla", "Hazaribagh", "Jamtara", "Khunti", "Koderma", "Latehar", "Lohardaga",
+    "Pakur", "Palamu", "Ramgarh", "Ranchi", "Sahebganj", "Seraikela Kharsawan", "Simdega",
+    "West Singhbhum",
+)  # fmt: skip
+
+Role = Literal["wan", "router", "switch", "ap", "controller"]
+FacilityType = Literal["medical_college", "district_hospital", "chc", "phc", "other"]
+ProbeKind = Literal["icmp", "snmp"]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+
+
+class ProbeSettings(Strict):
+    """How often and how hard to probe; any field left out is inherited."""
+
+    interval: Seconds | None = None
+    count: Annotated[int, Field(ge=1, le=100)] | None = None
+    timeout: Seconds | None = None
+    spacing: Seconds | None = None
+
+
+class Defaults(Strict):
+    interval: Seconds = 60.0
+    count: Annotated[int, Field(ge=1, le=100)] = 5
+    timeout: Seconds = 1.0
+    spacing: Seconds = 1.0
+
+
+class Policy(Strict):
+    """Defaults anchored in TRAI QoS and leased-line SLAs (../shared/domain.md)."""
+
+    window: Seconds = 86400.0
+    min_probes: Annotated[int, Field(ge=1)] = 1
+    uplink_availability: Ratio = 0.99
+    uplink_max_loss: Ratio = 0.01
+    ap_max_loss: Ratio = 0.02
+    rtt_p95_max: Seconds = 0.120
+    ap_min_up_ratio: Ratio = 0.90
+    small_site_aps: Annotated[int, Field(ge=0)] = 5
+    small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
+    max_outage: Seconds = 4 * 3600.0
+    max_reboots: Annotated[int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
+    max_outages: Annotated[int, Field(ge=0)] = (
+        2  # per non-uplink device in the window: more is flapping
+    )
+
+    def merged(self, override: PolicyOverride | None) -> Policy:
+        if override is None:
+            return self
+        return self.model_copy(update=set_fields(override))
+
+
+def optional_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s fields, each optional (default None) with the same type and constraints."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        if info.metadata:
+            annotation = Annotated[(annotation, *info.metadata)]
+        out[name] = (annotation | None, None)
+    return out
+
+
+if TYPE_CHECKING:
+
+    class PolicyOverride(Policy):
+        """For type checkers: every field of :class:`Policy` (at run time, each optional)."""
+
+else:
+    PolicyOverride = create_model(
+        "PolicyOverride",
+        __base__=Strict,
+        __doc__="Verdict thresholds (see README); any field left out is inherited from Policy.",
+        __module__=__name__,
+        **optional_fields(Policy),
+    )
+
+
+class Device(Strict):
+    name: Slug
+    role: Role
+    address: str | None = None
+    parent: str | None = None
+    mac: str | None = None  # how a wireless controller names this AP, if not by name
+    probes: list[ProbeKind] | None = None  # default: icmp, plus snmp when `snmp` is given
+    snmp: DeviceSnmp | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        if self.probes is not None:
+            return list(self.probes)
+        return ["icmp", "snmp"] if self.snmp else ["icmp"]
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        digits = re.sub(r"[\s:.\-]", "", value or "").lower()
+        if value is not None and not re.fullmatch(r"[0-9a-f]{12}", digits):
+            raise ValueError(f"not a MAC address: {value!r}")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value) or value.replace(".", "").isdigit():
+                raise ValueError(f"not an IP address or host name: {value!r}") from None
+        return value
+
+
+class Maintenance(Strict):
+    """Announced maintenance: results inside it are stored but left out of the verdict."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Maintenance:
+        if self.end <= self.start:
+            raise ValueError("maintenance must end after it starts")
+        return self
+
+    def covers(self, ts: float) -> bool:
+        return self.start.timestamp() <= ts < self.end.timestamp()
+
+
+class SiteInfo(Strict):
+    """What identifies a facility and how it is probed and judged (shared with the lab)."""
+
+    id: Slug
+    name: Annotated[str, Field(min_length=1)]
+    district: Annotated[str, Field(min_length=1)]
+    type: FacilityType
+    hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
+    probe: ProbeSettings | None = None
+    policy: PolicyOverride | None = None
+
+
+class Site(SiteInfo):
+    maintenance: list[Maintenance] = []
+    devices: list[Device] = []
+
+    _by_name: dict[str, Device] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        self._by_name = {d.name: d for d in reversed(self.devices)}  # first one wins
+
+    def device(self, name: str) -> Device | None:
+        return self._by_name.get(name)
+
+    def in_maintenance(self, ts: float) -> Maintenance | None:
+        return next((m for m in self.maintenance if m.covers(ts)), None)
+
+
+class Inventory(Strict):
+    state: str = "Jharkhand"
+    defaults: Defaults = Defaults()
+    policy: Policy = Policy()
+    snmp: SnmpConfig = SnmpConfig()
+    sites: list[Site] = []
+
+    _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)
+    _policies: dict[str, Policy] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        self._by_id = {s.id: s for s in reversed(self.sites)}  # first one wins
+        self._policies = {s.id: self.policy.merged(s.policy) for s in self.sites}
+
+    def site(self, site_id: str) -> Site | None:
+        return self._by_id.get(site_id)
+
+    def probe_settings(self, site: Site) -> Defaults:
+        if site.probe is None:
+            return self.defaults
+        return self.defaults.model_copy(update=set_fields(site.probe))
+
+    def policy_for(self, site: Site) -> Policy:
+        cached = self._policies.get(site.id)
+        return (
+            cached
+            if cached is not None and self._by_id.get(site.id) is site
+            else self.policy.merged(site.policy)
+        )
+
+
+def set_fields(model: BaseModel) -> dict[str, Any]:
+    """The fields given a value (raw, not serialised: durations stay seconds)."""
+    return {k: v for k in type(model).model_fields if (v := getattr(model, k)) is not None}
