@@ -42,7 +42,7 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -240,9 +240,10 @@ class ProbeKind(ABC, Generic[E, P]):
         return None
 
     def checks(
-        self, inventory: Inventory, site: Site, device: Device, loc: Loc
+        self, inventory: Inventory, device: Device, loc: Loc, profiles: Collection[str]
     ) -> Iterator[tuple[Loc, str]]:
-        """Inventory cross checks for one device that has this kind: (where, message)."""
+        """Cross checks of one device (``loc``: where it is in the file) against the whole
+        inventory: (where, message). ``profiles``: the probe profile names loaded (SNMP)."""
         return iter(())
 
     def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:

@@ -64,7 +64,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,9 +95,11 @@ from probes.snmp_findings import AccessPoint, Interface, SnmpFindings
 from probes.snmp_profiles import DEFAULT_DIR, Profile, ProfileError, load_profiles
 from probes.snmp_settings import (
     DeviceSnmp,
+    SnmpConfig,
     SnmpCredentials,
     SnmpLimits,
     check_poll,
+    device_checks,
     poll_values,
 )
 from probes.snmp_view import SnmpEvidence, controller_view, controllers_correct
@@ -461,6 +463,8 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
 
     name = "snmp"
     reachability = 1  # an agent that answers says the device is up, when nothing pings it
+    device_settings = DeviceSnmp  # a device's `snmp:` key (credentials, profile, uplinks)
+    config = SnmpConfig  # the inventory's `snmp:` section (credentials, defaults)
     findings = SnmpFindings
 
     def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
@@ -494,10 +498,11 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
         return view
 
     def checks(
-        self, inventory: Inventory, site: Site, device: Device, loc: Loc
+        self, inventory: Inventory, device: Device, loc: Loc, profiles: Collection[str]
     ) -> Iterator[tuple[Loc, str]]:
-        if device.snmp is None:
-            yield loc + ("snmp",), "probes include snmp but the device has no snmp settings"
+        """The device's credentials and profile exist (and it has `snmp:` when probed so)."""
+        for where, message in device_checks(device.snmp, device.kinds, inventory.snmp, profiles):
+            yield loc + where, message
 
     def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
         from probes.snmp_metrics import snmp_metrics
