@@ -116,12 +116,28 @@ class NetmonCollector(Collector):
 
     def _site_metrics(self, views: dict[str, SiteView]) -> Iterator[Metric]:
         m = self.monitor
-        verdict = _g("netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"])
+        verdict = _g(
+            "netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"]
+        )
         ff = _g("netmon_site_fully_functional", "1 if the site is fully functional", SITE_LABELS)
-        since = _g("netmon_site_verdict_since_timestamp_seconds", "When the current verdict began", SITE_LABELS)
-        devices = _g("netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"])
-        reasons = _g("netmon_site_reasons", "Reasons the site is not fully functional, by criterion", SITE_LABELS + ["criterion"])
-        policy = _g("netmon_site_policy_threshold", "The site's effective verdict thresholds (ratios, seconds)", SITE_LABELS + ["threshold"])
+        since = _g(
+            "netmon_site_verdict_since_timestamp_seconds",
+            "When the current verdict began",
+            SITE_LABELS,
+        )
+        devices = _g(
+            "netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"]
+        )
+        reasons = _g(
+            "netmon_site_reasons",
+            "Reasons the site is not fully functional, by criterion",
+            SITE_LABELS + ["criterion"],
+        )
+        policy = _g(
+            "netmon_site_policy_threshold",
+            "The site's effective verdict thresholds (ratios, seconds)",
+            SITE_LABELS + ["threshold"],
+        )
         for site_id, st in m.status.items():
             site = st.site
             labels = [site_id, site.district, site.type]
@@ -142,16 +158,36 @@ class NetmonCollector(Collector):
     def _self_metrics(self) -> Iterator[Metric]:
         m = self.monitor
         store = m.store
-        yield _single(_g("netmon_probe_cycle_lag_seconds", "How late probes start against their schedule"), m.scheduler.lag)
-        yield _counter("netmon_probe_overruns", "Probes still running when due again", m.scheduler.overruns)
+        yield _single(
+            _g("netmon_probe_cycle_lag_seconds", "How late probes start against their schedule"),
+            m.scheduler.lag,
+        )
+        yield _counter(
+            "netmon_probe_overruns", "Probes still running when due again", m.scheduler.overruns
+        )
         yield _counter("netmon_probes_started", "Probes started", m.scheduler.started)
         yield _counter("netmon_results_taken", "Probe results taken", m.results_taken)
         yield _counter("netmon_results_written", "Rows written to the store", store.written)
         yield _counter("netmon_store_errors", "Failed store writes", store.errors)
-        yield _counter("netmon_store_dropped_results", "Rows dropped because the store backlog was full", store.dropped)
-        yield _single(_g("netmon_store_pending_results", "Rows waiting to be written"), len(store.pending))
-        yield _single(_g("netmon_store_pending_capacity", "Backlog size beyond which the oldest rows are dropped"), store.max_pending)
-        yield _single(_g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"), m.last_evaluation)
+        yield _counter(
+            "netmon_store_dropped_results",
+            "Rows dropped because the store backlog was full",
+            store.dropped,
+        )
+        yield _single(
+            _g("netmon_store_pending_results", "Rows waiting to be written"), len(store.pending)
+        )
+        yield _single(
+            _g(
+                "netmon_store_pending_capacity",
+                "Backlog size beyond which the oldest rows are dropped",
+            ),
+            store.max_pending,
+        )
+        yield _single(
+            _g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"),
+            m.last_evaluation,
+        )
         yield _single(_g("netmon_sites", "Sites in the inventory"), len(m.inventory.sites))
         devices = sum(len(site.devices) for site in m.inventory.sites)
         yield _single(_g("netmon_devices", "Devices in the inventory"), devices)
@@ -169,7 +205,9 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=float(value))
 
 
-def _device_states(site: Site, summaries: Mapping[str, DeviceSummary]) -> dict[tuple[str, str], int]:
+def _device_states(
+    site: Site, summaries: Mapping[str, DeviceSummary]
+) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
     for dev in site.devices:
         key = (dev.role, device_state(site, dev, summaries))

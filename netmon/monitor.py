@@ -30,7 +30,6 @@ from netmon.verdict import Judgement, Verdict, judge
 from netmon.window import DeviceSummary
 from probes import KINDS, Engines, Evidence, ProbeKind, ProbeResult, Target, run_probe
 from probes.base import Params, by_reachability
-from probes.snmp_view import NAME as SNMP  # until judge takes facts by kind (verdict-rules)
 
 log = logging.getLogger("netmon.monitor")
 
@@ -228,13 +227,14 @@ class Monitor:
         for site in self.inventory.sites:
             policy = self.inventory.policy_for(site)
             view = self.view(site, now)
-            facts = self.facts(site, view, now)
-            j = judge(site, policy, view.summaries, facts.get(SNMP, {}))  # type: ignore[arg-type]
+            j = judge(site, policy, view.summaries, self.facts(site, view, now))
             prev = self.status.get(site.id)
             since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
             self.status[site.id] = SiteStatus(site, j, since, now)
             if prev is None or prev.verdict != j.verdict:
-                change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons])
+                change = VerdictChange(
+                    site.id, j.verdict.value, since, [asdict(r) for r in j.reasons]
+                )
                 self.store.add_verdict_change(change)
                 changes.append(change)
                 if prev is not None:
@@ -247,7 +247,9 @@ class Monitor:
         if self.spill_dir is not None and self.spill_dir.is_dir():
             spilled = self.store.load_spills(self.spill_dir)
             if spilled:
-                log.warning("queued %d rows saved by an earlier run that could not write them", spilled)
+                log.warning(
+                    "queued %d rows saved by an earlier run that could not write them", spilled
+                )
         loaded = await asyncio.to_thread(self.load_history)
         log.info("refilled windows with %d stored results", loaded)
         self.evaluate()
@@ -280,7 +282,9 @@ class Monitor:
             log.error("pruning old results failed: %s", exc)
             return 0
         if n:
-            log.info("pruned %d results older than the %.0f-day retention", n, self.retention / 86400)
+            log.info(
+                "pruned %d results older than the %.0f-day retention", n, self.retention / 86400
+            )
         return n
 
     async def _evaluate(self) -> None:

@@ -468,7 +468,9 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
     findings = SnmpFindings
 
     def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
-        return JobSpec(inventory.snmp.defaults.interval, SnmpParams(snmp_settings(inventory, device)))
+        return JobSpec(
+            inventory.snmp.defaults.interval, SnmpParams(snmp_settings(inventory, device))
+        )
 
     def open(self, config: ValidatedConfig) -> SnmpPoller:
         return SnmpPoller(config.snmp_profiles)  # bundled and site profiles, validated
@@ -477,7 +479,9 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
         if engine is not None:
             engine.profiles = dict(config.snmp_profiles)
 
-    async def probe(self, engine: SnmpPoller | None, target: Target, params: SnmpParams) -> ProbeResult:
+    async def probe(
+        self, engine: SnmpPoller | None, target: Target, params: SnmpParams
+    ) -> ProbeResult:
         """Poll ``target``; the poll's budget keeps a margin inside the runner's deadline."""
         if engine is None:
             return _failed(time.time(), "no SNMP poller")
@@ -487,7 +491,11 @@ class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
         return SnmpEvidence(window)
 
     def site_view(
-        self, site: Site, evidence: Mapping[str, Evidence], seen: dict[str, DeviceSummary], now: float
+        self,
+        site: Site,
+        evidence: Mapping[str, Evidence],
+        seen: dict[str, DeviceSummary],
+        now: float,
     ) -> object | None:
         """What the site's controllers report about its APs; corrects the APs' reachability."""
         snmp = {name: ev for name, ev in evidence.items() if isinstance(ev, SnmpEvidence)}

@@ -43,7 +43,9 @@ def site_detail(monitor: Monitor, st: SiteStatus) -> SiteDetail:
     sv = monitor.view(site, now)
     devices = [device_public(site, dev, sv, now) for dev in site.devices]
     controllers = controllers_of(sv.views)
-    unknown = [ControllerApPublic(controller=u.controller, **asdict(u.ap)) for u in controllers.unknown_aps]
+    unknown = [
+        ControllerApPublic(controller=u.controller, **asdict(u.ap)) for u in controllers.unknown_aps
+    ]
     clients = None
     if controllers.up or unknown:  # some controller reported its APs
         clients = sum(controllers.clients.values()) + sum(ap.clients or 0 for ap in unknown)
