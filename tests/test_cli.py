@@ -21,6 +21,7 @@ from netmon.config import EX_CONFIG, validate
 from netmon.errors import ConfigError
 from netmon.inventory import Inventory
 from netmon.settings import Settings
+from probes.base import Engines
 from probes.snmp import SnmpPoller
 from probes.snmp_profiles import DEFAULT_DIR
 
@@ -204,8 +205,9 @@ class _Monitor:
 
     ready = True
 
-    def __init__(self) -> None:
+    def __init__(self, engines: Engines) -> None:
         self.inventories: list[Inventory] = []
+        self.engines = engines
 
     def reload(self, inventory: Inventory) -> None:
         self.inventories.append(inventory)
@@ -223,8 +225,9 @@ async def test_reload_validates_off_the_loop_and_keeps_the_old_inventory_on_erro
         return validate(settings)
 
     monkeypatch.setattr(cli, "validate", validating)
-    monitor, poller = _Monitor(), SnmpPoller({})
-    reloader = cli._Reloader(monitor, Settings.from_env({"NETMON_CONFIG": str(path)}), poller)  # type: ignore[arg-type]
+    poller = SnmpPoller({})
+    monitor = _Monitor(Engines({"snmp": poller}))  # the real poller behind the kinds' engines
+    reloader = cli._Reloader(monitor, Settings.from_env({"NETMON_CONFIG": str(path)}))  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, logger="netmon"):
         assert await reloader.reload() is None
     assert monitor.inventories == []

@@ -30,7 +30,7 @@ from netmon.verdict import (
 )
 from netmon.verdict.rules import RULES
 from netmon.window import DeviceSummary, DeviceWindow, bin_upper, rtt_bin
-from probes.base import ProbeContext, ProbeResult
+from probes.base import Engines, ProbeResult
 from tests.conftest import FakeClock
 
 NOW = 1_800_000_000.0
@@ -177,7 +177,7 @@ def test_verdict_from_stored_results(case: Case, tmp_path: Path) -> None:
     store.migrate()
     fill(store, case)
     monitor = Monitor(
-        inventory(case.n_aps, case.policy, case.devices), store, ProbeContext(), FakeClock(NOW)
+        inventory(case.n_aps, case.policy, case.devices), store, Engines(), FakeClock(NOW)
     )
     monitor.load_history()
     monitor.evaluate()
@@ -190,7 +190,7 @@ def test_uplink_down_is_one_reason_naming_what_is_behind(tmp_path: Path) -> None
     store = Store(f"sqlite:///{tmp_path / 'v.db'}")
     store.migrate()
     fill(store, next(c for c in CASES if c.name.startswith("uplink down")))
-    monitor = Monitor(inventory(), store, ProbeContext(), FakeClock(NOW))
+    monitor = Monitor(inventory(), store, Engines(), FakeClock(NOW))
     monitor.load_history()
     monitor.evaluate()
     (reason,) = monitor.status["dh-test"].judgement.reasons
@@ -206,13 +206,13 @@ def test_since_survives_restart_and_changes_on_new_verdict(tmp_path: Path) -> No
     store = Store(url)
     store.migrate()
     inv = inventory(n_aps=2)
-    m = Monitor(inv, store, ProbeContext(), clock)
+    m = Monitor(inv, store, Engines(), clock)
     for dev in inv.sites[0].devices:
         m.record("dh-test", dev.name, result(NOW))
     assert m.evaluate()[0].verdict == "fully_functional"
     store.flush()
     clock.advance(600)
-    m2 = Monitor(inv, Store(url), ProbeContext(), clock)
+    m2 = Monitor(inv, Store(url), Engines(), clock)
     m2.load_history()
     assert m2.evaluate() == []  # same verdict: no change recorded
     assert m2.status["dh-test"].since == NOW
@@ -261,13 +261,13 @@ def test_announced_maintenance_is_left_out_of_the_verdict(tmp_path: Path) -> Non
             store.add_result("dh-test", dev.name, pattern(age))
             age -= STEP
     store.flush()
-    monitor = Monitor(inv, store, ProbeContext(), FakeClock(NOW))
+    monitor = Monitor(inv, store, Engines(), FakeClock(NOW))
     monitor.load_history()
     monitor.evaluate()
     # the hour inside maintenance is forgiven; the hour before it is not
     reasons = monitor.status["dh-test"].judgement.reasons
     assert {r.criterion for r in reasons} == {"uplink_availability"}
-    wan = monitor.windows[("dh-test", "wan-1")].summary(NOW)
+    wan = monitor.evidence[("dh-test", "wan-1", "icmp")].summary(NOW)
     assert wan.probes == 288 - 12  # the 12 five-minute probes inside maintenance are left out
     assert wan.longest_outage == pytest.approx(HOUR, abs=STEP)
 
@@ -278,14 +278,14 @@ async def test_prune_keeps_the_retention_and_every_policy_window(tmp_path: Path)
     for age_days in (40, 36, 34, 1):
         store.add_result("dh-test", "wan-1", result(NOW - age_days * 86400))
     store.flush()
-    m = Monitor(inventory(), store, ProbeContext(), FakeClock(NOW), retention=35 * 86400)
+    m = Monitor(inventory(), store, Engines(), FakeClock(NOW), retention=35 * 86400)
     assert await m.prune() == 2
     assert sorted(round((NOW - r.started_at) / 86400) for _, _, r in store.results_since(0)) == [
         1,
         34,
     ]
     month = parse_inventory(SITE.format(policy="", aps="").replace("window: 24h", "window: 30d"))
-    short = Monitor(month, store, ProbeContext(), FakeClock(NOW), retention=86400)
+    short = Monitor(month, store, Engines(), FakeClock(NOW), retention=86400)
     store.add_result("dh-test", "wan-1", result(NOW - 10 * 86400))
     store.flush()
     assert (
@@ -508,7 +508,7 @@ def test_reasons_are_in_their_criterion_unit(case: Case, tmp_path: Path) -> None
     store.migrate()
     fill(store, case)
     inv = inventory(case.n_aps, case.policy, case.devices)
-    monitor = Monitor(inv, store, ProbeContext(), FakeClock(NOW))
+    monitor = Monitor(inv, store, Engines(), FakeClock(NOW))
     monitor.load_history()
     site = inv.sites[0]
     policy = inv.policy_for(site)
@@ -534,7 +534,7 @@ def test_a_down_device_measures_seconds_down_not_a_timestamp(tmp_path: Path) -> 
     store = Store(f"sqlite:///{tmp_path / 'v.db'}")
     store.migrate()
     fill(store, next(c for c in CASES if c.name == "controller down"))
-    monitor = Monitor(inventory(), store, ProbeContext(), FakeClock(NOW))
+    monitor = Monitor(inventory(), store, Engines(), FakeClock(NOW))
     monitor.load_history()
     monitor.evaluate()
     (reason,) = monitor.status["dh-test"].judgement.reasons
