@@ -169,3 +169,28 @@ def test_harmless_command_runs(command: str) -> None:
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{command}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stderr
+
+
+def _layout() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Layout", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def test_the_layout_names_only_what_exists() -> None:
+    """Every folder and module the Layout section names is in the tree."""
+    layout = _layout()
+    names = re.findall(r"[\w/]+\.py|\b[\w]+/(?:[\w]+/)*", layout)
+    assert len(names) > 20
+    found = {p.name for p in REPO.rglob("*") if ".venv" not in p.parts and ".git" not in p.parts}
+    missing = [n for n in names if n.rstrip("/").split("/")[-1] not in found]
+    assert not missing, f"README Layout names what the tree lacks: {missing}"
+
+
+def test_the_layout_names_every_product_module() -> None:
+    """Every probe module and every top-level product package appears in the Layout section."""
+    layout = _layout()
+    modules = [p.name for p in (REPO / "probes").glob("*.py") if p.name not in {"__init__.py"}]
+    packages = [p.name + "/" for p in (REPO / "netmon").iterdir() if (p / "__init__.py").exists()]
+    missing = [m for m in modules + packages if m not in layout]
+    assert not missing, f"README Layout misses: {missing}"

@@ -545,3 +545,8 @@ def test_a_down_device_measures_seconds_down_not_a_timestamp(tmp_path: Path) -> 
 def test_docs_list_every_criterion_as_the_enum_renders_it() -> None:
     runbooks = (Path(__file__).parents[1] / "docs" / "runbooks.md").read_text(encoding="utf-8")
     assert criteria_table() in runbooks
+
+
+def test_readme_lists_every_criterion() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert criteria_table() in readme, "README's criteria table is stale: paste criteria_table()"

@@ -181,6 +181,16 @@ def test_demo_uses_real_jharkhand_sites_with_a_realistic_mix(tmp_path: Path) -> 
     assert polled and inv.snmp.defaults.interval == DEMO_TIMING.snmp_interval
 
 
+def test_demo_devices_the_readme_names_can_be_rebooted_and_lose_their_uplink_port() -> None:
+    """README: `netmon lab reboot dh-ranchi/router-1`, `lab set dh-ranchi/wan-1 if1=down`."""
+    site = next(sc.site for sc in demo_scenarios() if sc.site.id == "dh-ranchi")
+    agents = {d.name: d.snmp for d in site.devices if d.snmp is not None}
+    assert {"wan-1", "router-1"} <= set(agents)
+    for agent in agents.values():
+        if1 = next(i for i in agent.interfaces if i.index == 1)
+        assert agent.uplink_interfaces == [if1.name]  # if1=down is an uplink down
+
+
 def test_demo_falls_back_when_not_root(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
