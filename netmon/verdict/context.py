@@ -125,6 +125,10 @@ class SiteContext:
         s = self.seen.get(name)
         return bool(s and s.is_up)
 
+    def aps_not_up(self) -> str:
+        """The names of the APs with data that are not up now, for a reason's message."""
+        return ", ".join(d.name for d in self.aps if not self.is_up(d.name))
+
     def ancestors(self, dev: Device) -> list[Device]:
         return ancestors(self.site, dev)
 

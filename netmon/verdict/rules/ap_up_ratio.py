@@ -20,6 +20,6 @@ class ApUpRatio(Rule):
         need = ctx.policy.ap_min_up_ratio
         if n <= ctx.policy.small_site_aps or up / n >= need:
             return
-        down = ", ".join(d.name for d in ctx.aps if not ctx.is_up(d.name))
+        down = ctx.aps_not_up()
         msg = f"{up} of {n} access points up, need at least {need:.0%} up (not up: {down})"
         yield Reason(Criterion.AP_UP_RATIO, msg, None, up / n, need)

@@ -21,6 +21,6 @@ class SmallSiteApsDown(Rule):
         limit = ctx.policy.small_site_max_aps_down
         if not n or n > ctx.policy.small_site_aps or n - up <= limit:
             return
-        down = ", ".join(d.name for d in ctx.aps if not ctx.is_up(d.name))
+        down = ctx.aps_not_up()
         msg = f"{up} of {n} access points up, need at most {limit} down (not up: {down})"
         yield Reason(Criterion.SMALL_SITE_APS_DOWN, msg, None, n - up, limit)
