@@ -5,9 +5,15 @@
     │   │                    problem found); the CLI prints one ``file:line: field: message``
     │   │                    per problem and exits 78 (EX_CONFIG)
     │   └── ProfileError     an SNMP profile file is invalid (``probes.snmp_profiles``)
-    ├── StoreError           the database cannot be reached or written
-    └── ProbeUnavailable     a probe engine cannot start (e.g. no ICMP privilege;
-                             ``probes.icmp.IcmpUnavailable`` is translated where the engine opens)
+    ├── StoreError           the database cannot be reached, read or written (the store
+    │                        translates SQLAlchemy's errors; the API answers 503)
+    ├── ProbeUnavailable     a probe engine cannot start
+    │   └── IcmpUnavailable  no ICMP socket here; the message names both fixes (probes.icmp_socket)
+    ├── LabError             the facility lab cannot do what was asked (netmon.lab.model)
+    └── ApiProblem           API errors (NotFound, Loading, …) answered as RFC 9457 problems
+
+Errors that never leave their module (an SNMP request that timed out, a name that did not
+resolve) are turned into probe results there, as data.
 
 A down device is not an exception: probes return it as data (see ``probes.base``).
 """

@@ -85,13 +85,9 @@ class IcmpKind(ProbeKind[IcmpEngine | None, ProbeParams]):
         return JobSpec(eff.interval, ProbeParams(eff.count, eff.timeout, eff.spacing))
 
     def open(self, config: ValidatedConfig) -> IcmpEngine:
-        from netmon.errors import ProbeUnavailable
-
+        """Raises IcmpUnavailable (a ProbeUnavailable) with the fixes when no socket opens."""
         s = config.settings
-        try:
-            return IcmpEngine.open(mode=s.icmp_mode, rate_limit=s.icmp_rate_limit)  # type: ignore[arg-type]
-        except IcmpUnavailable as exc:
-            raise ProbeUnavailable(str(exc)) from exc
+        return IcmpEngine.open(mode=s.icmp_mode, rate_limit=s.icmp_rate_limit)  # type: ignore[arg-type]
 
     def close(self, engine: IcmpEngine | None) -> None:
         if engine is not None:

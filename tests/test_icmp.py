@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import probes  # noqa: F401  (registers every probe kind)
+from netmon.errors import ProbeUnavailable
 from probes import icmp_socket
 from probes.base import ProbeParams, Target, run_probe
 from probes.icmp import KIND as ICMP
@@ -481,7 +482,7 @@ def test_auto_mode_error_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(IcmpUnavailable) as caught:
         IcmpEngine.open("auto")
     message = str(caught.value)
-    assert isinstance(caught.value, RuntimeError)
+    assert isinstance(caught.value, ProbeUnavailable)  # rooted in NetmonError: no traceback
     assert "CAP_NET_RAW" in message and "AmbientCapabilities=CAP_NET_RAW" in message
     assert 'net.ipv4.ping_group_range="0 2147483647"' in message
 

@@ -60,6 +60,7 @@ from pydantic import (
 )
 
 from netmon.durations import parse_duration
+from netmon.errors import NetmonError
 from netmon.inventory import Role, SiteInfo, Slug
 from netmon.verdict import Criterion, Verdict
 
@@ -68,7 +69,7 @@ LINK_NET = ipaddress.IPv4Network("198.18.0.0/24")  # host <-> namespace link liv
 DeviceState = Literal["up", "down", "unreachable_parent", "unknown"]
 
 
-class LabError(RuntimeError):
+class LabError(NetmonError):
     """The lab cannot do what was asked (bad scenario, no root, namespace trouble...)."""
 
 
