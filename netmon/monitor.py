@@ -7,6 +7,18 @@ reachability is the summary of its best-ranked kind (``ProbeKind.reachability``:
 snmp), then each kind's site view may correct it (SNMP: APs as their controllers see them).
 Nothing here names a kind: the monitor loops over the registry (``probes.KINDS``). At start-up
 the evidence is refilled from the store, so a restart does not forget the last 24 hours.
+
+Judging is incremental. A fold marks its site changed; :meth:`Monitor.evaluate` re-judges only
+the sites with a change or whose next time boundary has passed (the earliest of their
+evidence's ``next_boundary`` and ``netmon.verdict.timing.steady_until``), and carries every
+other site's judgement and since-time forward unchanged, which is exactly what a full re-judge
+would give (``tests/test_incremental_judge.py`` checks it on randomized histories). Cost of one
+evaluation: O(sites) to walk the inventory plus O(devices of the re-judged sites), each device
+summary O(1) unless it changed (``netmon.window``); at the real rate (one result per device a
+minute, an evaluation every 5 s) that is the sites with a fold in the last 5 s, their unchanged
+devices served from cache. ``evaluate(full=True)`` (or ``incremental = False``) re-judges every
+site from its summaries, as before; so does any evaluation after a load, a reload, or the clock
+stepping back. An evidence type without ``next_boundary`` has its site re-judged every time.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +40,7 @@ from netmon.inventory import Device, Inventory, Site
 from netmon.scheduler import Job, Scheduler
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
+from netmon.verdict.timing import steady_until
 from netmon.window import DeviceSummary
 from probes import KINDS, Engines, Evidence, ProbeKind, ProbeResult, Target, run_probe
 from probes.base import Params, by_reachability
@@ -92,6 +106,10 @@ class Monitor:
         self.ready = False  # set once history is refilled and the first verdicts are in
         self._tasks: list[asyncio.Task[None]] = []
         self._was_up: dict[EvidenceKey, bool] = {}
+        self.incremental = True  # False: every evaluation re-judges every site (the reference)
+        self._changed: set[str] = set()  # sites with a fold since they were last judged
+        self._due: dict[str, float] = {}  # site -> when a time boundary makes it re-judged
+        self._judge_all = True  # after a load or reload: the next evaluation judges every site
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -109,6 +127,7 @@ class Monitor:
             if site is not None:
                 placeholder = Judgement(Verdict(change.verdict), ())
                 self.status[site_id] = SiteStatus(site, placeholder, change.since, change.since)
+        self._judge_all = True
         return n
 
     def _window(self, site: Site) -> float:
@@ -127,6 +146,7 @@ class Monitor:
                         ev, before = kind.new_evidence(window), ev
                         ev.ever_up = before is not None and before.ever_up
                     self.evidence[key] = ev
+        self._judge_all = True
 
     def reload(self, inventory: Inventory) -> None:
         """Switch to a new inventory without resetting devices that stay."""
@@ -175,6 +195,7 @@ class Monitor:
         if ev is None:
             return False  # a kind the device is not probed by (any more)
         site = self.inventory.site(site_id)
+        self._changed.add(site_id)
         if site is not None and site.maintenance and site.in_maintenance(result.started_at):
             ev.close_outage(result.started_at)  # maintenance time is not outage time
             return False
@@ -220,27 +241,47 @@ class Monitor:
                     out.setdefault(name, {})[device] = found
         return out
 
-    def evaluate(self) -> list[VerdictChange]:
-        """Judge every site now; record and return the verdict changes."""
+    def evaluate(self, full: bool = False) -> list[VerdictChange]:
+        """Judge the sites that changed or reached a time boundary (``full``: every site) now;
+        record and return the verdict changes. Every site's status is as of now afterwards."""
         now = self.clock()
+        full = full or not self.incremental or self._judge_all or now < self.last_evaluation
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
-            policy = self.inventory.policy_for(site)
-            view = self.view(site, now)
-            j = judge(site, policy, view.summaries, self.facts(site, view, now))
             prev = self.status.get(site.id)
-            since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
-            self.status[site.id] = SiteStatus(site, j, since, now)
-            if prev is None or prev.verdict != j.verdict:
-                change = VerdictChange(
-                    site.id, j.verdict.value, since, [asdict(r) for r in j.reasons]
-                )
-                self.store.add_verdict_change(change)
-                changes.append(change)
-                if prev is not None:
-                    log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
+            if (
+                full
+                or prev is None
+                or site.id in self._changed
+                or self._due.get(site.id, -math.inf) <= now
+            ):
+                change = self._judge(site, prev, now)
+                if change is not None:
+                    changes.append(change)
+            else:  # nothing it is judged on has changed: the same judgement, as of now
+                self.status[site.id] = SiteStatus(site, prev.judgement, prev.since, now)
+        self._changed.clear()
+        self._judge_all = False
         self.last_evaluation = now
         return changes
+
+    def _judge(self, site: Site, prev: SiteStatus | None, now: float) -> VerdictChange | None:
+        """Judge one site from scratch; note when it must be judged again with no new result."""
+        policy = self.inventory.policy_for(site)
+        view = self.view(site, now)
+        j = judge(site, policy, view.summaries, self.facts(site, view, now))
+        self._due[site.id] = min(
+            _next_boundary(view, now), steady_until(site, policy, view.summaries, now)
+        )
+        since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
+        self.status[site.id] = SiteStatus(site, j, since, now)
+        if prev is not None and prev.verdict == j.verdict:
+            return None
+        change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons])
+        self.store.add_verdict_change(change)
+        if prev is not None:
+            log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
+        return change
 
     # --- running ----------------------------------------------------------------------------
     async def start(self, evaluate_every: float = 5.0) -> None:
@@ -318,6 +359,16 @@ class Monitor:
                       len(self.store.pending), path)  # fmt: skip
         else:
             log.error("%d results could not be written at shutdown", len(self.store.pending))
+
+
+def _next_boundary(view: SiteView, now: float) -> float:
+    """The earliest time boundary of a site's evidence (``now``: one that announces none)."""
+    due = math.inf
+    for by_device in view.evidence.values():
+        for ev in by_device.values():
+            boundary = getattr(ev, "next_boundary", None)
+            due = min(due, boundary(now) if callable(boundary) else now)
+    return due
 
 
 def _reachability(

@@ -1,10 +1,29 @@
-"""Rolling per-device evidence over the policy window, kept small enough for 20k devices.
+"""Rolling per-device evidence over the policy window, kept small enough for 50k devices.
 
 Each probe result is folded into fixed-width time buckets (window / 240) holding counts and an
 RTT histogram with 5 % wide bins; running totals are adjusted as results enter and buckets leave
-the window, so a summary costs O(histogram bins), not O(results). Outages (runs of probes with
-no reply at all) are kept exactly as (start, end) spans. The same fold serves live results and
-results re-read from the store at start-up, so both give the same verdict.
+the window. Outages (runs of probes with no reply at all) are kept exactly as (start, end)
+spans, with a monotone queue of the closed ones' lengths for the longest. The same fold serves
+live results and results re-read from the store at start-up, so both give the same verdict.
+
+Complexity (R results in the window, B histogram bins, K outages in the window):
+
+* :meth:`DeviceWindow.add` is O(1) (plus one histogram bin per echo); a result older than the
+  newest bucket is placed in its own bucket (O(buckets) search back, rare).
+* pruning is O(1) amortised per result: a bucket leaves once (O(its bins)), an outage once.
+* :meth:`DeviceWindow.summary` is O(1) when nothing changed since the last call (the summary is
+  cached until the next fold or prune); after a change it is O(B log B) for the RTT p95 (only
+  then) plus O(1) for the longest outage (the clipped oldest outage, the ongoing one and the
+  monotone queue's head). The O(K) scan remains only as a fallback for out-of-order outage
+  spans (late results around announced maintenance).
+* :meth:`DeviceWindow.next_boundary` is O(1): the next time the summary changes without a new
+  result (a bucket or outage leaving, the oldest outage reaching the window's start); between
+  boundaries only ``longest_outage`` moves with the clock, and only when
+  ``DeviceSummary.ongoing_since`` is set or ``clipped`` is true.
+
+Pruning depends only on the time it is done at, never on how often: pruning at t1 then t2 leaves
+the same state as pruning at t2 alone (time moving forward), so a judge that looks at a device
+less often sees exactly what one that looks every time sees.
 
 :class:`DeviceWindow` is the default evidence of a probe kind (``probes.base.Evidence``): one
 per (site, device, kind); a kind that knows more (SNMP) wraps one.
@@ -24,6 +43,7 @@ if TYPE_CHECKING:  # (probe kinds import this module: no runtime import back int
 BUCKETS_PER_WINDOW = 240
 _BIN_BASE = 1.05
 _BIN_FLOOR = 1e-5  # 10 µs: every RTT below lands in bin 0
+BOUNDARY_MARGIN = 1e-3  # seconds: a boundary is announced this early (float rounding)
 
 
 def rtt_bin(rtt: float) -> int:
@@ -59,6 +79,16 @@ class _Bucket:
             self.hist = +self.hist  # drop zero counts
 
 
+class _Outage:
+    """One run of unanswered probes; ``end`` is None while it goes on."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.end: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceSummary:
     """What the window says about one device at one moment."""
@@ -75,6 +105,9 @@ class DeviceSummary:
     down_since: float | None  # start of the current outage, if the device is down now
     ever_up: bool
     last: ProbeResult | None
+    # what makes longest_outage move with the clock (None/False: it is steady until a boundary)
+    ongoing_since: float | None = None  # start of the window's ongoing outage
+    clipped: bool = False  # the oldest outage started before the window does
 
     @property
     def availability(self) -> float | None:
@@ -96,9 +129,24 @@ class DeviceWindow:
         self.width = window / BUCKETS_PER_WINDOW
         self.buckets: deque[_Bucket] = deque()
         self.total = _Bucket(0.0)
-        self.outages: deque[list[float | None]] = deque()  # [start, end or None if ongoing]
-        self.ever_up = ever_up
+        self.outages: deque[_Outage] = deque()
+        self._longest: deque[tuple[float, _Outage]] = deque()  # closed: lengths decreasing
+        self._in_order = True  # outage starts never decrease and ends never precede starts
+        self._latest_end = -math.inf  # latest end of any outage held
+        self._ever_up = ever_up
         self.last: ProbeResult | None = None
+        self._cached: DeviceSummary | None = None  # valid until the next fold or prune
+        self._p95: tuple[float | None] | None = None
+
+    @property
+    def ever_up(self) -> bool:
+        return self._ever_up
+
+    @ever_up.setter
+    def ever_up(self, value: bool) -> None:
+        if value != self._ever_up:
+            self._ever_up = value
+            self._cached = None
 
     def add(self, r: ProbeResult) -> None:
         one = _Bucket(0.0, 1, int(r.ok), r.sent, r.received, r.sent if r.ok else 0,
@@ -108,45 +156,100 @@ class DeviceWindow:
         if self.last is None or r.started_at >= self.last.started_at:
             self._track_outage(r)
             self.last = r
-        self.ever_up = self.ever_up or r.ok
+        self._ever_up = self._ever_up or r.ok
+        self._cached = None
+        if r.rtts:
+            self._p95 = None
 
     def _bucket_for(self, ts: float) -> _Bucket:
         start = math.floor(ts / self.width) * self.width
         if not self.buckets or start > self.buckets[-1].start:
             self.buckets.append(_Bucket(start))
             return self.buckets[-1]
-        for b in reversed(self.buckets):  # a late result: rare, search back
-            if b.start <= start:
+        for i in range(len(self.buckets) - 1, -1, -1):  # a late result: rare, search back
+            b = self.buckets[i]
+            if b.start == start:
                 return b
+            if b.start < start:
+                self.buckets.insert(i + 1, _Bucket(start))
+                return self.buckets[i + 1]
+        self.buckets.appendleft(_Bucket(start))
         return self.buckets[0]
 
     def _track_outage(self, r: ProbeResult) -> None:
-        ongoing = bool(self.outages) and self.outages[-1][1] is None
+        ongoing = bool(self.outages) and self.outages[-1].end is None
         if not r.ok and not ongoing:
-            self.outages.append([r.started_at, None])
+            if self.outages and r.started_at < self.outages[-1].start:
+                self._in_order = False
+            self.outages.append(_Outage(r.started_at))
         elif r.ok and ongoing:
-            self.outages[-1][1] = r.started_at
+            self._end(self.outages[-1], r.started_at)
+
+    def _end(self, o: _Outage, ts: float) -> None:
+        o.end = ts
+        self._in_order = self._in_order and ts >= o.start
+        self._latest_end = max(self._latest_end, ts)
+        length = ts - o.start
+        while self._longest and self._longest[-1][0] <= length:
+            self._longest.pop()
+        self._longest.append((length, o))
 
     def close_outage(self, ts: float) -> None:
         """End an ongoing outage at ``ts`` (announced maintenance began)."""
-        if self.outages and self.outages[-1][1] is None:
-            self.outages[-1][1] = ts
+        if self.outages and self.outages[-1].end is None:
+            self._end(self.outages[-1], ts)
+            self._cached = None
 
     def facts(self, device: Device, now: float) -> None:
         """A plain window adds no verdict facts beyond reachability."""
         return None
 
-    def prune(self, now: float) -> None:
+    def prune(self, now: float) -> bool:
+        """Drop what has left the window at ``now``; True if anything did."""
         horizon = now - self.window
+        changed = False
         while self.buckets and self.buckets[0].start + self.width <= horizon:
             self.total.merge(self.buckets.popleft(), sign=-1)
-        while self.outages and self.outages[0][1] is not None and self.outages[0][1] < horizon:
-            self.outages.popleft()
+            changed = True
+            self._p95 = None
+        while self.outages and (end := self.outages[0].end) is not None and end < horizon:
+            gone = self.outages.popleft()
+            if self._longest and self._longest[0][1] is gone:
+                self._longest.popleft()
+            changed = True
+        if not self.outages:
+            self._in_order, self._latest_end = True, -math.inf
+        if changed:
+            self._cached = None
+        return changed
+
+    def next_boundary(self, now: float) -> float:
+        """When the summary next changes by time alone (a bucket or outage leaving the window,
+        the oldest outage reaching its start), announced ``BOUNDARY_MARGIN`` early; O(1)."""
+        due = math.inf
+        if self.buckets:
+            due = self.buckets[0].start + self.width + self.window
+        if self.outages:
+            front = self.outages[0]
+            due = min(due, front.start + self.window)
+            if front.end is not None:
+                due = min(due, front.end + self.window)
+        return due - BOUNDARY_MARGIN
 
     def summary(self, now: float) -> DeviceSummary:
         self.prune(now)
+        s = self._cached
+        if s is None:
+            s = self._cached = self._build(now)
+        if not self.outages:
+            return s
+        return _with_longest(s, self._longest_outage(now), self._is_clipped(now))
+
+    def _build(self, now: float) -> DeviceSummary:
         t = self.total
-        ongoing = self.outages[-1][0] if self.outages and self.outages[-1][1] is None else None
+        ongoing = self.outages[-1].start if self.outages and self.outages[-1].end is None else None
+        if self._p95 is None:
+            self._p95 = (_percentile(t.hist, 0.95),)
         return DeviceSummary(
             probes=t.probes,
             up=t.up,
@@ -154,19 +257,57 @@ class DeviceWindow:
             received=t.received,
             sent_up=t.sent_up,
             received_up=t.received_up,
-            rtt_p95=_percentile(t.hist, 0.95),
+            rtt_p95=self._p95[0],
             longest_outage=self._longest_outage(now),
             outages=len(self.outages),
             down_since=ongoing,
-            ever_up=self.ever_up,
+            ever_up=self._ever_up,
             last=self.last,
+            ongoing_since=ongoing,
+            clipped=self._is_clipped(now),
         )
 
+    def _is_clipped(self, now: float) -> bool:
+        return bool(self.outages) and self.outages[0].start < now - self.window
+
     def _longest_outage(self, now: float) -> float:
+        """The longest outage span inside the window at ``now``: O(1), see the module doc."""
+        if not self.outages:
+            return 0.0
         horizon = now - self.window
-        spans = (min(end if end is not None else now, now) - max(s, horizon)
-                 for s, end in self.outages if s is not None)  # fmt: skip
+        rest = self.outages[1] if len(self.outages) > 1 else None
+        if not self._in_order or self._latest_end > now or (rest and rest.start < horizon):
+            return self._longest_scan(now)
+        best = 0.0
+        front, last = self.outages[0], self.outages[-1]
+        for o in (front, last) if last is not front else (front,):
+            span = min(o.end if o.end is not None else now, now) - max(o.start, horizon)
+            if span > best:
+                best = span
+        queue = self._longest  # the head, or the next one if the head is the front outage
+        head = (
+            queue[0]
+            if queue and queue[0][1] is not front
+            else (queue[1] if len(queue) > 1 else None)
+        )
+        if head is not None and head[0] > best:
+            best = head[0]
+        return best
+
+    def _longest_scan(self, now: float) -> float:
+        horizon = now - self.window
+        spans = (min(o.end if o.end is not None else now, now) - max(o.start, horizon)
+                 for o in self.outages)  # fmt: skip
         return max((s for s in spans if s > 0), default=0.0)
+
+
+def _with_longest(s: DeviceSummary, longest: float, clipped: bool) -> DeviceSummary:
+    if longest == s.longest_outage and clipped == s.clipped:
+        return s
+    return DeviceSummary(
+        s.probes, s.up, s.sent, s.received, s.sent_up, s.received_up, s.rtt_p95, longest,
+        s.outages, s.down_since, s.ever_up, s.last, s.ongoing_since, clipped,
+    )  # fmt: skip
 
 
 def _percentile(hist: Counter[int], q: float) -> float | None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netmon.window import DeviceSummary, DeviceWindow
+from netmon.window import BOUNDARY_MARGIN, DeviceSummary, DeviceWindow
 from probes.base import ProbeResult
 from probes.snmp_extract import normalize_mac
 from probes.snmp_findings import AccessPoint, SnmpFindings
@@ -77,6 +77,13 @@ class SnmpEvidence:
 
     def summary(self, now: float) -> DeviceSummary:
         return self.polls.summary(now)
+
+    def next_boundary(self, now: float) -> float:
+        """When the summary or facts next change by time alone (a poll or reboot leaving)."""
+        due = self.polls.next_boundary(now)
+        return (
+            min(due, self.reboots[0] + self.polls.window - BOUNDARY_MARGIN) if self.reboots else due
+        )
 
     def reboots_in_window(self, now: float) -> list[float]:
         while self.reboots and self.reboots[0] < now - self.polls.window:
