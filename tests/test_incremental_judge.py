@@ -183,3 +183,66 @@ def _note(inv: Inventory, folded: dict[tuple[str, str, str], list[ProbeResult]],
     assert isinstance(site, Site)
     kept = r if not site.in_maintenance(r.started_at) else ProbeResult("", False, r.started_at)
     folded.setdefault((site_id, dev, r.kind), []).append(kept)
+
+
+QUIET_SITE = f"""
+policy: {POLICY}
+snmp:
+  credentials:
+    lab: {{version: 2c, community: public}}
+sites:
+  - id: quiet
+    name: Quiet
+    district: Ranchi
+    type: phc
+    devices:
+      - {{name: wan-1, role: wan, address: 127.60.0.1}}
+      - {{name: wan-2, role: wan, address: 127.60.0.3}}
+      - {{name: wlc-1, role: controller, address: 127.60.0.2, parent: wan-1,
+         snmp: {{credentials: lab}}}}
+"""
+
+
+def _lockstep(results: list[tuple[str, ProbeResult]], until: float) -> set[str]:
+    """Fold ``results`` (device, result) into both monitors, then evaluate both
+    every second with no new result; the criteria seen along the way."""
+    inv = parse_inventory(QUIET_SITE)
+    clocks = (FakeClock(T0), FakeClock(T0))
+    fast, full = (Monitor(inv, Store("sqlite://"), Engines(), c) for c in clocks)
+    full.incremental = False
+    for dev, r in results:
+        for m in (fast, full):
+            m.record("quiet", dev, r)
+    seen: set[str] = set()
+    while clocks[0].now < until:
+        assert fast.evaluate() == full.evaluate(), clocks[0].now
+        assert _state(fast) == _state(full), clocks[0].now
+        seen |= {r.criterion.value for r in fast.status["quiet"].judgement.reasons}
+        for c in clocks:
+            c.advance(1.0)
+    return seen
+
+
+def _ok(ts: float) -> ProbeResult:
+    return ProbeResult("icmp", True, ts, 4.0, 5, 5, (0.001,) * 5)
+
+
+def _poll(ts: float, uptime: float, rebooted: bool) -> ProbeResult:
+    found = SnmpFindings(
+        "generic", True, 0.2, uptime, rebooted, "wlc", None, None, {}, (), None, ()
+    )
+    return ProbeResult("snmp", True, ts, 0.2, 4, 4, (0.2,), "", found)
+
+
+def test_a_reboot_leaving_the_window_is_judged_without_a_new_result() -> None:
+    polls = [_poll(T0 - 100, 50.0, False), _poll(T0 - 5, 300.0, True)]  # rebooted at T0-305
+    oks = [(wan, _ok(T0 - t)) for wan in ("wan-1", "wan-2") for t in (20, 10)]
+    seen = _lockstep([*oks, *(("wlc-1", p) for p in polls)], until=T0 + 400)
+    assert "device_rebooted" in seen  # and it left at T0+295, with the same verdict both ways
+
+
+def test_an_ongoing_uplink_outage_crosses_max_outage_without_a_new_result() -> None:
+    down = ProbeResult("icmp", False, T0 - 5, 5.0, 5, 0, (), "no reply to 5 echoes")
+    oks = [(wan, _ok(T0 - t)) for wan in ("wan-1", "wan-2") for t in (30, 20)]
+    seen = _lockstep([*oks, ("wan-1", down)], until=T0 + 200)
+    assert "uplink_outage" in seen  # 90 s limit crossed at T0+85 (wan-2 up: not settled down)
