@@ -35,10 +35,10 @@ import calendar
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -141,6 +141,10 @@ class TlsFindings:
     issuer_cn: str = ""
     verify_error: str = ""
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TlsFindings:
+        return cls(**_known(cls, data))
+
 
 @dataclass(frozen=True, slots=True)
 class HttpFindings:
@@ -156,6 +160,23 @@ class HttpFindings:
     tls: TlsFindings | None = None
     error: ErrorClass | None = None
     reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The store's JSON form: the fields by name, ``tls`` an object or null."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HttpFindings:
+        values = _known(cls, data)
+        tls = values.get("tls")
+        values["tls"] = TlsFindings.from_json(tls) if isinstance(tls, Mapping) else None
+        return cls(**values)
+
+
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of ``cls`` (a later version may add some)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 class _Failure(Exception):

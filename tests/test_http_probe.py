@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,6 +262,17 @@ async def test_days_left_follow_the_engine_clock(tls: Tls) -> None:
     engine = HttpEngine(clock=lambda: not_after - 10 * DAY)
     found = await engine.check(settings(tls.good.url("/ok", "https"), ca_file=str(tls.ca.pem)))
     assert found.tls is not None and found.tls.days_left == 10.0
+
+
+async def test_findings_round_trip_json(tls: Tls, plain: Server) -> None:
+    for found in (
+        await check(tls.good.url("/ok", "https"), ca_file=str(tls.ca.pem)),
+        await check(tls.good.url("/ok", "https")),
+        await check(plain.url("/fail")),
+    ):
+        data = json.loads(json.dumps(found.to_json()))
+        assert HttpFindings.from_json(data) == found
+    assert HttpFindings.from_json({"ok": True, "url": "http://x/", "added_later": 1}).ok
 
 
 # --- the DER reader, cross-checked with cryptography -----------------------------------------
