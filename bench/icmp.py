@@ -12,7 +12,7 @@ wall time, echoes/s, CPU seconds per 1,000 echoes (netmon: RUSAGE_SELF around th
 only; fping: RUSAGE_CHILDREN) and echoes lost, then the netmon/fping ratios.
 
 Sustained (``--sustained``): 20,000 targets, each probed once per cycle through the probe seam
-(``run_probe("icmp", ...)``: 5 echoes 1 s apart, 1 s timeout) at an even phase within one
+(``run_probe(ICMP, ...)``: 5 echoes 1 s apart, 1 s timeout) at an even phase within one
 ``--cycle-seconds`` cycle (default 60), so ~1,700 echo/s. 10 % of the targets never answer: they
 are addresses routed into a network namespace this script creates whose kernel ignores echo
 requests (net.ipv4.icmp_echo_ignore_all=1); the rest are loopback addresses. Reports CPU % of one
@@ -58,7 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import probes  # noqa: E402,F401  (registers the icmp probe)
 from probes import icmp_engine, icmp_socket  # noqa: E402
-from probes.base import ProbeContext, ProbeParams, Target, run_probe  # noqa: E402
+from probes.base import ProbeParams, Target, run_probe  # noqa: E402
+from probes.icmp import KIND as ICMP  # noqa: E402
 from probes.icmp import IcmpEngine  # noqa: E402
 from probes.icmp_resolver import Destination, parse_literal  # noqa: E402
 
@@ -464,13 +465,12 @@ async def sustained_netmon(
     sent = lost_up = lost_down = sent_down = 0
     peak = 0
     with IcmpEngine.open(args.mode) as engine:
-        ctx = ProbeContext(icmp=engine)
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(address: str, answers: bool) -> None:
             nonlocal sent, lost_up, lost_down, sent_down
             target = Target(site="bench", device=address, address=address)
-            result = await run_probe("icmp", ctx, target, params)
+            result = await run_probe(ICMP, engine, target, params)
             sent += result.sent
             if answers:
                 lost_up += result.sent - result.received

@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probes.base import Target  # noqa: E402
 from probes.snmp import SnmpPoller, SnmpSettings  # noqa: E402
+from tests.snmp import extra  # noqa: E402
 from tests.snmp.agents import (  # noqa: E402
     COMMUNITY,
     V3_PRIV_USER,
@@ -118,7 +119,7 @@ async def netmon_run(
 
     async def job(i: int) -> bool:
         result = await poller.poll(devices[i], settings)
-        return result.ok and bool(result.extra["complete"])
+        return result.ok and bool(extra(result)["complete"])
 
     cpu0, wall0 = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
     failed = await bounded(n, concurrency, job)
@@ -374,7 +375,7 @@ def netmon_poll(
     async def poll() -> bool:
         poller = SnmpPoller.from_directory() if fresh else shared
         result = await poller.poll(device, settings)
-        return result.ok and bool(result.extra["complete"])
+        return result.ok and bool(extra(result)["complete"])
 
     return poll
 

@@ -14,14 +14,8 @@ Per device (labels site, district, type, device, role):
   netmon_device_window_availability_ratio   probes answered / probes over the policy window
   netmon_device_window_loss_ratio           echoes lost / sent over the policy window
   netmon_device_window_rtt_p95_seconds      RTT p95 over the policy window
-Per SNMP-polled device (same labels; interfaces add ``interface`` and ``uplink`` ("true" for the
-inventory's uplink_interfaces), at most 64 interfaces per device, uplinks first):
-  netmon_device_snmp_up, netmon_device_snmp_poll_duration_seconds, netmon_device_uptime_seconds,
-  netmon_device_reboots_in_window, netmon_interface_oper_up, netmon_interface_admin_up,
-  netmon_interface_receive_bits_per_second, netmon_interface_transmit_bits_per_second,
-  netmon_interface_errors{direction}, netmon_interface_flaps_total
-Per AP a site's controllers report (labels site, district, type, controller, ap, known):
-  netmon_ap_up, netmon_ap_clients      known="false": the inventory lacks this AP
+Each probe kind adds its own families through its ``metrics`` hook (same device labels), e.g.
+the SNMP kind's interface, reboot and AP metrics (listed in ``probes/snmp_metrics.py``).
 Per site (labels site, district, type):
   netmon_site_verdict{verdict=...}          1 for the current verdict, 0 for the others
   netmon_site_fully_functional              1 if the verdict is fully_functional
@@ -41,22 +35,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from netmon.inventory import Device, Site
-from netmon.snmp_view import ControllerView, SnmpEvidence
+from netmon.inventory import Site
 from netmon.verdict import Verdict, device_state, parent_down
 from netmon.window import DeviceSummary
+from probes import KINDS
+from probes.base import DEVICE_LABELS, SITE_LABELS, KindSite
 
 if TYPE_CHECKING:
     from netmon.monitor import Monitor, SiteView
 
-DEVICE_LABELS = ["site", "district", "type", "device", "role"]
-SITE_LABELS = ["site", "district", "type"]
 DEVICE_STATES = ("up", "down", "unreachable_parent", "unknown")
 
 
@@ -77,35 +70,16 @@ class NetmonCollector(Collector):
         now = self.monitor.clock()
         views = [(site, self.monitor.view(site, now)) for site in self.monitor.inventory.sites]
         yield from self._device_metrics(views)
-        yield from self._snmp_metrics(views, now)
+        yield from self._kind_metrics(views, now)
         yield from self._site_metrics({site.id: v for site, v in views})
         yield from self._self_metrics()
 
-    def _snmp_metrics(self, views: list[tuple[Site, SiteView]], now: float) -> Iterator[Metric]:
-        iface_labels = DEVICE_LABELS + ["interface", "uplink"]
-        ap_labels = SITE_LABELS + ["controller", "ap", "known"]
-        f = {
-            "up": _g("netmon_device_snmp_up", "1 if the device's agent answered the last SNMP poll", DEVICE_LABELS),
-            "dur": _g("netmon_device_snmp_poll_duration_seconds", "How long the last SNMP poll took", DEVICE_LABELS),
-            "uptime": _g("netmon_device_uptime_seconds", "sysUpTime at the last SNMP poll", DEVICE_LABELS),
-            "reboots": _g("netmon_device_reboots_in_window", "Reboots seen (sysUpTime went back) in the policy window", DEVICE_LABELS),
-            "oper": _g("netmon_interface_oper_up", "1 if the interface's link is up", iface_labels),
-            "admin": _g("netmon_interface_admin_up", "1 if the interface is enabled", iface_labels),
-            "rx": _g("netmon_interface_receive_bits_per_second", "Receive rate between the last two polls", iface_labels),
-            "tx": _g("netmon_interface_transmit_bits_per_second", "Transmit rate between the last two polls", iface_labels),
-            "err": _g("netmon_interface_errors", "Errors between the last two polls", iface_labels + ["direction"]),
-            "flaps": CounterMetricFamily("netmon_interface_flaps", "Link state changes seen", labels=iface_labels),
-            "ap": _g("netmon_ap_up", "1 if the controller reports the AP associated", ap_labels),
-            "clients": _g("netmon_ap_clients", "Clients associated to the AP", ap_labels),
-        }  # fmt: skip
-        for site, view in views:
-            for name, ev in view.snmp.items():
-                dev = site.device(name)
-                assert dev is not None
-                labels = [site.id, site.district, site.type, dev.name, dev.role]
-                _device_snmp(f, labels, dev, ev, now)
-            _ap_metrics(f, site, view.controllers)
-        yield from f.values()
+    def _kind_metrics(self, views: list[tuple[Site, SiteView]], now: float) -> Iterator[Metric]:
+        """Each probe kind's own metric families (SNMP: interfaces, reboots, APs)."""
+        for kind in KINDS.values():
+            sites = [KindSite(site, v.evidence.get(kind.name, {}), v.views.get(kind.name))
+                     for site, v in views]  # fmt: skip
+            yield from kind.metrics(sites, now)
 
     def _device_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
         fams = {
@@ -142,12 +116,28 @@ class NetmonCollector(Collector):
 
     def _site_metrics(self, views: dict[str, SiteView]) -> Iterator[Metric]:
         m = self.monitor
-        verdict = _g("netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"])
+        verdict = _g(
+            "netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"]
+        )
         ff = _g("netmon_site_fully_functional", "1 if the site is fully functional", SITE_LABELS)
-        since = _g("netmon_site_verdict_since_timestamp_seconds", "When the current verdict began", SITE_LABELS)
-        devices = _g("netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"])
-        reasons = _g("netmon_site_reasons", "Reasons the site is not fully functional, by criterion", SITE_LABELS + ["criterion"])
-        policy = _g("netmon_site_policy_threshold", "The site's effective verdict thresholds (ratios, seconds)", SITE_LABELS + ["threshold"])
+        since = _g(
+            "netmon_site_verdict_since_timestamp_seconds",
+            "When the current verdict began",
+            SITE_LABELS,
+        )
+        devices = _g(
+            "netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"]
+        )
+        reasons = _g(
+            "netmon_site_reasons",
+            "Reasons the site is not fully functional, by criterion",
+            SITE_LABELS + ["criterion"],
+        )
+        policy = _g(
+            "netmon_site_policy_threshold",
+            "The site's effective verdict thresholds (ratios, seconds)",
+            SITE_LABELS + ["threshold"],
+        )
         for site_id, st in m.status.items():
             site = st.site
             labels = [site_id, site.district, site.type]
@@ -168,18 +158,39 @@ class NetmonCollector(Collector):
     def _self_metrics(self) -> Iterator[Metric]:
         m = self.monitor
         store = m.store
-        yield _single(_g("netmon_probe_cycle_lag_seconds", "How late probes start against their schedule"), m.scheduler.lag)
-        yield _counter("netmon_probe_overruns", "Probes still running when due again", m.scheduler.overruns)
+        yield _single(
+            _g("netmon_probe_cycle_lag_seconds", "How late probes start against their schedule"),
+            m.scheduler.lag,
+        )
+        yield _counter(
+            "netmon_probe_overruns", "Probes still running when due again", m.scheduler.overruns
+        )
         yield _counter("netmon_probes_started", "Probes started", m.scheduler.started)
         yield _counter("netmon_results_taken", "Probe results taken", m.results_taken)
         yield _counter("netmon_results_written", "Rows written to the store", store.written)
         yield _counter("netmon_store_errors", "Failed store writes", store.errors)
-        yield _counter("netmon_store_dropped_results", "Rows dropped because the store backlog was full", store.dropped)
-        yield _single(_g("netmon_store_pending_results", "Rows waiting to be written"), len(store.pending))
-        yield _single(_g("netmon_store_pending_capacity", "Backlog size beyond which the oldest rows are dropped"), store.max_pending)
-        yield _single(_g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"), m.last_evaluation)
+        yield _counter(
+            "netmon_store_dropped_results",
+            "Rows dropped because the store backlog was full",
+            store.dropped,
+        )
+        yield _single(
+            _g("netmon_store_pending_results", "Rows waiting to be written"), len(store.pending)
+        )
+        yield _single(
+            _g(
+                "netmon_store_pending_capacity",
+                "Backlog size beyond which the oldest rows are dropped",
+            ),
+            store.max_pending,
+        )
+        yield _single(
+            _g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"),
+            m.last_evaluation,
+        )
         yield _single(_g("netmon_sites", "Sites in the inventory"), len(m.inventory.sites))
-        yield _single(_g("netmon_devices", "Devices in the inventory"), len(m.windows))
+        devices = sum(len(site.devices) for site in m.inventory.sites)
+        yield _single(_g("netmon_devices", "Devices in the inventory"), devices)
         info = _g("netmon_info", "netmon build and mode", ["version", "icmp_mode"])
         info.add_metric([self.version, self.icmp_mode], 1.0)
         yield info  # fmt: skip
@@ -194,60 +205,14 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=float(value))
 
 
-def _device_states(site: Site, summaries: Mapping[str, DeviceSummary]) -> dict[tuple[str, str], int]:
+def _device_states(
+    site: Site, summaries: Mapping[str, DeviceSummary]
+) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
     for dev in site.devices:
         key = (dev.role, device_state(site, dev, summaries))
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-MAX_INTERFACES_PER_DEVICE = 64  # bounded cardinality: uplinks first, then enabled ports
-
-
-def _device_snmp(f: dict[str, Any], labels: list[str], dev: Device, ev: SnmpEvidence, now: float) -> None:
-    last = ev.polls.last
-    if last is None:
-        return
-    f["up"].add_metric(labels, float(last.ok))
-    f["reboots"].add_metric(labels, float(len(ev.reboots_in_window(now))))
-    if ev.last_ok is None:
-        return
-    extra = ev.last_ok.extra
-    f["dur"].add_metric(labels, float(extra.get("poll_seconds") or ev.last_ok.duration))
-    if extra.get("sys_uptime_seconds") is not None:
-        f["uptime"].add_metric(labels, float(extra["sys_uptime_seconds"]))
-    uplinks = set(dev.snmp.uplink_interfaces) if dev.snmp else set()
-    for i in _exported_interfaces(dev, extra.get("interfaces") or []):
-        il = labels + [str(i.get("name") or i["index"]), "true" if i.get("name") in uplinks else "false"]
-        for key, field in (("oper", "oper_up"), ("admin", "admin_up"), ("rx", "in_bps"), ("tx", "out_bps")):
-            if i.get(field) is not None:
-                f[key].add_metric(il, float(i[field]))
-        for direction in ("in", "out"):
-            if i.get(f"{direction}_errors") is not None:
-                f["err"].add_metric(il + [direction], float(i[f"{direction}_errors"]))
-        f["flaps"].add_metric(il, float(i.get("flaps") or 0))
-
-
-def _exported_interfaces(dev: Device, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    uplinks = set(dev.snmp.uplink_interfaces) if dev.snmp else set()
-    first = [i for i in interfaces if i.get("name") in uplinks]
-    rest = [i for i in interfaces if i.get("name") not in uplinks and i.get("admin_up")]
-    return (first + rest)[:MAX_INTERFACES_PER_DEVICE]
-
-
-def _ap_metrics(f: dict[str, Any], site: Site, view: ControllerView) -> None:
-    base = [site.id, site.district, site.type]
-    for ap, (up, _ts, ctrl) in view.up.items():
-        f["ap"].add_metric(base + [ctrl, ap, "true"], float(up))
-        if ap in view.clients:
-            f["clients"].add_metric(base + [ctrl, ap, "true"], float(view.clients[ap]))
-    for row in view.unknown_aps:
-        labels = base + [row["controller"], str(row.get("name") or row.get("mac")), "false"]
-        if row.get("up") is not None:
-            f["ap"].add_metric(labels, float(row["up"]))
-        if row.get("clients") is not None:
-            f["clients"].add_metric(labels, float(row["clients"]))
 
 
 def make_registry(monitor: Monitor, version: str = "", icmp_mode: str = "") -> CollectorRegistry:

@@ -23,12 +23,10 @@ import uvicorn
 
 from netmon import __version__
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
-from netmon.errors import ConfigError, ConfigProblem, NetmonError, ProbeUnavailable
+from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
 from netmon.monitor import Monitor
 from netmon.settings import Settings
 from netmon.store import Store
-from probes.icmp import IcmpEngine, IcmpUnavailable
-from probes.snmp import SnmpPoller
 
 log = logging.getLogger("netmon")
 
@@ -152,8 +150,8 @@ class _Reloader:
     """SIGHUP: validate the configuration again (off the event loop, through :func:`validate`,
     like ``run``); on any problem log the same lines and keep running the old inventory."""
 
-    def __init__(self, monitor: Monitor, settings: Settings, poller: SnmpPoller) -> None:
-        self.monitor, self.settings, self.poller = monitor, settings, poller
+    def __init__(self, monitor: Monitor, settings: Settings) -> None:
+        self.monitor, self.settings = monitor, settings
         self._task: asyncio.Task[ValidatedConfig | None] | None = None
 
     def __call__(self) -> None:
@@ -171,7 +169,7 @@ class _Reloader:
         except ConfigError as exc:
             log.error("reload refused, keeping the running inventory:\n%s", exc)
             return None
-        self.poller.profiles = dict(config.snmp_profiles)
+        self.monitor.engines.reconfigure(config)  # e.g. the SNMP poller's profiles
         self.monitor.reload(config.inventory)
         log.info("reloaded %s: %s", self.settings.config, config.summary)
         return config
@@ -185,21 +183,23 @@ async def serve(config: ValidatedConfig) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     from exporters.prometheus import make_registry
     from netmon.api import create_app
-    from probes import ProbeContext
+    from probes import Engines
+    from probes.icmp import KIND as ICMP
 
     settings = config.settings
     store = await _open_store(settings.database_url)
-    icmp = _open_icmp(settings)
+    engines = await Engines.open(config)  # every registered kind's engine
+    icmp = engines.get(ICMP)
+    icmp_mode = icmp.mode if icmp is not None else "none"
     log.info("netmon %s: %s from %s; store %s; ICMP %s", __version__, config.summary,
-             settings.config, store.safe_url, icmp.mode)  # fmt: skip
-    poller = SnmpPoller(config.snmp_profiles)
+             settings.config, store.safe_url, icmp_mode)  # fmt: skip
     retention = settings.retention_days * 86400 or None
-    monitor = Monitor(config.inventory, store, ProbeContext(icmp=icmp, snmp=poller),
+    monitor = Monitor(config.inventory, store, engines,
                       spill_dir=settings.data_dir / "spill", retention=retention)  # fmt: skip
-    app = create_app(monitor, make_registry(monitor, __version__, icmp.mode))
+    app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip
-    reloader = _Reloader(monitor, settings, poller)
+    reloader = _Reloader(monitor, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
@@ -210,24 +210,21 @@ async def serve(config: ValidatedConfig) -> None:
         reloader.cancel()
         log.info("stopping: flushing %d pending results", len(store.pending))
         await monitor.stop()
-        icmp.close()
+        await monitor.engines.close()
         store.close()
         log.info("stopped; %d results written in all", store.written)
 
 
 async def _open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
     store = Store(url)
     await asyncio.to_thread(store.migrate)
     return store
-
-
-def _open_icmp(settings: Settings) -> IcmpEngine:
-    try:
-        return IcmpEngine.open(mode=settings.icmp_mode, rate_limit=settings.icmp_rate_limit)  # type: ignore[arg-type]
-    except IcmpUnavailable as exc:
-        raise ProbeUnavailable(str(exc)) from exc
 
 
 async def _serve_until_stopped(server: _Server, monitor: Monitor) -> None:

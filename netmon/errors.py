@@ -1,9 +1,19 @@
 """netmon's exception tree. Lower libraries' errors are translated here with ``raise ... from``.
 
-    NetmonError
-    ├── ConfigError          the inventory or settings are invalid (carries every problem found)
-    ├── StoreError           the database cannot be reached or written
-    └── ProbeUnavailable     a probe engine cannot start (e.g. no ICMP privilege)
+    NetmonError              the CLI prints ``netmon: <message>`` and exits 1
+    ├── ConfigError          settings, inventory or SNMP profiles are invalid (carries every
+    │   │                    problem found); the CLI prints one ``file:line: field: message``
+    │   │                    per problem and exits 78 (EX_CONFIG)
+    │   └── ProfileError     an SNMP profile file is invalid (``probes.snmp_profiles``)
+    ├── StoreError           the database cannot be reached, read or written (the store
+    │                        translates SQLAlchemy's errors; the API answers 503)
+    ├── ProbeUnavailable     a probe engine cannot start
+    │   └── IcmpUnavailable  no ICMP socket here; the message names both fixes (probes.icmp_socket)
+    ├── LabError             the facility lab cannot do what was asked (netmon.lab.model)
+    └── ApiProblem           API errors (NotFound, Loading, …) answered as RFC 9457 problems
+
+Errors that never leave their module (an SNMP request that timed out, a name that did not
+resolve) are turned into probe results there, as data.
 
 A down device is not an exception: probes return it as data (see ``probes.base``).
 """
@@ -28,10 +38,14 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(NetmonError):
+    """The configuration is invalid; ``problems`` lists every problem found, each once."""
+
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))

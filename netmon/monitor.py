@@ -1,9 +1,12 @@
 """The monitor: inventory → scheduler → probes → store → verdict, in one asyncio process.
 
 ``Monitor`` owns the moving parts and the in-memory view the API and metrics read:
-per-device rolling windows (``netmon.window``), the latest result per device, and the current
-verdict per site with its since-time. At start-up the windows are refilled from the store, so a
-restart does not forget the last 24 hours.
+evidence per (site, device, probe kind) (each kind's ``new_evidence``; a result folds into its
+own kind's evidence only), and the current verdict per site with its since-time. A device's
+reachability is the summary of its best-ranked kind (``ProbeKind.reachability``: icmp, else
+snmp), then each kind's site view may correct it (SNMP: APs as their controllers see them).
+Nothing here names a kind: the monitor loops over the registry (``probes.KINDS``). At start-up
+the evidence is refilled from the store, so a restart does not forget the last 24 hours.
 """
 
 from __future__ import annotations
@@ -22,23 +25,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from netmon.errors import StoreError
 from netmon.inventory import Device, Inventory, Site
 from netmon.scheduler import Job, Scheduler
-from netmon.snmp_view import (
-    ControllerView,
-    SnmpEvidence,
-    SnmpFacts,
-    controller_view,
-    effective_summaries,
-    facts,
-    snmp_settings,
-)
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
-from netmon.window import DeviceSummary, DeviceWindow
-from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, run_probe
+from netmon.window import DeviceSummary
+from probes import KINDS, Engines, Evidence, ProbeKind, ProbeResult, Target, run_probe
+from probes.base import Params, by_reachability
 
 log = logging.getLogger("netmon.monitor")
 
 DeviceKey = tuple[str, str]  # (site id, device name)
+EvidenceKey = tuple[str, str, str]  # (site id, device name, probe kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +51,19 @@ class SiteStatus:
 
 @dataclass(frozen=True, slots=True)
 class SiteView:
-    summaries: dict[str, DeviceSummary]  # by device name
-    snmp: dict[str, SnmpEvidence]  # SNMP-polled devices only
-    controllers: ControllerView  # what the site's controllers report about its APs
+    """Everything known about a site's devices at one moment."""
+
+    summaries: dict[str, DeviceSummary]  # reachability by device (best-ranked kind, corrected)
+    evidence: dict[str, dict[str, Evidence]]  # by kind name, then device name
+    views: dict[str, object]  # each kind's site-level view (SNMP: the controllers' APs)
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeJob:
     site: Site
     device: Device
-    kind: str
-    params: ProbeParams
-    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    kind: ProbeKind[Any, Any]
+    params: Params = field(repr=False)
 
 
 class Monitor:
@@ -74,7 +71,7 @@ class Monitor:
         self,
         inventory: Inventory,
         store: Store,
-        ctx: ProbeContext,
+        engines: Engines | None = None,
         clock: Callable[[], float] = time.time,
         flush_every: float = 1.0,
         spill_dir: Path | None = None,
@@ -82,28 +79,27 @@ class Monitor:
     ) -> None:
         self.inventory = inventory
         self.store = store
-        self.ctx = ctx
+        self.engines = engines if engines is not None else Engines()
         self.clock = clock
         self.flush_every = flush_every
         self.spill_dir = spill_dir
         self.retention = retention  # seconds of raw results kept in the store; None: forever
-        self.windows: dict[DeviceKey, DeviceWindow] = {}  # ICMP reachability
-        self.snmp: dict[DeviceKey, SnmpEvidence] = {}
+        self.evidence: dict[EvidenceKey, Evidence] = {}  # one per device and probe kind
         self.status: dict[str, SiteStatus] = {}
         self.scheduler = Scheduler(self._probe)
         self.results_taken = 0
         self.last_evaluation = 0.0
         self.ready = False  # set once history is refilled and the first verdicts are in
         self._tasks: list[asyncio.Task[None]] = []
-        self._was_up: dict[tuple[str, str, str], bool] = {}  # (site, device, probe kind)
-        self._make_windows()
+        self._was_up: dict[EvidenceKey, bool] = {}
+        self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
     def load_history(self) -> int:
-        """Refill the windows from the store and restore each site's verdict since-time."""
+        """Refill the evidence from the store and restore each site's verdict since-time."""
         for key in self.store.devices_ever_up():
-            if key in self.windows:
-                self.windows[key].ever_up = True
+            if key in self.evidence:
+                self.evidence[key].ever_up = True
         horizon = self.clock() - max((self._window(s) for s in self.inventory.sites), default=0)
         n = 0
         for site_id, device, result in self.store.results_since(horizon):
@@ -118,111 +114,111 @@ class Monitor:
     def _window(self, site: Site) -> float:
         return self.inventory.policy_for(site).window
 
-    def _make_windows(self) -> None:
-        """A window per device; existing ones (a reload) keep their evidence."""
-        old, self.windows = self.windows, {}
-        old_snmp, self.snmp = self.snmp, {}
+    def _make_evidence(self) -> None:
+        """Evidence per device and kind; existing ones (a reload) keep what they hold."""
+        old, self.evidence = self.evidence, {}
         for site in self.inventory.sites:
+            window = self._window(site)
             for dev in site.devices:
-                key = (site.id, dev.name)
-                if "snmp" in dev.kinds:
-                    ev = old_snmp.get(key)
-                    keep = ev is not None and ev.polls.window == self._window(site)
-                    self.snmp[key] = ev if keep and ev else SnmpEvidence(self._window(site))
-                window = old.get(key)
-                if window is None or window.window != self._window(site):
-                    window = DeviceWindow(self._window(site))
-                    if key in old:  # its policy window changed: start a new one, keep ever_up
-                        window.ever_up = old[key].ever_up
-                self.windows[key] = window
+                for kind in (KINDS[k] for k in dev.kinds if k in KINDS):
+                    key = (site.id, dev.name, kind.name)
+                    ev = old.get(key)
+                    if ev is None or ev.window != window:  # new, or its policy window changed
+                        ev, before = kind.new_evidence(window), ev
+                        ev.ever_up = before is not None and before.ever_up
+                    self.evidence[key] = ev
 
     def reload(self, inventory: Inventory) -> None:
         """Switch to a new inventory without resetting devices that stay."""
         self.inventory = inventory
-        before = set(self.snmp)
-        self._make_windows()
-        for site_id, device in before - set(self.snmp):
-            if self.ctx.snmp is not None:  # the poller keeps rate and reboot state per device
-                self.ctx.snmp.forget(Target(site_id, device, ""))
+        before = set(self.evidence)
+        self._make_evidence()
+        for site_id, device, name in before - set(self.evidence):
+            if name in KINDS:  # e.g. the SNMP poller keeps rate and reboot state per device
+                KINDS[name].forget(self.engines.named(name), site_id, device)
         sites = {s.id: s for s in inventory.sites}
         self.status = {k: v for k, v in self.status.items() if k in sites}
         self.scheduler.update(self.jobs())
         self.evaluate()
-        log.info("inventory reloaded: %d sites, %d devices", len(sites), len(self.windows))
+        devices = sum(len(s.devices) for s in inventory.sites)
+        log.info("inventory reloaded: %d sites, %d devices", len(sites), devices)
 
     def jobs(self) -> list[Job]:
         out: list[Job] = []
-        snmp = self.inventory.snmp.defaults
-        snmp_params = ProbeParams(count=1, timeout=snmp.max_poll_time, spacing=snmp.timeout)
         for site in self.inventory.sites:
-            eff = self.inventory.probe_settings(site)
-            params = ProbeParams(count=eff.count, timeout=eff.timeout, spacing=eff.spacing)
             for dev in site.devices:
-                if "icmp" in dev.kinds:
-                    out.append(Job((site.id, dev.name, "icmp"), eff.interval, ProbeJob(site, dev, "icmp", params)))
-                if "snmp" in dev.kinds:
-                    job = ProbeJob(site, dev, "snmp", snmp_params, {"snmp": snmp_settings(self.inventory, dev)})
-                    out.append(Job((site.id, dev.name, "snmp"), snmp.interval, job))
+                for kind in (KINDS[k] for k in dev.kinds if k in KINDS):
+                    spec = kind.job(self.inventory, site, dev)
+                    job = ProbeJob(site, dev, kind, spec.params)
+                    out.append(Job((site.id, dev.name, kind.name), spec.interval, job))
         return out
 
     # --- the flow ---------------------------------------------------------------------------
     async def _probe(self, job: Job) -> None:
         pj = job.payload
         assert isinstance(pj, ProbeJob)
-        target = Target(pj.site.id, pj.device.name, pj.device.address or "", pj.device.role, pj.meta)
-        result = await run_probe(pj.kind, self.ctx, target, pj.params)
+        target = Target(pj.site.id, pj.device.name, pj.device.address or "", pj.device.role)
+        engine = self.engines.named(pj.kind.name)
+        result = await run_probe(pj.kind, engine, target, pj.params)
         self.record(pj.site.id, pj.device.name, result)
 
     def record(self, site_id: str, device: str, result: ProbeResult) -> None:
-        """Take one result: queue it for the store and fold it into the device's window."""
+        """Take one result: queue it for the store and fold it into its kind's evidence."""
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
         self._fold(site_id, device, result)
-        self._log_transition((site_id, device), result)
+        self._log_transition((site_id, device, result.kind), result)
 
     def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:
-        """Add a result to its device's window, unless it fell in announced maintenance."""
-        key = (site_id, device)
-        target = self.snmp.get(key) if result.kind == "snmp" else self.windows.get(key)
-        if target is None:
-            return False
+        """Add a result to its device's evidence of its kind, unless in announced maintenance."""
+        ev = self.evidence.get((site_id, device, result.kind))
+        if ev is None:
+            return False  # a kind the device is not probed by (any more)
         site = self.inventory.site(site_id)
         if site is not None and site.maintenance and site.in_maintenance(result.started_at):
-            if isinstance(target, DeviceWindow):
-                target.close_outage(result.started_at)  # maintenance time is not outage time
+            ev.close_outage(result.started_at)  # maintenance time is not outage time
             return False
-        target.add(result)
+        ev.add(result)
         return True
 
-    def _log_transition(self, key: DeviceKey, result: ProbeResult) -> None:
+    def _log_transition(self, key: EvidenceKey, result: ProbeResult) -> None:
         """Log a device going down or coming back once per probe kind, not every poll."""
-        kind_key = (*key, result.kind)
-        was = self._was_up.get(kind_key)
-        self._was_up[kind_key] = result.ok
+        was = self._was_up.get(key)
+        self._was_up[key] = result.ok
         if was is not None and was != result.ok:
-            what = "" if result.kind == "icmp" else f" ({result.kind})"
             state = "up again" if result.ok else f"DOWN: {result.reason}"
-            log.info("%s/%s%s %s", key[0], key[1], what, state)
+            log.info("%s/%s (%s) %s", key[0], key[1], key[2], state)
 
     def view(self, site: Site, now: float) -> SiteView:
-        """Everything known about a site's devices now: reachability, SNMP, controllers' APs."""
-        icmp = {d.name: self.windows[(site.id, d.name)].summary(now) for d in site.devices}
-        snmp = self.site_snmp(site)
-        if not snmp:
-            return SiteView(icmp, snmp, ControllerView({}, {}, []))
-        controllers = controller_view(site, snmp)
-        return SiteView(effective_summaries(site, icmp, snmp, controllers, now), snmp, controllers)
+        """Everything known about a site's devices now: reachability, each kind's view."""
+        evidence: dict[str, dict[str, Evidence]] = {}
+        for dev in site.devices:
+            for name in dev.kinds:
+                ev = self.evidence.get((site.id, dev.name, name))
+                if ev is not None:
+                    evidence.setdefault(name, {})[dev.name] = ev
+        seen = _reachability(site, evidence, now)
+        views: dict[str, object] = {}
+        for kind in KINDS.values():
+            view = kind.site_view(site, evidence.get(kind.name, {}), seen, now)
+            if view is not None:
+                views[kind.name] = view
+        return SiteView(seen, evidence, views)
 
     def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
-        """Each device's reachability over the window (ICMP, SNMP and controllers combined)."""
+        """Each device's reachability over the window (all kinds and controllers combined)."""
         return self.view(site, now).summaries
 
-    def site_snmp(self, site: Site) -> dict[str, SnmpEvidence]:
-        return {d.name: self.snmp[(site.id, d.name)] for d in site.devices if (site.id, d.name) in self.snmp}
-
-    def snmp_facts(self, site: Site, now: float) -> dict[str, SnmpFacts]:
-        return {name: facts(site.device(name), ev, now)  # type: ignore[arg-type]
-                for name, ev in self.site_snmp(site).items()}  # fmt: skip
+    def facts(self, site: Site, view: SiteView, now: float) -> dict[str, dict[str, object]]:
+        """What each kind's evidence tells the verdict rules, by kind name then device."""
+        out: dict[str, dict[str, object]] = {}
+        for name, by_device in view.evidence.items():
+            for device, ev in by_device.items():
+                dev = site.device(device)
+                found = ev.facts(dev, now) if dev is not None else None
+                if found is not None:
+                    out.setdefault(name, {})[device] = found
+        return out
 
     def evaluate(self) -> list[VerdictChange]:
         """Judge every site now; record and return the verdict changes."""
@@ -230,12 +226,15 @@ class Monitor:
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
             policy = self.inventory.policy_for(site)
-            j = judge(site, policy, self.summaries(site, now), self.snmp_facts(site, now))
+            view = self.view(site, now)
+            j = judge(site, policy, view.summaries, self.facts(site, view, now))
             prev = self.status.get(site.id)
             since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
             self.status[site.id] = SiteStatus(site, j, since, now)
             if prev is None or prev.verdict != j.verdict:
-                change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons])
+                change = VerdictChange(
+                    site.id, j.verdict.value, since, [asdict(r) for r in j.reasons]
+                )
                 self.store.add_verdict_change(change)
                 changes.append(change)
                 if prev is not None:
@@ -248,7 +247,9 @@ class Monitor:
         if self.spill_dir is not None and self.spill_dir.is_dir():
             spilled = self.store.load_spills(self.spill_dir)
             if spilled:
-                log.warning("queued %d rows saved by an earlier run that could not write them", spilled)
+                log.warning(
+                    "queued %d rows saved by an earlier run that could not write them", spilled
+                )
         loaded = await asyncio.to_thread(self.load_history)
         log.info("refilled windows with %d stored results", loaded)
         self.evaluate()
@@ -281,7 +282,9 @@ class Monitor:
             log.error("pruning old results failed: %s", exc)
             return 0
         if n:
-            log.info("pruned %d results older than the %.0f-day retention", n, self.retention / 86400)
+            log.info(
+                "pruned %d results older than the %.0f-day retention", n, self.retention / 86400
+            )
         return n
 
     async def _evaluate(self) -> None:
@@ -315,3 +318,18 @@ class Monitor:
                       len(self.store.pending), path)  # fmt: skip
         else:
             log.error("%d results could not be written at shutdown", len(self.store.pending))
+
+
+def _reachability(
+    site: Site, evidence: dict[str, dict[str, Evidence]], now: float
+) -> dict[str, DeviceSummary]:
+    """Each device's summary from the best-ranked kind that has one (icmp, else snmp, ...)."""
+    seen: dict[str, DeviceSummary] = {}
+    for dev in site.devices:
+        for kind in by_reachability(dev.kinds):
+            ev = evidence.get(kind.name, {}).get(dev.name)
+            summary = ev.summary(now) if ev is not None else None
+            if summary is not None:
+                seen[dev.name] = summary
+                break
+    return seen

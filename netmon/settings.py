@@ -9,53 +9,145 @@
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
-    NETMON_SNMP_PROFILES    a site's own SNMP profiles, added to the bundled ones (default none)
+    NETMON_SNMP_PROFILES a directory of the site's own SNMP profiles, next to the bundled ones
+                         (e.g. /etc/netmon/snmp-profiles; default none)
+
+Every value is validated (pydantic-settings reads the environment; an empty variable counts as
+unset). A bad one raises :class:`netmon.errors.ConfigError` with one line per problem, e.g.
+``environment: NETMON_PORT: Input should be a valid integer (got 'abc')``; a bad flag passed
+to :meth:`Settings.with_overrides` reads ``command line: --port: ...``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_INVENTORY = REPO_ROOT / "deploy" / "inventory" / "jharkhand-example.yaml"
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from netmon.errors import ConfigError, ConfigProblem
+from netmon.resources import example_inventory
+
+EXAMPLE_INVENTORY = example_inventory()
+ENV_PREFIX = "NETMON_"
+ICMP_MODES = ("auto", "raw", "dgram")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SECRET_FIELDS = frozenset({"database_url"})  # never echoed in an error (it may hold a password)
 
 
-@dataclass(frozen=True)
-class Settings:
-    config: Path
-    database_url: str
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+    config: Path = Field(default_factory=example_inventory)
+    database_url: str = Field(min_length=1)  # unset: SQLite file netmon.db in data_dir
     data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=0, le=65535)
     icmp_mode: str = "auto"
-    icmp_rate_limit: float | None = None  # echoes/s across all probes (real WANs); None: no cap
-    retention_days: float = 35.0  # raw results kept; 0 keeps them forever
+    icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
+    retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     log_level: str = "info"
-    snmp_profiles: Path | None = None  # a site's own SNMP profiles, after the bundled ones
+    snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
+
+    @field_validator("icmp_mode", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("icmp_mode")
+    @classmethod
+    def _icmp_mode(cls, value: str) -> str:
+        return _one_of(value, ICMP_MODES)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return _one_of(value, LOG_LEVELS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, values: Any) -> Any:
+        """data_dir from systemd's $STATE_DIRECTORY or the home folder; the SQLite file in it."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if not values.get("data_dir"):
+            values["data_dir"] = _default_data_dir(os.environ)
+        if not values.get("database_url"):
+            values["database_url"] = f"sqlite:///{Path(values['data_dir']) / 'netmon.db'}"
+        return values
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        data_dir = Path(
-            env.get("NETMON_DATA_DIR")
-            or env.get("STATE_DIRECTORY", "").split(":")[0]
-            or Path.home() / ".local" / "state" / "netmon"
-        )
-        return cls(
-            config=Path(env.get("NETMON_CONFIG") or EXAMPLE_INVENTORY),
-            database_url=env.get("NETMON_DATABASE_URL") or f"sqlite:///{data_dir / 'netmon.db'}",
-            data_dir=data_dir,
-            host=env.get("NETMON_HOST", "127.0.0.1"),
-            port=int(env.get("NETMON_PORT", "8000")),
-            icmp_mode=env.get("NETMON_ICMP_MODE", "auto"),
-            icmp_rate_limit=float(env["NETMON_ICMP_RATE_LIMIT"]) if env.get("NETMON_ICMP_RATE_LIMIT") else None,
-            log_level=env.get("NETMON_LOG_LEVEL", "info"),
-            retention_days=float(env.get("NETMON_RETENTION_DAYS", "35")),
-            snmp_profiles=Path(env["NETMON_SNMP_PROFILES"]) if env.get("NETMON_SNMP_PROFILES") else None,
-        )
+        """Settings from ``env`` (default: the process environment) and the defaults."""
+        environ = os.environ if env is None else env
+        values = _EnvironmentSource(cls, environ)()
+        values.setdefault("data_dir", _default_data_dir(environ))
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc, "environment", _env_name)) from None
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+        """These settings with every change that is not None (command-line flags), validated."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "data_dir" in given and "database_url" not in given:
+            given["database_url"] = ""  # follow the new data directory
+        try:
+            return type(self).model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc, "command line", _flag_name)) from None
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (the process's by default)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in self._environ.items()
+            if value or not self.env_ignore_empty
+        }
+
+
+def _default_data_dir(environ: Mapping[str, str]) -> Path:
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]  # systemd StateDirectory=
+    return Path(state) if state else Path.home() / ".local" / "state" / "netmon"
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _problems(exc: ValidationError, where: str, name: Callable[[str], str]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if field and field not in SECRET_FIELDS and "input" in error:
+            message += f" (got {error['input']!r})"
+        problems.append(ConfigProblem(file=where, line=None, field=name(field), message=message))
+    return problems

@@ -5,6 +5,10 @@ SQLite file in WAL mode. Results are queued in memory and written in batches by
 :meth:`Store.flush`; a batch that fails stays queued (oldest first) and is retried, so a dead
 database loses nothing already taken, up to ``max_pending`` rows (then the oldest are dropped,
 counted and logged). The schema is created, and migrated, at start-up.
+
+A result's typed findings go to the ``extra`` JSON column as their kind's ``to_json()`` and come
+back through that kind's ``from_json`` (``ProbeKind.decode``), so results re-read at start-up
+fold exactly like live ones; a kind no longer registered loads without findings.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from netmon.errors import StoreError
-from probes.base import ProbeResult
+from probes import KINDS
+from probes.base import Findings, ProbeResult
 
 log = logging.getLogger("netmon.store")
 SCHEMA_VERSION = 2
@@ -56,7 +61,7 @@ class ProbeResultRow(SQLModel, table=True):
     jitter: float | None = None
     rtts: str = ""  # JSON list of the received RTTs, seconds
     reason: str = ""
-    extra: str = ""  # JSON: what the probe found beyond reachability (SNMP: interfaces, APs)
+    extra: str = ""  # JSON: the result's findings (its kind's to_json; SNMP: interfaces, APs)
 
     @staticmethod
     def values(site_id: str, device: str, r: ProbeResult) -> dict[str, Any]:
@@ -66,7 +71,7 @@ class ProbeResultRow(SQLModel, table=True):
             "duration": r.duration, "ok": r.ok, "sent": r.sent, "received": r.received,
             "rtt_min": r.rtt_min, "rtt_avg": r.rtt_avg, "rtt_max": r.rtt_max, "jitter": r.jitter,
             "rtts": json.dumps([round(x, 7) for x in r.rtts]), "reason": r.reason,
-            "extra": json.dumps(r.extra, separators=(",", ":")) if r.extra else "",
+            "extra": _findings_json(r.findings),
         }  # fmt: skip
 
 
@@ -248,8 +253,8 @@ class Store:
                 return
             for _id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason, extra in rows:
                 rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
-                more = json.loads(extra) if extra else {}
-                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, more)
+                found = KINDS[kind].decode(extra) if extra and kind in KINDS else None
+                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, found)
             last_id = rows[-1][0]
 
     def results(
@@ -274,14 +279,12 @@ class Store:
         fresh = [t(**r) for r in queued if (r["device"], r["kind"], r["ts"]) not in seen]
         return sorted(stored + fresh, key=lambda r: r.ts, reverse=True)[:limit]
 
-    def devices_ever_up(self) -> set[tuple[str, str]]:
+    def devices_ever_up(self) -> set[tuple[str, str, str]]:
+        """(site, device, probe kind) of every kind that ever got an answer from a device."""
+        r = ProbeResultRow
         with self._reading("devices ever up"), Session(self.engine) as s:
-            q = (
-                select(ProbeResultRow.site_id, ProbeResultRow.device)
-                .where(ProbeResultRow.ok)
-                .distinct()
-            )
-            return {(a, b) for a, b in s.exec(q).all()}
+            q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
+            return {(a, b, c) for a, b, c in s.exec(q).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
         with self._reading("latest verdicts"), Session(self.engine) as s:
@@ -339,6 +342,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _findings_json(found: Findings | None) -> str:
+    """A result's findings for the ``extra`` column ("" when it has none)."""
+    return json.dumps(found.to_json(), separators=(",", ":")) if found is not None else ""
 
 
 def describe(exc: SQLAlchemyError) -> str:

@@ -5,6 +5,9 @@ RTT histogram with 5 % wide bins; running totals are adjusted as results enter a
 the window, so a summary costs O(histogram bins), not O(results). Outages (runs of probes with
 no reply at all) are kept exactly as (start, end) spans. The same fold serves live results and
 results re-read from the store at start-up, so both give the same verdict.
+
+:class:`DeviceWindow` is the default evidence of a probe kind (``probes.base.Evidence``): one
+per (site, device, kind); a kind that knows more (SNMP) wraps one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from probes.base import ProbeResult
+if TYPE_CHECKING:  # (probe kinds import this module: no runtime import back into probes)
+    from netmon.inventory import Device
+    from probes.base import ProbeResult
 
 BUCKETS_PER_WINDOW = 240
 _BIN_BASE = 1.05
@@ -125,6 +131,10 @@ class DeviceWindow:
         """End an ongoing outage at ``ts`` (announced maintenance began)."""
         if self.outages and self.outages[-1][1] is None:
             self.outages[-1][1] = ts
+
+    def facts(self, device: Device, now: float) -> None:
+        """A plain window adds no verdict facts beyond reachability."""
+        return None
 
     def prune(self, now: float) -> None:
         horizon = now - self.window

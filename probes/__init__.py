@@ -1,11 +1,18 @@
-"""Probe kinds behind one seam. Importing this package registers every built-in kind."""
+"""Probe kinds behind one seam (``probes.base``). Importing this package registers them all.
 
-from probes import icmp as _icmp  # noqa: E402,F401  (registers "icmp")
-from probes import snmp as _snmp  # noqa: E402,F401
+One line per kind: its ``KIND`` registered in :data:`KINDS` (the order is the order engines
+open; which kind decides a device's reachability is each kind's ``reachability`` rank).
+"""
+
+from probes import icmp, snmp
 from probes.base import (
-    PROBES,
-    ProbeContext,
-    ProbeFn,
+    KINDS,
+    Engines,
+    Evidence,
+    Findings,
+    JobSpec,
+    Params,
+    ProbeKind,
     ProbeParams,
     ProbeResult,
     Target,
@@ -13,10 +20,17 @@ from probes.base import (
     run_probe,
 )
 
+register(icmp.KIND)
+register(snmp.KIND)
+
 __all__ = [
-    "PROBES",
-    "ProbeContext",
-    "ProbeFn",
+    "KINDS",
+    "Engines",
+    "Evidence",
+    "Findings",
+    "JobSpec",
+    "Params",
+    "ProbeKind",
     "ProbeParams",
     "ProbeResult",
     "Target",

@@ -1,22 +1,64 @@
-"""The probe seam: one result type, one function signature, one registry.
+"""The probe seam: one result type, one kind interface, one registry.
 
-Every probe kind is an ``async def probe(ctx, target, params) -> ProbeResult`` registered in
-:data:`PROBES` by name. A probe returns a down target as data (``ok=False`` with a reason); it
-raises only on bugs. The runner (:func:`run_probe`), not the probe, owns the deadline and turns
-any escaped exception into a failed result, so one crashing probe never stops a cycle.
+A probe kind (``icmp``, ``snmp``, ...) is a :class:`ProbeKind` object: its name, its settings
+models (which the inventory uses), its engine's open/close, its probe, its typed findings and
+how its results fold into a device's evidence. Every kind is registered in :data:`KINDS` by one
+line in ``probes/__init__.py``; the monitor, the CLI, the store, the inventory and the views
+loop over the registry and never name a kind.
+
+A probe returns a down target as data (``ok=False`` with a reason); it raises only on bugs. The
+runner (:func:`run_probe`), not the probe, owns the deadline (``params.deadline``) and turns any
+escaped exception into a failed result, so one crashing probe never stops a cycle.
+
+Adding a kind (the whole checklist)
+    1. Write ``probes/<name>.py`` with a subclass of :class:`ProbeKind` and an instance
+       ``KIND``. Give it at least ``name``, ``job`` (interval and params of one device's probe,
+       the params carry the kind's ``deadline``) and ``probe``; override what else applies:
+
+       * ``device_settings`` / ``config``: pydantic models of the device's ``<name>:`` key and
+         of the inventory's top-level ``<name>:`` section (``None``: the kind has none);
+       * ``enabled_by_default(device)``: whether a device without ``probes:`` gets the kind;
+       * ``open(config)`` / ``close(engine)`` / ``reconfigure(engine, config)``: the shared
+         engine (sync or async; ``config`` is the validated ``netmon.config.ValidatedConfig``);
+       * ``findings``: a frozen dataclass with ``to_json()`` / ``from_json()`` (what a result
+         found beyond reachability; stored in the result's JSON column and re-read at start);
+       * ``reachability``: rank when several kinds say whether a device answers (lower wins:
+         icmp 0, snmp 1); ``None`` (the default) means the kind never says a device is up;
+       * ``new_evidence(window)``: how results fold (default: a rolling window; add facts for
+         the verdict by returning your own :class:`Evidence`);
+       * ``site_view``, ``checks``, ``metrics``, ``forget``: site-level view, inventory
+         cross checks, Prometheus metric families, and dropping a removed device's state.
+    2. Add one line to ``probes/__init__.py``: ``register(<name>.KIND)`` (and the import).
+
+Nothing else changes: the inventory accepts ``probes: [<name>]`` and the ``<name>:`` keys, the
+CLI opens and closes the engine, the monitor schedules, folds, stores and re-reads its results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from pydantic import BaseModel
+
+    from netmon.config import ValidatedConfig
+    from netmon.inventory import Device, Inventory, Site
+    from netmon.window import DeviceSummary
 
 log = logging.getLogger("netmon.probes")
+
+Loc = tuple[str | int, ...]  # a path into the inventory, e.g. ("sites", 0, "devices", 2)
+DEVICE_LABELS = ["site", "district", "type", "device", "role"]  # every per-device metric
+SITE_LABELS = ["site", "district", "type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +69,18 @@ class Target:
     device: str
     address: str
     role: str = "wan"
-    # Kind-specific settings, e.g. meta["snmp"] for the SNMP probe; never logged.
-    meta: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+
+class Params(Protocol):
+    """What the runner needs of any kind's params: how long the probe may take."""
+
+    @property
+    def deadline(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeParams:
-    """Effective per-device probe settings (inventory defaults merged with site overrides)."""
+    """A burst of ``count`` tries ``spacing`` apart (ICMP; also any kind that probes N times)."""
 
     count: int = 5
     timeout: float = 1.0  # seconds to wait for each reply
@@ -43,6 +90,15 @@ class ProbeParams:
     def deadline(self) -> float:
         """Longest a well-behaved probe with these params can take, plus a margin."""
         return (self.count - 1) * self.spacing + self.timeout + 1.0
+
+
+class Findings(Protocol):
+    """What a kind found beyond reachability: a frozen dataclass that round-trips JSON."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +113,7 @@ class ProbeResult:
     received: int = 0
     rtts: tuple[float, ...] = ()
     reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    findings: Findings | None = None  # the kind's own dataclass (see ProbeKind.findings)
 
     @property
     def loss_ratio(self) -> float:
@@ -87,40 +143,204 @@ def jitter_of(rtts: tuple[float, ...] | list[float]) -> float | None:
     return math.fsum(abs(b - a) for a, b in zip(rtts, rtts[1:], strict=False)) / (len(rtts) - 1)
 
 
-@dataclass
-class ProbeContext:
-    """Shared engines the probes use (injected, so tests can swap a fake behind the seam)."""
-
-    icmp: Any = None
-    snmp: Any = None
+def failed(kind: str, started: float, reason: str) -> ProbeResult:
+    """A result that found nothing (no engine, no settings, crash, deadline)."""
+    return ProbeResult(kind, False, started, time.time() - started, reason=reason)
 
 
-ProbeFn = Callable[[ProbeContext, Target, ProbeParams], Awaitable[ProbeResult]]
+class Evidence(Protocol):
+    """One device's results of one kind over the policy window."""
 
-PROBES: dict[str, ProbeFn] = {}
+    ever_up: bool  # answered at least once (set at start-up from the store, too)
+
+    @property
+    def window(self) -> float:
+        """Seconds of results it keeps (the site's policy window)."""
+
+    def add(self, result: ProbeResult) -> None: ...
+
+    def close_outage(self, ts: float) -> None:
+        """End an ongoing outage at ``ts`` (announced maintenance began)."""
+
+    def summary(self, now: float) -> DeviceSummary | None:
+        """Reachability over the window (``None``: this evidence says nothing about it)."""
+
+    def facts(self, device: Device, now: float) -> object | None:
+        """What the verdict rules read of this kind (``None``: nothing beyond reachability)."""
 
 
-def register(kind: str) -> Callable[[ProbeFn], ProbeFn]:
-    def deco(fn: ProbeFn) -> ProbeFn:
-        PROBES[kind] = fn
-        return fn
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One device's probe of one kind: how often, and with what params."""
 
-    return deco
+    interval: float
+    params: Params
 
 
-async def run_probe(
-    kind: str, ctx: ProbeContext, target: Target, params: ProbeParams
-) -> ProbeResult:
+@dataclass(frozen=True, slots=True)
+class KindSite:
+    """What a kind's metrics hook reads of one site."""
+
+    site: Site
+    evidence: Mapping[str, Evidence]  # by device name, devices probed by this kind
+    view: object | None  # the kind's site_view, if it has one
+
+
+E = TypeVar("E")  # the kind's engine
+P = TypeVar("P", bound=Params)  # the kind's params
+
+
+class ProbeKind(ABC, Generic[E, P]):
+    """One probe kind. Subclass, set the class attributes, override what applies."""
+
+    name: ClassVar[str]
+    reachability: ClassVar[int | None] = None  # lower wins; None: never says up/down
+    device_settings: ClassVar[type[BaseModel] | None] = None  # the device's `<name>:` key
+    config: ClassVar[type[BaseModel] | None] = None  # the inventory's top-level `<name>:`
+    findings: ClassVar[type[Findings] | None] = None
+
+    def enabled_by_default(self, device: Device) -> bool:
+        """Whether a device without ``probes:`` gets this kind (default: it has the key)."""
+        return getattr(device, self.name, None) is not None
+
+    @abstractmethod
+    def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
+        """Interval and params (with the kind's deadline and settings) of one device's probe."""
+
+    def open(self, config: ValidatedConfig) -> E | None | Awaitable[E | None]:
+        """The shared engine for this run (sync or async); raise ProbeUnavailable if none."""
+        return None
+
+    def reconfigure(self, engine: E, config: ValidatedConfig) -> None:
+        """A reload validated a new configuration (e.g. new SNMP profiles)."""
+
+    def close(self, engine: E) -> None | Awaitable[None]:
+        """Release the engine (sync or async)."""
+        return None
+
+    @abstractmethod
+    async def probe(self, engine: E, target: Target, params: P) -> ProbeResult:
+        """Probe ``target`` once; a down target is data, not an exception. ``engine`` is what
+        ``open`` returned (``None`` when the run has none: return a failed result)."""
+
+    def new_evidence(self, window: float) -> Evidence:
+        """How this kind's results fold into a device's evidence (default: a rolling window)."""
+        from netmon.window import DeviceWindow
+
+        return DeviceWindow(window)
+
+    def site_view(
+        self,
+        site: Site,
+        evidence: Mapping[str, Evidence],
+        seen: dict[str, DeviceSummary],
+        now: float,
+    ) -> object | None:
+        """A site-level view of this kind's evidence; may correct ``seen`` (reachability)."""
+        return None
+
+    def checks(
+        self, inventory: Inventory, device: Device, loc: Loc, profiles: Collection[str]
+    ) -> Iterator[tuple[Loc, str]]:
+        """Cross checks of one device (``loc``: where it is in the file) against the whole
+        inventory: (where, message). ``profiles``: the probe profile names loaded (SNMP)."""
+        return iter(())
+
+    def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
+        """Prometheus metric families of this kind (built at scrape time)."""
+        return ()
+
+    def forget(self, engine: E, site: str, device: str) -> None:
+        """Drop per-device state the engine keeps (the device left the inventory)."""
+
+    def decode(self, text: str) -> Findings | None:
+        """Findings from the store's JSON column (``None`` when empty or unreadable)."""
+        if not text or self.findings is None:
+            return None
+        import json
+
+        try:
+            return self.findings.from_json(json.loads(text))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning(
+                "unreadable stored %s findings (%s); kept the result without them", self.name, exc
+            )
+            return None
+
+
+AnyKind = ProbeKind[Any, Any]
+KINDS: dict[str, AnyKind] = {}
+
+
+def register(kind: AnyKind) -> AnyKind:
+    """Add a kind to the registry (one line per kind in ``probes/__init__.py``)."""
+    if kind.name in KINDS and KINDS[kind.name] is not kind:
+        raise ValueError(f"probe kind {kind.name!r} is registered already")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def by_reachability(names: Iterable[str]) -> list[AnyKind]:
+    """The kinds among ``names`` that say whether a device answers, best first."""
+    kinds = [KINDS[n] for n in names if n in KINDS and KINDS[n].reachability is not None]
+    return sorted(kinds, key=lambda k: k.reachability or 0)
+
+
+class Engines:
+    """The open engine of each kind, by kind name. ``get(KIND)`` is typed by the kind."""
+
+    def __init__(self, engines: Mapping[str, object] | None = None) -> None:
+        self._by_name: dict[str, object] = dict(engines or {})
+
+    def get(self, kind: ProbeKind[E, Any]) -> E | None:
+        return self._by_name.get(kind.name)  # type: ignore[return-value]
+
+    def named(self, name: str) -> object | None:
+        return self._by_name.get(name)
+
+    @classmethod
+    async def open(cls, config: ValidatedConfig, kinds: Iterable[AnyKind] | None = None) -> Engines:
+        """Open every registered kind's engine; on a failure close those opened so far."""
+        engines = cls()
+        try:
+            for kind in list(KINDS.values()) if kinds is None else kinds:
+                engine = kind.open(config)
+                engines._by_name[kind.name] = (
+                    await engine if inspect.isawaitable(engine) else engine
+                )
+        except BaseException:
+            await engines.close()
+            raise
+        return engines
+
+    def reconfigure(self, config: ValidatedConfig) -> None:
+        """Hand a reloaded configuration to every engine."""
+        for name, engine in self._by_name.items():
+            if name in KINDS:
+                KINDS[name].reconfigure(engine, config)
+
+    async def close(self) -> None:
+        """Close every engine (the last opened first); a failing close is logged, not raised."""
+        for name in reversed(list(self._by_name)):
+            engine, kind = self._by_name.pop(name), KINDS.get(name)
+            if engine is None or kind is None:
+                continue
+            try:
+                done = kind.close(engine)
+                if inspect.isawaitable(done):
+                    await done
+            except Exception:
+                log.exception("closing the %s engine failed", name)
+
+
+async def run_probe(kind: AnyKind, engine: object, target: Target, params: Params) -> ProbeResult:
     """Run one probe under the runner's deadline; never raises (except cancellation)."""
     started = time.time()
-    fn = PROBES[kind]
     try:
-        return await asyncio.wait_for(fn(ctx, target, params), timeout=params.deadline)
+        return await asyncio.wait_for(kind.probe(engine, target, params), timeout=params.deadline)
     except TimeoutError:
         reason = f"probe exceeded its {params.deadline:.1f}s deadline"
     except Exception as exc:  # a bug in a probe must not stop the cycle
-        log.exception("%s probe of %s/%s crashed", kind, target.site, target.device)
+        log.exception("%s probe of %s/%s crashed", kind.name, target.site, target.device)
         reason = f"probe error: {type(exc).__name__}: {exc}"
-    return ProbeResult(
-        kind=kind, ok=False, started_at=started, duration=time.time() - started, reason=reason
-    )
+    return failed(kind.name, started, reason)

@@ -14,11 +14,18 @@ re-exports the engine's public names (``from probes.icmp import IcmpEngine`` kee
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, register
+from probes.base import JobSpec, ProbeKind, ProbeParams, ProbeResult, Target, failed
 from probes.icmp_engine import BurstResult, EngineStats, IcmpEngine
 from probes.icmp_resolver import Destination, Lookup, NameCache, ResolveError, parse_literal
 from probes.icmp_socket import DEFAULT_BUFSIZE, IcmpUnavailable, Kind, Mode
+
+if TYPE_CHECKING:
+    from netmon.config import ValidatedConfig
+    from netmon.inventory import Device, Inventory, Site
 
 __all__ = [
     "DEFAULT_BUFSIZE",
@@ -32,7 +39,9 @@ __all__ = [
     "Mode",
     "NameCache",
     "ResolveError",
-    "icmp_probe",
+    "KIND",
+    "IcmpFindings",
+    "IcmpKind",
     "loss_reason",
     "parse_literal",
 ]
@@ -47,25 +56,58 @@ def loss_reason(sent: int, received: int) -> str:
     return ""
 
 
-@register("icmp")
-async def icmp_probe(ctx: ProbeContext, target: Target, params: ProbeParams) -> ProbeResult:
-    """Ping ``target`` with one burst through the shared engine in ``ctx.icmp``."""
-    started = time.time()
-    engine: IcmpEngine | None = ctx.icmp
-    if engine is None:
-        return ProbeResult(kind="icmp", ok=False, started_at=started, reason="no ICMP engine")
-    burst = await engine.burst(target.address, params.count, params.spacing, params.timeout)
-    rtts = tuple(rtt for rtt in burst.rtts if rtt is not None)
-    reason = "; ".join(r for r in (loss_reason(burst.sent, len(rtts)), burst.reason) if r)
-    extra = {"address": burst.address} if burst.address != target.address else {}
-    return ProbeResult(
-        kind="icmp",
-        ok=bool(rtts),
-        started_at=started,
-        duration=time.time() - started,
-        sent=burst.sent,
-        received=len(rtts),
-        rtts=rtts,
-        reason=reason,
-        extra=extra,
-    )
+@dataclass(frozen=True, slots=True)
+class IcmpFindings:
+    """What a burst found beyond reachability: the address a host name resolved to."""
+
+    address: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IcmpFindings:
+        return cls(str(data["address"]))
+
+
+class IcmpKind(ProbeKind[IcmpEngine | None, ProbeParams]):
+    """Ping: one burst per interval through the shared :class:`IcmpEngine`."""
+
+    name = "icmp"
+    reachability = 0  # ping is the first word on whether a device answers
+    findings = IcmpFindings
+
+    def enabled_by_default(self, device: Device) -> bool:
+        return True  # a device without an address needs `probes: []` (an inventory check)
+
+    def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
+        eff = inventory.probe_settings(site)
+        return JobSpec(eff.interval, ProbeParams(eff.count, eff.timeout, eff.spacing))
+
+    def open(self, config: ValidatedConfig) -> IcmpEngine:
+        """Raises IcmpUnavailable (a ProbeUnavailable) with the fixes when no socket opens."""
+        s = config.settings
+        return IcmpEngine.open(mode=s.icmp_mode, rate_limit=s.icmp_rate_limit)  # type: ignore[arg-type]
+
+    def close(self, engine: IcmpEngine | None) -> None:
+        if engine is not None:
+            engine.close()
+
+    async def probe(
+        self, engine: IcmpEngine | None, target: Target, params: ProbeParams
+    ) -> ProbeResult:
+        """Ping ``target`` with one burst through the shared engine."""
+        started = time.time()
+        if engine is None:
+            return failed(self.name, started, "no ICMP engine")
+        burst = await engine.burst(target.address, params.count, params.spacing, params.timeout)
+        rtts = tuple(rtt for rtt in burst.rtts if rtt is not None)
+        reason = "; ".join(r for r in (loss_reason(burst.sent, len(rtts)), burst.reason) if r)
+        found = IcmpFindings(burst.address) if burst.address != target.address else None
+        return ProbeResult(
+            self.name, bool(rtts), started, time.time() - started, burst.sent, len(rtts), rtts,
+            reason, found,
+        )  # fmt: skip
+
+
+KIND = IcmpKind()

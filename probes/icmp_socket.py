@@ -43,6 +43,8 @@ import struct
 from pathlib import Path
 from typing import Literal
 
+from netmon.errors import ProbeUnavailable
+
 log = logging.getLogger("netmon.probes.icmp")
 
 Mode = Literal["auto", "raw", "dgram"]
@@ -79,7 +81,7 @@ FIX_CAP_NET_RAW = (
 FIX_PING_GROUP = 'allow ping sockets: `sysctl -w net.ipv4.ping_group_range="0 2147483647"`'
 
 
-class IcmpUnavailable(RuntimeError):
+class IcmpUnavailable(ProbeUnavailable):
     """No ICMP socket can be opened here; the message names the fixes."""
 
 

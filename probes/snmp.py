@@ -1,14 +1,17 @@
 """SNMP probe: poll a device's system group, interfaces and access points by profile.
 
-Wiring (for the lead)
-    * ``target.meta["snmp"]`` is a :class:`SnmpSettings` (build it from the validated inventory
-      with :meth:`SnmpSettings.from_config`); ``ctx.snmp`` is one shared :class:`SnmpPoller`
-      (``SnmpPoller.from_directory()`` loads ``deploy/snmp-profiles/*.yaml``). The poller keeps
-      per-device state between polls (rates, reboots, flaps), so keep one for the process.
-    * The runner's deadline is ``params.deadline``; the probe bounds its poll by
-      ``min(settings.max_poll_time, params.deadline - 0.5 s - time queued for a poll slot)`` so
-      it returns a (partial) result before the runner gives up. Give SNMP devices
-      ``ProbeParams`` whose deadline exceeds ``max_poll_time`` (e.g. count=1, timeout=max_poll_time).
+Wiring
+    * :data:`KIND` is the probe kind (registered in ``probes/__init__.py``). Its params are
+      :class:`SnmpParams` (the device's :class:`SnmpSettings`, built from the inventory by
+      :func:`snmp_settings` or from YAML with :meth:`SnmpSettings.from_mapping`); its engine is
+      one shared :class:`SnmpPoller` (``SnmpPoller.from_directory()`` loads the bundled
+      profiles). The poller keeps per-device state between polls (rates, reboots, flaps), so
+      keep one for the process.
+    * The runner's deadline is ``params.deadline`` (``max_poll_time`` + 1 s); the probe bounds
+      its poll by ``min(settings.max_poll_time, params.deadline - 0.5 s - time queued for a
+      poll slot)`` so it returns a (partial) result before the runner gives up.
+    * Evidence, verdict facts and the controllers' view of APs: ``probes.snmp_view``;
+      metrics: ``probes.snmp_metrics``.
     * A poll reads the profile's scalars (GET), then walks its columns with up to
       ``settings.max_walks`` (default 4) walks in flight at once, AP tables first; 1 walks them
       one after another. Over a 100 ms RTT link a generic poll (1 GET + 9 walks) takes ~4 round
@@ -26,7 +29,8 @@ Result (:class:`ProbeResult`)
     still in flight when the poll ends (its bound, or another walk failed) counts as sent and
     unanswered. ``rtts`` = (poll duration,) when ok;
     ``reason`` = why it failed, "partial poll: ..." when ok but incomplete, else "".
-    ``extra`` (JSON-serialisable; never a community or key)::
+    ``findings`` is a :class:`SnmpFindings` (``probes.snmp_findings``; never a community or
+    key); its JSON form, as stored::
 
         profile            str    profile name
         complete           bool   every object of the profile was read
@@ -51,7 +55,8 @@ Result (:class:`ProbeResult`)
     kept per ``(site, device)`` and only complete polls update it); the first poll and the
     poll after a reboot report None rates.
 
-Use :func:`match_aps` / :func:`missing_aps` to compare ``extra["aps"]`` with the inventory.
+Use :func:`match_aps` / :func:`missing_aps` to compare ``findings.to_json()["aps"]`` with the
+inventory.
 """
 
 from __future__ import annotations
@@ -59,14 +64,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, register
+from probes.base import JobSpec, KindSite, Loc, ProbeKind, ProbeResult, Target, failed
 from probes.snmp_client import (
     ClientFactory,
     RequestStats,
@@ -77,7 +82,6 @@ from probes.snmp_client import (
 from probes.snmp_counters import DeviceState, rebooted
 from probes.snmp_extract import (
     Interval,
-    Json,
     RawPoll,
     ap_rows,
     interface_rows,
@@ -87,23 +91,37 @@ from probes.snmp_extract import (
     other_scalars,
     system_info,
 )
+from probes.snmp_findings import AccessPoint, Interface, SnmpFindings
 from probes.snmp_profiles import DEFAULT_DIR, Profile, ProfileError, load_profiles
 from probes.snmp_settings import (
     DeviceSnmp,
+    SnmpConfig,
     SnmpCredentials,
     SnmpLimits,
     check_poll,
+    device_checks,
     poll_values,
 )
+from probes.snmp_view import SnmpEvidence, controller_view, controllers_correct
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from netmon.config import ValidatedConfig
+    from netmon.inventory import Device, Inventory, Site
+    from netmon.window import DeviceSummary
+    from probes.base import Evidence
 
 __all__ = [
     "ProfileError",
+    "KIND",
+    "SnmpFindings",
+    "SnmpParams",
     "SnmpPoller",
     "SnmpSettings",
     "match_aps",
     "missing_aps",
     "normalize_mac",
-    "snmp_probe",
 ]
 
 log = logging.getLogger("netmon.probes.snmp")
@@ -281,10 +299,10 @@ class SnmpPoller:
         key = (poll.target.site, poll.target.device)
         prev = self._states.get(key)
         ok = poll.raw.has_data() or (not poll.error and poll.stats.received > 0)
-        extra, state = _build(poll, prev, ok)
+        found, state = _build(poll, prev, ok)
         if ok and not poll.error:
             self._states[key] = state
-        self._log_changes(poll, prev, ok, extra)
+        self._log_changes(poll, prev, ok, found)
         self._states.setdefault(key, DeviceState()).answering = ok
         return ProbeResult(
             kind="snmp",
@@ -295,11 +313,11 @@ class SnmpPoller:
             received=poll.stats.received,
             rtts=(poll.duration,) if ok else (),
             reason=_reason(ok, poll.error),
-            extra=extra,
+            findings=found,
         )
 
     def _log_changes(
-        self, poll: _Poll, prev: DeviceState | None, ok: bool, extra: dict[str, Any]
+        self, poll: _Poll, prev: DeviceState | None, ok: bool, found: SnmpFindings
     ) -> None:
         """Log state changes only: polls start failing, work again, the device rebooted."""
         name = f"{poll.target.site}/{poll.target.device}"
@@ -308,7 +326,7 @@ class SnmpPoller:
             log.warning("SNMP poll of %s fails: %s", name, _reason(ok, poll.error))
         elif ok and was is False:
             log.info("SNMP poll of %s works again", name)
-        if extra.get("rebooted"):
+        if found.rebooted:
             log.info("SNMP %s rebooted (sysUpTime went back)", name)
 
 
@@ -375,8 +393,8 @@ def _table_order(profile: Profile) -> list[str]:
     return first + [name for name in profile.tables if name not in first]
 
 
-def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[dict[str, Any], DeviceState]:
-    """The result's ``extra`` and the device state to keep if the poll was complete."""
+def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[SnmpFindings, DeviceState]:
+    """The result's findings and the device state to keep if the poll was complete."""
     profile, raw = poll.profile, poll.raw
     info = system_info(profile, raw)
     ticks = info.pop("sys_uptime_ticks")
@@ -387,26 +405,25 @@ def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[dict[str, A
     )  # fmt: skip
     state = DeviceState(at=poll.at, uptime_ticks=ticks if isinstance(ticks, int) else None)
     notes: list[str] = []
-    interfaces: list[dict[str, Json]] | None = None
+    interfaces: tuple[Interface, ...] | None = None
     if profile.interfaces and ok:
         interval = Interval(prev, elapsed, went_back)
-        interfaces, state.interfaces = interface_rows(profile, raw, interval, notes)
+        rows, state.interfaces = interface_rows(profile, raw, interval, notes)
+        interfaces = tuple(Interface(**row) for row in rows)  # type: ignore[arg-type]
     aps = ap_rows(profile, raw) if profile.aps and ok else None
-    extra = {
-        "profile": profile.name,
-        "complete": not poll.error,
-        "poll_seconds": round(poll.duration, 6),
-        "sys_uptime_seconds": ticks / 100 if isinstance(ticks, int) else None,
-        "rebooted": went_back,
+    found = SnmpFindings(
+        profile=profile.name,
+        complete=not poll.error,
+        poll_seconds=round(poll.duration, 6),
+        sys_uptime_seconds=ticks / 100 if isinstance(ticks, int) else None,
+        rebooted=went_back,
         **info,
-        "scalars": other_scalars(profile, raw),
-        "interfaces": interfaces,
-        "aps": aps,
-        "aps_total": len(aps) if aps is not None else None,
-        "aps_up": sum(ap["up"] is True for ap in aps) if aps is not None else None,
-        "notes": notes,
-    }
-    return extra, state
+        scalars=other_scalars(profile, raw),
+        interfaces=interfaces,
+        aps=None if aps is None else tuple(AccessPoint(**row) for row in aps),  # type: ignore[arg-type]
+        notes=tuple(notes),
+    )
+    return found, state
 
 
 def _reason(ok: bool, error: str) -> str:
@@ -416,21 +433,93 @@ def _reason(ok: bool, error: str) -> str:
 
 
 def _failed(started: float, reason: str) -> ProbeResult:
-    return ProbeResult(
-        kind="snmp", ok=False, started_at=started, duration=time.time() - started, reason=reason
-    )
+    return failed("snmp", started, reason)
 
 
-# -- the probe -------------------------------------------------------------------------------
+# -- the kind --------------------------------------------------------------------------------
 
 
-@register("snmp")
-async def snmp_probe(ctx: ProbeContext, target: Target, params: ProbeParams) -> ProbeResult:
-    """Poll ``target`` with the shared :class:`SnmpPoller` in ``ctx.snmp``."""
-    poller: SnmpPoller | None = ctx.snmp
-    settings = target.meta.get("snmp")
-    if poller is None:
-        return _failed(time.time(), "no SNMP poller")
-    if not isinstance(settings, SnmpSettings):
-        return _failed(time.time(), "no SNMP settings for this device (meta['snmp'])")
-    return await poller.poll(target, settings, budget=params.deadline - _DEADLINE_MARGIN)
+@dataclass(frozen=True, slots=True)
+class SnmpParams:
+    """One device's poll and the runner's deadline for it (by default the poll's bound + 1 s)."""
+
+    settings: SnmpSettings
+    deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            object.__setattr__(self, "deadline", self.settings.max_poll_time + 1.0)
+
+
+def snmp_settings(inventory: Inventory, dev: Device) -> SnmpSettings:
+    """The probe's settings for one device (secrets resolved at inventory load)."""
+    assert dev.snmp is not None
+    cred = inventory.snmp.credentials[dev.snmp.credentials]
+    return SnmpSettings.from_config(cred, dev.snmp, inventory.snmp.defaults)
+
+
+class SnmpKind(ProbeKind[SnmpPoller | None, SnmpParams]):
+    """SNMP: poll a device's system group, interfaces and APs with the shared poller."""
+
+    name = "snmp"
+    reachability = 1  # an agent that answers says the device is up, when nothing pings it
+    device_settings = DeviceSnmp  # a device's `snmp:` key (credentials, profile, uplinks)
+    config = SnmpConfig  # the inventory's `snmp:` section (credentials, defaults)
+    findings = SnmpFindings
+
+    def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
+        return JobSpec(
+            inventory.snmp.defaults.interval, SnmpParams(snmp_settings(inventory, device))
+        )
+
+    def open(self, config: ValidatedConfig) -> SnmpPoller:
+        return SnmpPoller(config.snmp_profiles)  # bundled and site profiles, validated
+
+    def reconfigure(self, engine: SnmpPoller | None, config: ValidatedConfig) -> None:
+        if engine is not None:
+            engine.profiles = dict(config.snmp_profiles)
+
+    async def probe(
+        self, engine: SnmpPoller | None, target: Target, params: SnmpParams
+    ) -> ProbeResult:
+        """Poll ``target``; the poll's budget keeps a margin inside the runner's deadline."""
+        if engine is None:
+            return _failed(time.time(), "no SNMP poller")
+        return await engine.poll(target, params.settings, budget=params.deadline - _DEADLINE_MARGIN)
+
+    def new_evidence(self, window: float) -> SnmpEvidence:
+        return SnmpEvidence(window)
+
+    def site_view(
+        self,
+        site: Site,
+        evidence: Mapping[str, Evidence],
+        seen: dict[str, DeviceSummary],
+        now: float,
+    ) -> object | None:
+        """What the site's controllers report about its APs; corrects the APs' reachability."""
+        snmp = {name: ev for name, ev in evidence.items() if isinstance(ev, SnmpEvidence)}
+        if not snmp:
+            return None
+        view = controller_view(site, snmp)
+        controllers_correct(view, seen)
+        return view
+
+    def checks(
+        self, inventory: Inventory, device: Device, loc: Loc, profiles: Collection[str]
+    ) -> Iterator[tuple[Loc, str]]:
+        """The device's credentials and profile exist (and it has `snmp:` when probed so)."""
+        for where, message in device_checks(device.snmp, device.kinds, inventory.snmp, profiles):
+            yield loc + where, message
+
+    def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
+        from probes.snmp_metrics import snmp_metrics
+
+        return snmp_metrics(sites, now)
+
+    def forget(self, engine: SnmpPoller | None, site: str, device: str) -> None:
+        if engine is not None:  # the poller keeps rate and reboot state per device
+            engine.forget(Target(site, device, ""))
+
+
+KIND = SnmpKind()

@@ -1,6 +1,6 @@
 """SNMP device profiles: what to read from a kind of device and what the rows mean -- as data.
 
-A profile is one YAML file in ``deploy/snmp-profiles/`` (file stem == ``name``); a device names
+A profile is one YAML file in ``netmon/data/snmp-profiles/`` (file stem == ``name``); a device names
 its profile in :class:`probes.snmp.SnmpSettings`. A new vendor is one new file, no code. Loading
 is strict: unknown keys, malformed OIDs, unknown types and dangling references are errors,
 reported as ``file:line: field: message`` lines in one :class:`ProfileError` (a ConfigError).
@@ -49,9 +49,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from netmon.configfile import Document, load_yaml, validation_problems
 from netmon.errors import ConfigError, ConfigProblem
+from netmon.resources import snmp_profiles_dir
 from netmon.schema import Loc
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "snmp-profiles"
+DEFAULT_DIR = snmp_profiles_dir()  # bundled package data (netmon/data/snmp-profiles/)
 
 ValueType = Literal["gauge", "counter32", "counter64", "timeticks", "enum", "string", "mac", "oid"]
 COUNTER_TYPES = ("counter32", "counter64")

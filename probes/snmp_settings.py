@@ -172,12 +172,8 @@ def device_checks(
         return
     if snmp.credentials not in config.credentials:
         known = ", ".join(sorted(config.credentials)) or "none defined"
-        yield (
-            ("snmp", "credentials"),
-            f"no SNMP credentials named {snmp.credentials!r} (known: {known})",
-        )
+        message = f"no SNMP credentials named {snmp.credentials!r} (known: {known})"
+        yield ("snmp", "credentials"), message
     if snmp.profile not in profiles:
-        yield (
-            ("snmp", "profile"),
-            f"no SNMP profile {snmp.profile!r} (known: {', '.join(sorted(profiles))})",
-        )
+        known = ", ".join(sorted(profiles)) or "none found"
+        yield ("snmp", "profile"), f"no SNMP profile {snmp.profile!r} (known: {known})"

@@ -1,12 +1,67 @@
-"""Shared fixtures: data paths, a fake clock, and a probe-free monitor over a chosen store."""
+"""Shared fixtures: data paths, a fake clock, and a probe-free monitor over a chosen store.
+
+In CI (environment CI=true, as .ci/run sets it) a test that skips fails instead: a skip there
+means a tool or a privilege the suite needs is missing, and a green CI would hide it. The only
+skips CI lets through are those in :data:`CI_ALLOWED_SKIPS`, each with the reason it is not
+about a missing tool or privilege; add one there (a substring of the skip reason) only with
+such a reason.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from pytest import CollectReport, TestReport
+
+# Substring of a skip reason -> why CI may skip it (it is not a missing tool or privilege).
+CI_ALLOWED_SKIPS: dict[str, str] = {
+    "is already in use on this host": (
+        "tests/test_icmp.py's namespace needs its own test subnet; when the host's own network"
+        " already uses it the test must not take it over"
+    ),
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _skip_reason(report: TestReport | CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip_in_ci(report: TestReport | CollectReport) -> None:
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if any(allowed in reason for allowed in CI_ALLOWED_SKIPS):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped in CI, which must not skip: {reason}\n"
+        "Install the missing tool or grant the privilege in scripts/setup or .ci/run; if this"
+        " skip is not about a missing tool or privilege, add it to CI_ALLOWED_SKIPS in"
+        " tests/conftest.py with the reason."
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None]:
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
 
 DATA = Path(__file__).parent / "data"
 INVENTORIES = DATA / "inventory"

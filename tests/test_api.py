@@ -17,7 +17,7 @@ from netmon.api import create_app
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.store import Store
-from probes.base import ProbeContext, ProbeResult
+from probes.base import Engines, ProbeResult
 from tests.conftest import INVENTORIES, FakeClock
 
 NOW = 1_800_000_000.0
@@ -35,7 +35,7 @@ def lost(ts: float) -> ProbeResult:
 def monitor(tmp_path: Path) -> Monitor:
     store = Store(f"sqlite:///{tmp_path / 'api.db'}")
     store.migrate()
-    m = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, ProbeContext(), FakeClock(NOW))
+    m = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW))
     for dev in ("wan-1", "router-1", "sw-1", "ap-1", "ap-2"):
         m.record("mc-rims-ranchi", dev, ok(NOW - 5))
     m.record("chc-bundu", "wan-1", ok(NOW - 30))

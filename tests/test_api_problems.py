@@ -16,7 +16,7 @@ from netmon.api import create_app
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.store import Store
-from probes.base import ProbeContext, ProbeResult
+from probes.base import Engines, ProbeResult
 from tests.conftest import INVENTORIES, FakeClock
 
 NOW = 1_800_000_000.0
@@ -29,7 +29,7 @@ def monitor(tmp_path: Path) -> Monitor:
     store = Store(f"sqlite:///{tmp_path / 'api.db'}")
     store.migrate()
     m = Monitor(
-        load_inventory(INVENTORIES / "valid-small.yaml"), store, ProbeContext(), FakeClock(NOW)
+        load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW)
     )
     m.record(
         "chc-bundu", "wan-1", ProbeResult("icmp", True, NOW - 5, 0.3, 3, 3, (0.01, 0.01, 0.01))

@@ -18,7 +18,7 @@ from netmon.errors import StoreError
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
 from netmon.store import ProbeResultRow, Store
-from probes.base import ProbeContext, ProbeResult
+from probes.base import Engines, ProbeResult
 from tests.conftest import INVENTORIES, FakeClock
 
 NOW = 1_800_000_000.0
@@ -36,7 +36,7 @@ def lost(ts: float) -> ProbeResult:
 
 def make_monitor(store: Store) -> Monitor:
     m = Monitor(
-        load_inventory(INVENTORIES / "valid-small.yaml"), store, ProbeContext(), FakeClock(NOW)
+        load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW)
     )
     m.ready = True
     return m

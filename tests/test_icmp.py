@@ -25,8 +25,10 @@ from pathlib import Path
 import pytest
 
 import probes  # noqa: F401  (registers every probe kind)
+from netmon.errors import ProbeUnavailable
 from probes import icmp_socket
-from probes.base import ProbeContext, ProbeParams, Target, run_probe
+from probes.base import ProbeParams, Target, run_probe
+from probes.icmp import KIND as ICMP
 from probes.icmp import IcmpEngine, IcmpUnavailable, NameCache, loss_reason
 from probes.icmp_ratelimit import TokenBucket
 from probes.icmp_resolver import parse_literal
@@ -304,7 +306,7 @@ async def test_send_error_counts_as_sent_and_lost(raw_engine: IcmpEngine) -> Non
 async def test_probe_through_the_registry(engine: IcmpEngine) -> None:
     target = Target(site="hospital-a", device="wan-router", address="127.0.0.1")
     params = ProbeParams(count=3, timeout=1.0, spacing=0.01)
-    result = await run_probe("icmp", ProbeContext(icmp=engine), target, params)
+    result = await run_probe(ICMP, engine, target, params)
     assert (result.kind, result.ok, result.reason) == ("icmp", True, "")
     assert (result.sent, result.received) == (3, 3)
     assert len(result.rtts) == 3 and all(0 < rtt < 1.0 for rtt in result.rtts)
@@ -313,7 +315,7 @@ async def test_probe_through_the_registry(engine: IcmpEngine) -> None:
 
 async def test_probe_without_engine_fails_with_reason() -> None:
     target = Target(site="s", device="d", address="127.0.0.1")
-    result = await run_probe("icmp", ProbeContext(), target, ProbeParams(count=1))
+    result = await run_probe(ICMP, None, target, ProbeParams(count=1))
     assert not result.ok and "no ICMP engine" in result.reason
 
 
@@ -417,7 +419,7 @@ async def test_unresolvable_name_is_a_failed_result_and_negatively_cached(
     assert (burst.address, burst.sent, burst.rtts) == (name, 0, ())
     assert "cannot resolve" in burst.reason and name in burst.reason
     target = Target(site="s1", device="ap1", address=name)
-    result = await run_probe("icmp", ProbeContext(icmp=raw_engine), target, ProbeParams(count=3))
+    result = await run_probe(ICMP, raw_engine, target, ProbeParams(count=3))
     assert not result.ok and result.sent == 0 and "cannot resolve" in result.reason
     assert len(lookup.calls) == 1  # the failure is remembered
     now[0] += 31.0
@@ -480,7 +482,7 @@ def test_auto_mode_error_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(IcmpUnavailable) as caught:
         IcmpEngine.open("auto")
     message = str(caught.value)
-    assert isinstance(caught.value, RuntimeError)
+    assert isinstance(caught.value, ProbeUnavailable)  # rooted in NetmonError: no traceback
     assert "CAP_NET_RAW" in message and "AmbientCapabilities=CAP_NET_RAW" in message
     assert 'net.ipv4.ping_group_range="0 2147483647"' in message
 
@@ -658,7 +660,7 @@ async def test_silent_host_loses_every_echo(ns_engine: IcmpEngine, silent_host: 
     params = ProbeParams(count=3, timeout=0.3, spacing=0.05)
     for address in (silent_host.address, silent_host.address6):
         target = Target(site="s", device="silent", address=address)
-        result = await run_probe("icmp", ProbeContext(icmp=ns_engine), target, params)
+        result = await run_probe(ICMP, ns_engine, target, params)
         assert (result.ok, result.sent, result.received, result.rtts) == (False, 3, 0, ())
         assert result.reason == "no reply to 3 echoes"
     assert ns_engine.stats.timed_out == 6 and ns_engine.in_flight == 0
@@ -700,7 +702,7 @@ async def test_partial_loss(ns_engine: IcmpEngine, silent_host: Netns) -> None:
     with silent_host.responder(delay=0.0, skip=1) as proc:
         target = Target(site="s", device="flaky", address=silent_host.address)
         params = ProbeParams(count=3, timeout=1.0, spacing=0.05)
-        result = await run_probe("icmp", ProbeContext(icmp=ns_engine), target, params)
+        result = await run_probe(ICMP, ns_engine, target, params)
         proc.terminate()
     assert (result.ok, result.sent, result.received) == (True, 3, 2)
     assert result.reason == "1 of 3 echoes lost"

@@ -64,7 +64,7 @@ def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  
     from netmon.inventory import parse_inventory
     from netmon.monitor import Monitor
     from netmon.store import Store
-    from probes.base import ProbeContext, ProbeResult
+    from probes.base import Engines, ProbeResult
     from tests.conftest import FakeClock
 
     site = "  - {{id: {id}, name: X, district: Ranchi, type: chc, devices: [{devs}]}}\n"
@@ -72,14 +72,14 @@ def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  
     first = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="b", devs=wan % 2))
     second = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="c", devs=wan % 3))
     clock = FakeClock()
-    m = Monitor(first, Store(f"sqlite:///{tmp_path / 'r.db'}"), ProbeContext(), clock)
+    m = Monitor(first, Store(f"sqlite:///{tmp_path / 'r.db'}"), Engines(), clock)
     m.scheduler.update(m.jobs())
     due = m.scheduler.jobs[("a", "wan-1", "icmp")].next_due
     m.record("a", "wan-1", ProbeResult("icmp", True, clock.now, 0.1, 5, 5, (0.001,) * 5))
     m.evaluate()
     m.reload(second)
-    assert m.windows[("a", "wan-1")].summary(clock.now).probes == 1
-    assert ("b", "wan-1") not in m.windows and ("c", "wan-1") in m.windows
+    assert m.evidence[("a", "wan-1", "icmp")].summary(clock.now).probes == 1
+    assert ("b", "wan-1", "icmp") not in m.evidence and ("c", "wan-1", "icmp") in m.evidence
     assert m.scheduler.jobs[("a", "wan-1", "icmp")].next_due == due
     assert set(m.status) == {"a", "c"}
     assert m.status["a"].verdict == "fully_functional"

@@ -11,10 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from probes.base import ProbeContext, ProbeParams, ProbeResult, Target, run_probe
-from probes.snmp import SnmpPoller, SnmpSettings
+from probes.base import ProbeResult, Target, run_probe
+from probes.snmp import KIND as SNMP
+from probes.snmp import SnmpParams, SnmpPoller, SnmpSettings
 from probes.snmp_client import SnmpClient, open_client
-from tests.snmp import agents
+from tests.snmp import agents, extra
 from tests.snmp.agents import COMMUNITY, V3_AUTH_USER, V3_NOAUTH_USER, V3_PRIV_USER, Agent
 from tests.snmp.delay_proxy import DelayProxy, ProxyStats
 
@@ -48,9 +49,9 @@ def v3_priv(agent: Agent, **kwargs: object) -> SnmpSettings:
     return SnmpSettings(**values)  # type: ignore[arg-type]  # fmt: skip
 
 
-def assert_no_secret(result: ProbeResult, caplog: pytest.LogCaptureFixture, *extra: str) -> None:
-    text = " ".join([repr(result), result.reason, json.dumps(result.extra), caplog.text])
-    for secret in (*SECRETS, *extra):
+def assert_no_secret(result: ProbeResult, caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
+    text = " ".join([repr(result), result.reason, json.dumps(extra(result)), caplog.text])
+    for secret in (*SECRETS, *secrets):
         assert secret not in text
 
 
@@ -61,21 +62,21 @@ def poller() -> SnmpPoller:
 
 async def test_v2c_reads_system_and_interfaces(snmpd: Agent, poller: SnmpPoller) -> None:
     result = await poller.poll(target(snmpd), v2c(snmpd))
-    assert result.ok and result.reason == "" and result.extra["complete"]
+    assert result.ok and result.reason == "" and extra(result)["complete"]
     assert result.kind == "snmp" and result.sent == result.received >= 2
-    assert result.extra["sys_name"] == "netmon-test-snmpd"
-    assert result.extra["sys_uptime_seconds"] > 0 and not result.extra["rebooted"]
-    names = {row["name"] for row in result.extra["interfaces"]}
+    assert extra(result)["sys_name"] == "netmon-test-snmpd"
+    assert extra(result)["sys_uptime_seconds"] > 0 and not extra(result)["rebooted"]
+    names = {row["name"] for row in extra(result)["interfaces"]}
     assert "lo" in names
-    assert result.extra["aps"] is None and len(result.rtts) == 1
-    json.dumps(result.extra)  # serialisable as is
+    assert extra(result)["aps"] is None and len(result.rtts) == 1
+    json.dumps(extra(result))  # serialisable as is
 
 
 async def test_v2c_rates_on_the_second_poll(snmpd: Agent, poller: SnmpPoller) -> None:
     await poller.poll(target(snmpd), v2c(snmpd))
     await asyncio.sleep(1.0)  # keep our own SNMP traffic on lo far below its 10 Mbit/s speed
     result = await poller.poll(target(snmpd), v2c(snmpd))
-    lo = next(row for row in result.extra["interfaces"] if row["name"] == "lo")
+    lo = next(row for row in extra(result)["interfaces"] if row["name"] == "lo")
     assert lo["in_bps"] is not None and lo["in_bps"] >= 0 and lo["in_errors"] == 0
 
 
@@ -83,8 +84,8 @@ async def test_v3_auth_priv_sha_aes(snmpd: Agent, poller: SnmpPoller) -> None:
     settings = v3_priv(snmpd)
     assert settings.security_level == "authPriv"
     result = await poller.poll(target(snmpd), settings)
-    assert result.ok and result.extra["complete"], result.reason
-    assert result.extra["sys_name"] == "netmon-test-snmpd"
+    assert result.ok and extra(result)["complete"], result.reason
+    assert extra(result)["sys_name"] == "netmon-test-snmpd"
 
 
 async def test_v3_auth_no_priv_sha256(snmpd: Agent, poller: SnmpPoller) -> None:
@@ -94,7 +95,7 @@ async def test_v3_auth_no_priv_sha256(snmpd: Agent, poller: SnmpPoller) -> None:
     )
     assert settings.security_level == "authNoPriv"
     result = await poller.poll(target(snmpd), settings)
-    assert result.ok and result.extra["complete"], result.reason
+    assert result.ok and extra(result)["complete"], result.reason
 
 
 async def test_v3_no_auth_no_priv(snmpd: Agent, poller: SnmpPoller) -> None:
@@ -103,8 +104,8 @@ async def test_v3_no_auth_no_priv(snmpd: Agent, poller: SnmpPoller) -> None:
     assert settings.security_level == "noAuthNoPriv"
     sequential = await poller.poll(target(snmpd), replace(settings, max_walks=1))
     result = await poller.poll(target(snmpd), settings)
-    assert result.ok and result.extra["complete"], result.reason
-    assert result.extra["sys_name"] == "netmon-test-snmpd"
+    assert result.ok and extra(result)["complete"], result.reason
+    assert extra(result)["sys_name"] == "netmon-test-snmpd"
     assert result.sent == result.received == sequential.sent
 
 
@@ -119,7 +120,7 @@ async def test_v3_engine_id_is_remembered_between_polls(snmpd: Agent, max_walks:
         for _ in range(2):
             proxy.stats = ProxyStats()
             result = await poller.poll(node, settings)
-            assert result.ok and result.extra["complete"], result.reason
+            assert result.ok and extra(result)["complete"], result.reason
             assert result.sent == result.received == proxy.stats.requests
             polls.append((result.sent, proxy.stats.rounds))
     (cold_sent, cold_rounds), (warm_sent, warm_rounds) = polls
@@ -168,7 +169,7 @@ async def test_wrong_credentials_fail_without_leaking_them(
         assert result.received == (1 if settings.version == "3" else 0)
     else:
         assert result.received == result.sent
-    assert result.rtts == () and not result.extra["complete"]
+    assert result.rtts == () and not extra(result)["complete"]
     assert "SNMP poll of lab/snmpd-1 fails" in caplog.text  # logged once, on the state change
     assert_no_secret(result, caplog, wrong)
 
@@ -189,12 +190,12 @@ async def test_agent_stopping_mid_walk_gives_a_partial_result(
     begun = time.monotonic()
     result = await poller.poll(target(own_snmpd), settings)
     assert time.monotonic() - begun < 3.0
-    assert result.ok and not result.extra["complete"]
+    assert result.ok and not extra(result)["complete"]
     assert (
         result.reason == "partial poll: no SNMP response after 2 attempts of 0.3s (device down or "
         "unreachable, or wrong community)"
     )
-    assert result.extra["sys_name"] == "netmon-test-snmpd"  # what came before the stop is kept
+    assert extra(result)["sys_name"] == "netmon-test-snmpd"  # what came before the stop is kept
     if max_walks == 1:  # one walk in flight: its two attempts went unanswered
         assert result.sent == result.received + 2
     else:  # walks 2-4 (and walk 1 if the stop beat its answer): two attempts each
@@ -241,20 +242,18 @@ async def test_the_probe_returns_before_the_runners_deadline(
 ) -> None:
     own_snmpd.pause()
     settings = v2c(own_snmpd, timeout=1.0, retries=10, max_poll_time=30.0)
-    node = Target("lab", "snmpd-1", own_snmpd.host, meta={"snmp": settings})
-    params = ProbeParams(count=1, timeout=1.0)  # runner deadline 2.0 s
-    result = await run_probe("snmp", ProbeContext(snmp=poller), node, params)
+    node = Target("lab", "snmpd-1", own_snmpd.host)
+    params = SnmpParams(settings, deadline=2.0)
+    result = await run_probe(SNMP, poller, node, params)
     assert not result.ok and result.reason == "poll exceeded its 1.5s bound"
     assert result.duration < params.deadline
 
 
-async def test_probe_without_settings_or_poller(poller: SnmpPoller) -> None:
-    params = ProbeParams()
-    bare = Target("lab", "x", "127.0.0.1")
-    result = await run_probe("snmp", ProbeContext(snmp=poller), bare, params)
-    assert result.reason == "no SNMP settings for this device (meta['snmp'])"
-    result = await run_probe("snmp", ProbeContext(), bare, params)
-    assert result.reason == "no SNMP poller"
+async def test_probe_without_poller() -> None:
+    params = SnmpParams(SnmpSettings(community="public"))
+    assert params.deadline == 21.0  # the default max_poll_time, plus the runner's margin
+    result = await run_probe(SNMP, None, Target("lab", "x", "127.0.0.1"), params)
+    assert not result.ok and result.reason == "no SNMP poller"
 
 
 async def test_concurrency_is_bounded(snmpd: Agent) -> None:

@@ -14,7 +14,7 @@ import pytest
 from probes.base import Target
 from probes.snmp import SnmpPoller, SnmpSettings, match_aps, missing_aps
 from tests.conftest import FakeClock
-from tests.snmp import agents
+from tests.snmp import agents, extra
 from tests.snmp.agents import DATA, Agent
 from tests.snmp.clients import WalkCounter
 from tests.snmp.delay_proxy import DelayProxy, ProxyStats
@@ -53,13 +53,13 @@ async def test_cisco_wlc_200_aps(snmpsim: Agent, poller: SnmpPoller) -> None:
     result = await poller.poll(
         Target("rims", "wlc-1", snmpsim.host), settings(snmpsim, "cisco-wlc", "cisco-wlc")
     )
-    assert result.ok and result.extra["complete"], result.reason
-    got = {ap["name"]: (ap["up"], ap["clients"]) for ap in result.extra["aps"]}
+    assert result.ok and extra(result)["complete"], result.reason
+    got = {ap["name"]: (ap["up"], ap["clients"]) for ap in extra(result)["aps"]}
     assert got == expected and len(got) == 200
-    assert (result.extra["aps_total"], result.extra["aps_up"]) == (200, 180)
-    assert result.extra["aps"][0]["mac"] == "00:3a:5a:00:00:01"
-    assert [i["oper_up"] for i in result.extra["interfaces"]] == [True, False]
-    json.dumps(result.extra)
+    assert (extra(result)["aps_total"], extra(result)["aps_up"]) == (200, 180)
+    assert extra(result)["aps"][0]["mac"] == "00:3a:5a:00:00:01"
+    assert [i["oper_up"] for i in extra(result)["interfaces"]] == [True, False]
+    json.dumps(extra(result))
 
 
 @pytest.mark.parametrize(
@@ -83,9 +83,9 @@ async def test_other_controller_profiles(
     result = await poller.poll(
         Target("s", profile, snmpsim.host), settings(snmpsim, profile, profile)
     )
-    assert result.ok and result.extra["complete"], result.reason
-    aps = result.extra["aps"]
-    assert (result.extra["aps_total"], result.extra["aps_up"]) == (total, up)
+    assert result.ok and extra(result)["complete"], result.reason
+    aps = extra(result)["aps"]
+    assert (extra(result)["aps_total"], extra(result)["aps_up"]) == (total, up)
     assert {ap["name"]: ap["clients"] for ap in aps} == expected_clients
     assert all(ap["mac"] and len(ap["mac"]) == 17 for ap in aps)
 
@@ -97,7 +97,7 @@ async def test_aps_missing_from_the_inventory_are_reported(
         Target("s", "zd", snmpsim.host),
         settings(snmpsim, "ruckus-zonedirector", "ruckus-zonedirector"),
     )
-    aps = result.extra["aps"]
+    aps = extra(result)["aps"]
     inventory = [ap["name"] for ap in aps[:30]] + [aps[30]["mac"].upper(), "ZD-AP-99"]
     matched, unknown = match_aps(aps, inventory)
     assert len(matched) == 31
@@ -112,8 +112,8 @@ async def test_switch_rates_flaps_reboot_reset_and_wrap(snmpsim: Agent, clock: F
     async def poll(community: str, after: float = 60.0, device: Target = switch) -> dict:
         clock.advance(after)
         result = await poller.poll(device, settings(snmpsim, community))
-        assert result.ok and result.extra["complete"], result.reason
-        return {row["index"]: row for row in result.extra["interfaces"]} | {"extra": result.extra}
+        assert result.ok and extra(result)["complete"], result.reason
+        return {row["index"]: row for row in extra(result)["interfaces"]} | {"extra": extra(result)}
 
     t0 = await poll("switch-24")
     assert len(t0) - 1 == 25 and t0[1]["in_bps"] is None and t0[7]["oper_up"] is False
@@ -165,10 +165,10 @@ async def test_concurrent_walks_take_fewer_round_trips_in_sequence(
                 SnmpSettings(community=community, port=proxy.port, profile=profile,
                              max_walks=max_walks),
             )  # fmt: skip
-            assert result.ok and result.extra["complete"], result.reason
+            assert result.ok and extra(result)["complete"], result.reason
             assert counter.peak == proxy.stats.peak_in_flight == max_walks
             assert result.sent == result.received == proxy.stats.requests
-            data = {k: v for k, v in result.extra.items() if k not in ("poll_seconds",)}
+            data = {k: v for k, v in extra(result).items() if k not in ("poll_seconds",)}
             seen[max_walks] = (proxy.stats.rounds, proxy.stats.requests, data)
     (seq_rounds, seq_requests, seq_data), (rounds_4, requests_4, data_4) = seen[1], seen[4]
     assert seq_rounds == seq_requests  # one after another: every request waits for the last

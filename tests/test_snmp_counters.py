@@ -20,6 +20,7 @@ from probes.snmp_counters import (
 )
 from probes.snmp_profiles import load_profiles
 from tests.conftest import FakeClock
+from tests.snmp import extra
 
 # -- pure functions --------------------------------------------------------------------------
 
@@ -182,26 +183,26 @@ async def test_rates_wrap_reset_and_reboot_across_polls(
 ) -> None:
     agent.objects = device(100_000, 2**64 - 3_750_000)
     first = await poller.poll(TARGET, SETTINGS)
-    assert first.ok and first.extra["interfaces"][0]["in_bps"] is None  # no baseline yet
+    assert first.ok and extra(first)["interfaces"][0]["in_bps"] is None  # no baseline yet
 
     clock.advance(60)
     agent.objects = device(106_000, 3_750_000, errors=4)  # wrapped: 7.5 MB in 60 s
     second = await poller.poll(TARGET, SETTINGS)
-    row = second.extra["interfaces"][0]
+    row = extra(second)["interfaces"][0]
     assert row["in_bps"] == 1_000_000.0 and row["in_errors"] == 4
-    assert second.extra["notes"] == ["ifIndex 1: in octets wrap"] and not second.extra["rebooted"]
+    assert extra(second)["notes"] == ["ifIndex 1: in octets wrap"] and not extra(second)["rebooted"]
 
     clock.advance(60)
     agent.objects = device(112_000, 1_000)  # went back while sysUpTime went on: a reset
     third = await poller.poll(TARGET, SETTINGS)
-    assert third.extra["interfaces"][0]["in_bps"] is None
-    assert third.extra["notes"] == ["ifIndex 1: in octets reset"]
+    assert extra(third)["interfaces"][0]["in_bps"] is None
+    assert extra(third)["notes"] == ["ifIndex 1: in octets reset"]
 
     clock.advance(60)
     agent.objects = device(500, 1_000)  # sysUpTime went back: rebooted, no rates this time
     fourth = await poller.poll(TARGET, SETTINGS)
-    assert fourth.extra["rebooted"] and fourth.extra["interfaces"][0]["in_bps"] is None
-    assert fourth.extra["sys_uptime_seconds"] == 5.0
+    assert extra(fourth)["rebooted"] and extra(fourth)["interfaces"][0]["in_bps"] is None
+    assert extra(fourth)["sys_uptime_seconds"] == 5.0
 
 
 async def test_flaps_accumulate(poller: SnmpPoller, agent: FakeAgent, clock: FakeClock) -> None:
@@ -213,7 +214,7 @@ async def test_flaps_accumulate(poller: SnmpPoller, agent: FakeAgent, clock: Fak
     ]:
         agent.objects = device(uptime, 0, oper=oper, change=change)
         result = await poller.poll(TARGET, SETTINGS)
-        assert result.extra["interfaces"][0]["flaps"] == flaps
+        assert extra(result)["interfaces"][0]["flaps"] == flaps
         clock.advance(60)
 
 
@@ -227,9 +228,9 @@ async def test_a_poll_cut_short_is_partial_and_keeps_the_old_baseline(
     agent.hang_after = 3  # GET and two column walks answer, then silence
     settings = SnmpSettings(community="fake", max_poll_time=0.2)
     result = await poller.poll(TARGET, settings)
-    assert result.ok and not result.extra["complete"]
+    assert result.ok and not extra(result)["complete"]
     assert result.reason == "partial poll: poll exceeded its 0.2s bound"
-    assert result.extra["sys_uptime_seconds"] == 1000.0
+    assert extra(result)["sys_uptime_seconds"] == 1000.0
     assert poller.state_of(TARGET) is not None and poller.state_of(TARGET).at == baseline.at
 
 
@@ -246,12 +247,12 @@ async def test_controller_aps_sum_clients_over_radios(poller: SnmpPoller, agent:
             f"{radio}.{index}.1": 4 * n,
         }
     result = await poller.poll(TARGET, SnmpSettings(community="fake", profile="cisco-wlc"))
-    assert result.extra["aps"] == [
+    assert extra(result)["aps"] == [
         {"name": "AP-1", "mac": "00:0b:16:21:2c:01", "up": True, "clients": 7},
         {"name": "AP-2", "mac": "00:0b:16:21:2c:02", "up": False, "clients": 14},
     ]
-    assert (result.extra["aps_total"], result.extra["aps_up"]) == (2, 1)
-    assert result.extra["interfaces"] == []
+    assert (extra(result)["aps_total"], extra(result)["aps_up"]) == (2, 1)
+    assert extra(result)["interfaces"] == []
 
 
 async def test_unknown_profile_is_a_failed_result(poller: SnmpPoller) -> None:
@@ -270,11 +271,11 @@ async def test_columns_are_walked_concurrently_up_to_max_walks(
 ) -> None:
     agent.objects = device(100_000, 5_000)
     result = await poller.poll(TARGET, SnmpSettings(community="fake", max_walks=max_walks))
-    assert result.ok and result.extra["complete"], result.reason
+    assert result.ok and extra(result)["complete"], result.reason
     assert agent.peak_walks == min(max_walks, IF_COLUMNS)
     assert result.sent == result.received == 1 + IF_COLUMNS  # the GET, then one per column
-    assert result.extra["interfaces"][0]["name"] is None  # (the fake device has no ifName)
-    assert result.extra["interfaces"][0]["oper_up"] is True
+    assert extra(result)["interfaces"][0]["name"] is None  # (the fake device has no ifName)
+    assert extra(result)["interfaces"][0]["oper_up"] is True
 
 
 async def test_the_first_failing_walk_ends_the_poll_and_cancels_the_others(
@@ -285,9 +286,9 @@ async def test_the_first_failing_walk_ends_the_poll_and_cancels_the_others(
     agent.hang_walks = {IF_CHANGE}  # in flight when the other walk fails: must be cancelled
     settings = SnmpSettings(community="fake", max_walks=4, max_poll_time=30.0)
     result = await poller.poll(TARGET, settings)
-    assert result.ok and not result.extra["complete"]
+    assert result.ok and not extra(result)["complete"]
     assert result.reason == "partial poll: SNMP request failed: FakeError"  # not the bound
-    assert result.extra["sys_uptime_seconds"] == 1000.0
+    assert extra(result)["sys_uptime_seconds"] == 1000.0
     assert result.sent - result.received >= 1  # the cancelled request: sent, never answered
     assert agent.walks_in_flight == 0
 

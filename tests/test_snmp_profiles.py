@@ -35,7 +35,8 @@ def test_each_invalid_profile_names_its_rule(path: Path, tmp_path: Path) -> None
     shutil.copy(path, tmp_path / path.name)
     with pytest.raises(ProfileError) as info:
         load_profiles(tmp_path)
-    assert str(info.value) == f"{tmp_path / path.name}:{expected}"  # expected: "LINE: field: message"
+    # expected: "LINE: field: message"
+    assert str(info.value) == f"{tmp_path / path.name}:{expected}"
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
@@ -140,3 +141,15 @@ snmp:
         priv_key="priv-secret-2", port=1161, profile="cisco-wlc", timeout=0.5, retries=2, max_walks=2,
     )  # fmt: skip
     assert settings.security_level == "authPriv" and "secret" not in repr(settings)
+
+
+def test_a_later_directory_replaces_a_profile_of_the_same_name(tmp_path: Path) -> None:
+    (tmp_path / "generic.yaml").write_text(
+        "name: generic\ndescription: site copy\n"
+        "scalars:\n  sys_uptime: {oid: 1.3.6.1.2.1.1.3.0, type: timeticks}\n"
+    )
+    profiles = load_profiles(DEFAULT_DIR, tmp_path)
+    assert profiles["generic"].description == "site copy"
+    assert profiles["cisco-wlc"].scalars.keys() >= {"sys_uptime"}  # extends the site's generic
+    assert profiles["cisco-wlc"].aps is not None and profiles["cisco-wlc"].interfaces is None
+    assert load_profiles(DEFAULT_DIR)["generic"].description != "site copy"

@@ -17,7 +17,7 @@ from netmon.inventory import parse_inventory
 from netmon.monitor import Monitor
 from netmon.store import Store
 from netmon.verdict import Verdict
-from probes.base import ProbeContext
+from probes.base import Engines
 from probes.icmp import IcmpEngine
 from probes.snmp import SnmpPoller
 from tests.snmp import agents
@@ -61,7 +61,7 @@ async def test_controller_evidence_drives_verdict_api_and_metrics(
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.migrate()
     with IcmpEngine.open() as icmp:
-        monitor = Monitor(inv, store, ProbeContext(icmp=icmp, snmp=SnmpPoller.from_directory()))
+        monitor = Monitor(inv, store, Engines({"icmp": icmp, "snmp": SnmpPoller.from_directory()}))
         await monitor.start(evaluate_every=0.5)
         try:
             for _ in range(120):  # bounded: until the controller has been polled and judged

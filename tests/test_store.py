@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from netmon.errors import StoreError
 from netmon.store import Store, VerdictChange, make_engine
 from probes.base import ProbeResult
+from probes.snmp_findings import AccessPoint, SnmpFindings
 
 T0 = 1_800_000_000.0
 
@@ -33,7 +34,7 @@ def test_round_trip_and_batches(database_url: str) -> None:
     site, device, r = got[-1]
     assert (site, device) == ("dh-ranchi", "ap-39")
     assert r == result(T0 + 11_999, received=11_999 % 6)
-    assert ("dh-ranchi", "ap-0") in store.devices_ever_up()
+    assert ("dh-ranchi", "ap-0", "icmp") in store.devices_ever_up()
     rows = store.results("dh-ranchi", "ap-1", since=T0, limit=3)
     assert [row.ts for row in rows] == [T0 + 11_961, T0 + 11_921, T0 + 11_881]
     assert store.prune(before=T0 + 6000) == 6000
@@ -145,9 +146,10 @@ def test_a_version_1_database_is_migrated(database_url: str) -> None:
     store.migrate()
     assert "extra" in {c["name"] for c in inspect(store.engine).get_columns("probe_result")}
     ((_, _, old),) = list(store.results_since(0))
-    assert old.rtts == (0.001,) and old.extra == {}
-    snmp = ProbeResult("snmp", True, 2.0, 0.2, 3, 3, (0.2,), "", {"rebooted": True, "aps": [{"name": "ap-1"}]})
+    assert old.rtts == (0.001,) and old.findings is None
+    found = SnmpFindings("generic", True, rebooted=True, aps=(AccessPoint(name="ap-1"),))
+    snmp = ProbeResult("snmp", True, 2.0, 0.2, 3, 3, (0.2,), "", found)
     store.add_result("s", "wlc", snmp)
     store.flush()
-    assert list(store.results_since(2.0))[0][2].extra == snmp.extra
+    assert list(store.results_since(2.0))[0][2].findings == found
     store.close()

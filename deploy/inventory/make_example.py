@@ -1,6 +1,7 @@
 """Generate ``jharkhand-example.yaml``: an example netmon inventory for Jharkhand's public hospitals.
 
-Run ``python deploy/inventory/make_example.py`` to (re)write the YAML file next to this script.
+Run ``python deploy/inventory/make_example.py`` to (re)write ``netmon/data/inventory/jharkhand-example.yaml``
+(package data: every install carries it).
 The output is deterministic: the same script always writes the same bytes, because every
 per-site random draw comes from ``random.Random`` seeded with a fixed string plus the site id
 (adding or removing a site does not change the gear of any other site).
@@ -47,7 +48,10 @@ from pathlib import Path
 
 import yaml
 
-OUTPUT = Path(__file__).with_name("jharkhand-example.yaml")
+# Bundled with the package (netmon.resources.example_inventory()).
+OUTPUT = (
+    Path(__file__).resolve().parents[2] / "netmon" / "data" / "inventory" / "jharkhand-example.yaml"
+)
 SEED = "netmon-jharkhand-example-v1"
 
 # Role -> third address octet (R in the docstring).

@@ -9,7 +9,7 @@ from typing import Literal, overload
 from pydantic import BaseModel
 
 from netmon.inventory import FacilityType, Role
-from netmon.verdict import Verdict
+from netmon.verdict import Criterion, Verdict
 
 
 @overload
@@ -24,7 +24,7 @@ def iso(ts: float | None) -> datetime | None:
 
 
 class ReasonPublic(BaseModel):
-    criterion: str
+    criterion: Criterion  # the full list, with units, is in the OpenAPI schema and the README
     message: str
     device: str | None = None
     measured: float | None = None

@@ -22,9 +22,9 @@ from netmon.api.models import (
 )
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus, SiteView
-from netmon.snmp_view import SnmpEvidence, facts
 from netmon.verdict import device_state
 from netmon.window import DeviceSummary
+from probes.snmp_view import SnmpEvidence, controllers_of, snmp_of
 
 
 def site_public(st: SiteStatus) -> SitePublic:
@@ -42,23 +42,26 @@ def site_detail(monitor: Monitor, st: SiteStatus) -> SiteDetail:
     now = monitor.clock()
     sv = monitor.view(site, now)
     devices = [device_public(site, dev, sv, now) for dev in site.devices]
-    unknown = [ControllerApPublic.model_validate({k: ap.get(k) for k in ControllerApPublic.model_fields})
-               for ap in sv.controllers.unknown_aps]  # fmt: skip
+    controllers = controllers_of(sv.views)
+    unknown = [
+        ControllerApPublic(controller=u.controller, **asdict(u.ap)) for u in controllers.unknown_aps
+    ]
     clients = None
-    if sv.controllers.up or unknown:  # some controller reported its APs
-        clients = sum(sv.controllers.clients.values()) + sum(ap.clients or 0 for ap in unknown)
+    if controllers.up or unknown:  # some controller reported its APs
+        clients = sum(controllers.clients.values()) + sum(ap.clients or 0 for ap in unknown)
     return SiteDetail(**site_public(st).model_dump(), device_list=devices, clients=clients,
                       window_seconds=monitor.inventory.policy_for(site).window, unknown_aps=unknown)  # fmt: skip
 
 
 def device_public(site: Site, dev: Device, sv: SiteView, now: float) -> DevicePublic:
     s = sv.summaries.get(dev.name)
+    snmp = snmp_of(sv.evidence).get(dev.name)
     return DevicePublic(
         name=dev.name, role=dev.role, address=dev.address, parent=dev.parent,
         state=device_state(site, dev, sv.summaries),
         last=_last_public(s), window=_window_public(s),
-        snmp=snmp_public(dev, sv.snmp[dev.name], now) if dev.name in sv.snmp else None,
-        clients=sv.controllers.clients.get(dev.name),
+        snmp=snmp_public(dev, snmp, now) if snmp is not None else None,
+        clients=controllers_of(sv.views).clients.get(dev.name),
     )  # fmt: skip
 
 
@@ -84,12 +87,11 @@ def _window_public(s: DeviceSummary | None) -> WindowPublic | None:
 
 
 def snmp_public(dev: Device, ev: SnmpEvidence, now: float) -> SnmpPublic:
-    f = facts(dev, ev, now)
-    extra = ev.last_ok.extra if ev.last_ok else {}
+    f, found = ev.facts(dev, now), ev.findings
     return SnmpPublic(
         answered=f.answered, polled_at=iso(ev.polls.last.started_at) if ev.polls.last else None,
         uptime_seconds=f.uptime, reboots_in_window=[iso(t) for t in f.reboots],
         uplinks_down=list(f.uplinks_down),
-        interfaces=[InterfacePublic(**i) for i in extra.get("interfaces") or []],
-        aps_total=extra.get("aps_total"), aps_up=extra.get("aps_up"),
+        interfaces=[InterfacePublic(**asdict(i)) for i in (found.interfaces or () if found else ())],
+        aps_total=found.aps_total if found else None, aps_up=found.aps_up if found else None,
     )  # fmt: skip

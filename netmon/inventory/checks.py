@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Sequence
 
 from netmon.inventory.models import JHARKHAND_DISTRICTS, Inventory, Site
 from netmon.schema import Loc
-from probes import snmp_settings
+from probes import KINDS
 
 
 def cross_checks(
@@ -76,10 +76,8 @@ def _device_checks(
             )
         if dev.address is not None:
             addresses.setdefault(dev.address, owner)
-        for loc, message in snmp_settings.device_checks(
-            dev.snmp, dev.kinds, inv.snmp, snmp_profiles
-        ):
-            yield at + loc, message
+        for kind in KINDS.values():  # each kind's own checks (SNMP: credentials, profile)
+            yield from kind.checks(inv, dev, at, snmp_profiles)
         yield from _parent_checks(site, j, at)
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from netmon.schema import Seconds, Strict
+from probes import KINDS
 from probes.snmp_settings import DeviceSnmp, SnmpConfig
 
 JHARKHAND_DISTRICTS = (
@@ -32,7 +33,10 @@ JHARKHAND_DISTRICTS = (
 
 Role = Literal["wan", "router", "switch", "ap", "controller"]
 FacilityType = Literal["medical_college", "district_hospital", "chc", "phc", "other"]
-ProbeKind = Literal["icmp", "snmp"]
+if TYPE_CHECKING:
+    ProbeKind = str
+else:
+    ProbeKind = Literal[tuple(KINDS)]  # the registered probe kinds' names (probes.KINDS)
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
@@ -104,20 +108,22 @@ else:
     )
 
 
-class Device(Strict):
+class DeviceBase(Strict):
+    """A device; :class:`Device` adds one optional key per probe kind with device settings."""
+
     name: Slug
     role: Role
     address: str | None = None
     parent: str | None = None
     mac: str | None = None  # how a wireless controller names this AP, if not by name
-    probes: list[ProbeKind] | None = None  # default: icmp, plus snmp when `snmp` is given
-    snmp: DeviceSnmp | None = None
+    probes: list[ProbeKind] | None = None  # default: each kind's enabled_by_default
 
     @property
     def kinds(self) -> list[str]:
+        """The probe kinds that probe this device (``probes:``, else each kind's default)."""
         if self.probes is not None:
             return list(self.probes)
-        return ["icmp", "snmp"] if self.snmp else ["icmp"]
+        return [kind.name for kind in KINDS.values() if kind.enabled_by_default(self)]  # type: ignore[arg-type]
 
     @field_validator("mac")
     @classmethod
@@ -138,6 +144,23 @@ class Device(Strict):
             if not _HOSTNAME.match(value) or value.replace(".", "").isdigit():
                 raise ValueError(f"not an IP address or host name: {value!r}") from None
         return value
+
+
+def _kind_fields(attribute: str) -> dict[str, Any]:
+    """One optional field per registered kind that has a model in ``attribute``."""
+    models = {k.name: getattr(k, attribute) for k in KINDS.values()}
+    return {name: (model | None, None) for name, model in models.items() if model is not None}
+
+
+if TYPE_CHECKING:
+
+    class Device(DeviceBase):
+        snmp: DeviceSnmp | None = None
+
+else:
+    Device = create_model(
+        "Device", __base__=DeviceBase, __module__=__name__, **_kind_fields("device_settings")
+    )
 
 
 class Maintenance(Strict):
@@ -185,11 +208,12 @@ class Site(SiteInfo):
         return next((m for m in self.maintenance if m.covers(ts)), None)
 
 
-class Inventory(Strict):
+class InventoryBase(Strict):
+    """The inventory; :class:`Inventory` adds one top-level section per kind with a config."""
+
     state: str = "Jharkhand"
     defaults: Defaults = Defaults()
     policy: Policy = Policy()
-    snmp: SnmpConfig = SnmpConfig()
     sites: list[Site] = []
 
     _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)
@@ -214,6 +238,22 @@ class Inventory(Strict):
             if cached is not None and self._by_id.get(site.id) is site
             else self.policy.merged(site.policy)
         )
+
+
+def _config_fields() -> dict[str, Any]:
+    """One top-level section per registered kind with a config model (defaults when left out)."""
+    return {k.name: (k.config, k.config()) for k in KINDS.values() if k.config is not None}
+
+
+if TYPE_CHECKING:
+
+    class Inventory(InventoryBase):
+        snmp: SnmpConfig = SnmpConfig()
+
+else:
+    Inventory = create_model(
+        "Inventory", __base__=InventoryBase, __module__=__name__, **_config_fields()
+    )
 
 
 def set_fields(model: BaseModel) -> dict[str, Any]:

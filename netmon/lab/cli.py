@@ -1,6 +1,6 @@
 """``netmon lab``: run simulated facilities in a network namespace (needs root).
 
-    netmon lab up --scenarios DIR [--inventory-out FILE]   start; wait for Ctrl-C / SIGTERM
+    netmon lab up [--scenarios DIR] [--inventory-out FILE] start; wait for Ctrl-C / SIGTERM
     netmon lab set DEVICE key=value ...                     change faults of a running lab
     netmon lab reboot DEVICE [--downtime S]                 SNMP sysUpTime restarts
     netmon lab status                                       running labs and echo counters
@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from netmon.lab import control
-from netmon.lab.model import Faults, LabError, Snmp, load_scenarios
+from netmon.lab.model import Faults, LabError, Snmp, bundled_scenarios, load_scenarios
 from netmon.lab.netns import cleanup_stale, lab_namespaces, live_records, load_record
 from netmon.lab.snmp import SnmpAgent
 
-DEFAULT_SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "lab" / "scenarios"
 MAX_WAIT = 7 * 24 * 3600.0  # longest `lab up` / `lab demo` keeps running
 
 
@@ -36,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     lsub = lab.add_subparsers(dest="lab_command")
     lab.set_defaults(func=lambda _args: _help(lab))
     up = lsub.add_parser("up", help="start the lab and wait until Ctrl-C / SIGTERM")
-    up.add_argument("--scenarios", type=Path, default=DEFAULT_SCENARIOS, help="directory or file")
+    up.add_argument(
+        "--scenarios", type=Path, help="directory or file (default: the bundled scenarios)"
+    )
     up.add_argument("--inventory-out", type=Path, help="where to write the netmon inventory")
     up.add_argument("--workdir", type=Path, help="keep logs and state here (default: temp dir)")
     up.add_argument("--no-snmp", action="store_true", help="do not start snmpd agents")
@@ -82,7 +83,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from netmon.lab.lab import Lab
 
     try:
-        scenarios = load_scenarios(args.scenarios)
+        scenarios = load_scenarios(args.scenarios) if args.scenarios else bundled_scenarios()
         lab = Lab(scenarios, args.workdir, seed=args.seed, snmp=not args.no_snmp,
                   inventory_path=args.inventory_out, max_seconds=args.duration + 60)  # fmt: skip
         with lab:

@@ -1,7 +1,7 @@
 """The demo lab: a realistic mix of Jharkhand facilities, most fine, some degraded, a few down.
 
 Sites and their gear come from the bundled example inventory
-(``deploy/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
+(``netmon/data/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
 Without it, a small built-in set of sites is used. Each site gets one condition from
 :data:`CONDITIONS`; healthy sites still see a plausible WAN round-trip time (5-40 ms).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from netmon.errors import ConfigError
-from netmon.inventory import Site, load_inventory
+from netmon.inventory import Device, Site, load_inventory
 from netmon.lab.model import Faults, Flap, LabDevice, LabSite, Period, Scenario, Snmp
 from netmon.lab.plan import LabTiming
 from netmon.settings import EXAMPLE_INVENTORY
@@ -125,16 +125,24 @@ def demo_scenarios(example: Path = EXAMPLE_INVENTORY, seed: int = 2026) -> list[
 
 
 def _scenario(site: Site, condition: str, patch: Patch) -> Scenario:
-    snmp_roles = {"wan", "controller"} if site.type == "medical_college" else {"wan"}
-    want_snmp = site.type in ("medical_college", "district_hospital")
     devices = [
         LabDevice(name=d.name, role=d.role, parent=d.parent, faults=patch.get(d.name, Faults()),
-                  snmp=Snmp() if want_snmp and d.role in snmp_roles and d.name.endswith("-1") else None)
+                  snmp=_demo_agent(site, d))
         for d in site.devices
     ]  # fmt: skip
     lab_site = LabSite(id=site.id, name=site.name, district=site.district, type=site.type,
                        hfr_id=site.hfr_id, devices=devices)  # fmt: skip
     return Scenario(id=site.id, description=f"demo: {condition.replace('_', ' ')}", site=lab_site)
+
+
+def _demo_agent(site: Site, dev: Device) -> Snmp | None:
+    """A real snmpd on the first WAN device and router (and controller at a medical college) of
+    the larger sites, with its uplink port (if1, ``uplink0``) listed, so that ``netmon lab reboot
+    SITE/router-1`` and ``netmon lab set SITE/wan-1 if1=down`` change the verdict."""
+    roles = {"wan", "router", "controller"} if site.type == "medical_college" else {"wan", "router"}
+    if site.type not in ("medical_college", "district_hospital") or dev.role not in roles:
+        return None
+    return Snmp(uplink_interfaces=["uplink0"]) if dev.name.endswith("-1") else None
 
 
 def builtin_sites() -> list[Site]:

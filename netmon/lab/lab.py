@@ -2,7 +2,7 @@
 
 ::
 
-    with Lab(load_scenarios("tests/lab/scenarios"), workdir) as lab:
+    with Lab(bundled_scenarios(), workdir) as lab:
         lab.inventory_path                 # netmon inventory for the lab sites (SNMP included)
         lab.netmon_env                     # environment netmon needs for its SNMPv3 keys
         lab.set_fault("lab-healthy/wan-1", loss=0.05, delay="200ms")

@@ -1,6 +1,6 @@
 """Scenario files: simulated facilities, the faults of their gear, and the verdict to expect.
 
-A scenario (``tests/lab/scenarios/*.yaml``) describes one site the way the netmon inventory does,
+A scenario (``netmon/lab/scenarios/*.yaml``, package data: :func:`bundled_scenarios`) describes one site the way the netmon inventory does,
 plus per-device faults for the lab's ICMP responder, optional SNMP agents, and what netmon
 should conclude. Validation is strict (unknown keys are errors) and every device address must lie
 inside the lab's private range 198.18.0.0/15 (benchmarking space, RFC 2544), outside the
@@ -43,6 +43,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,15 +60,16 @@ from pydantic import (
 )
 
 from netmon.durations import parse_duration
+from netmon.errors import NetmonError
 from netmon.inventory import Role, SiteInfo, Slug
-from netmon.verdict import Verdict
+from netmon.verdict import Criterion, Verdict
 
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 LINK_NET = ipaddress.IPv4Network("198.18.0.0/24")  # host <-> namespace link lives here
 DeviceState = Literal["up", "down", "unreachable_parent", "unknown"]
 
 
-class LabError(RuntimeError):
+class LabError(NetmonError):
     """The lab cannot do what was asked (bad scenario, no root, namespace trouble...)."""
 
 
@@ -243,17 +246,31 @@ class LabSite(SiteInfo):
         return self
 
 
-class ReasonExpect(_Strict):
-    """Reasons whose criterion is ``criterion`` (or any of a list) and, if given, ``device``."""
+def known_criterion(value: object) -> object:
+    """A criterion netmon can emit; anything else is an error (a typo would never match)."""
+    if isinstance(value, str) and value not in set(Criterion):
+        raise ValueError(f"{value!r} is not a verdict criterion (netmon.verdict.Criterion)")
+    return value
 
-    criterion: str | list[str]
+
+CriterionName = Annotated[Criterion, BeforeValidator(known_criterion)]
+CriterionNames = Annotated[
+    list[CriterionName], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)
+]
+
+
+class ReasonExpect(_Strict):
+    """Reasons whose criterion is ``criterion`` (or any of a list) and, if given, ``device``.
+    Only criteria netmon can emit (:class:`netmon.verdict.Criterion`) are accepted."""
+
+    criterion: CriterionNames
     device: str | None = None
     count: Annotated[int, Field(ge=0)] | None = None  # exactly this many (default: at least one)
     message_contains: list[str] = []
 
     @property
-    def criteria(self) -> tuple[str, ...]:
-        return (self.criterion,) if isinstance(self.criterion, str) else tuple(self.criterion)
+    def criteria(self) -> tuple[Criterion, ...]:
+        return tuple(self.criterion)
 
 
 class Transition(_Strict):
@@ -304,7 +321,7 @@ class Expect(_Strict):
     verdict: Verdict | list[Verdict]
     reasons: list[ReasonExpect] = []
     only_listed_reasons: bool = False  # every reason must match one of ``reasons``
-    forbidden_reasons: list[str] = []
+    forbidden_reasons: list[CriterionName] = []
     device_states: dict[str, DeviceState] = {}
     history: list[Transition] = []
     compare_with_fping: list[str] = []  # device names whose loss/RTT the e2e test cross-checks
@@ -388,17 +405,37 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def load_scenarios(path: str | Path) -> list[Scenario]:
+def bundled_scenario_dir() -> Traversable:
+    """The lab's own scenarios (package data of ``netmon.lab``)."""
+    return files("netmon.lab").joinpath("scenarios")
+
+
+def bundled_scenarios() -> list[Scenario]:
+    return load_scenarios(bundled_scenario_dir())
+
+
+def load_scenarios(path: str | Path | Traversable) -> list[Scenario]:
     """One scenario file, or every ``*.yaml`` in a directory (sorted by name)."""
-    path = Path(path)
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    if not files:
-        raise LabError(f"{path}: no scenario files (*.yaml)")
-    scenarios = [parse_scenario(f.read_text(encoding="utf-8"), str(f)) for f in files]
+    where = Path(path) if isinstance(path, str) else path
+    if where.is_dir():
+        found = [f for f in where.iterdir() if f.name.endswith(".yaml") and f.is_file()]
+        found.sort(key=lambda f: f.name)
+    else:
+        found = [where]
+    if not found:
+        raise LabError(f"{where}: no scenario files (*.yaml)")
+    scenarios = [parse_scenario(_read(f), str(f)) for f in found]
     seen: dict[str, str] = {}
     for sc in scenarios:
         for key in (f"scenario {sc.id}", f"site {sc.site.id}"):
             if key in seen:
-                raise LabError(f"duplicate {key} in {path}")
+                raise LabError(f"duplicate {key} in {where}")
             seen[key] = sc.id
     return scenarios
+
+
+def _read(f: Traversable) -> str:
+    try:
+        return f.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabError(f"{f}: cannot read: {exc.strerror}") from None

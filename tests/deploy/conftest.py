@@ -61,9 +61,11 @@ def awaited_metrics() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def exported_metrics() -> set[str]:
-    """Metric names documented at the top of exporters/prometheus.py."""
-    doc = ast.get_docstring(ast.parse((REPO / "exporters/prometheus.py").read_text())) or ""
-    names = set(re.findall(r"\bnetmon_[a-z0-9_]+", doc))
+    """Metric names documented at the top of exporters/prometheus.py and of each probe kind's
+    modules (a kind exports its own families through its ``metrics`` hook)."""
+    sources = [REPO / "exporters/prometheus.py", *sorted((REPO / "probes").glob("*.py"))]
+    docs = [ast.get_docstring(ast.parse(path.read_text())) or "" for path in sources]
+    names = set(re.findall(r"\bnetmon_[a-z0-9_]+", "\n".join(docs)))
     assert "netmon_site_fully_functional" in names, (
         "exporters/prometheus.py no longer lists its metrics"
     )

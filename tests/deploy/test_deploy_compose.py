@@ -41,7 +41,7 @@ def test_bind_mounts_and_build_files_exist(repo: Path) -> None:
             dockerfile = context / svc["build"]["dockerfile"]
             assert dockerfile.is_file()
             for line in dockerfile.read_text().splitlines():
-                if line.startswith("COPY "):
+                if line.startswith("COPY ") and "--from=" not in line:  # --from: another stage
                     for src in line.split()[1:-1]:
                         if "*" not in src:
                             assert (context / src).exists(), f"Dockerfile: COPY {src}: missing"

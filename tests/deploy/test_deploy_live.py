@@ -280,8 +280,6 @@ def test_every_dashboard_query_returns_data_from_real_prometheus_scraping_netmon
     bench: Bench,
 ) -> None:
     prometheus = bench.which("prometheus")
-    if not (bench.repo / "probes/icmp.py").exists():
-        pytest.skip("probes/icmp.py (the ICMP engine netmon run needs) is not in the tree yet")
     from tests.snmp.agents import start_snmpsim  # skips the test if snmpsim is missing
 
     with start_snmpsim(bench.tmp_path / "snmpsim") as agent:

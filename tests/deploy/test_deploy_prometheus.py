@@ -6,7 +6,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 import yaml
@@ -196,28 +196,25 @@ def _github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def _criteria(repo: Path) -> set[str]:
-    """Verdict reason criteria netmon can export (netmon/verdict.py; <role>_down per role)."""
-    from netmon.inventory import Role
-
-    text = (repo / "netmon/verdict.py").read_text()
-    found = set(re.findall(r'Reason\(\s*"([a-z_]+)"', text))
-    found |= set(re.findall(r'criterion = "([a-z_]+)"', text))
-    assert {"uplink_interface_down", "device_rebooted", "snmp_no_answer"} <= found, found
-    return found | {f"{role}_down" for role in get_args(Role)}
+def _criterion_labels(text: str) -> set[str]:
+    """Criterion label values named in a rule, dashboard or promtool test file."""
+    found = set(re.findall(r'criterion\\?="([a-z_]+)\\?"', text))
+    return found | set(re.findall(r"^\s*criterion: ([a-z_]+)\s*$", text, re.MULTILINE))
 
 
 def test_rules_name_real_policy_thresholds_and_verdict_criteria(repo: Path) -> None:
     """A typo in threshold="..." or criterion="..." would make a rule silently match nothing."""
     from netmon.inventory import Policy
+    from netmon.verdict import Criterion
 
     thresholds = set(Policy.model_fields)
-    criteria = _criteria(repo)
+    criteria = {c.value for c in Criterion}
     texts = [p.read_text() for p in sorted((repo / "deploy/prometheus/rules").glob("*.yml"))]
     texts += [p.read_text() for p in sorted((repo / "deploy/grafana/dashboards").glob("*.json"))]
+    tests = [p.read_text() for p in sorted((repo / "deploy/prometheus/tests").glob("*.yml"))]
     used_t = {t for text in texts for t in re.findall(r'threshold\\?="([a-z_]+)\\?"', text)}
-    used_c = {c for text in texts for c in re.findall(r'criterion\\?="([a-z_]+)\\?"', text)}
+    used_c = {c for text in texts + tests for c in _criterion_labels(text)}
     assert {"uplink_max_loss", "ap_min_up_ratio"} <= used_t
-    assert "uplink_interface_down" in used_c
+    assert {"uplink_interface_down", "uplink_loss", "ap_loss", "device_rebooted"} <= used_c
     assert used_t <= thresholds, used_t - thresholds
     assert used_c <= criteria, used_c - criteria

@@ -22,6 +22,9 @@ REQUIRED = {
     "DynamicUser": "yes",
     "EnvironmentFile": "-/etc/netmon/netmon.env",
     "ExecStart": f"{EXEC} run --config /etc/netmon/inventory.yaml",
+    "ExecReload": "/bin/kill -HUP $MAINPID",  # netmon re-reads the inventory on SIGHUP
+    "Restart": "on-failure",
+    "RestartPreventExitStatus": "78",  # netmon's exit status for a configuration error
 }
 
 

@@ -4,7 +4,7 @@ Tests that need the lab are marked ``root`` (and ``slow`` when they start proces
 root, ``ip``, ``fping`` or ``snmpd`` they are skipped with the reason, and a host where
 ``ip netns add`` is not permitted skips them too.
 
-* ``scenarios``     -- every scenario in tests/lab/scenarios (validated)
+* ``scenarios``     -- every scenario the lab bundles (netmon/lab/scenarios, validated)
 * ``start_lab``     -- start a :class:`netmon.lab.Lab`; stopped at the end of the test module
 * ``scenario_lab``  -- a lab running every scenario (module scope)
 * ``netmon_server`` -- ``netmon run`` as a subprocess against ``scenario_lab``'s inventory
@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 
-from netmon.lab import Lab, LabError, Scenario, load_scenarios
+from netmon.lab import Lab, LabError, Scenario, bundled_scenarios
 from netmon.lab.runner import NetmonProcess
 
 HERE = Path(__file__).resolve().parent
-SCENARIO_DIR = HERE / "scenarios"
 TOOLS = ("ip", "fping", "snmpd", "snmpget")
 
 
@@ -69,7 +68,7 @@ def start_or_skip(lab: Lab) -> Lab:
 
 @pytest.fixture(scope="session")
 def scenarios() -> list[Scenario]:
-    return load_scenarios(SCENARIO_DIR)
+    return bundled_scenarios()
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from netmon.lab import Lab, LabError, load_scenarios
+from netmon.lab.model import bundled_scenario_dir
 from netmon.lab.netns import lab_namespaces, lab_processes, live_records, load_record
 from tests.lab.conftest import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-HEALTHY = Path(__file__).with_name("scenarios") / "healthy.yaml"  # has an SNMP agent too
+HEALTHY = Path(str(bundled_scenario_dir().joinpath("healthy.yaml")))  # has an SNMP agent too
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 CHILD = """
 import sys, time
@@ -98,6 +99,7 @@ def test_lab_up_stops_cleanly_on_signals(sig: signal.Signals, tmp_path: Path) ->
                              "--inventory-out", str(inventory), "--workdir", str(tmp_path / "w")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=REPO)  # fmt: skip
     try:
+
         def started() -> bool:  # the record is written before the inventory: wait for both
             return inventory.is_file() and any(r.owner_pid == proc.pid for r in live_records())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import socket
 import struct
 import threading
@@ -21,14 +22,20 @@ from netmon.lab.demo import DEMO_SITES, DEMO_TIMING, demo_scenarios
 from netmon.lab.events import IDLE_WAIT, EventRunner, Scheduled, schedule
 from netmon.lab.expect import problems
 from netmon.lab.measure import parse_vcount
-from netmon.lab.model import Faults, LabError, load_scenarios, parse_scenario
+from netmon.lab.model import (
+    Faults,
+    LabError,
+    bundled_scenario_dir,
+    bundled_scenarios,
+    parse_scenario,
+)
 from netmon.lab.passpersist import IF_ENTRY, SYS_UPTIME, Agent, mib, serve
 from netmon.lab.plan import LabTiming, Plan, temporary_env
 from netmon.lab.responder import LossPattern, build_devices, check_faults, icmp_checksum, make_reply
 from netmon.lab.snmp import SUBTREES, SnmpAgent
+from netmon.verdict import Criterion
 from probes.snmp_profiles import load_profiles
 
-SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MINIMAL = """
 id: t
 description: test
@@ -53,9 +60,9 @@ def _with(text: str, **site_device_0: Any) -> str:
 
 
 def test_every_scenario_file_is_valid_and_has_expectations() -> None:
-    scenarios = load_scenarios(SCENARIO_DIR)
+    scenarios = bundled_scenarios()
     ids = {sc.id for sc in scenarios}
-    assert {"healthy", "uplink-down", "aps-down", "lossy-uplink", "slow-uplink", "flapping-ap",
+    assert {"healthy", "uplink-down", "aps-down", "lossy-uplink", "slow-uplink", "flapping-ap", "flapping-ap-small-site",
             "controller-down", "never-seen", "recovering", "rebooted-router", "uplink-port-down",
             "snmp-silent", "snmp-v3"} <= ids  # fmt: skip
     assert all(sc.expect is not None for sc in scenarios)
@@ -85,6 +92,37 @@ def test_unknown_keys_and_bad_values_are_errors_with_a_location() -> None:
         parse_scenario(MINIMAL + "expect: {verdict: down, device_states: {nope: up}}\n")
 
 
+def test_expectations_may_only_name_criteria_netmon_emits() -> None:
+    for bad in ("{criterion: ap_availability}", "{criterion: [ap_flapping, ap_outage]}"):
+        with pytest.raises(
+            LabError,
+            match=r"expect\.reasons\[0\]\.criterion.*'ap_(availability|outage)' is not a verdict criterion",
+        ):
+            parse_scenario(MINIMAL + f"expect: {{verdict: degraded, reasons: [{bad}]}}\n")
+    with pytest.raises(LabError, match=r"expect\.forbidden_reasons\[0\]: .*'uplink_dwon' is not"):
+        parse_scenario(MINIMAL + "expect: {verdict: degraded, forbidden_reasons: [uplink_dwon]}\n")
+    sc = parse_scenario(
+        MINIMAL + "expect: {verdict: degraded, reasons: [{criterion: ap_flapping}]}\n"
+    )
+    assert sc.expect is not None and sc.expect.reasons[0].criteria == (Criterion.AP_FLAPPING,)
+
+
+def test_scenarios_are_package_data_of_the_lab() -> None:
+    """The lab reads its scenarios through importlib.resources, not from tests/."""
+    where = bundled_scenario_dir()
+    names = sorted(f.name for f in where.iterdir() if f.name.endswith(".yaml"))
+    assert [sc.id + ".yaml" for sc in bundled_scenarios()] == names
+    assert "netmon/lab/scenarios" in str(where).replace("\\", "/")
+    assert where.joinpath("README.md").is_file()
+    assert not (Path(__file__).parent / "scenarios").exists()
+
+
+def test_the_readme_table_lists_every_bundled_scenario() -> None:
+    readme = bundled_scenario_dir().joinpath("README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| ([a-z0-9-]+) \|", readme, re.MULTILINE))
+    assert rows - {"scenario"} == {sc.id for sc in bundled_scenarios()}
+
+
 def test_durations_accept_units_and_bare_seconds() -> None:
     sc = parse_scenario(_with(MINIMAL, faults={"delay": "250ms", "jitter": 0.01,
                                                "down_periods": [{"start": "1m", "end": "90"}]}))  # fmt: skip
@@ -108,7 +146,7 @@ def _inventory(plan: Plan, secrets_dir: Path, snmp: bool = True) -> Any:
 
 
 def test_plan_gives_each_site_its_own_block_and_a_valid_inventory(tmp_path: Path) -> None:
-    plan = Plan.build(load_scenarios(SCENARIO_DIR))
+    plan = Plan.build(bundled_scenarios())
     blocks = {d.site: d.address.rsplit(".", 1)[0] for d in plan.devices.values()}
     assert len(set(blocks.values())) == len(blocks)
     inv = _inventory(plan, tmp_path)
@@ -141,6 +179,16 @@ def test_demo_uses_real_jharkhand_sites_with_a_realistic_mix(tmp_path: Path) -> 
     inv = _inventory(Plan.build(scenarios, DEMO_TIMING), tmp_path)
     polled = [d for s in inv.sites for d in s.devices if d.snmp]
     assert polled and inv.snmp.defaults.interval == DEMO_TIMING.snmp_interval
+
+
+def test_demo_devices_the_readme_names_can_be_rebooted_and_lose_their_uplink_port() -> None:
+    """README: `netmon lab reboot dh-ranchi/router-1`, `lab set dh-ranchi/wan-1 if1=down`."""
+    site = next(sc.site for sc in demo_scenarios() if sc.site.id == "dh-ranchi")
+    agents = {d.name: d.snmp for d in site.devices if d.snmp is not None}
+    assert {"wan-1", "router-1"} <= set(agents)
+    for agent in agents.values():
+        if1 = next(i for i in agent.interfaces if i.index == 1)
+        assert agent.uplink_interfaces == [if1.name]  # if1=down is an uplink down
 
 
 def test_demo_falls_back_when_not_root(

@@ -9,6 +9,7 @@ from netmon.api import problems
 from netmon.api.deps import AnyMonitorDep
 from netmon.api.models import HealthPublic, HealthStatus, StoreHealth, iso
 from netmon.store import Store
+from probes.icmp import KIND as ICMP
 
 router = APIRouter(tags=["health"])
 
@@ -29,5 +30,5 @@ async def healthz(monitor: AnyMonitorDep) -> HealthPublic:
     status: HealthStatus = "loading" if not monitor.ready else store.status
     return HealthPublic(
         status=status, version=__version__, sites=len(monitor.inventory.sites), store=store,
-        icmp_mode=getattr(monitor.ctx.icmp, "mode", None),
+        icmp_mode=getattr(monitor.engines.get(ICMP), "mode", None),
     )  # fmt: skip
