@@ -32,18 +32,37 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import math
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from netmon.schema import Seconds, Strict
+from probes.base import (
+    DEVICE_LABELS,
+    JobSpec,
+    KindSite,
+    Loc,
+    ProbeKind,
+    ProbeResult,
+    Target,
+    failed,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from netmon.config import ValidatedConfig
+    from netmon.inventory import Device, Inventory, Site
+    from netmon.window import DeviceSummary
 
 MAX_BODY = 64 * 1024  # bytes of the body read (and searched for expect_body)
 MAX_HEADERS = 64 * 1024  # bytes of status line plus headers
@@ -542,3 +561,210 @@ def _common_name(der: bytes, name: tuple[int, int, int]) -> str:
                 is_bmp = der[value[0]] == 0x1E
                 return raw.decode("utf-16-be" if is_bmp else "utf-8", "replace")
     return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence over the window, and the facts the verdict rule reads
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFacts:
+    """One device's HTTP checks over the policy window, with the thresholds to judge them."""
+
+    url: str
+    checks: int  # in the window
+    failures: int
+    last: HttpFindings | None  # the latest check (None: its result had no findings)
+    latency_p95: float | None  # seconds to response headers, answered checks (nearest rank)
+    cert_expires_in: float | None  # seconds from now to the latest certificate's notAfter
+    max_latency: float  # seconds
+    cert_min_days: int
+
+    @property
+    def failing(self) -> bool:
+        return self.last is not None and not self.last.ok
+
+
+class HttpEvidence:
+    """One device's HTTP results in the window (at most one per interval, so a few dozen)."""
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self.ever_up = False
+        self.results: deque[ProbeResult] = deque()
+
+    @property
+    def window(self) -> float:
+        return self._window
+
+    def add(self, result: ProbeResult) -> None:
+        self.results.append(result)
+        if len(self.results) > 1 and result.started_at < self.results[-2].started_at:
+            self.results = deque(sorted(self.results, key=lambda r: r.started_at))  # history
+        self.ever_up = self.ever_up or result.ok
+        horizon = self.results[-1].started_at - self._window
+        while self.results and self.results[0].started_at < horizon:
+            self.results.popleft()
+
+    def close_outage(self, ts: float) -> None:
+        """Nothing to close: http never says a device is down."""
+
+    def summary(self, now: float) -> DeviceSummary | None:
+        return None  # reachability is ping's (and SNMP's) word, never a web page's
+
+    def facts(self, device: Device, now: float) -> HttpFacts | None:
+        settings = getattr(device, "http", None)
+        recent = [r for r in self.results if r.started_at >= now - self._window]
+        if not isinstance(settings, HttpSettings) or not recent:
+            return None
+        found = [r.findings for r in recent if isinstance(r.findings, HttpFindings)]
+        last = recent[-1].findings
+        return HttpFacts(
+            url=safe_url(urlsplit(settings.url)),
+            checks=len(recent),
+            failures=sum(not r.ok for r in recent),
+            last=last if isinstance(last, HttpFindings) else None,
+            latency_p95=_p95([f.headers_latency for f in found if f.headers_latency is not None]),
+            cert_expires_in=_expires_in(found, now),
+            max_latency=settings.max_latency,
+            cert_min_days=settings.cert_min_days,
+        )
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _expires_in(found: list[HttpFindings], now: float) -> float | None:
+    for f in reversed(found):
+        if f.tls is not None and f.tls.not_after is not None:
+            return f.tls.not_after - now
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The kind (registered in probes/__init__.py)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpParams:
+    """One device's check; the runner's deadline is the check's own plus a margin."""
+
+    settings: HttpSettings
+
+    @property
+    def deadline(self) -> float:
+        return self.settings.timeout + 1.0
+
+
+class HttpKind(ProbeKind[HttpEngine | None, HttpParams]):
+    """HTTP(S): one GET of the device's ``http.url`` per interval through a shared engine.
+
+    ``reachability`` is None: a web page never decides whether a device is up. A 500 from a
+    controller's UI means the box answers; a timeout may be a firewall on 443. So http adds its
+    own criteria (``http_check``, ``http_latency``, ``tls_cert_expiring``) and never turns a
+    ping-up device down; a device probed by http alone shows no up/down state of its own.
+    """
+
+    name = "http"
+    reachability = None
+    device_settings = HttpSettings
+    findings = HttpFindings
+
+    def job(self, inventory: Inventory, site: Site, device: Device) -> JobSpec:
+        settings = getattr(device, "http", None)
+        assert isinstance(settings, HttpSettings)  # checks() refused the device otherwise
+        return JobSpec(settings.interval, HttpParams(settings))
+
+    def open(self, config: ValidatedConfig) -> HttpEngine:
+        return HttpEngine()
+
+    async def close(self, engine: HttpEngine | None) -> None:
+        if engine is not None:
+            await engine.close()
+
+    async def probe(
+        self, engine: HttpEngine | None, target: Target, params: HttpParams
+    ) -> ProbeResult:
+        started = time.time()
+        if engine is None:
+            return failed(self.name, started, "no HTTP engine")
+        found = await engine.check(params.settings)
+        rtts = (found.headers_latency,) if found.headers_latency is not None else ()
+        answered = int(found.status is not None)
+        return ProbeResult(
+            self.name,
+            found.ok,
+            started,
+            time.time() - started,
+            1,
+            answered,
+            rtts,
+            found.reason,
+            found,
+        )
+
+    def new_evidence(self, window: float) -> HttpEvidence:
+        return HttpEvidence(window)
+
+    def checks(
+        self, inventory: Inventory, device: Device, loc: Loc, profiles: Collection[str]
+    ) -> Iterator[tuple[Loc, str]]:
+        if "http" in device.kinds and getattr(device, "http", None) is None:
+            yield loc + ("http",), "probes include http but the device has no http settings"
+
+    def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
+        return http_metrics(sites, now)
+
+
+KIND = HttpKind()
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics (built at scrape time)
+
+
+def http_metrics(sites: Iterable[KindSite], now: float) -> Iterator[Metric]:
+    """Per checked device (labels site, district, type, device, role)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    families = {
+        key: GaugeMetricFamily(f"netmon_http_{key}", doc, labels=DEVICE_LABELS)
+        for key, doc in (
+            ("up", "1 if the device's last HTTP check passed (status, body, TLS)"),
+            ("status_code", "HTTP status of the last check, if it got an answer"),
+            ("latency_seconds", "Seconds to the response headers in the last check"),
+            (
+                "cert_expiry_seconds",
+                "Seconds until the server certificate expires (negative: expired)",
+            ),
+            ("failures_in_window", "HTTP checks that failed in the policy window"),
+        )
+    }
+    for ks in sites:
+        for name, ev in ks.evidence.items():
+            dev = ks.site.device(name)
+            if dev is not None and isinstance(ev, HttpEvidence) and ev.results:
+                labels = [ks.site.id, ks.site.district, ks.site.type, dev.name, dev.role]
+                for key, value in _device_metrics(ev, now).items():
+                    if value is not None:
+                        families[key].add_metric(labels, value)
+    yield from families.values()
+
+
+def _device_metrics(ev: HttpEvidence, now: float) -> dict[str, float | None]:
+    last = ev.results[-1]
+    found = last.findings if isinstance(last.findings, HttpFindings) else None
+    in_window = [r for r in ev.results if r.started_at >= now - ev.window]
+    tls = found.tls if found else None
+    expiry = tls.not_after - now if tls and tls.not_after is not None else None
+    return {
+        "up": float(last.ok),
+        "status_code": float(found.status) if found and found.status is not None else None,
+        "latency_seconds": found.headers_latency if found else None,
+        "cert_expiry_seconds": expiry,
+        "failures_in_window": float(sum(not r.ok for r in in_window)),
+    }
