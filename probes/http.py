@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import math
+import re
 import socket
 import ssl
 import time
@@ -82,15 +83,16 @@ ErrorClass = Literal[
 def _status_patterns(value: object) -> object:
     """``200``, ``"2xx"`` or a list of them -> a list of strings (``["200"]``, ``["2xx"]``)."""
     items = value if isinstance(value, list | tuple) else [value]
-    out: list[object] = []
+    out: list[str] = []
     for item in items:
-        if isinstance(item, bool):
+        text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+        if not isinstance(text, str) or not _STATUS.match(text):
             raise ValueError(f"expected a status code like 200 or a class like 2xx, got {item!r}")
-        out.append(str(item) if isinstance(item, int) else item)
+        out.append(text)
     return out
 
 
-StatusPattern = Annotated[str, Field(pattern=r"^[1-5](\d\d|xx)$")]
+_STATUS = re.compile(r"^[1-5](\d\d|xx)$")
 
 
 def check_url(url: str) -> SplitResult:
@@ -115,7 +117,7 @@ class HttpSettings(Strict):
     url: str
     method: Literal["GET"] = "GET"
     expect_status: Annotated[
-        tuple[StatusPattern, ...], BeforeValidator(_status_patterns), Field(min_length=1)
+        tuple[str, ...], BeforeValidator(_status_patterns), Field(min_length=1)
     ] = ("200",)
     timeout: Seconds = 5.0
     max_latency: Seconds = 2.0
