@@ -24,6 +24,7 @@ Adding a kind (the whole checklist)
          found beyond reachability; stored in the result's JSON column and re-read at start);
        * ``reachability``: rank when several kinds say whether a device answers (lower wins:
          icmp 0, snmp 1); ``None`` (the default) means the kind never says a device is up;
+       * ``needs_address``: ``False`` when the kind's settings name its target (http's URL);
        * ``new_evidence(window)``: how results fold (default: a rolling window; add facts for
          the verdict by returning your own :class:`Evidence`);
        * ``site_view``, ``checks``, ``metrics``, ``forget``: site-level view, inventory
@@ -195,6 +196,7 @@ class ProbeKind(ABC, Generic[E, P]):
 
     name: ClassVar[str]
     reachability: ClassVar[int | None] = None  # lower wins; None: never says up/down
+    needs_address: ClassVar[bool] = True  # False: its settings name the target (e.g. a URL)
     device_settings: ClassVar[type[BaseModel] | None] = None  # the device's `<name>:` key
     config: ClassVar[type[BaseModel] | None] = None  # the inventory's top-level `<name>:`
     findings: ClassVar[type[Findings] | None] = None

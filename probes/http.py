@@ -671,6 +671,8 @@ class HttpKind(ProbeKind[HttpEngine | None, HttpParams]):
     ping-up device down; a device probed by http alone shows no up/down state of its own.
     """
 
+    needs_address = False  # the URL names the target
+
     name = "http"
     reachability = None
     device_settings = HttpSettings

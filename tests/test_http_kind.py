@@ -38,6 +38,8 @@ def test_valid_inventory_gives_http_devices_their_settings() -> None:
     job = KINDS["http"].job(inv, site, his)
     assert job.interval == 120.0 and job.params.deadline == 11.0
     assert site.device("wan-1").kinds == ["icmp"]  # type: ignore[union-attr]
+    cloud = site.device("his-cloud")  # its URL names the target: no address needed
+    assert cloud is not None and cloud.kinds == ["http"] and cloud.address is None
 
 
 # --- the rule, with results recorded into a real Monitor ---------------------------------------
