@@ -11,28 +11,29 @@ from __future__ import annotations
 from probes.base import ProbeResult
 
 CounterKey = tuple[str, str, str]  # (site id, device name, probe kind)
+Counts = tuple[int, int, int, int]  # probes, failed, echoes sent, echoes received
+_NONE: dict[str, Counts] = {}
 
 
 class DeviceCounters:
     def __init__(self) -> None:
-        self.by_key: dict[CounterKey, list[int]] = {}  # [probes, failed, sent, received]
+        # (site, device) -> kind -> (probes, failed, echoes sent, echoes received)
+        self.by_device: dict[tuple[str, str], dict[str, Counts]] = {}
 
     def add(self, site: str, device: str, result: ProbeResult) -> None:
-        key = (site, device, result.kind)
-        c = self.by_key.get(key)
-        if c is None:
-            c = self.by_key[key] = [0, 0, 0, 0]
-        c[0] += 1
-        c[1] += not result.ok
-        c[2] += result.sent
-        c[3] += result.received
+        kinds = self.by_device.setdefault((site, device), {})
+        p, f, s, r = kinds.get(result.kind, (0, 0, 0, 0))
+        kinds[result.kind] = (p + 1, f + (not result.ok), s + result.sent, r + result.received)
 
-    def of(self, site: str, device: str, kind: str) -> tuple[int, int, int, int] | None:
-        """(probes, failed, echoes sent, echoes received), or ``None`` before the first."""
-        c = self.by_key.get((site, device, kind))
-        return None if c is None else (c[0], c[1], c[2], c[3])
+    def of(self, site: str, device: str) -> dict[str, Counts]:
+        """The device's totals by kind (empty before its first result). Do not modify."""
+        return self.by_device.get((site, device), _NONE)
 
     def retain(self, keys: set[CounterKey]) -> None:
         """Forget devices (or kinds) no longer in the inventory."""
-        for key in [k for k in self.by_key if k not in keys]:
-            del self.by_key[key]
+        for (site, device), kinds in list(self.by_device.items()):
+            kept = {k: c for k, c in kinds.items() if (site, device, k) in keys}
+            if kept:
+                self.by_device[(site, device)] = kept
+            else:
+                del self.by_device[(site, device)]

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from netmon.inventory import Device, Site
-from netmon.verdict import Verdict, device_state, parent_down
+from netmon.inventory import Site
+from netmon.verdict import Verdict, device_state
 from netmon.window import DeviceSummary
 
 DEVICE_STATES = ("up", "down", "unreachable_parent", "unknown")
@@ -82,8 +82,32 @@ def device_samples(
             yield key, (kind,), float(n)
 
 
-def device_via(site: Site, dev: Device, summaries: Mapping[str, DeviceSummary]) -> bool:
-    return not parent_down(site, dev, summaries)
+def parents_up(
+    parents: Mapping[str, str | None], summaries: Mapping[str, DeviceSummary]
+) -> dict[str, bool]:
+    """For each device (``parents``: its parent's name, first device of a name wins): no
+    device on its parent chain is down now. ``verdict.parent_down`` for every device at once,
+    on names rather than devices (a cycle is cut)."""
+    down = {name for name, s in summaries.items() if s.is_up is False}
+    out: dict[str, bool] = {}
+    for name, parent in parents.items():
+        seen: set[str] = set()
+        up = True
+        while parent is not None and parent in parents and parent not in seen:
+            if parent in down:
+                up = False
+                break
+            seen.add(parent)
+            parent = parents[parent]
+        out[name] = up
+    return out
+
+
+def parent_names(site: Site) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dev in site.devices:
+        out.setdefault(dev.name, dev.parent)  # the first device of a name wins
+    return out
 
 
 def site_samples(

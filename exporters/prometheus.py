@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporters.counters import DeviceCounters
@@ -59,11 +59,11 @@ from exporters.families import (
     Family,
     device_samples,
     device_states,
-    device_via,
     site_samples,
 )
 from exporters.render import Renderer, Scrape
 from netmon.inventory import Site
+from netmon.verdict import parent_down
 from probes import KINDS
 from probes.base import DEVICE_LABELS, SITE_LABELS, KindSite
 
@@ -105,9 +105,8 @@ class NetmonCollector(Collector):
         for site, view in views:
             for dev in site.devices:
                 s = view.summaries.get(dev.name)
-                via = device_via(site, dev, view.summaries) if s is not None else True
-                counts = {k: c for k in dev.kinds
-                          if (c := self.counters.of(site.id, dev.name, k)) is not None}  # fmt: skip
+                via = not parent_down(site, dev, view.summaries)
+                counts = self.counters.of(site.id, dev.name)
                 labels = [site.id, site.district, site.type, dev.name, dev.role]
                 for key, extra, value in device_samples(s, via, counts):
                     fams[key].add_metric(labels + list(extra), value)
@@ -182,8 +181,8 @@ class OwnCollector(Collector):
         info = _g("netmon_info", "netmon build and mode", ["version", "icmp_mode"])
         info.add_metric([self.version, self.icmp_mode], 1.0)
         yield info
-        build = InfoMetricFamily("netmon_build", "netmon's version and Python")
-        build.add_metric([], {"version": self.version, "python": platform.python_version()})
+        build = _g("netmon_build_info", "netmon's version and Python", ["version", "python"])
+        build.add_metric([self.version, platform.python_version()], 1.0)  # a gauge: promtool
         yield build
 
     def _engine_events(self) -> CounterMetricFamily:

@@ -28,12 +28,12 @@ from exporters.counters import DeviceCounters
 from exporters.families import (
     DEVICE_FAMILIES,
     SITE_FAMILIES,
-    Counts,
     Family,
     Sample,
     device_samples,
     device_states,
-    device_via,
+    parent_names,
+    parents_up,
     site_samples,
 )
 from netmon.inventory import Device, Site
@@ -103,6 +103,7 @@ class Renderer:
         self._devices: dict[tuple[str, str], tuple[object, Fragments]] = {}
         self._sites: dict[str, tuple[object, Fragments]] = {}
         self._inventory = monitor.inventory
+        self._parent_names: dict[str, tuple[Site, dict[str, str | None]]] = {}
 
     def render(self, scrape: Scrape) -> str:
         if self.monitor.inventory is not self._inventory:  # reloaded: drop removed devices
@@ -131,6 +132,7 @@ class Renderer:
         devices = {(s.id, d.name) for s in sites for d in s.devices}
         self._devices = {k: v for k, v in self._devices.items() if k in devices}
         self._sites = {k: v for k, v in self._sites.items() if k in {s.id for s in sites}}
+        self._parent_names.clear()
         self.counters.retain({(s.id, d.name, k) for s in sites for d in s.devices for k in d.kinds})
 
     # --- devices ----------------------------------------------------------------------------
@@ -138,8 +140,9 @@ class Renderer:
         parts: list[list[str]] = [[] for _ in DEVICE_FAMILIES]
         for site, view in views:
             summaries = view.summaries
+            vias = parents_up(self._parents(site), summaries)
             for dev in site.devices:
-                for i, text in self._device(site, dev, summaries):
+                for i, text in self._device(site, dev, summaries.get(dev.name), vias[dev.name]):
                     parts[i].append(text)
         skip = frozenset() if scrape.window_gauges else _WINDOW
         return "".join(
@@ -148,11 +151,9 @@ class Renderer:
             if parts[i] and i not in skip
         )
 
-    def _device(self, site: Site, dev: Device, summaries: dict[str, DeviceSummary]) -> Fragments:
-        s = summaries.get(dev.name)
-        counts = self._counts(site.id, dev)
-        via = device_via(site, dev, summaries) if s is not None else True
-        key = (site.district, site.type, dev.role, via, counts, _summary_key(s))
+    def _device(self, site: Site, dev: Device, s: DeviceSummary | None, via: bool) -> Fragments:
+        counts = self.counters.of(site.id, dev.name)
+        key = (site.district, site.type, dev.role, via, tuple(counts.items()), _summary_key(s))
         cached = self._devices.get((site.id, dev.name))
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -162,13 +163,11 @@ class Renderer:
         self._devices[(site.id, dev.name)] = (key, frags)
         return frags
 
-    def _counts(self, site_id: str, dev: Device) -> dict[str, Counts]:
-        out: dict[str, Counts] = {}
-        for kind in dev.kinds:
-            c = self.counters.of(site_id, dev.name, kind)
-            if c is not None:
-                out[kind] = c
-        return out
+    def _parents(self, site: Site) -> dict[str, str | None]:
+        cached = self._parent_names.get(site.id)
+        if cached is None or cached[0] is not site:
+            cached = self._parent_names[site.id] = (site, parent_names(site))
+        return cached[1]
 
     # --- sites ------------------------------------------------------------------------------
     def _site_text(self, views: list[tuple[Site, SiteView]], openmetrics: bool) -> str:
