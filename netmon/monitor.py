@@ -92,6 +92,7 @@ class Monitor:
         self.ready = False  # set once history is refilled and the first verdicts are in
         self._tasks: list[asyncio.Task[None]] = []
         self._was_up: dict[EvidenceKey, bool] = {}
+        self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -167,6 +168,8 @@ class Monitor:
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
         self._fold(site_id, device, result)
+        for listener in self.listeners:
+            listener(site_id, device, result)
         self._log_transition((site_id, device, result.kind), result)
 
     def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:

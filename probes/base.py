@@ -27,8 +27,9 @@ Adding a kind (the whole checklist)
        * ``needs_address``: ``False`` when the kind's settings name its target (http's URL);
        * ``new_evidence(window)``: how results fold (default: a rolling window; add facts for
          the verdict by returning your own :class:`Evidence`);
-       * ``site_view``, ``checks``, ``metrics``, ``forget``: site-level view, inventory
-         cross checks, Prometheus metric families, and dropping a removed device's state.
+       * ``site_view``, ``checks``, ``metrics``, ``engine_stats``, ``forget``: site-level
+         view, inventory cross checks, Prometheus metric families, the engine's own counters,
+         and dropping a removed device's state.
     2. Add one line to ``probes/__init__.py``: ``register(<name>.KIND)`` (and the import).
 
 Nothing else changes: the inventory accepts ``probes: [<name>]`` and the ``<name>:`` keys, the
@@ -251,6 +252,11 @@ class ProbeKind(ABC, Generic[E, P]):
     def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
         """Prometheus metric families of this kind (built at scrape time)."""
         return ()
+
+    def engine_stats(self, engine: E) -> Mapping[str, int]:
+        """The engine's own counters since it opened, by event name (exported as
+        ``netmon_probe_engine_events_total{kind, event}``; a new counter appears by name)."""
+        return {}
 
     def forget(self, engine: E, site: str, device: str) -> None:
         """Drop per-device state the engine keeps (the device left the inventory)."""
