@@ -51,7 +51,10 @@ def reference_write(store: Store, rows: list[tuple[str, str, ProbeResult]]) -> N
     try:
         cur = raw.cursor()
         for i in range(0, len(params), 5000):
-            cur.executemany(f"INSERT INTO probe_result ({', '.join(COLUMNS)}) VALUES ({marks})", params[i : i + 5000])
+            cur.executemany(
+                f"INSERT INTO probe_result ({', '.join(COLUMNS)}) VALUES ({marks})",
+                params[i : i + 5000],
+            )
         raw.commit()
     finally:
         raw.close()
@@ -88,8 +91,12 @@ def main() -> None:
     n = args.rows
     print(f"{n} probe results, {store.safe_url.split(':')[0]}")
     print(f"{'':32} {'netmon':>12} {'reference':>12} {'netmon/ref':>11}")
-    print(f"{'write rows/s':32} {n / w_netmon:12.0f} {n / w_ref:12.0f} {w_netmon / w_ref:10.2f}x time")
-    print(f"{'read rows/s (refill at start-up)':32} {n / r_netmon:12.0f} {n / r_ref:12.0f} {r_netmon / r_ref:10.2f}x time")
+    print(
+        f"{'write rows/s':32} {n / w_netmon:12.0f} {n / w_ref:12.0f} {w_netmon / w_ref:10.2f}x time"
+    )
+    print(
+        f"{'read rows/s (refill at start-up)':32} {n / r_netmon:12.0f} {n / r_ref:12.0f} {r_netmon / r_ref:10.2f}x time"
+    )
 
 
 if __name__ == "__main__":

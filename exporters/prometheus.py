@@ -1,7 +1,11 @@
-"""Prometheus metrics, built at scrape time from the monitor's in-memory view.
+"""Prometheus metrics from the monitor's in-memory view.
 
-A custom collector (no global labelled gauges): each scrape reads the latest result and window
-summary of every device and the current verdict of every site. Base units (seconds, ratios).
+``make_registry`` returns a :class:`NetmonRegistry`. /metrics calls its ``render``: the cached
+renderer (``exporters.render``) that keeps each device's and site's text between scrapes and
+re-renders only what changed, for one shard (``?district=``, ``?site=``, ``?type=``) or all,
+in the Prometheus text format or OpenMetrics. Collected the ordinary way (``generate_latest``)
+the same registry yields the same series uncached (:class:`NetmonCollector`: the reference the
+tests and ``bench/scrape.py`` compare against). Base units (seconds, ratios).
 
 Per device (labels site, district, type, device, role):
   netmon_device_up                          1 if the last probe got a reply, 0 if not
@@ -14,6 +18,10 @@ Per device (labels site, district, type, device, role):
   netmon_device_window_availability_ratio   probes answered / probes over the policy window
   netmon_device_window_loss_ratio           echoes lost / sent over the policy window
   netmon_device_window_rtt_p95_seconds      RTT p95 over the policy window
+  (the three window gauges can be left out per scrape: ``?window_gauges=false``)
+Per device and probe kind (labels as above plus kind), totals since netmon started:
+  netmon_device_probes_total, netmon_device_probes_failed_total (no answer at all),
+  netmon_device_echoes_sent_total, netmon_device_echoes_received_total (tries)
 Each probe kind adds its own families through its ``metrics`` hook (same device labels), e.g.
 the SNMP kind's interface, reboot and AP metrics (listed in ``probes/snmp_metrics.py``).
 Per site (labels site, district, type):
@@ -28,134 +36,108 @@ netmon itself:
   netmon_probe_cycle_lag_seconds, netmon_probe_overruns_total, netmon_probes_started_total,
   netmon_results_taken_total, netmon_results_written_total, netmon_store_errors_total,
   netmon_store_pending_results, netmon_store_pending_capacity, netmon_store_dropped_results_total,
-  netmon_last_evaluation_timestamp_seconds, netmon_sites, netmon_devices, netmon_info
+  netmon_last_evaluation_timestamp_seconds, netmon_sites, netmon_devices, netmon_info,
+  netmon_build_info{version, python}, netmon_probe_engine_events_total{kind, event} (each
+  kind's ``engine_stats``: ICMP sent, received, timed_out, late, foreign, kernel_drops,
+  send_errors, send_retries, ...), and prometheus_client's process_* metrics.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Mapping
+import platform
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporters.counters import DeviceCounters
+from exporters.families import (
+    DEVICE_FAMILIES,
+    SITE_FAMILIES,
+    Family,
+    device_samples,
+    device_states,
+    site_samples,
+)
+from exporters.render import Renderer, Scrape
 from netmon.inventory import Site
-from netmon.verdict import Verdict, device_state, parent_down
-from netmon.window import DeviceSummary
+from netmon.verdict import parent_down
 from probes import KINDS
 from probes.base import DEVICE_LABELS, SITE_LABELS, KindSite
 
 if TYPE_CHECKING:
     from netmon.monitor import Monitor, SiteView
 
-DEVICE_STATES = ("up", "down", "unreachable_parent", "unknown")
-
 
 def _g(name: str, doc: str, labels: list[str] | None = None, unit: str = "") -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels, unit=unit)
 
 
+def _family(fam: Family, labels: list[str]) -> GaugeMetricFamily | CounterMetricFamily:
+    if fam.type == "counter":
+        return CounterMetricFamily(fam.name, fam.doc, labels=labels + list(fam.extra))
+    return _g(fam.name, fam.doc, labels + list(fam.extra))
+
+
 class NetmonCollector(Collector):
-    def __init__(self, monitor: Monitor, version: str = "", icmp_mode: str = "") -> None:
+    """Every device, site and kind series built from scratch on each collect (no cache)."""
+
+    def __init__(self, monitor: Monitor, counters: DeviceCounters) -> None:
         self.monitor = monitor
-        self.version = version
-        self.icmp_mode = icmp_mode
+        self.counters = counters
 
     def collect(self) -> Iterator[Metric]:
         if not self.monitor.ready:  # windows are being refilled in a worker thread
-            yield from self._self_metrics()
             return
         now = self.monitor.clock()
         views = [(site, self.monitor.view(site, now)) for site in self.monitor.inventory.sites]
         yield from self._device_metrics(views)
-        yield from self._kind_metrics(views, now)
-        yield from self._site_metrics({site.id: v for site, v in views})
-        yield from self._self_metrics()
-
-    def _kind_metrics(self, views: list[tuple[Site, SiteView]], now: float) -> Iterator[Metric]:
-        """Each probe kind's own metric families (SNMP: interfaces, reboots, APs)."""
+        yield from self._site_metrics(views)
         for kind in KINDS.values():
             sites = [KindSite(site, v.evidence.get(kind.name, {}), v.views.get(kind.name))
                      for site, v in views]  # fmt: skip
             yield from kind.metrics(sites, now)
 
     def _device_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
-        fams = {
-            "up": _g("netmon_device_up", "1 if the device answered its last probe", DEVICE_LABELS),
-            "via": _g("netmon_device_reachable_via_parent", "0 if a device on the parent chain is down now", DEVICE_LABELS),
-            "loss": _g("netmon_device_loss_ratio", "Echo loss in the last burst", DEVICE_LABELS),
-            "rtt": _g("netmon_device_rtt_seconds", "Mean RTT of the last burst", DEVICE_LABELS),
-            "rttmax": _g("netmon_device_rtt_max_seconds", "Max RTT of the last burst", DEVICE_LABELS),
-            "jitter": _g("netmon_device_jitter_seconds", "Mean absolute RTT difference in the last burst", DEVICE_LABELS),
-            "ts": _g("netmon_device_last_probe_timestamp_seconds", "When the last probe started", DEVICE_LABELS),
-            "wavail": _g("netmon_device_window_availability_ratio", "Share of probes answered over the policy window", DEVICE_LABELS),
-            "wloss": _g("netmon_device_window_loss_ratio", "Echo loss over the policy window", DEVICE_LABELS),
-            "wp95": _g("netmon_device_window_rtt_p95_seconds", "RTT p95 over the policy window", DEVICE_LABELS),
-        }  # fmt: skip
+        fams = {f.key: _family(f, DEVICE_LABELS) for f in DEVICE_FAMILIES}
         for site, view in views:
-            summaries = view.summaries
             for dev in site.devices:
-                s = summaries.get(dev.name)
-                if s is None or s.last is None:
-                    continue
+                s = view.summaries.get(dev.name)
+                via = not parent_down(site, dev, view.summaries)
+                counts = self.counters.of(site.id, dev.name)
                 labels = [site.id, site.district, site.type, dev.name, dev.role]
-                last = s.last
-                fams["up"].add_metric(labels, float(last.ok))
-                fams["via"].add_metric(labels, float(not parent_down(site, dev, summaries)))
-                if last.sent:  # a state taken from a controller's AP table sent no echoes
-                    fams["loss"].add_metric(labels, last.loss_ratio)
-                fams["ts"].add_metric(labels, last.started_at)
-                for key, value in (("rtt", last.rtt_avg), ("rttmax", last.rtt_max),
-                                   ("jitter", last.jitter), ("wavail", s.availability),
-                                   ("wloss", s.loss_ratio), ("wp95", s.rtt_p95)):  # fmt: skip
-                    if value is not None:
-                        fams[key].add_metric(labels, value)
-        yield from fams.values()
+                for key, extra, value in device_samples(s, via, counts):
+                    fams[key].add_metric(labels + list(extra), value)
+        yield from (f for f in fams.values() if f.samples)
 
-    def _site_metrics(self, views: dict[str, SiteView]) -> Iterator[Metric]:
-        m = self.monitor
-        verdict = _g(
-            "netmon_site_verdict", "1 for the site's current verdict", SITE_LABELS + ["verdict"]
-        )
-        ff = _g("netmon_site_fully_functional", "1 if the site is fully functional", SITE_LABELS)
-        since = _g(
-            "netmon_site_verdict_since_timestamp_seconds",
-            "When the current verdict began",
-            SITE_LABELS,
-        )
-        devices = _g(
-            "netmon_site_devices", "Devices by role and state", SITE_LABELS + ["role", "state"]
-        )
-        reasons = _g(
-            "netmon_site_reasons",
-            "Reasons the site is not fully functional, by criterion",
-            SITE_LABELS + ["criterion"],
-        )
-        policy = _g(
-            "netmon_site_policy_threshold",
-            "The site's effective verdict thresholds (ratios, seconds)",
-            SITE_LABELS + ["threshold"],
-        )
-        for site_id, st in m.status.items():
-            site = st.site
-            labels = [site_id, site.district, site.type]
-            for v in Verdict:
-                verdict.add_metric(labels + [v.value], float(st.verdict == v))
-            ff.add_metric(labels, float(st.verdict == Verdict.FULLY_FUNCTIONAL))
-            since.add_metric(labels, st.since)
-            view = views.get(site_id)
-            for (role, state), n in _device_states(site, view.summaries if view else {}).items():
-                devices.add_metric(labels + [role, state], n)
-            for criterion, n in Counter(r.criterion for r in st.judgement.reasons).items():
-                reasons.add_metric(labels + [criterion], n)
-            eff = m.inventory.policy_for(site)
-            for name in type(eff).model_fields:
-                policy.add_metric(labels + [name], float(getattr(eff, name)))
-        yield from (verdict, ff, since, devices, reasons, policy)
+    def _site_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
+        fams = {f.key: _family(f, SITE_LABELS) for f in SITE_FAMILIES}
+        status = self.monitor.status
+        for site, view in views:
+            st = status.get(site.id)
+            if st is None:
+                continue
+            eff = self.monitor.inventory.policy_for(site)
+            policy = tuple((n, float(getattr(eff, n))) for n in type(eff).model_fields)
+            criteria = tuple(r.criterion for r in st.judgement.reasons)
+            states = device_states(site, view.summaries)
+            labels = [site.id, site.district, site.type]
+            for key, extra, value in site_samples(st.verdict, st.since, criteria, states, policy):
+                fams[key].add_metric(labels + list(extra), value)
+        yield from (f for f in fams.values() if f.samples)
 
-    def _self_metrics(self) -> Iterator[Metric]:
+
+class OwnCollector(Collector):
+    """netmon's own series: scheduler, store, build and each probe engine's counters."""
+
+    def __init__(self, monitor: Monitor, version: str = "", icmp_mode: str = "") -> None:
+        self.monitor = monitor
+        self.version = version
+        self.icmp_mode = icmp_mode
+
+    def collect(self) -> Iterator[Metric]:
         m = self.monitor
         store = m.store
         yield _single(
@@ -184,6 +166,11 @@ class NetmonCollector(Collector):
             ),
             store.max_pending,
         )
+        yield from self._inventory_metrics()
+        yield self._engine_events()
+
+    def _inventory_metrics(self) -> Iterator[Metric]:
+        m = self.monitor
         yield _single(
             _g("netmon_last_evaluation_timestamp_seconds", "When verdicts were last computed"),
             m.last_evaluation,
@@ -193,7 +180,22 @@ class NetmonCollector(Collector):
         yield _single(_g("netmon_devices", "Devices in the inventory"), devices)
         info = _g("netmon_info", "netmon build and mode", ["version", "icmp_mode"])
         info.add_metric([self.version, self.icmp_mode], 1.0)
-        yield info  # fmt: skip
+        yield info
+        build = _g("netmon_build_info", "netmon's version and Python", ["version", "python"])
+        build.add_metric([self.version, platform.python_version()], 1.0)  # a gauge: promtool
+        yield build
+
+    def _engine_events(self) -> CounterMetricFamily:
+        fam = CounterMetricFamily(
+            "netmon_probe_engine_events",
+            "Each probe engine's own counters since it opened, by event",
+            labels=["kind", "event"],
+        )
+        for kind in KINDS.values():
+            engine = self.monitor.engines.named(kind.name)
+            for event, n in kind.engine_stats(engine).items():
+                fam.add_metric([kind.name, event], float(n))
+        return fam
 
 
 def _single(fam: GaugeMetricFamily, value: float) -> GaugeMetricFamily:
@@ -205,17 +207,28 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=float(value))
 
 
-def _device_states(
-    site: Site, summaries: Mapping[str, DeviceSummary]
-) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for dev in site.devices:
-        key = (dev.role, device_state(site, dev, summaries))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+class NetmonRegistry(CollectorRegistry):
+    """netmon's registry: ``render`` (cached, sharded) for /metrics; ``collect`` uncached."""
+
+    def __init__(self, monitor: Monitor, version: str = "", icmp_mode: str = "") -> None:
+        super().__init__(auto_describe=False)
+        self.counters = DeviceCounters()
+        monitor.listeners.append(self.counters.add)
+        own: list[Collector] = [
+            OwnCollector(monitor, version, icmp_mode),
+            ProcessCollector(registry=None),
+        ]
+        self.renderer = Renderer(monitor, self.counters, own)
+        self.register(NetmonCollector(monitor, self.counters))
+        for collector in own:
+            self.register(collector)
+
+    def render(self, scrape: Scrape) -> str:
+        return self.renderer.render(scrape)
 
 
-def make_registry(monitor: Monitor, version: str = "", icmp_mode: str = "") -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(NetmonCollector(monitor, version, icmp_mode))
-    return registry
+def make_registry(monitor: Monitor, version: str = "", icmp_mode: str = "") -> NetmonRegistry:
+    return NetmonRegistry(monitor, version, icmp_mode)
+
+
+__all__ = ["NetmonCollector", "NetmonRegistry", "OwnCollector", "Scrape", "make_registry"]

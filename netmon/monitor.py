@@ -110,6 +110,7 @@ class Monitor:
         self._changed: set[str] = set()  # sites with a fold since they were last judged
         self._due: dict[str, float] = {}  # site -> when a time boundary makes it re-judged
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
+        self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -187,6 +188,8 @@ class Monitor:
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
         self._fold(site_id, device, result)
+        for listener in self.listeners:
+            listener(site_id, device, result)
         self._log_transition((site_id, device, result.kind), result)
 
     def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:

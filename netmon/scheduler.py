@@ -103,7 +103,11 @@ class Scheduler:
     def _overrun(self, job: Job) -> None:
         self.overruns += 1
         if self.overruns == 1 or self.overruns % 1000 == 0:
-            log.warning("probe of %s still running when due again (%d overruns so far)", job.key, self.overruns)
+            log.warning(
+                "probe of %s still running when due again (%d overruns so far)",
+                job.key,
+                self.overruns,
+            )
         running = job.running
         assert running is not None
         running.add_done_callback(lambda _t: self._restart(job))

@@ -4,7 +4,7 @@ One line per kind: its ``KIND`` registered in :data:`KINDS` (the order is the or
 open; which kind decides a device's reachability is each kind's ``reachability`` rank).
 """
 
-from probes import icmp, snmp
+from probes import http, icmp, snmp
 from probes.base import (
     KINDS,
     Engines,
@@ -22,6 +22,7 @@ from probes.base import (
 
 register(icmp.KIND)
 register(snmp.KIND)
+register(http.KIND)
 
 __all__ = [
     "KINDS",

@@ -24,10 +24,12 @@ Adding a kind (the whole checklist)
          found beyond reachability; stored in the result's JSON column and re-read at start);
        * ``reachability``: rank when several kinds say whether a device answers (lower wins:
          icmp 0, snmp 1); ``None`` (the default) means the kind never says a device is up;
+       * ``needs_address``: ``False`` when the kind's settings name its target (http's URL);
        * ``new_evidence(window)``: how results fold (default: a rolling window; add facts for
          the verdict by returning your own :class:`Evidence`);
-       * ``site_view``, ``checks``, ``metrics``, ``forget``: site-level view, inventory
-         cross checks, Prometheus metric families, and dropping a removed device's state.
+       * ``site_view``, ``checks``, ``metrics``, ``engine_stats``, ``forget``: site-level
+         view, inventory cross checks, Prometheus metric families, the engine's own counters,
+         and dropping a removed device's state.
     2. Add one line to ``probes/__init__.py``: ``register(<name>.KIND)`` (and the import).
 
 Nothing else changes: the inventory accepts ``probes: [<name>]`` and the ``<name>:`` keys, the
@@ -195,6 +197,7 @@ class ProbeKind(ABC, Generic[E, P]):
 
     name: ClassVar[str]
     reachability: ClassVar[int | None] = None  # lower wins; None: never says up/down
+    needs_address: ClassVar[bool] = True  # False: its settings name the target (e.g. a URL)
     device_settings: ClassVar[type[BaseModel] | None] = None  # the device's `<name>:` key
     config: ClassVar[type[BaseModel] | None] = None  # the inventory's top-level `<name>:`
     findings: ClassVar[type[Findings] | None] = None
@@ -249,6 +252,11 @@ class ProbeKind(ABC, Generic[E, P]):
     def metrics(self, sites: Iterable[KindSite], now: float) -> Iterable[Metric]:
         """Prometheus metric families of this kind (built at scrape time)."""
         return ()
+
+    def engine_stats(self, engine: E) -> Mapping[str, int]:
+        """The engine's own counters since it opened, by event name (exported as
+        ``netmon_probe_engine_events_total{kind, event}``; a new counter appears by name)."""
+        return {}
 
     def forget(self, engine: E, site: str, device: str) -> None:
         """Drop per-device state the engine keeps (the device left the inventory)."""

@@ -13,6 +13,7 @@ re-exports the engine's public names (``from probes.icmp import IcmpEngine`` kee
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ class IcmpKind(ProbeKind[IcmpEngine | None, ProbeParams]):
     def close(self, engine: IcmpEngine | None) -> None:
         if engine is not None:
             engine.close()
+
+    def engine_stats(self, engine: IcmpEngine | None) -> dict[str, int]:
+        """Every ``EngineStats`` counter by field name, and the kernel's receive drops."""
+        if engine is None:
+            return {}
+        return {**dataclasses.asdict(engine.stats), "kernel_drops": engine.kernel_drops()}
 
     async def probe(
         self, engine: IcmpEngine | None, target: Target, params: ProbeParams

@@ -4,6 +4,7 @@ Per SNMP-polled device (labels site, district, type, device, role; interfaces ad
 ``interface`` and ``uplink`` ("true" for the inventory's uplink_interfaces), at most 64
 interfaces per device, uplinks first):
   netmon_device_snmp_up, netmon_device_snmp_poll_duration_seconds, netmon_device_uptime_seconds,
+  netmon_device_boot_time_seconds (Unix time: ``changes(...[1d])`` counts reboots),
   netmon_device_reboots_in_window, netmon_interface_oper_up, netmon_interface_admin_up,
   netmon_interface_receive_bits_per_second, netmon_interface_transmit_bits_per_second,
   netmon_interface_errors{direction}, netmon_interface_flaps_total
@@ -39,6 +40,7 @@ def _families() -> dict[str, Any]:
         "up": _g("netmon_device_snmp_up", "1 if the device's agent answered the last SNMP poll", DEVICE_LABELS),
         "dur": _g("netmon_device_snmp_poll_duration_seconds", "How long the last SNMP poll took", DEVICE_LABELS),
         "uptime": _g("netmon_device_uptime_seconds", "sysUpTime at the last SNMP poll", DEVICE_LABELS),
+        "boot": _g("netmon_device_boot_time_seconds", "When the device last booted (poll time minus sysUpTime), Unix time", DEVICE_LABELS),
         "reboots": _g("netmon_device_reboots_in_window", "Reboots seen (sysUpTime went back) in the policy window", DEVICE_LABELS),
         "oper": _g("netmon_interface_oper_up", "1 if the interface's link is up", _IFACE),
         "admin": _g("netmon_interface_admin_up", "1 if the interface is enabled", _IFACE),
@@ -77,6 +79,8 @@ def _device(
     f["dur"].add_metric(labels, float(found.poll_seconds or ev.last_ok.duration))
     if found.sys_uptime_seconds is not None:
         f["uptime"].add_metric(labels, float(found.sys_uptime_seconds))
+        boot = ev.last_ok.started_at - float(found.sys_uptime_seconds)
+        f["boot"].add_metric(labels, round(boot))  # whole seconds: steady between polls
     uplinks = set(dev.snmp.uplink_interfaces) if dev.snmp else set()
     for i in exported_interfaces(uplinks, found.interfaces or ()):
         il = labels + [str(i.name or i.index), "true" if i.name in uplinks else "false"]

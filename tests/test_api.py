@@ -125,7 +125,11 @@ async def test_summary_by_district_and_type(client: httpx.AsyncClient) -> None:
     assert (body["sites"], body["fully_functional"]) == (3, 1)
     assert body["percent_fully_functional"] == pytest.approx(33.3)
     ranchi = next(g for g in body["by_district"] if g["key"] == "Ranchi")
-    assert (ranchi["sites"], ranchi["fully_functional"], ranchi["percent_fully_functional"]) == (2, 1, 50.0)
+    assert (ranchi["sites"], ranchi["fully_functional"], ranchi["percent_fully_functional"]) == (
+        2,
+        1,
+        50.0,
+    )
     chc = next(g for g in body["by_type"] if g["key"] == "chc")
     assert chc["by_verdict"]["down"] == 1 and chc["by_verdict"]["not_installed"] == 1
 
@@ -155,26 +159,36 @@ async def test_metrics_content(client: httpx.AsyncClient) -> None:
 
     assert value("netmon_device_up", **bundu, device="wan-1", role="wan") == 0.0
     assert value("netmon_device_loss_ratio", **bundu, device="wan-1", role="wan") == 1.0
-    assert value("netmon_device_window_availability_ratio", **bundu, device="wan-1", role="wan") == 0.5
+    assert (
+        value("netmon_device_window_availability_ratio", **bundu, device="wan-1", role="wan") == 0.5
+    )
     assert value("netmon_site_verdict", **bundu, verdict="down") == 1.0
     assert value("netmon_site_verdict", **bundu, verdict="fully_functional") == 0.0
     assert value("netmon_site_devices", **bundu, role="ap", state="unreachable_parent") == 1.0
     assert value("netmon_device_reachable_via_parent", **bundu, device="ap-1", role="ap") == 0.0
     rims = {"site": "mc-rims-ranchi", "district": "Ranchi", "type": "medical_college"}
-    assert value("netmon_device_rtt_seconds", **rims, device="wan-1", role="wan") == pytest.approx(0.013)
+    assert value("netmon_device_rtt_seconds", **rims, device="wan-1", role="wan") == pytest.approx(
+        0.013
+    )
     assert value("netmon_site_fully_functional", **rims) == 1.0
     assert value("netmon_site_reasons", **bundu, criterion="uplink_down") == 1.0
     assert value("netmon_site_policy_threshold", **rims, threshold="ap_min_up_ratio") == 0.8
     assert value("netmon_site_policy_threshold", **bundu, threshold="rtt_p95_max") == 0.12
     assert value("netmon_results_taken_total") == 8.0
     assert value("netmon_info", icmp_mode="raw", version="test") == 1.0
-    assert not any(name == "netmon_device_up" and ("site", "chc-unwired") in labels for name, labels in got)
+    assert not any(
+        name == "netmon_device_up" and ("site", "chc-unwired") in labels for name, labels in got
+    )
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) not installed")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool (Debian: prometheus) not installed"
+)
 async def test_metrics_pass_promtool(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
-    proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -182,22 +196,34 @@ async def test_device_results_are_the_stored_evidence(client: httpx.AsyncClient)
     body = (await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results")).json()
     assert body["count"] == 2
     newest, oldest = body["data"]
-    assert (newest["ok"], newest["received"], newest["reason"]) == (False, 0, "no reply to 3 echoes")
+    assert (newest["ok"], newest["received"], newest["reason"]) == (
+        False,
+        0,
+        "no reply to 3 echoes",
+    )
     assert (oldest["ok"], oldest["sent"], oldest["received"]) == (True, 3, 3)
     assert oldest["rtt_max_seconds"] == pytest.approx(0.014)
     since = datetime.fromtimestamp(NOW - 20, UTC).isoformat()
-    recent = (await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results", params={"since": since})).json()
+    recent = (
+        await client.get("/api/v1/sites/chc-bundu/devices/wan-1/results", params={"since": since})
+    ).json()
     assert recent["count"] == 1
     assert (await client.get("/api/v1/sites/chc-bundu/devices/nope/results")).status_code == 404
 
 
-async def test_api_says_loading_until_history_is_refilled(client: httpx.AsyncClient, monitor: Monitor) -> None:
+async def test_api_says_loading_until_history_is_refilled(
+    client: httpx.AsyncClient, monitor: Monitor
+) -> None:
     monitor.ready = False
     resp = await client.get("/api/v1/sites")
     assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
     assert resp.headers["content-type"] == "application/problem+json"
     body = resp.json()
-    assert (body["error"], body["status"], body["type"]) == ("loading", 503, "urn:netmon:problem:loading")
+    assert (body["error"], body["status"], body["type"]) == (
+        "loading",
+        503,
+        "urn:netmon:problem:loading",
+    )
     assert (await client.get("/healthz")).json()["status"] == "loading"
     names = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
     assert "netmon_results_taken" in names and "netmon_device_up" not in names

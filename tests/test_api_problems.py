@@ -28,9 +28,7 @@ MEMBERS = {"type", "title", "status", "detail", "instance", "error"}
 def monitor(tmp_path: Path) -> Monitor:
     store = Store(f"sqlite:///{tmp_path / 'api.db'}")
     store.migrate()
-    m = Monitor(
-        load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW)
-    )
+    m = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW))
     m.record(
         "chc-bundu", "wan-1", ProbeResult("icmp", True, NOW - 5, 0.3, 3, 3, (0.01, 0.01, 0.01))
     )

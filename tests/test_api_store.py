@@ -35,9 +35,7 @@ def lost(ts: float) -> ProbeResult:
 
 
 def make_monitor(store: Store) -> Monitor:
-    m = Monitor(
-        load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW)
-    )
+    m = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), FakeClock(NOW))
     m.ready = True
     return m
 

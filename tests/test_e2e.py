@@ -94,7 +94,12 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
     def settled() -> dict[str, str] | None:
         sites = httpx.get(f"{base}/api/v1/sites", timeout=5).json()["data"]
         verdicts = {s["id"]: s["verdict"] for s in sites}
-        return verdicts if verdicts.get("mc-rims-ranchi") == "fully_functional" and verdicts.get("chc-bundu") == "fully_functional" else None
+        return (
+            verdicts
+            if verdicts.get("mc-rims-ranchi") == "fully_functional"
+            and verdicts.get("chc-bundu") == "fully_functional"
+            else None
+        )
 
     verdicts = wait_for(settled)
     assert verdicts == {"mc-rims-ranchi": "fully_functional", "chc-bundu": "fully_functional",
@@ -107,7 +112,12 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
         assert 0 < dev["last"]["rtt_max_seconds"] < 0.5
 
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
-    up = [s for f in text_string_to_metric_families(metrics) if f.name == "netmon_device_up" for s in f.samples]
+    up = [
+        s
+        for f in text_string_to_metric_families(metrics)
+        if f.name == "netmon_device_up"
+        for s in f.samples
+    ]
     assert len(up) == 7 and all(s.value == 1.0 for s in up)
     taken = next(s.value for f in text_string_to_metric_families(metrics)
                  if f.name == "netmon_results_taken" for s in f.samples)  # fmt: skip
@@ -119,12 +129,17 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
     config.write_text(INVENTORY + "  - {id: broken\n")
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in (tmp_path / "netmon.log").read_text())
-    config.write_text(INVENTORY.replace("  - id: chc-tamar", """  - id: chc-angara
+    config.write_text(
+        INVENTORY.replace(
+            "  - id: chc-tamar",
+            """  - id: chc-angara
     name: Community Health Centre, Angara
     district: Ranchi
     type: chc
     devices: [{name: wan-1, role: wan, address: 127.80.2.1}]
-  - id: chc-tamar"""))
+  - id: chc-tamar""",
+        )
+    )
     proc.send_signal(signal.SIGHUP)
 
     def angara() -> str | None:
@@ -140,7 +155,9 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
     assert "reload refused, keeping the running inventory" in log
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT COUNT(*) FROM probe_result").fetchone()[0]
-        changes = conn.execute("SELECT COUNT(*) FROM verdict_change WHERE verdict = 'fully_functional'").fetchone()[0]
+        changes = conn.execute(
+            "SELECT COUNT(*) FROM verdict_change WHERE verdict = 'fully_functional'"
+        ).fetchone()[0]
     assert rows >= taken  # nothing taken before the scrape was lost at shutdown
     assert changes == 3
 

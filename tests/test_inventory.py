@@ -112,7 +112,7 @@ snmp:
     shown = repr(inv) + str(inv) + inv.model_dump_json()
     assert "s3cret" not in shown
     from netmon.inventory import Device
-    from netmon.snmp_view import snmp_settings
+    from probes.snmp import snmp_settings
 
     dev = Device.model_validate({"name": "sw", "role": "switch", "address": "127.1.1.1",
                                  "snmp": {"credentials": "v3"}})  # fmt: skip

@@ -69,8 +69,12 @@ def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  
 
     site = "  - {{id: {id}, name: X, district: Ranchi, type: chc, devices: [{devs}]}}\n"
     wan = "{name: wan-1, role: wan, address: 127.80.1.%d}"
-    first = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="b", devs=wan % 2))
-    second = parse_inventory("sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="c", devs=wan % 3))
+    first = parse_inventory(
+        "sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="b", devs=wan % 2)
+    )
+    second = parse_inventory(
+        "sites:\n" + site.format(id="a", devs=wan % 1) + site.format(id="c", devs=wan % 3)
+    )
     clock = FakeClock()
     m = Monitor(first, Store(f"sqlite:///{tmp_path / 'r.db'}"), Engines(), clock)
     m.scheduler.update(m.jobs())

@@ -56,7 +56,10 @@ async def test_controller_evidence_drives_verdict_api_and_metrics(
     snmpsim: agents.Agent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NETMON_TEST_WLC_COMMUNITY", "cisco-wlc")
-    aps = "\n".join(f"      - {{name: ap-rims-{n:03d}, role: ap, parent: wlc-1, probes: []}}" for n in range(1, APS + 1))
+    aps = "\n".join(
+        f"      - {{name: ap-rims-{n:03d}, role: ap, parent: wlc-1, probes: []}}"
+        for n in range(1, APS + 1)
+    )
     inv = parse_inventory(INVENTORY.format(port=snmpsim.port, host=snmpsim.host, aps=aps))
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     store.migrate()
@@ -67,10 +70,14 @@ async def test_controller_evidence_drives_verdict_api_and_metrics(
             for _ in range(120):  # bounded: until the controller has been polled and judged
                 await asyncio.sleep(0.25)
                 st = monitor.status["mc-rims-ranchi"]
-                if st.verdict == Verdict.DEGRADED and any(r.criterion == "ap_up_ratio" for r in st.judgement.reasons):
+                if st.verdict == Verdict.DEGRADED and any(
+                    r.criterion == "ap_up_ratio" for r in st.judgement.reasons
+                ):
                     break
             app = create_app(monitor, make_registry(monitor, "test", icmp.mode))
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as c:
                 site = (await c.get("/api/v1/sites/mc-rims-ranchi")).json()
                 metrics = (await c.get("/metrics")).text
         finally:
@@ -90,7 +97,10 @@ async def test_controller_evidence_drives_verdict_api_and_metrics(
     assert devices["ap-rims-011"]["state"] == "up"
     wlc = devices["wlc-1"]["snmp"]
     assert wlc["answered"] is True and wlc["aps_total"] == 200 and wlc["aps_up"] == 180
-    assert {i["name"]: i["oper_up"] for i in wlc["interfaces"]} == {"uplink-1": True, "uplink-2": False}
+    assert {i["name"]: i["oper_up"] for i in wlc["interfaces"]} == {
+        "uplink-1": True,
+        "uplink-2": False,
+    }
     assert len(site["unknown_aps"]) == 200 - APS  # reported, not ignored
     assert all(ap["controller"] == "wlc-1" for ap in site["unknown_aps"])
     assert site["clients"] is not None and site["clients"] > 0

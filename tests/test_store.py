@@ -18,7 +18,9 @@ T0 = 1_800_000_000.0
 
 def result(ts: float, received: int = 5) -> ProbeResult:
     rtts = tuple(0.001 * (i + 1) for i in range(received))
-    return ProbeResult("icmp", received > 0, ts, 0.4, 5, received, rtts, "" if received else "no reply")
+    return ProbeResult(
+        "icmp", received > 0, ts, 0.4, 5, received, rtts, "" if received else "no reply"
+    )
 
 
 def test_round_trip_and_batches(database_url: str) -> None:
@@ -139,8 +141,12 @@ def test_a_version_1_database_is_migrated(database_url: str) -> None:
         conn.execute(text("ALTER TABLE probe_result DROP COLUMN extra"))
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text("INSERT INTO schema_version (version) VALUES (1)"))
-        conn.execute(text("INSERT INTO probe_result (site_id, device, kind, ts, duration, ok, sent, received, rtts, reason)"
-                          " VALUES ('s', 'd', 'icmp', 1.0, 0.1, true, 1, 1, '[0.001]', '')"))
+        conn.execute(
+            text(
+                "INSERT INTO probe_result (site_id, device, kind, ts, duration, ok, sent, received, rtts, reason)"
+                " VALUES ('s', 'd', 'icmp', 1.0, 0.1, true, 1, 1, '[0.001]', '')"
+            )
+        )
     store.close()
     store = Store(database_url)
     store.migrate()

@@ -64,10 +64,11 @@ def _device_checks(
             yield at + ("name",), f"duplicate device name {dev.name!r} in site {site.id!r}"
         names.add(dev.name)
         owner = f"{site.id}/{dev.name}"
-        if dev.address is None and dev.kinds:
+        addressed = [k for k in dev.kinds if KINDS[k].needs_address]
+        if dev.address is None and addressed:
             yield (
                 at + ("address",),
-                f"needed to probe it ({', '.join(dev.kinds)}); or set probes: []",
+                f"needed to probe it ({', '.join(addressed)}); or set probes: []",
             )
         elif dev.address is not None and dev.address in addresses:
             yield (

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from netmon.configfile import Document, load_yaml, parse_yaml, validation_problems
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.inventory.checks import cross_checks
 from netmon.inventory.models import Inventory, Site
+from probes import KINDS
 from probes.snmp_profiles import DEFAULT_DIR, profile_names
 
 
@@ -64,9 +65,20 @@ def _top_level(
             part = Inventory.model_validate({key: value})
         except ValidationError as exc:
             problems += validation_problems(exc, doc)
+            if key in KINDS and isinstance(value, dict):
+                parts[key] = _names_only(key, value)
             continue
         parts[key] = getattr(part, key)
     return parts
+
+
+def _names_only(key: str, value: dict[Any, Any]) -> object:
+    """A probe kind's broken section, unvalidated, kept only so that the cross checks still see
+    the names it declares: a device naming a credential whose key is too short gets no second
+    problem ("no credentials named ..."). A draft with problems never runs."""
+    model = Inventory.model_fields[key].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    return model.model_construct(**{str(k): v for k, v in value.items()})
 
 
 def _sites(

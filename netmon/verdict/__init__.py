@@ -51,7 +51,7 @@ def judge(
     facts: Facts | None = None,
 ) -> Judgement:
     """The verdict for one site from its devices' window summaries and per-kind facts
-    (``facts[kind][device]``; SNMP: ``facts["snmp"]``, :class:`netmon.snmp_view.SnmpFacts`)."""
+    (``facts[kind][device]``; SNMP: ``facts["snmp"]``, :class:`probes.snmp_view.SnmpFacts`)."""
     ctx = SiteContext.build(site, policy, seen, facts)
     reasons: list[Reason] = []
     for rule in RULES:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netmon.inventory import Device, Policy, Site
-from netmon.snmp_view import SnmpFacts
 from netmon.window import DeviceSummary
+from probes.snmp_view import SnmpFacts
 
 Facts = Mapping[str, Mapping[str, object]]  # probe kind -> device name -> that kind's facts
 

@@ -43,6 +43,9 @@ class Criterion(StrEnum):
     DEVICE_REBOOTED = "device_rebooted"
     UPLINK_INTERFACE_DOWN = "uplink_interface_down"
     SNMP_NO_ANSWER = "snmp_no_answer"
+    HTTP_CHECK = "http_check"
+    HTTP_LATENCY = "http_latency"
+    TLS_CERT_EXPIRING = "tls_cert_expiring"
 
     @property
     def info(self) -> CriterionInfo:
@@ -109,6 +112,9 @@ CRITERIA: dict[Criterion, CriterionInfo] = {
     Criterion.DEVICE_REBOOTED: _I(Unit.COUNT, "max_reboots", "SNMP: reboots of a device inside the window (sysUpTime)"),
     Criterion.UPLINK_INTERFACE_DOWN: _I(Unit.NONE, None, "SNMP: a listed uplink interface is admin up but oper down"),
     Criterion.SNMP_NO_ANSWER: _I(Unit.NONE, None, "SNMP: the device answers ping but not SNMP"),
+    Criterion.HTTP_CHECK: _I(Unit.NONE, None, "HTTP: the device's latest check failed (no answer, TLS, status or body)"),
+    Criterion.HTTP_LATENCY: _I(Unit.SECONDS, None, "HTTP: p95 time to response headers over the window; threshold: the device's `http.max_latency`"),
+    Criterion.TLS_CERT_EXPIRING: _I(Unit.SECONDS, None, "HTTP: seconds until the server certificate expires; threshold: the device's `http.cert_min_days`"),
 }  # fmt: skip
 
 

@@ -1,19 +1,102 @@
-"""GET /metrics: Prometheus text format, collected at scrape time (exporters.prometheus)."""
+"""GET /metrics: the cached renderer of ``exporters.prometheus``, negotiated and shardable.
+
+    Accept: application/openmetrics-text  OpenMetrics 1.0.0 (what Prometheus asks for first);
+                                          otherwise the Prometheus text format 0.0.4
+    Accept-Encoding: gzip                 the body gzip-compressed
+    ?district=Ranchi&district=Khunti      only these districts' device, site and kind series
+    ?site=…  ?type=…                      likewise (repeatable; different keys must all match)
+    ?scope=inventory | own                only the inventory's series, or only netmon's own
+                                          (scheduler, store, engines, process); default: both
+    ?window_gauges=false                  leave out the three per-device window gauges
+
+An unknown district, site or type is a 404 problem, not an empty shard (a typo in a scrape
+config must not look like an inventory without devices).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Query, Request
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from starlette.responses import Response
 
-from netmon.api.deps import RegistryDep
+from exporters.prometheus import NetmonRegistry
+from exporters.render import Scrape
+from netmon.api.deps import AnyMonitorDep, RegistryDep
+from netmon.api.problems import NotFound
+from netmon.inventory import Inventory
 
 router = APIRouter()
+Values = Annotated[list[str] | None, Query()]
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(registry: RegistryDep) -> Response:
-    body = await asyncio.to_thread(generate_latest, registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+async def metrics(
+    request: Request,
+    registry: RegistryDep,
+    monitor: AnyMonitorDep,
+    district: Values = None,
+    site: Values = None,
+    type: Values = None,  # noqa: A002 - the query parameter's name
+    scope: Literal["all", "inventory", "own"] = "all",
+    window_gauges: bool = True,
+) -> Response:
+    openmetrics = _wants(request.headers.get("accept", ""), "application/openmetrics-text")
+    compress = _wants(request.headers.get("accept-encoding", ""), "gzip")
+    if not isinstance(registry, NetmonRegistry):  # a plain registry (tests of the app alone)
+        body = await asyncio.to_thread(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    shard = _shard(monitor.inventory, district, site, type)
+    scrape = Scrape(openmetrics, shard, scope != "own", scope != "inventory", window_gauges)
+    body = await asyncio.to_thread(_render, registry, scrape, compress)
+    headers = {"Vary": "Accept, Accept-Encoding"}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    media = OPENMETRICS if openmetrics else CONTENT_TYPE_PLAIN_0_0_4
+    return Response(body, media_type=media, headers=headers)
+
+
+def _render(registry: NetmonRegistry, scrape: Scrape, compress: bool) -> bytes:
+    body = registry.render(scrape).encode()
+    return gzip.compress(body, compresslevel=1) if compress else body  # level 1: ~10x, fast
+
+
+def _wants(header: str, token: str) -> bool:
+    """Whether an Accept/Accept-Encoding header lists ``token`` with a non-zero q."""
+    for item in header.split(","):
+        name, *params = (p.strip() for p in item.split(";"))
+        if name.lower() != token:
+            continue
+        q = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
+    return False
+
+
+def _shard(
+    inventory: Inventory,
+    districts: list[str] | None,
+    sites: list[str] | None,
+    types: list[str] | None,
+) -> frozenset[str] | None:
+    """The site ids the query selects (``None``: no filter, every site)."""
+    if not (districts or sites or types):
+        return None
+    chosen = list(inventory.sites)
+    for field, wanted in (("district", districts), ("id", sites), ("type", types)):
+        if not wanted:
+            continue
+        keys = {w.casefold() for w in wanted}
+        known = {str(getattr(s, field)).casefold() for s in inventory.sites}
+        missing = sorted(w for w in wanted if w.casefold() not in known)
+        if missing:
+            label = "site" if field == "id" else field
+            raise NotFound(f"no {label} {', '.join(map(repr, missing))} in the inventory")
+        chosen = [s for s in chosen if str(getattr(s, field)).casefold() in keys]
+    return frozenset(s.id for s in chosen)

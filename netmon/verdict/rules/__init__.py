@@ -10,6 +10,7 @@ from netmon.verdict.rule import Rule
 from netmon.verdict.rules.ap_loss import ApLoss
 from netmon.verdict.rules.ap_up_ratio import ApUpRatio
 from netmon.verdict.rules.flapping import Flapping
+from netmon.verdict.rules.http import HttpChecks
 from netmon.verdict.rules.never_seen import NeverSeen
 from netmon.verdict.rules.no_ap_up import NoApUp
 from netmon.verdict.rules.no_data import NoData
@@ -41,6 +42,7 @@ RULES: tuple[Rule, ...] = (
     Reboots(),
     UplinkInterfaces(),
     SnmpNoAnswer(),
+    HttpChecks(),
 )
 
 __all__ = ["RULES", "Rule"]
