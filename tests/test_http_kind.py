@@ -135,11 +135,12 @@ def test_latency_and_certificate_in_their_units(monitor: Monitor, clock: FakeClo
 
 
 def test_metrics_hook(monitor: Monitor, clock: FakeClock) -> None:
+    from exporters.counters import DeviceCounters
     from exporters.prometheus import NetmonCollector
 
     monitor.ready = True
     http(monitor, ok=False, latency=0.25, days=3.0)
-    families = {f.name: f for f in NetmonCollector(monitor).collect()}
+    families = {f.name: f for f in NetmonCollector(monitor, DeviceCounters()).collect()}
     value = {name: families[name].samples[0].value for name in (
         "netmon_http_up", "netmon_http_status_code", "netmon_http_latency_seconds",
         "netmon_http_cert_expiry_seconds", "netmon_http_failures_in_window")}  # fmt: skip
