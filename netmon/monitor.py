@@ -47,7 +47,6 @@ from probes.base import Params, by_reachability
 
 log = logging.getLogger("netmon.monitor")
 
-DeviceKey = tuple[str, str]  # (site id, device name)
 EvidenceKey = tuple[str, str, str]  # (site id, device name, probe kind)
 
 

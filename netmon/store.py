@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Index, event, func, text
 from sqlalchemy.engine import Engine
@@ -184,14 +184,8 @@ class Store:
         with self._lock:
             while self.pending:
                 batch = [self.pending[i] for i in range(min(batch_size, len(self.pending)))]
-                try:
+                with self._guarded("writing", f"{len(batch)} rows"):
                     self._write(batch)
-                except SQLAlchemyError as exc:
-                    self.errors += 1
-                    self.write_failing = True
-                    self._failed(exc)
-                    raise StoreError(f"writing {len(batch)} rows failed: {exc}") from exc
-                self.write_failing = False
                 for _ in batch:
                     self.pending.popleft()
                 total += len(batch)
@@ -247,7 +241,7 @@ class Store:
         last_id = 0
         while True:
             q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
-            with self._reading("stored results"), self.engine.connect() as conn:
+            with self._guarded("reading", "stored results"), self.engine.connect() as conn:
                 rows = conn.execute(q).all()
             if not rows:
                 return
@@ -270,7 +264,7 @@ class Store:
 
         queued = self._queued(ProbeResultRow.__tablename__, wanted)  # first: see _queued
         t = ProbeResultRow
-        with self._reading(f"results of {site_id}"), Session(self.engine) as s:
+        with self._guarded("reading", f"results of {site_id}"), Session(self.engine) as s:
             q = select(t).where(t.site_id == site_id, t.ts >= since)
             if device is not None:
                 q = q.where(t.device == device)
@@ -282,12 +276,12 @@ class Store:
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
         r = ProbeResultRow
-        with self._reading("devices ever up"), Session(self.engine) as s:
+        with self._guarded("reading", "devices ever up"), Session(self.engine) as s:
             q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
             return {(a, b, c) for a, b, c in s.exec(q).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
-        with self._reading("latest verdicts"), Session(self.engine) as s:
+        with self._guarded("reading", "latest verdicts"), Session(self.engine) as s:
             newest = select(func.max(VerdictChangeRow.id)).group_by(VerdictChangeRow.site_id)
             rows = s.exec(select(VerdictChangeRow).where(VerdictChangeRow.id.in_(newest))).all()  # type: ignore[union-attr]
         return {r.site_id: _change(r) for r in rows}
@@ -295,7 +289,7 @@ class Store:
     def verdict_history(self, site_id: str, limit: int = 100) -> list[VerdictChange]:
         """A site's verdict changes, newest first: written and still queued, without writing."""
         queued = self._queued(VerdictChangeRow.__tablename__, lambda row: row["site_id"] == site_id)
-        with self._reading(f"verdict history of {site_id}"), Session(self.engine) as s:
+        with self._guarded("reading", f"verdict history of {site_id}"), Session(self.engine) as s:
             q = (select(VerdictChangeRow).where(VerdictChangeRow.site_id == site_id)
                  .order_by(VerdictChangeRow.id.desc()).limit(limit))  # type: ignore[union-attr]  # fmt: skip
             stored = [_change(r) for r in s.exec(q).all()]
@@ -315,16 +309,25 @@ class Store:
         return [row for t, row in self.pending.copy() if t == table and wanted(row)]
 
     @contextlib.contextmanager
-    def _reading(self, what: str) -> Iterator[None]:
-        """Translate a database error while reading into StoreError, and note the failure."""
+    def _guarded(self, doing: Literal["reading", "writing"], what: str) -> Iterator[None]:
+        """Translate a database error into StoreError, and note the failure (or the recovery)
+        of that direction: reads and writes are counted and flagged apart."""
+        reading = doing == "reading"
         try:
             yield
         except SQLAlchemyError as exc:
-            self.read_errors += 1
-            self.read_failing = True
+            if reading:
+                self.read_errors += 1
+                self.read_failing = True
+            else:
+                self.errors += 1
+                self.write_failing = True
             self._failed(exc)
-            raise StoreError(f"reading {what} failed: {describe(exc)}") from exc
-        self.read_failing = False
+            raise StoreError(f"{doing} {what} failed: {describe(exc)}") from exc
+        if reading:
+            self.read_failing = False
+        else:
+            self.write_failing = False
 
     @property
     def failing(self) -> bool:

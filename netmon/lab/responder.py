@@ -229,15 +229,6 @@ def _adjust_checksum(checksum: int, old_word: int, new_word: int) -> int:
     return ~total & 0xFFFF
 
 
-def icmp_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = int(sum(struct.unpack(f"!{len(data) // 2}H", data)))
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 class Responder:
     def __init__(self, config: dict[str, Any], control_path: str, parent_pid: int | None) -> None:
         self.devices = build_devices(config)

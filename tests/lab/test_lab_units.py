@@ -31,9 +31,10 @@ from netmon.lab.model import (
 )
 from netmon.lab.passpersist import IF_ENTRY, SYS_UPTIME, Agent, mib, serve
 from netmon.lab.plan import LabTiming, Plan, temporary_env
-from netmon.lab.responder import LossPattern, build_devices, check_faults, icmp_checksum, make_reply
+from netmon.lab.responder import LossPattern, build_devices, check_faults, make_reply
 from netmon.lab.snmp import SUBTREES, SnmpAgent
 from netmon.verdict import Criterion
+from probes.icmp_socket import checksum as icmp_checksum
 from probes.snmp_profiles import load_profiles
 
 MINIMAL = """
