@@ -35,6 +35,7 @@ EXAMPLE_INVENTORY = example_inventory()
 ENV_PREFIX = "NETMON_"
 ICMP_MODES = ("auto", "raw", "dgram")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+POLLER_MODES = ("process", "inline")  # the poller in a child process, or on the server's loop
 SECRET_FIELDS = frozenset({"database_url"})  # never echoed in an error (it may hold a password)
 
 
@@ -56,9 +57,10 @@ class Settings(BaseSettings):
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     log_level: str = "info"
+    poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
 
-    @field_validator("icmp_mode", "log_level", mode="before")
+    @field_validator("icmp_mode", "log_level", "poller", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level(cls, value: str) -> str:
         return _one_of(value, LOG_LEVELS)
+
+    @field_validator("poller")
+    @classmethod
+    def _poller(cls, value: str) -> str:
+        return _one_of(value, POLLER_MODES)
 
     @model_validator(mode="before")
     @classmethod
