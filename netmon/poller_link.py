@@ -40,6 +40,7 @@ log = logging.getLogger("netmon.poller")
 
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before restarting a dead poller
 STOP_TIMEOUT = 15.0  # seconds a poller gets to send what it has and exit
+SILENT_LIMIT = 30.0  # seconds without a message (it sends stats every 5 s): the poller is hung
 
 
 class PollerError(NetmonError):
@@ -112,8 +113,12 @@ class PollerProcess:
         self._channel: Channel | None = None
         self._reader: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._taking = asyncio.Event()  # set by start(): results flow to the sink
         self._stopping = False
+        self._last_message = time.monotonic()
+        self.silent_limit = SILENT_LIMIT
+        self.watch_every = 5.0
 
     async def open(self, config: ValidatedConfig | None) -> None:
         if config is None:
@@ -151,6 +156,26 @@ class PollerProcess:
     async def start(self, inventory: Inventory) -> None:
         self._taking.set()
         self._keeper = asyncio.create_task(self._keep_alive(), name="poller-keeper")
+        self._watch = asyncio.create_task(self._watchdog(), name="poller-watchdog")
+
+    async def _watchdog(self) -> None:
+        """Stop a poller that is alive but silent (hung) for SILENT_LIMIT seconds; the keeper
+        then starts a new one. Silence is counted only while this loop itself is awake: after
+        a server stall (this sleep waking late) the clock starts again, so a busy server never
+        kills a working poller."""
+        every = self.watch_every
+        while not self._stopping:
+            before = time.monotonic()
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            if now - before > every + 1.0 or not self.connected:
+                self._last_message = now  # we were stalled, or it is being restarted
+            elif now - self._last_message > self.silent_limit and self._proc is not None:
+                log.error("poller %d sent nothing for %.0f s: stopping it", self._proc.pid,
+                          now - self._last_message)  # fmt: skip
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                self._last_message = now
 
     async def _read(self, channel: Channel) -> None:
         """Take every message until the channel closes (the child exited or said bye)."""
@@ -166,6 +191,7 @@ class PollerProcess:
             self.connected = False
 
     def _handle(self, message: dict[str, Any]) -> bool:
+        self._last_message = time.monotonic()
         kind = message["type"]
         if kind == "results":
             for row in message.get("items", ()):
@@ -212,10 +238,11 @@ class PollerProcess:
     async def stop(self) -> None:
         """Tell the poller to stop; take what it still sends; reap it (killed if it hangs)."""
         self._stopping = True
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+        for task in (self._keeper, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._taking.set()
         if self._channel is not None and self.connected:
             with contextlib.suppress(ConnectionError, OSError):

@@ -8,6 +8,8 @@
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
+    NETMON_POLLER        process | inline: probe in a child process of its own (default), or
+                         on the server's event loop
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
     NETMON_SNMP_PROFILES a directory of the site's own SNMP profiles, next to the bundled ones
                          (e.g. /etc/netmon/snmp-profiles; default none)

@@ -162,14 +162,41 @@ async def test_a_dead_poller_is_no_data_and_comes_back(tmp_path: Path) -> None:
         assert first is not None
         os.kill(first, signal.SIGKILL)
         await wait_for(lambda: not link.connected)
-        changes_before = len(store.latest_verdicts())
+
         await wait_for(lambda: link.connected and link.pid not in (None, first))
         assert link.restarts == 1
         taken = monitor.results_taken
         await wait_for(lambda: monitor.results_taken > taken)  # the new poller's results
         monitor.evaluate()
         assert monitor.status["chc-test"].verdict == "fully_functional"
-        assert len(store.latest_verdicts()) == changes_before
+        history = [c.verdict for c in store.verdict_history("chc-test")]
+        assert history == ["fully_functional", "unknown"]  # newest first: no change meanwhile
+    finally:
+        await monitor.stop()
+        store.close()
+
+
+async def test_a_hung_poller_is_stopped_and_replaced(tmp_path: Path) -> None:
+    """SIGSTOP the poller (alive, silent): the watchdog kills that PID and a new one probes."""
+    _need_icmp()
+    config = config_for(tmp_path, n=1)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    monitor = Monitor(config.inventory, store)
+    link = PollerProcess(monitor.record)
+    link.silent_limit, link.watch_every = 4.0, 0.5  # results come every 1.5 s
+    monitor.poller = link
+    await link.open(config)
+    await monitor.start(evaluate_every=0.2)
+    try:
+        await wait_for(lambda: monitor.results_taken > 0)
+        first = link.pid
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)
+        await wait_for(lambda: link.restarts == 1 and link.connected)
+        assert link.pid != first
+        taken = monitor.results_taken
+        await wait_for(lambda: monitor.results_taken > taken)
     finally:
         await monitor.stop()
         store.close()
