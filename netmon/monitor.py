@@ -248,7 +248,7 @@ class Monitor:
         """Judge one site from scratch; note when it must be judged again with no new result."""
         policy = self.inventory.policy_for(site)
         view = self.view(site, now)
-        j = judge(site, policy, view.summaries, self.facts(site, view, now))
+        j = judge(site, policy, view.summaries, self.facts(site, view, now), now)
         self._due[site.id] = min(
             _next_boundary(view, now), steady_until(site, policy, view.summaries, now)
         )

@@ -221,6 +221,63 @@ def test_since_survives_restart_and_changes_on_new_verdict(tmp_path: Path) -> No
     assert (change.verdict, change.since) == ("down", clock.now)
 
 
+def test_silence_is_unknown_never_down_and_ends_with_the_next_result(tmp_path: Path) -> None:
+    """No result from the uplinks for longer than max_silence (a poller that died): the site
+    turns unknown by the clock alone (the incremental judge's boundary), not down; the next
+    result brings it back."""
+    clock = FakeClock(NOW)
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.migrate()
+    inv = inventory(n_aps=2)
+    m = Monitor(inv, store, Engines(), clock)
+    for dev in inv.sites[0].devices:
+        m.record("dh-test", dev.name, result(NOW))
+    m.evaluate()
+    clock.advance(Policy().max_silence - 1)
+    assert m.evaluate() == [] and m.status["dh-test"].verdict == "fully_functional"
+    clock.advance(2)
+    (change,) = m.evaluate()  # no result folded: the time boundary alone re-judges
+    assert (change.verdict, change.since) == ("unknown", clock.now)
+    (reason,) = m.status["dh-test"].judgement.reasons
+    assert reason.criterion == "no_recent_data" and "not reporting" in reason.message
+    assert reason.threshold == Policy().max_silence
+    assert m.evaluate(full=True) == []  # the full judge agrees
+    m.record("dh-test", "wan-1", result(clock.now))
+    (back,) = m.evaluate()
+    assert back.verdict == "fully_functional"
+
+
+def test_silence_during_and_right_after_maintenance_is_not_unknown() -> None:
+    from datetime import UTC, datetime
+
+    start = datetime.fromtimestamp(NOW + 100, UTC).isoformat()
+    end = datetime.fromtimestamp(NOW + 2 * HOUR, UTC).isoformat()
+    text = SITE.format(policy="", aps="").replace(
+        "    devices:",
+        f'    maintenance: [{{start: "{start}", end: "{end}", reason: power work}}]\n    devices:',
+    )
+    inv = parse_inventory(text)
+    site, policy = inv.sites[0], inv.policy_for(inv.sites[0])
+    seen = {d.name: summary_at(NOW) for d in site.devices}
+    silence = policy.max_silence
+    for at, verdict in (
+        (NOW + 50, "fully_functional"),
+        (NOW + HOUR, "fully_functional"),  # in maintenance: its results are left out
+        (NOW + 2 * HOUR + silence - 1, "fully_functional"),  # silence counts from its end
+        (NOW + 2 * HOUR + silence + 1, "unknown"),
+    ):
+        assert judge(site, policy, seen, None, at).verdict == verdict, at
+    assert judge(site, policy, seen).verdict == "fully_functional"  # no clock: no silence
+
+
+def summary_at(ts: float) -> DeviceSummary:
+    w = DeviceWindow(window=86400.0)
+    w.add(result(ts))
+    s = w.summary(ts)
+    assert s is not None
+    return s
+
+
 def test_window_p95_and_totals_follow_the_window() -> None:
     w = DeviceWindow(window=100.0)
     for i in range(100):

@@ -71,6 +71,7 @@ class Policy(Strict):
     small_site_aps: Annotated[int, Field(ge=0)] = 5
     small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
     max_outage: Seconds = 4 * 3600.0
+    max_silence: Seconds = 600.0  # no uplink result for longer: unknown (no data), never down
     max_reboots: Annotated[int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
     max_outages: Annotated[int, Field(ge=0)] = (
         2  # per non-uplink device in the window: more is flapping

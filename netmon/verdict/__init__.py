@@ -49,10 +49,12 @@ def judge(
     policy: Policy,
     seen: Mapping[str, DeviceSummary],
     facts: Facts | None = None,
+    now: float | None = None,
 ) -> Judgement:
     """The verdict for one site from its devices' window summaries and per-kind facts
-    (``facts[kind][device]``; SNMP: ``facts["snmp"]``, :class:`probes.snmp_view.SnmpFacts`)."""
-    ctx = SiteContext.build(site, policy, seen, facts)
+    (``facts[kind][device]``; SNMP: ``facts["snmp"]``, :class:`probes.snmp_view.SnmpFacts`),
+    taken at ``now`` (``None``: judge the summaries alone, as if just taken)."""
+    ctx = SiteContext.build(site, policy, seen, facts, now)
     reasons: list[Reason] = []
     for rule in RULES:
         found = list(rule.check(ctx))

@@ -88,10 +88,16 @@ class SiteContext:
     behind: frozenset[str]  # down now because a device on their parent chain is down
     aps: list[Device]  # APs with data
     aps_up: list[Device]
+    now: float | None = None  # when the summaries were taken (None: only they count)
 
     @classmethod
     def build(
-        cls, site: Site, policy: Policy, seen: Mapping[str, DeviceSummary], facts: Facts | None
+        cls,
+        site: Site,
+        policy: Policy,
+        seen: Mapping[str, DeviceSummary],
+        facts: Facts | None,
+        now: float | None = None,
     ) -> SiteContext:
         down = down_roots(site, seen)
         aps = [d for d in site.devices if d.role == "ap" and _has_data(seen, d.name)]
@@ -105,6 +111,7 @@ class SiteContext:
             behind=frozenset(n for names in down.values() for n in names),
             aps=aps,
             aps_up=[d for d in aps if seen[d.name].is_up],
+            now=now,
         )
 
     @property

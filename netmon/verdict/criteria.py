@@ -22,6 +22,7 @@ class Unit(StrEnum):
 class Criterion(StrEnum):
     NO_DEVICES = "no_devices"
     NO_DATA = "no_data"
+    NO_RECENT_DATA = "no_recent_data"
     NEVER_SEEN = "never_seen"
     UPLINK_DOWN = "uplink_down"
     ROUTER_DOWN = "router_down"
@@ -91,6 +92,7 @@ _I = CriterionInfo
 CRITERIA: dict[Criterion, CriterionInfo] = {
     Criterion.NO_DEVICES: _I(Unit.NONE, None, "no gear registered for the site"),
     Criterion.NO_DATA: _I(Unit.COUNT, "min_probes", "fewer uplink probes in the window than `min_probes`"),
+    Criterion.NO_RECENT_DATA: _I(Unit.SECONDS, "max_silence", "no result from any uplink for longer than `max_silence` (a poller or agent not reporting): unknown, not down"),
     Criterion.NEVER_SEEN: _I(Unit.NONE, None, "none of the site's devices has ever answered"),
     Criterion.UPLINK_DOWN: _down("an uplink device"),
     Criterion.ROUTER_DOWN: _down("a router that is not an uplink"),

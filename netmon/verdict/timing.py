@@ -13,17 +13,20 @@ Of the rules only ``uplink_outage`` reads it, on probed uplinks:
   limit (the site's next re-judge, ``BOUNDARY_MARGIN`` early);
 * a cut oldest outage under the limit only shrinks: nothing to schedule.
 
+``no_recent_data`` reads the clock too: its answer changes when an uplink's silence reaches
+``max_silence`` and when announced maintenance begins or ends (``silence_boundary``).
+
 A rule that reads another moving figure must extend :func:`steady_until` (the property test
 ``tests/test_incremental_judge.py`` compares the incremental judge with a full one).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from netmon.inventory import Policy, Site
 from netmon.verdict.context import uplinks
+from netmon.verdict.rules.no_recent_data import silence_boundary
 from netmon.window import BOUNDARY_MARGIN, DeviceSummary
 
 
@@ -32,7 +35,7 @@ def steady_until(
 ) -> float:
     """The time until which ``judge`` gives the same judgement from these summaries, as long
     as no result is folded and no evidence boundary passes; ``now`` or earlier: every time."""
-    due = math.inf
+    due = silence_boundary(site, policy.max_silence, seen, now)
     limit = policy.max_outage
     for dev in uplinks(site):
         s = seen.get(dev.name)
