@@ -609,6 +609,7 @@ def sustained_whole(args: argparse.Namespace) -> int:
                 end_after = start.at + (cycles_n - 0.5) * inv.interval
                 end = cycles.next_mark(end_after, (cycles_n + 1) * inv.interval + 60)
                 processes = netmon.processes()
+                print(f"  {cycles.describe()}")
             after = live.readiness(netmon.scrape(client).text)  # one full scrape, at the end
             rows = live.figures(start, end, fping)
             events = live.event_deltas(start, end)

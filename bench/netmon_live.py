@@ -413,8 +413,10 @@ class Mark:
     fping_lost: int
 
 
-# One fping per line read from stdin (the cycle number), its summary into <dir>/fping-<n>.txt.
-FPING_WRAPPER = 'while read -r n; do "$@" 2> "$FPING_DIR/fping-$n.txt"; echo "done $n $?"; done'
+# One fping per line read from stdin ("<cycle> <-i ms>"), its summary into <dir>/fping-<n>.txt.
+FPING_WRAPPER = (
+    'while read -r n i; do "$@" -i "$i" 2> "$FPING_DIR/fping-$n.txt"; echo "done $n $?"; done'
+)
 
 
 @dataclass
@@ -436,16 +438,24 @@ class Cycles:
         self._wrapper: subprocess.Popen[str] | None = None
         self._fping_tree: ProcessTree | None = None
         self.span = self.inventory.interval - self.inventory.timeout - 4.0
+        self.echoes = self.inventory.devices * self.inventory.count  # per cycle
+        # fping -i: one echo every -i ms, less the ~0.15 ms fping oversleeps (calibrated later)
+        self.interval_ms = max(0.01, self.span * 1000 / self.echoes - 0.15)
         if self.span < self.inventory.count * self.inventory.spacing:
             raise SystemExit("the probe interval is too short for fping's cycle (need count x "
                              "spacing + timeout + 4 s)")  # fmt: skip
 
     def fping_command(self) -> list[str]:
+        """fping without ``-i`` (the wrapper adds it per cycle, see :meth:`_fping_cycle`)."""
         inv = self.inventory
-        interval_ms = self.span * 1000 / (inv.devices * inv.count)  # one echo every -i ms
         return [FPING, "-q", "-c", str(inv.count), "-p", str(round(inv.spacing * 1000)),
-                "-t", str(round(inv.timeout * 1000)), "-i", f"{interval_ms:.3f}",
-                "-f", str(self.workdir / "targets.txt")]  # fmt: skip
+                "-t", str(round(inv.timeout * 1000)), "-f", str(self.workdir / "targets.txt")]  # fmt: skip
+
+    def describe(self) -> str:
+        if self._wrapper is None:
+            return "fping: none"
+        cmd = " ".join(self.fping_command()).replace(str(self.workdir), "<tmp>")
+        return f"fping per cycle: {cmd} -i {self.interval_ms:.3f} (-i calibrated per cycle)"
 
     def __enter__(self) -> Cycles:
         if self.fping:
@@ -501,15 +511,23 @@ class Cycles:
                 self._mark(client, n, fping_echoes, fping_lost)
 
     def _fping_cycle(self, n: int) -> tuple[int, int]:
+        """Run fping once; returns (echoes sent, lost). fping sleeps a little longer than -i
+        between echoes (0.1-0.2 ms here), so -i is corrected after each run to make the next
+        one take ``span`` s: the same echoes per cycle as netmon, spread over the cycle."""
         wrapper = self._wrapper
         assert wrapper is not None and wrapper.stdin is not None and wrapper.stdout is not None
-        wrapper.stdin.write(f"{n}\n")
+        t0 = time.monotonic()
+        wrapper.stdin.write(f"{n} {self.interval_ms:.3f}\n")
         line = wrapper.stdout.readline().split()  # bounded by fping's own count and timeout
+        took = time.monotonic() - t0
+        self.interval_ms = max(0.01, self.interval_ms + (self.span - took) * 1000 / self.echoes)
         if line[:2] != ["done", str(n)]:
             self.problems.append(f"fping cycle {n}: wrapper said {line!r}")
             return 0, 0
         if line[2] not in ("0", "1"):  # 1: some target lost echoes
             self.problems.append(f"fping cycle {n} exited {line[2]}")
+        if took > self.inventory.interval:
+            self.problems.append(f"fping cycle {n} took {took:.1f}s (> the interval)")
         sent = received = 0
         for text in (self.workdir / f"fping-{n}.txt").read_text().splitlines():
             m = FPING_SUMMARY.match(text)

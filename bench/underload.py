@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             with live.Cycles(inv, netmon, fping, work, cycles=bound) as cycles:
                 result = scrape_loop(args, inv, netmon, client, cycles, n_cycles)
                 processes = netmon.processes()
+                print(f"  {cycles.describe()}")
             return report(args, inv, netmon, client, result, fping, processes, cycles.problems)
 
 
