@@ -1,7 +1,8 @@
 """Benchmark netmon's ICMP engine against fping: throughput, CPU, sustained load, accuracy.
 
     python bench/icmp.py --sizes 1000,10000,20000     # loopback blast, netmon vs fping
-    python bench/icmp.py --sustained                  # 20,000 targets x 5 echoes in one 60 s cycle
+    python bench/icmp.py --sustained                  # `netmon run`, 20,000 devices, vs fping
+    python bench/icmp.py --sustained --engine-only    # the engine alone: 20,000 x 5 in one cycle
     python bench/icmp.py --accuracy                   # RTT (40 ms hosts) and loss (3 %) vs fping
 
 Blast (default): every target is a 127.x.y.z address (the kernel answers them all), so no packet
@@ -11,7 +12,19 @@ timeout; fping gets the targets on stdin, in chunks of at most 60,000 echoes per
 wall time, echoes/s, CPU seconds per 1,000 echoes (netmon: RUSAGE_SELF around the ping phase
 only; fping: RUSAGE_CHILDREN) and echoes lost, then the netmon/fping ratios.
 
-Sustained (``--sustained``): 20,000 targets, each probed once per cycle through the probe seam
+Sustained (``--sustained``): netmon as a user runs it. The real ``netmon run`` command (a
+subprocess, see ``bench/netmon_live.py``) over a generated inventory of 20,000 loopback devices
+(``--sustained-targets``; sites of 20, ICMP only, 5 echoes 1 s apart every ``--cycle-seconds``
+60 s), and beside it, in the same run, fping sending the same echoes (one ``fping -c 5 -p 1000
+-i ...`` over all targets per cycle, spread evenly over the cycle like netmon's devices). After a
+warm-up (at least ``--warmup`` s and until every site has a verdict and every device is up: the
+first probes are spread over one interval, so before that devices have no data), CPU of every
+netmon process (server and any child, from /proc: ``bench/procstat.py``) and of fping's process
+tree is read at two instants ``--measure`` s apart (rounded to whole cycles, both taken when
+fping is idle); prints echoes, echo/s, CPU s per 1,000 echoes of both and the ratio.
+
+Sustained, engine only (``--sustained --engine-only``): 20,000 targets, each probed once per
+cycle through the probe seam
 (``run_probe(ICMP, ...)``: 5 echoes 1 s apart, 1 s timeout) at an even phase within one
 ``--cycle-seconds`` cycle (default 60), so ~1,700 echo/s. 10 % of the targets never answer: they
 are addresses routed into a network namespace this script creates whose kernel ignores echo
@@ -26,8 +39,8 @@ own namespace (``--responder own``; ``auto`` tries the lab first). netmon and fp
 after the other; reported: mean/median RTT of each and their difference (target: within 2 ms),
 and loss over 1,000 echoes of each (target: within 1 percentage point).
 
-Needs CAP_NET_RAW or a permissive net.ipv4.ping_group_range; --sustained and --accuracy need
-root (namespaces) and iproute2. Namespace addresses: 198.19.240.0/20 and 198.19.254.0/30 (inside
+Needs CAP_NET_RAW or a permissive net.ipv4.ping_group_range; --sustained --engine-only and
+--accuracy need root (namespaces) and iproute2. Namespace addresses: 198.19.240.0/20 and 198.19.254.0/30 (inside
 198.18.0.0/15); every route is checked to leave through this script's own veth before a single
 echo is sent, and the namespace is deleted on exit (also on SIGTERM/SIGINT).
 """
@@ -38,6 +51,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import math
 import os
 import random
 import resource
@@ -562,6 +576,56 @@ def sustained(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sustained, whole process: `netmon run` over N loopback devices vs fping -----------------------
+
+
+def sustained_whole(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import netmon_live as live
+
+    live.raise_open_files()
+    inv = live.LoopbackInventory(
+        args.sustained_targets, args.per_site, args.cycle_seconds, args.count,
+        args.sustained_spacing, args.timeout,
+    )  # fmt: skip
+    fping = not args.skip_fping and Path(live.FPING).exists()
+    cycles_n = max(1, round(args.measure / inv.interval))
+    print(f"sustained, whole process: {inv.describe()}")
+    print(f"  fping: {'the same echoes, one run per cycle' if fping else 'skipped'}; warm-up "
+          f">= {args.warmup:g}s until every site is fully functional and every device probed (at most "
+          f"{args.warmup_max:g}s); measured: {cycles_n} cycle(s)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
+        work = Path(tmp)
+        with live.NetmonRun(inv, work) as netmon, netmon.client() as client:
+            print(f"  {netmon.command}")
+            print(f"  serving after {netmon.wait_serving(client, 600):.1f}s")
+            bound = math.ceil((args.warmup_max + args.measure) / inv.interval) + 4
+            with live.Cycles(inv, netmon, fping, work, cycles=bound) as cycles:
+                warm_at, state, ok = live.warm_up(netmon, client, args.warmup, args.warmup_max)
+                print(f"  warm-up {'done' if ok else 'NOT REACHED'} after "
+                      f"{warm_at - netmon.started:.0f}s: {state}")  # fmt: skip
+                start = cycles.next_mark(warm_at, inv.interval * 2 + 60)
+                end_after = start.at + (cycles_n - 0.5) * inv.interval
+                end = cycles.next_mark(end_after, (cycles_n + 1) * inv.interval + 60)
+                processes = netmon.processes()
+                print(f"  {cycles.describe()}")
+            after = live.readiness(netmon.scrape(client).text)  # one full scrape, at the end
+            rows = live.figures(start, end, fping)
+            events = live.event_deltas(start, end)
+            problems = cycles.problems
+    print(f"  netmon processes: {processes}")
+    print(f"  after the interval (one full /metrics scrape): {after.describe(inv)}")
+    print()
+    print("\n".join(live.cpu_table(rows)))
+    shown = ("timed_out", "late", "foreign", "kernel_drops", "send_errors", "send_retries")
+    print("netmon engine during the interval: "
+          + ", ".join(f"{k}={events[k]:.0f}" for k in shown if k in events))  # fmt: skip
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 0 if ok else 1
+
+
 # -- accuracy: RTT on 40 ms hosts, loss on 3 % hosts ----------------------------------------------
 
 
@@ -706,9 +770,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--mode", default="auto", choices=["auto", "raw", "dgram"])
     p.add_argument("--skip-fping", action="store_true")
-    p.add_argument("--sustained", action="store_true", help="one cycle of --sustained-targets")
+    p.add_argument("--sustained", action="store_true", help="`netmon run` vs fping, whole process")
+    p.add_argument(
+        "--engine-only", action="store_true", help="sustained: the engine alone, one cycle"
+    )
     p.add_argument("--sustained-targets", type=int, default=20_000)
-    p.add_argument("--cycle-seconds", type=float, default=60.0, help="sustained cycle length")
+    p.add_argument(
+        "--cycle-seconds", type=float, default=60.0, help="sustained cycle (probe interval)"
+    )
+    p.add_argument("--per-site", type=int, default=20, help="sustained: devices per site")
+    p.add_argument("--warmup", type=float, default=60.0, help="sustained: minimum warm-up seconds")
+    p.add_argument(
+        "--warmup-max", type=float, default=300.0, help="sustained: warm-up bound seconds"
+    )
+    p.add_argument(
+        "--measure", type=float, default=120.0, help="sustained: measured seconds (whole cycles)"
+    )
     p.add_argument(
         "--sustained-spacing", type=float, default=1.0, help="sustained: s between echoes"
     )
@@ -734,6 +811,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("need 1 <= --count <= 100, --concurrency >= 1 and --timeout > 0")
     if not 0 < args.sustained_targets <= MAX_TARGETS or not 1 <= args.cycle_seconds <= 600:
         p.error(f"need 1 <= --sustained-targets <= {MAX_TARGETS}, 1 <= --cycle-seconds <= 600")
+    if not 0 <= args.warmup <= args.warmup_max <= 1800 or not 1 <= args.measure <= 1800:
+        p.error("need 0 <= --warmup <= --warmup-max <= 1800 and 1 <= --measure <= 1800")
     if not 0 <= args.down_ratio <= 0.5 or not 0 < args.hosts <= 50 or not 0 < args.echoes <= 20_000:
         p.error("need 0 <= --down-ratio <= 0.5, 1 <= --hosts <= 50, 1 <= --echoes <= 20000")
     if not 0 < args.delay_ms <= 500 or not 0 <= args.loss < 1 or args.accuracy_spacing < 0.001:
@@ -744,8 +823,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _install_signal_exit()
-    if args.sustained:
+    if args.sustained and args.engine_only:
         return sustained(args)
+    if args.sustained:
+        return sustained_whole(args)
     if args.accuracy:
         return accuracy(args)
     if args.hot_loop:
