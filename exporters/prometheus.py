@@ -136,14 +136,21 @@ class OwnCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self.monitor
         store = m.store
+        poller = m.poller.stats()
         yield _single(
             _g("netmon_probe_cycle_lag_seconds", "How late probes start against their schedule"),
-            m.scheduler.lag,
+            poller.lag,
         )
         yield _counter(
-            "netmon_probe_overruns", "Probes still running when due again", m.scheduler.overruns
+            "netmon_probe_overruns", "Probes still running when due again", poller.overruns
         )
-        yield _counter("netmon_probes_started", "Probes started", m.scheduler.started)
+        yield _counter("netmon_probes_started", "Probes started", poller.started)
+        yield _single(
+            _g("netmon_poller_up", "1 while the poller is connected and sending results"),
+            1.0 if m.poller.connected else 0.0,
+        )
+        yield _counter("netmon_poller_restarts", "Pollers started again after dying",
+                       m.poller.restarts)  # fmt: skip
         yield _counter("netmon_results_taken", "Probe results taken", m.results_taken)
         yield _counter("netmon_results_written", "Rows written to the store", store.written)
         yield _counter("netmon_store_errors", "Failed store writes", store.errors)
@@ -188,9 +195,9 @@ class OwnCollector(Collector):
             "Each probe engine's own counters since it opened, by event",
             labels=["kind", "event"],
         )
+        by_kind = self.monitor.poller.stats().engines
         for kind in KINDS.values():
-            engine = self.monitor.engines.named(kind.name)
-            for event, n in kind.engine_stats(engine).items():
+            for event, n in by_kind.get(kind.name, {}).items():
                 fam.add_metric([kind.name, event], float(n))
         return fam
 

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--icmp-rate-limit", type=float, metavar="ECHO_PER_S",
                      help="cap on echo requests per second over all devices (default: none)")  # fmt: skip
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--poller", choices=["process", "inline"],
+                     help="probe in a child process (default) or on the server's own loop")  # fmt: skip
     run.set_defaults(func=cmd_run)
     check = sub.add_parser(
         "check-config", help="validate what `run` would use; print every problem (exit 78)"
@@ -124,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args, config=args.config, host=args.host, port=args.port, database_url=args.database_url,
         icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit, log_level=args.log_level,
+        poller=args.poller,
     )  # fmt: skip
     config = validate(settings)
     logging.basicConfig(
@@ -169,8 +172,7 @@ class _Reloader:
         except ConfigError as exc:
             log.error("reload refused, keeping the running inventory:\n%s", exc)
             return None
-        self.monitor.engines.reconfigure(config)  # e.g. the SNMP poller's profiles
-        self.monitor.reload(config.inventory)
+        await self.monitor.reload(config.inventory, config)  # the poller's engines, too
         log.info("reloaded %s: %s", self.settings.config, config.summary)
         return config
 
@@ -183,19 +185,22 @@ async def serve(config: ValidatedConfig) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     from exporters.prometheus import make_registry
     from netmon.api import create_app
-    from probes import Engines
-    from probes.icmp import KIND as ICMP
+    from netmon.poller_link import poller_for
 
     settings = config.settings
     store = await _open_store(settings.database_url)
-    engines = await Engines.open(config)  # every registered kind's engine
-    icmp = engines.get(ICMP)
-    icmp_mode = icmp.mode if icmp is not None else "none"
-    log.info("netmon %s: %s from %s; store %s; ICMP %s", __version__, config.summary,
-             settings.config, store.safe_url, icmp_mode)  # fmt: skip
     retention = settings.retention_days * 86400 or None
-    monitor = Monitor(config.inventory, store, engines,
-                      spill_dir=settings.data_dir / "spill", retention=retention)  # fmt: skip
+    monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
+                      retention=retention)  # fmt: skip
+    monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
+    try:
+        await monitor.poller.open(config)  # every registered kind's engine, where it probes
+    except BaseException:
+        store.close()
+        raise
+    icmp_mode = monitor.poller.stats().modes.get("icmp", "none")
+    log.info("netmon %s: %s from %s; store %s; ICMP %s; poller %s", __version__, config.summary,
+             settings.config, store.safe_url, icmp_mode, settings.poller)  # fmt: skip
     app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip
@@ -209,8 +214,7 @@ async def serve(config: ValidatedConfig) -> None:
     finally:
         reloader.cancel()
         log.info("stopping: flushing %d pending results", len(store.pending))
-        await monitor.stop()
-        await monitor.engines.close()
+        await monitor.stop()  # the poller's last results, then the store's last flush
         store.close()
         log.info("stopped; %d results written in all", store.written)
 

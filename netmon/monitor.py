@@ -1,6 +1,9 @@
-"""The monitor: inventory → scheduler → probes → store → verdict, in one asyncio process.
+"""The monitor: the server's side of inventory → scheduler → probes → store → verdict.
 
-``Monitor`` owns the moving parts and the in-memory view the API and metrics read:
+Probing happens in a poller (``netmon.poller``: scheduler + engines), by default a process of
+its own that hands results over the results channel (``netmon.poller_link``); the monitor takes
+each result (:meth:`Monitor.record`), stores it and folds it. ``Monitor`` owns the in-memory
+view the API and metrics read:
 evidence per (site, device, probe kind) (each kind's ``new_evidence``; a result folds into its
 own kind's evidence only), and the current verdict per site with its since-time. A device's
 reachability is the summary of its best-ranked kind (``ProbeKind.reachability``: icmp, else
@@ -29,21 +32,24 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.errors import StoreError
-from netmon.inventory import Device, Inventory, Site
-from netmon.scheduler import Job, Scheduler
+from netmon.inventory import Inventory, Site
+from netmon.poller_link import LocalPoller, PollerLink
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
 from netmon.verdict.timing import steady_until
 from netmon.window import DeviceSummary
-from probes import KINDS, Engines, Evidence, ProbeKind, ProbeResult, Target, run_probe
-from probes.base import Params, by_reachability
+from probes import KINDS, Engines, Evidence, ProbeResult
+from probes.base import by_reachability
+
+if TYPE_CHECKING:
+    from netmon.config import ValidatedConfig
 
 log = logging.getLogger("netmon.monitor")
 
@@ -71,14 +77,6 @@ class SiteView:
     views: dict[str, object]  # each kind's site-level view (SNMP: the controllers' APs)
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeJob:
-    site: Site
-    device: Device
-    kind: ProbeKind[Any, Any]
-    params: Params = field(repr=False)
-
-
 class Monitor:
     def __init__(
         self,
@@ -89,17 +87,18 @@ class Monitor:
         flush_every: float = 1.0,
         spill_dir: Path | None = None,
         retention: float | None = None,
+        poller: PollerLink | None = None,
     ) -> None:
         self.inventory = inventory
         self.store = store
-        self.engines = engines if engines is not None else Engines()
+        # where results come from: by default the poller on this loop, with these engines
+        self.poller = poller if poller is not None else LocalPoller(self.record, engines)
         self.clock = clock
         self.flush_every = flush_every
         self.spill_dir = spill_dir
         self.retention = retention  # seconds of raw results kept in the store; None: forever
         self.evidence: dict[EvidenceKey, Evidence] = {}  # one per device and probe kind
         self.status: dict[str, SiteStatus] = {}
-        self.scheduler = Scheduler(self._probe)
         self.results_taken = 0
         self.last_evaluation = 0.0
         self.ready = False  # set once history is refilled and the first verdicts are in
@@ -148,39 +147,17 @@ class Monitor:
                     self.evidence[key] = ev
         self._judge_all = True
 
-    def reload(self, inventory: Inventory) -> None:
-        """Switch to a new inventory without resetting devices that stay."""
+    async def reload(self, inventory: Inventory, config: ValidatedConfig | None = None) -> None:
+        """Switch to a new inventory without resetting devices that stay; the poller probes
+        the new one (and reconfigures its engines with ``config``, e.g. new SNMP profiles)."""
         self.inventory = inventory
-        before = set(self.evidence)
         self._make_evidence()
-        for site_id, device, name in before - set(self.evidence):
-            if name in KINDS:  # e.g. the SNMP poller keeps rate and reboot state per device
-                KINDS[name].forget(self.engines.named(name), site_id, device)
         sites = {s.id: s for s in inventory.sites}
         self.status = {k: v for k, v in self.status.items() if k in sites}
-        self.scheduler.update(self.jobs())
+        await self.poller.assign(inventory, config)
         self.evaluate()
         devices = sum(len(s.devices) for s in inventory.sites)
         log.info("inventory reloaded: %d sites, %d devices", len(sites), devices)
-
-    def jobs(self) -> list[Job]:
-        out: list[Job] = []
-        for site in self.inventory.sites:
-            for dev in site.devices:
-                for kind in (KINDS[k] for k in dev.kinds if k in KINDS):
-                    spec = kind.job(self.inventory, site, dev)
-                    job = ProbeJob(site, dev, kind, spec.params)
-                    out.append(Job((site.id, dev.name, kind.name), spec.interval, job))
-        return out
-
-    # --- the flow ---------------------------------------------------------------------------
-    async def _probe(self, job: Job) -> None:
-        pj = job.payload
-        assert isinstance(pj, ProbeJob)
-        target = Target(pj.site.id, pj.device.name, pj.device.address or "", pj.device.role)
-        engine = self.engines.named(pj.kind.name)
-        result = await run_probe(pj.kind, engine, target, pj.params)
-        self.record(pj.site.id, pj.device.name, result)
 
     def record(self, site_id: str, device: str, result: ProbeResult) -> None:
         """Take one result: queue it for the store and fold it into its kind's evidence."""
@@ -296,9 +273,8 @@ class Monitor:
         loaded = await asyncio.to_thread(self.load_history)
         log.info("refilled windows with %d stored results", loaded)
         self.evaluate()
-        self.scheduler.update(self.jobs())
+        await self.poller.start(self.inventory)
         self._tasks = [
-            asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
             asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
             asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
         ]
@@ -340,13 +316,14 @@ class Monitor:
             log.error("%s; %d rows kept for retry", exc, len(self.store.pending))
 
     async def stop(self) -> None:
-        """Stop probing, then write every pending result (retrying a few times)."""
+        """Stop probing (taking every result the poller still has), then write every pending
+        result (retrying a few times)."""
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await self.scheduler.stop()
+        await self.poller.stop()
         self.evaluate()
         for attempt in range(3):
             try:

@@ -8,6 +8,8 @@
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
+    NETMON_POLLER        process | inline: probe in a child process of its own (default), or
+                         on the server's event loop
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
     NETMON_SNMP_PROFILES a directory of the site's own SNMP profiles, next to the bundled ones
                          (e.g. /etc/netmon/snmp-profiles; default none)
@@ -35,6 +37,7 @@ EXAMPLE_INVENTORY = example_inventory()
 ENV_PREFIX = "NETMON_"
 ICMP_MODES = ("auto", "raw", "dgram")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+POLLER_MODES = ("process", "inline")  # the poller in a child process, or on the server's loop
 SECRET_FIELDS = frozenset({"database_url"})  # never echoed in an error (it may hold a password)
 
 
@@ -56,9 +59,10 @@ class Settings(BaseSettings):
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     log_level: str = "info"
+    poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
 
-    @field_validator("icmp_mode", "log_level", mode="before")
+    @field_validator("icmp_mode", "log_level", "poller", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -72,6 +76,11 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level(cls, value: str) -> str:
         return _one_of(value, LOG_LEVELS)
+
+    @field_validator("poller")
+    @classmethod
+    def _poller(cls, value: str) -> str:
+        return _one_of(value, POLLER_MODES)
 
     @model_validator(mode="before")
     @classmethod

@@ -306,6 +306,10 @@ class Engines:
     def named(self, name: str) -> object | None:
         return self._by_name.get(name)
 
+    def names(self) -> list[str]:
+        """The kinds with an engine slot (opened, or ``None`` where a kind has no engine)."""
+        return list(self._by_name)
+
     @classmethod
     async def open(cls, config: ValidatedConfig, kinds: Iterable[AnyKind] | None = None) -> Engines:
         """Open every registered kind's engine; on a failure close those opened so far."""

@@ -20,6 +20,7 @@ from netmon import cli, config
 from netmon.config import EX_CONFIG, validate
 from netmon.errors import ConfigError
 from netmon.inventory import Inventory
+from netmon.poller_link import LocalPoller
 from netmon.settings import Settings
 from probes.base import Engines
 from probes.snmp import SnmpPoller
@@ -207,10 +208,11 @@ class _Monitor:
 
     def __init__(self, engines: Engines) -> None:
         self.inventories: list[Inventory] = []
-        self.engines = engines
+        self.poller = LocalPoller(lambda *_: None, engines)
 
-    def reload(self, inventory: Inventory) -> None:
+    async def reload(self, inventory: Inventory, config: config.ValidatedConfig) -> None:
         self.inventories.append(inventory)
+        await self.poller.assign(inventory, config)
 
 
 async def test_reload_validates_off_the_loop_and_keeps_the_old_inventory_on_error(

@@ -19,6 +19,7 @@ from exporters.prometheus import NetmonRegistry, make_registry
 from exporters.render import Scrape
 from netmon.api import create_app
 from netmon.monitor import Monitor
+from netmon.poller_link import LocalPoller
 from probes.base import Engines
 from probes.icmp_engine import IcmpEngine
 from tests.conftest import FakeClock
@@ -281,7 +282,7 @@ async def test_engine_events_are_exported_by_name(monitor: Monitor, tmp_path: Pa
     engine = _engine()
     try:
         await engine.burst("127.0.0.1", count=2, spacing=0.05, timeout=1.0)
-        monitor.engines = Engines({"icmp": engine})
+        monitor.poller = LocalPoller(monitor.record, Engines({"icmp": engine}))
         got = samples(make_registry(monitor, "t", "x").render(Scrape(inventory=False)))
     finally:
         engine.close()

@@ -117,8 +117,9 @@ def test_a_registered_kind_is_scheduled_and_never_counts_as_reachability(
 ) -> None:
     inv = parse_inventory(INVENTORY)
     m = Monitor(inv, store, Engines({"fake": "engine"}), FakeClock(NOW))
-    assert {key for key in m.scheduler.jobs} == set()  # jobs appear when the monitor starts
-    keys = {job.key for job in m.jobs()}
+    poller = m.poller.poller  # type: ignore[attr-defined]
+    assert {key for key in poller.scheduler.jobs} == set()  # jobs appear when the monitor starts
+    keys = {job.key for job in poller.jobs(inv)}
     assert ("dh-test", "wan-1", "fake") in keys and ("dh-test", "ap-1", "fake") not in keys
     for i in range(10):
         m.record("dh-test", "wan-1", icmp(NOW - 600 + i * 60))

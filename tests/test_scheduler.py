@@ -60,7 +60,7 @@ async def test_jobs_run_repeatedly_and_overruns_are_counted() -> None:
     await sched.stop()
 
 
-def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from netmon.inventory import parse_inventory
     from netmon.monitor import Monitor
     from netmon.store import Store
@@ -77,13 +77,15 @@ def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> None:  
     )
     clock = FakeClock()
     m = Monitor(first, Store(f"sqlite:///{tmp_path / 'r.db'}"), Engines(), clock)
-    m.scheduler.update(m.jobs())
-    due = m.scheduler.jobs[("a", "wan-1", "icmp")].next_due
+    scheduler = m.poller.poller.scheduler  # type: ignore[attr-defined]
+    m.poller.poller.assign(first)  # type: ignore[attr-defined]
+    due = scheduler.jobs[("a", "wan-1", "icmp")].next_due
     m.record("a", "wan-1", ProbeResult("icmp", True, clock.now, 0.1, 5, 5, (0.001,) * 5))
     m.evaluate()
-    m.reload(second)
+    await m.reload(second)
     assert m.evidence[("a", "wan-1", "icmp")].summary(clock.now).probes == 1
     assert ("b", "wan-1", "icmp") not in m.evidence and ("c", "wan-1", "icmp") in m.evidence
-    assert m.scheduler.jobs[("a", "wan-1", "icmp")].next_due == due
+    assert scheduler.jobs[("a", "wan-1", "icmp")].next_due == due
+    assert ("b", "wan-1", "icmp") not in scheduler.jobs and ("c", "wan-1", "icmp") in scheduler.jobs
     assert set(m.status) == {"a", "c"}
     assert m.status["a"].verdict == "fully_functional"

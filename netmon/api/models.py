@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from netmon.inventory import FacilityType, Role
 from netmon.verdict import Criterion, Verdict
@@ -194,3 +194,5 @@ class HealthPublic(BaseModel):
     sites: int
     store: StoreHealth
     icmp_mode: str | None
+    poller_up: bool = Field(description="the poller is connected (false: no new results, "
+                                        "which is no data, not an outage)")  # fmt: skip

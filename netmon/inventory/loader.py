@@ -65,7 +65,7 @@ def _top_level(
             part = Inventory.model_validate({key: value})
         except ValidationError as exc:
             problems += validation_problems(exc, doc)
-            if key in KINDS and isinstance(value, dict):
+            if key in KINDS and key in Inventory.model_fields and isinstance(value, dict):
                 parts[key] = _names_only(key, value)
             continue
         parts[key] = getattr(part, key)

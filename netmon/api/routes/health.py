@@ -9,7 +9,6 @@ from netmon.api import problems
 from netmon.api.deps import AnyMonitorDep
 from netmon.api.models import HealthPublic, HealthStatus, StoreHealth, iso
 from netmon.store import Store
-from probes.icmp import KIND as ICMP
 
 router = APIRouter(tags=["health"])
 
@@ -25,10 +24,14 @@ def store_health(store: Store) -> StoreHealth:
 @router.get("/healthz", response_model=HealthPublic, responses=problems.responses(500))
 async def healthz(monitor: AnyMonitorDep) -> HealthPublic:
     """``loading`` until the windows are refilled; ``degraded`` while the store's last read or
-    write failed (netmon keeps probing and judging, and queues results in memory)."""
+    write failed (netmon keeps probing and judging, and queues results in memory) or while the
+    poller is down (no new results until it is back)."""
     store = store_health(monitor.store)
+    poller_up = monitor.poller.connected
     status: HealthStatus = "loading" if not monitor.ready else store.status
+    if status == "ok" and not poller_up:
+        status = "degraded"
     return HealthPublic(
         status=status, version=__version__, sites=len(monitor.inventory.sites), store=store,
-        icmp_mode=getattr(monitor.engines.get(ICMP), "mode", None),
+        icmp_mode=monitor.poller.stats().modes.get("icmp"), poller_up=poller_up,
     )  # fmt: skip
