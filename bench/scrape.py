@@ -45,8 +45,9 @@ from evaluate import EVALUATE_EVERY, Load  # noqa: E402  (bench/evaluate.py, bes
 
 from exporters.prometheus import NetmonRegistry, make_registry  # noqa: E402
 from exporters.render import Scrape  # noqa: E402
-from netmon.inventory import parse_inventory  # noqa: E402
+from netmon.inventory import Inventory, parse_inventory  # noqa: E402
 from netmon.monitor import Monitor  # noqa: E402
+from netmon.poller import Poller  # noqa: E402
 from netmon.store import Store  # noqa: E402
 from probes.base import Engines  # noqa: E402
 
@@ -79,10 +80,11 @@ class Clock:
         return self.now
 
 
-def scheduled(monitor: Monitor, load: Load) -> Load:
+def scheduled(inv: Inventory, load: Load) -> Load:
     """The load with each device's phase as netmon's scheduler sets it (a hash of the job's
     key: a site's devices are spread over the minute, not probed one after the other)."""
-    due = {job.key[:2]: monitor.scheduler._first_due(job, T0) - T0 for job in monitor.jobs()}
+    poller = Poller(lambda site, device, result: None)  # its jobs and scheduler only
+    due = {job.key[:2]: poller.scheduler._first_due(job, T0) - T0 for job in poller.jobs(inv)}
     return Load([(site, dev, due[(site, dev)], health) for site, dev, _, health in load.devices])
 
 
@@ -95,7 +97,7 @@ class Steady:
         inv = parse_inventory(inventory_yaml(devices, args.window), "<bench>")
         self.monitor = Monitor(inv, Store("sqlite://"), Engines(), self.clock)
         self.registry: NetmonRegistry = make_registry(self.monitor, "bench", "none")
-        self.load = scheduled(self.monitor, Load.of(inv, args.down, args.lossy, self.rng))
+        self.load = scheduled(inv, Load.of(inv, args.down, args.lossy, self.rng))
         self.fold(T0 - args.window, T0)  # warm-up: one full window
         self.monitor.evaluate()
         self.monitor.ready = True

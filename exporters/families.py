@@ -2,7 +2,10 @@
 (``exporters.render``) and by the uncached reference collector (``exporters.prometheus``).
 
 A sample is ``(family key, extra label values, value)``; the device's or site's own labels come
-first, the family's ``extra`` labels after them.
+first, the family's ``extra`` labels after them. Both collectors get a device's samples from
+``device_samples`` (its parent chain by ``netmon.verdict.parent_down``), a site's from
+``site_inputs`` + ``site_samples``, and each kind's families from ``kind_metrics``: one table,
+so the cached text and the reference cannot drift apart.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ DEVICE_STATES = ("up", "down", "unreachable_parent", "unknown")
 Sample = tuple[str, tuple[str, ...], float]
 Counts = tuple[int, int, int, int]  # probes, failed, echoes sent, echoes received
 States = tuple[tuple[tuple[str, str], int], ...]  # ((role, state), devices)
-SiteInputs = tuple[Verdict, float, tuple[str, ...], States, tuple[tuple[str, float], ...]]
+Thresholds = tuple[tuple[str, float], ...]  # (policy field, value)
+SiteInputs = tuple[Verdict, float, tuple[str, ...], States, Thresholds]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +97,15 @@ def device_samples(
 
 
 def site_inputs(
-    policy: Policy, site: Site, status: SiteStatus, summaries: Mapping[str, DeviceSummary]
+    thresholds: Thresholds, site: Site, status: SiteStatus, summaries: Mapping[str, DeviceSummary]
 ) -> SiteInputs:
     """What a site's samples are made of (the renderer's cache key, too): its verdict, since,
-    reasons' criteria, devices by (role, state) and effective thresholds."""
+    reasons' criteria, devices by (role, state) and effective thresholds (``policy_values``)."""
     criteria = tuple(r.criterion for r in status.judgement.reasons)
-    return (status.verdict, status.since, criteria, device_states(site, summaries),
-            policy_values(policy))  # fmt: skip
+    return status.verdict, status.since, criteria, device_states(site, summaries), thresholds
 
 
-def policy_values(policy: Policy) -> tuple[tuple[str, float], ...]:
+def policy_values(policy: Policy) -> Thresholds:
     return tuple((n, float(getattr(policy, n))) for n in type(policy).model_fields)
 
 

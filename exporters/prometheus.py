@@ -59,6 +59,7 @@ from exporters.families import (
     Family,
     device_samples,
     kind_metrics,
+    policy_values,
     site_inputs,
     site_samples,
 )
@@ -117,7 +118,8 @@ class NetmonCollector(Collector):
             st = status.get(site.id)
             if st is None:
                 continue
-            inputs = site_inputs(inventory.policy_for(site), site, st, view.summaries)
+            thresholds = policy_values(inventory.policy_for(site))
+            inputs = site_inputs(thresholds, site, st, view.summaries)
             labels = [site.id, site.district, site.type]
             for key, extra, value in site_samples(inputs):
                 fams[key].add_metric(labels + list(extra), value)

@@ -48,12 +48,14 @@ from exporters.families import (
     Family,
     Sample,
     SiteInputs,
+    Thresholds,
     device_samples,
     kind_metrics,
+    policy_values,
     site_inputs,
     site_samples,
 )
-from netmon.inventory import Inventory, Policy, Site
+from netmon.inventory import Inventory, Site
 from netmon.monitor import next_boundary
 from netmon.verdict import parent_down
 from netmon.window import DeviceSummary
@@ -131,7 +133,7 @@ class SiteCache:
     """What is kept of one site between scrapes (see the module docstring)."""
 
     site: Site  # the inventory's object it was made for
-    policy: Policy
+    thresholds: Thresholds  # the site's effective policy (``policy_values``)
     prefix: str  # the site's escaped labels
     prefixes: list[str]  # each device's, in ``site.devices`` order
     taken: int = -1  # the site's results taken when ``view`` was made
@@ -148,7 +150,7 @@ class SiteCache:
         own = (site.id, site.district, site.type)
         devices = [prefix(("site", "district", "type", "device", "role"), (*own, d.name, d.role))
                    for d in site.devices]  # fmt: skip
-        return cls(site, inventory.policy_for(site), prefix(("site", "district", "type"), own),
+        return cls(site, policy_values(inventory.policy_for(site)), prefix(("site", "district", "type"), own),
                    devices, devices=[(_NEW, DEVICES.empty)] * len(devices))  # fmt: skip
 
 
@@ -233,7 +235,7 @@ class Renderer:
         made = kept.made_for  # by identity: a judgement carried forward, the same view
         if made and made[0] is st.judgement and made[1] == st.since and made[2] is kept.view:
             return kept.site_lines
-        inputs = site_inputs(kept.policy, kept.site, st, kept.view.summaries)
+        inputs = site_inputs(kept.thresholds, kept.site, st, kept.view.summaries)
         if inputs != kept.inputs:
             kept.inputs = inputs
             kept.site_lines = SITES.lines(kept.prefix, site_samples(inputs))

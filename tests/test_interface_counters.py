@@ -14,7 +14,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from exporters.prometheus import make_registry
 from exporters.render import Scrape
 from netmon.inventory import parse_inventory
-from netmon.monitor import Monitor, ProbeJob
+from netmon.monitor import Monitor
+from netmon.poller import Poller, ProbeJob
 from netmon.store import Store
 from probes.base import Engines, Target, run_probe
 from probes.snmp import SnmpPoller, SnmpSettings
@@ -46,12 +47,13 @@ COUNTERS = {  # family -> the IF-MIB column its samples are (generic profile)
 }
 
 
-async def poll(monitor: Monitor) -> None:
-    """One SNMP poll of sw-1, taken as ``netmon run`` takes it."""
-    job = next(j.payload for j in monitor.jobs() if j.key == ("dh-lab", "sw-1", "snmp"))
+async def poll(poller: Poller, monitor: Monitor) -> None:
+    """One SNMP poll of sw-1 by the poller, taken by the monitor as ``netmon run`` does."""
+    jobs = poller.jobs(monitor.inventory)
+    job = next(j.payload for j in jobs if j.key == ("dh-lab", "sw-1", "snmp"))
     assert isinstance(job, ProbeJob)
     target = Target(job.site.id, job.device.name, job.device.address or "", job.device.role)
-    result = await run_probe(job.kind, monitor.engines.named("snmp"), target, job.params)
+    result = await run_probe(job.kind, poller.engines.named("snmp"), target, job.params)
     assert result.ok, result.reason
     monitor.record("dh-lab", "sw-1", result)
 
@@ -74,10 +76,11 @@ async def test_interface_counters_are_the_devices_own(snmpd: Agent, tmp_path: Pa
     inv = parse_inventory(INVENTORY.format(community=COMMUNITY, port=snmpd.port, host=snmpd.host))
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     store.migrate()
-    monitor = Monitor(inv, store, Engines({"snmp": SnmpPoller.from_directory()}))
+    monitor = Monitor(inv, store)
+    poller = Poller(monitor.record, Engines({"snmp": SnmpPoller.from_directory()}))
     monitor.ready = True
     registry = make_registry(monitor, "test", "none")
-    await poll(monitor)
+    await poll(poller, monitor)
     types, first = lo_counters(registry.render(Scrape(openmetrics=True)))
     assert types == dict.fromkeys(COUNTERS, "counter") and first.keys() == COUNTERS.keys()
 
@@ -88,7 +91,7 @@ async def test_interface_counters_are_the_devices_own(snmpd: Agent, tmp_path: Pa
     read = await client.get([f"{col}.{lo}" for col in COUNTERS.values()])
     between = {fam: float(read[f"{col}.{lo}"]) for fam, col in COUNTERS.items()}  # type: ignore[arg-type]
 
-    await poll(monitor)
+    await poll(poller, monitor)
     text = registry.render(Scrape(openmetrics=True))
     _, second = lo_counters(text)
     for fam in COUNTERS:  # the device's counter as read (not a total netmon adds up from 0)

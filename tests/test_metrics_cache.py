@@ -81,7 +81,7 @@ def snmp(rng: random.Random, ts: float, octets: int) -> ProbeResult:
     return ProbeResult("snmp", True, ts, 0.2, 4, 4, (0.2,), "", found)
 
 
-def step(rng: random.Random, monitor: Monitor, clock: FakeClock, octets: int) -> str:
+async def step(rng: random.Random, monitor: Monitor, clock: FakeClock, octets: int) -> str:
     """One random thing that happens to a running monitor; returns what it did."""
     action = rng.choices(["icmp", "snmp", "time", "evaluate", "reload"], [8, 2, 3, 3, 0.3])[0]
     if action == "icmp":
@@ -94,12 +94,12 @@ def step(rng: random.Random, monitor: Monitor, clock: FakeClock, octets: int) ->
     elif action == "evaluate":
         monitor.evaluate()
     else:
-        monitor.reload(parse_inventory(INVENTORY))
+        await monitor.reload(parse_inventory(INVENTORY))
     return action
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_cached_equals_uncached_after_random_histories(tmp_path: Path, seed: int) -> None:
+async def test_cached_equals_uncached_after_random_histories(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     clock = FakeClock(NOW)
     store = Store(f"sqlite:///{tmp_path / 'm.db'}")
@@ -112,7 +112,7 @@ def test_cached_equals_uncached_after_random_histories(tmp_path: Path, seed: int
     monitor.ready = True
     done: list[str] = []
     for n in range(200):  # bounded; the output after every other step or so is compared
-        done.append(step(rng, monitor, clock, octets=1000 * n))
+        done.append(await step(rng, monitor, clock, octets=1000 * n))
         store.pending.clear()
         if rng.random() < 0.5:
             continue  # the cache must also hold across steps nobody scraped
