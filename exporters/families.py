@@ -2,22 +2,36 @@
 (``exporters.render``) and by the uncached reference collector (``exporters.prometheus``).
 
 A sample is ``(family key, extra label values, value)``; the device's or site's own labels come
-first, the family's ``extra`` labels after them.
+first, the family's ``extra`` labels after them. Both collectors get a device's samples from
+``device_samples`` (its parent chain by ``netmon.verdict.parent_down``), a site's from
+``site_inputs`` + ``site_samples``, and each kind's families from ``kind_metrics``: one table,
+so the cached text and the reference cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from netmon.inventory import Site
+from prometheus_client.core import Metric
+
+from netmon.inventory import Policy, Site
 from netmon.verdict import Verdict, device_state
 from netmon.window import DeviceSummary
+from probes import KINDS
+from probes.base import KindSite
+
+if TYPE_CHECKING:
+    from netmon.monitor import SiteStatus, SiteView
 
 DEVICE_STATES = ("up", "down", "unreachable_parent", "unknown")
 Sample = tuple[str, tuple[str, ...], float]
 Counts = tuple[int, int, int, int]  # probes, failed, echoes sent, echoes received
+States = tuple[tuple[tuple[str, str], int], ...]  # ((role, state), devices)
+Thresholds = tuple[tuple[str, float], ...]  # (policy field, value)
+SiteInputs = tuple[Verdict, float, tuple[str, ...], States, Thresholds]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,41 +96,21 @@ def device_samples(
             yield key, (kind,), float(n)
 
 
-def parents_up(
-    parents: Mapping[str, str | None], summaries: Mapping[str, DeviceSummary]
-) -> dict[str, bool]:
-    """For each device (``parents``: its parent's name, first device of a name wins): no
-    device on its parent chain is down now. ``verdict.parent_down`` for every device at once,
-    on names rather than devices (a cycle is cut)."""
-    down = {name for name, s in summaries.items() if s.is_up is False}
-    out: dict[str, bool] = {}
-    for name, parent in parents.items():
-        seen: set[str] = set()
-        up = True
-        while parent is not None and parent in parents and parent not in seen:
-            if parent in down:
-                up = False
-                break
-            seen.add(parent)
-            parent = parents[parent]
-        out[name] = up
-    return out
+def site_inputs(
+    thresholds: Thresholds, site: Site, status: SiteStatus, summaries: Mapping[str, DeviceSummary]
+) -> SiteInputs:
+    """What a site's samples are made of (the renderer's cache key, too): its verdict, since,
+    reasons' criteria, devices by (role, state) and effective thresholds (``policy_values``)."""
+    criteria = tuple(r.criterion for r in status.judgement.reasons)
+    return status.verdict, status.since, criteria, device_states(site, summaries), thresholds
 
 
-def parent_names(site: Site) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dev in site.devices:
-        out.setdefault(dev.name, dev.parent)  # the first device of a name wins
-    return out
+def policy_values(policy: Policy) -> Thresholds:
+    return tuple((n, float(getattr(policy, n))) for n in type(policy).model_fields)
 
 
-def site_samples(
-    verdict: Verdict,
-    since: float,
-    criteria: tuple[str, ...],
-    states: tuple[tuple[tuple[str, str], int], ...],
-    policy: tuple[tuple[str, float], ...],
-) -> Iterator[Sample]:
+def site_samples(inputs: SiteInputs) -> Iterator[Sample]:
+    verdict, since, criteria, states, policy = inputs
     for v in Verdict:
         yield "verdict", (v.value,), float(verdict == v)
     yield "ff", (), float(verdict == Verdict.FULLY_FUNCTIONAL)
@@ -129,11 +123,18 @@ def site_samples(
         yield "policy", (name,), value
 
 
-def device_states(
-    site: Site, summaries: Mapping[str, DeviceSummary]
-) -> tuple[tuple[tuple[str, str], int], ...]:
+def device_states(site: Site, summaries: Mapping[str, DeviceSummary]) -> States:
     counts: dict[tuple[str, str], int] = {}
     for dev in site.devices:
         key = (dev.role, device_state(site, dev, summaries))
         counts[key] = counts.get(key, 0) + 1
     return tuple(counts.items())
+
+
+def kind_metrics(views: Iterable[tuple[Site, SiteView]], now: float) -> Iterator[Metric]:
+    """Each probe kind's own metric families (SNMP: interfaces, reboots, APs), all sites."""
+    views = list(views)
+    for kind in KINDS.values():
+        sites = [KindSite(site, v.evidence.get(kind.name, {}), v.views.get(kind.name))
+                 for site, v in views]  # fmt: skip
+        yield from kind.metrics(sites, now)

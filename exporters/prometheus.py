@@ -58,14 +58,16 @@ from exporters.families import (
     SITE_FAMILIES,
     Family,
     device_samples,
-    device_states,
+    kind_metrics,
+    policy_values,
+    site_inputs,
     site_samples,
 )
 from exporters.render import Renderer, Scrape
-from netmon.inventory import Site
+from netmon.inventory import Inventory, Site
 from netmon.verdict import parent_down
 from probes import KINDS
-from probes.base import DEVICE_LABELS, SITE_LABELS, KindSite
+from probes.base import DEVICE_LABELS, SITE_LABELS
 
 if TYPE_CHECKING:
     from netmon.monitor import Monitor, SiteView
@@ -95,10 +97,7 @@ class NetmonCollector(Collector):
         views = [(site, self.monitor.view(site, now)) for site in self.monitor.inventory.sites]
         yield from self._device_metrics(views)
         yield from self._site_metrics(views)
-        for kind in KINDS.values():
-            sites = [KindSite(site, v.evidence.get(kind.name, {}), v.views.get(kind.name))
-                     for site, v in views]  # fmt: skip
-            yield from kind.metrics(sites, now)
+        yield from kind_metrics(views, now)
 
     def _device_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
         fams = {f.key: _family(f, DEVICE_LABELS) for f in DEVICE_FAMILIES}
@@ -114,17 +113,15 @@ class NetmonCollector(Collector):
 
     def _site_metrics(self, views: list[tuple[Site, SiteView]]) -> Iterator[Metric]:
         fams = {f.key: _family(f, SITE_LABELS) for f in SITE_FAMILIES}
-        status = self.monitor.status
+        inventory, status = self.monitor.inventory, self.monitor.status
         for site, view in views:
             st = status.get(site.id)
             if st is None:
                 continue
-            eff = self.monitor.inventory.policy_for(site)
-            policy = tuple((n, float(getattr(eff, n))) for n in type(eff).model_fields)
-            criteria = tuple(r.criterion for r in st.judgement.reasons)
-            states = device_states(site, view.summaries)
+            thresholds = policy_values(inventory.policy_for(site))
+            inputs = site_inputs(thresholds, site, st, view.summaries)
             labels = [site.id, site.district, site.type]
-            for key, extra, value in site_samples(st.verdict, st.since, criteria, states, policy):
+            for key, extra, value in site_samples(inputs):
                 fams[key].add_metric(labels + list(extra), value)
         yield from (f for f in fams.values() if f.samples)
 
@@ -136,6 +133,7 @@ class OwnCollector(Collector):
         self.monitor = monitor
         self.version = version
         self.icmp_mode = icmp_mode
+        self._devices: tuple[Inventory | None, int] = (None, 0)  # devices of that inventory
 
     def collect(self) -> Iterator[Metric]:
         m = self.monitor
@@ -183,8 +181,9 @@ class OwnCollector(Collector):
             m.last_evaluation,
         )
         yield _single(_g("netmon_sites", "Sites in the inventory"), len(m.inventory.sites))
-        devices = sum(len(site.devices) for site in m.inventory.sites)
-        yield _single(_g("netmon_devices", "Devices in the inventory"), devices)
+        if self._devices[0] is not m.inventory:
+            self._devices = (m.inventory, sum(len(site.devices) for site in m.inventory.sites))
+        yield _single(_g("netmon_devices", "Devices in the inventory"), self._devices[1])
         info = _g("netmon_info", "netmon build and mode", ["version", "icmp_mode"])
         info.add_metric([self.version, self.icmp_mode], 1.0)
         yield info

@@ -250,7 +250,7 @@ class Monitor:
         view = self.view(site, now)
         j = judge(site, policy, view.summaries, self.facts(site, view, now), now)
         self._due[site.id] = min(
-            _next_boundary(view, now), steady_until(site, policy, view.summaries, now)
+            next_boundary(view, now), steady_until(site, policy, view.summaries, now)
         )
         since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
         self.status[site.id] = SiteStatus(site, j, since, now)
@@ -340,8 +340,9 @@ class Monitor:
             log.error("%d results could not be written at shutdown", len(self.store.pending))
 
 
-def _next_boundary(view: SiteView, now: float) -> float:
-    """The earliest time boundary of a site's evidence (``now``: one that announces none)."""
+def next_boundary(view: SiteView, now: float) -> float:
+    """The earliest time boundary of a site's evidence (``now``: one that announces none).
+    Before it, without a new result, the site's summaries change only in ``longest_outage``."""
     due = math.inf
     for by_device in view.evidence.values():
         for ev in by_device.values():

@@ -44,7 +44,9 @@ Result (:class:`ProbeResult`)
             {index:int, name:str|None, oper_up:bool|None, admin_up:bool|None,
              in_bps:float|None, out_bps:float|None,      # since the previous complete poll
              in_errors:int|None, out_errors:int|None,    # errors since the previous poll
-             flaps:int}                                   # oper-status transitions seen so far
+             flaps:int,                                   # oper-status transitions seen so far
+             in_octets_counter, out_octets_counter, in_errors_counter,
+             out_errors_counter: int|None}               # the device's counters as read
         aps                [..]|None  None when the profile has no aps role or the poll
             failed; else every AP the device reports (a partial poll may list fewer):
             {name:str|None, mac:"aa:bb:..:ff"|None, up:bool|None, clients:int|None}

@@ -174,6 +174,10 @@ def _interface_row(
         "out_bps": None,
         "in_errors": None,
         "out_errors": None,
+        "in_octets_counter": values["in_octets"],
+        "out_octets_counter": values["out_octets"],
+        "in_errors_counter": values["in_errors"],
+        "out_errors_counter": values["out_errors"],
     }
 
 

@@ -15,7 +15,8 @@ from probes.snmp_extract import Json
 
 @dataclass(frozen=True, slots=True)
 class Interface:
-    """One interface row; rates and error counts are since the previous complete poll."""
+    """One interface row; rates and error counts are since the previous complete poll, the
+    ``*_counter`` fields the device's own counters as read (its wraps and resets included)."""
 
     index: int
     name: str | None = None
@@ -26,6 +27,10 @@ class Interface:
     in_errors: int | None = None
     out_errors: int | None = None
     flaps: int = 0  # oper-status transitions seen so far
+    in_octets_counter: int | None = None  # e.g. ifHCInOctets (the profile's in_octets column)
+    out_octets_counter: int | None = None
+    in_errors_counter: int | None = None  # e.g. ifInErrors
+    out_errors_counter: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

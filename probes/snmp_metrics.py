@@ -7,7 +7,16 @@ interfaces per device, uplinks first):
   netmon_device_boot_time_seconds (Unix time: ``changes(...[1d])`` counts reboots),
   netmon_device_reboots_in_window, netmon_interface_oper_up, netmon_interface_admin_up,
   netmon_interface_receive_bits_per_second, netmon_interface_transmit_bits_per_second,
-  netmon_interface_errors{direction}, netmon_interface_flaps_total
+  netmon_interface_errors{direction}, netmon_interface_flaps_total,
+  netmon_interface_receive_bytes_total, netmon_interface_transmit_bytes_total,
+  netmon_interface_receive_errors_total, netmon_interface_transmit_errors_total
+The four ``_total`` counters are the device's own counters as the last answered poll read them
+(the profile's ``in_octets``/``out_octets``/``in_errors``/``out_errors`` columns: ifHCInOctets,
+ifHCOutOctets, ifInErrors, ifOutErrors in the generic profile), not totals netmon adds up: exact,
+unaffected by a netmon restart, and a device reboot shows as the counter reset that ``rate()``
+and ``increase()`` handle. A 32-bit octet column (a profile without ifHC*) wraps in ~34 s at
+1 Gbit/s, which ``rate()`` also takes for a reset: use the ``_bits_per_second`` gauges there
+(netmon allows one wrap between polls). They hold still between polls, like every SNMP series.
 Per AP a site's controllers report (labels site, district, type, controller, ap, known):
   netmon_ap_up, netmon_ap_clients      known="false": the inventory lacks this AP
 """
@@ -48,6 +57,10 @@ def _families() -> dict[str, Any]:
         "tx": _g("netmon_interface_transmit_bits_per_second", "Transmit rate between the last two polls", _IFACE),
         "err": _g("netmon_interface_errors", "Errors between the last two polls", _IFACE + ["direction"]),
         "flaps": CounterMetricFamily("netmon_interface_flaps", "Link state changes seen", labels=_IFACE),
+        "rxb": CounterMetricFamily("netmon_interface_receive_bytes", "Octets received, the device's counter (ifHCInOctets)", labels=_IFACE),
+        "txb": CounterMetricFamily("netmon_interface_transmit_bytes", "Octets sent, the device's counter (ifHCOutOctets)", labels=_IFACE),
+        "rxe": CounterMetricFamily("netmon_interface_receive_errors", "Inbound errors, the device's counter (ifInErrors)", labels=_IFACE),
+        "txe": CounterMetricFamily("netmon_interface_transmit_errors", "Outbound errors, the device's counter (ifOutErrors)", labels=_IFACE),
         "ap": _g("netmon_ap_up", "1 if the controller reports the AP associated", _AP),
         "clients": _g("netmon_ap_clients", "Clients associated to the AP", _AP),
     }  # fmt: skip
@@ -96,6 +109,10 @@ def _device(
             if errors is not None:
                 f["err"].add_metric(il + [direction], float(errors))
         f["flaps"].add_metric(il, float(i.flaps or 0))
+        for key, count in (("rxb", i.in_octets_counter), ("txb", i.out_octets_counter),
+                           ("rxe", i.in_errors_counter), ("txe", i.out_errors_counter)):  # fmt: skip
+            if count is not None:
+                f[key].add_metric(il, float(count))
 
 
 def exported_interfaces(uplinks: set[str], interfaces: Iterable[Interface]) -> list[Interface]:

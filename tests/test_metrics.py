@@ -22,6 +22,7 @@ from netmon.monitor import Monitor
 from netmon.poller_link import LocalPoller
 from probes.base import Engines
 from probes.icmp_engine import IcmpEngine
+from tests.conftest import FakeClock
 from tests.test_api import NOW, lost, ok
 from tests.test_api import monitor as monitor  # noqa: F401 - the fixture
 
@@ -42,6 +43,12 @@ def samples(text: str) -> Samples:
 
 def value(got: Samples, name: str, **labels: str) -> float:
     return got[(name, frozenset(labels.items()))]
+
+
+@pytest.fixture
+def clock(monitor: Monitor) -> FakeClock:  # noqa: F811
+    assert isinstance(monitor.clock, FakeClock)
+    return monitor.clock
 
 
 @pytest.fixture
@@ -115,30 +122,55 @@ def value_label(got: Samples, name: str, label: str) -> str:
     return next(dict(labels)[label] for n, labels in got if n == name)
 
 
+def kept(registry: NetmonRegistry, site: str, device: str) -> tuple[object, tuple[str, ...]]:
+    """The renderer's (key, lines) of one device."""
+    cache = registry.renderer._sites[site]
+    return cache.devices[[d.name for d in cache.site.devices].index(device)]
+
+
+RIMS_DEVICES = ("wan-1", "router-1", "sw-1", "ap-1", "ap-2")
+
+
 def test_a_new_result_changes_only_that_devices_lines(
     registry: NetmonRegistry, monitor: Monitor
 ) -> None:  # noqa: F811
     registry.render(Scrape())
-    cache = registry.renderer._devices
-    before = {k: v[1] for k, v in cache.items()}
+    rims = registry.renderer._sites["mc-rims-ranchi"]
+    rims_view = rims.view
+    before = {d: kept(registry, "mc-rims-ranchi", d)[1] for d in RIMS_DEVICES}
+    bundu_ap = kept(registry, "chc-bundu", "ap-1")[1]
+    bundu_wan = kept(registry, "chc-bundu", "wan-1")[1]
     monitor.record("chc-bundu", "wan-1", ok(NOW + 1))
     got = samples(registry.render(Scrape()))
     assert value(got, "netmon_device_up", **BUNDU_WAN) == 1.0
     assert value(got, "netmon_device_probes_total", **BUNDU_WAN, kind="icmp") == 2.0
-    assert cache[("chc-bundu", "wan-1")][1] != before[("chc-bundu", "wan-1")]
-    assert (
-        cache[("chc-bundu", "ap-1")][1] != before[("chc-bundu", "ap-1")]
-    )  # its parent is up again
-    assert (
-        value(
-            got,
-            "netmon_device_reachable_via_parent",
-            **{**BUNDU_WAN, "device": "ap-1", "role": "ap"},
-        )
-        == 1.0
-    )
-    for key in [("mc-rims-ranchi", d) for d in ("wan-1", "router-1", "sw-1", "ap-1", "ap-2")]:
-        assert cache[key][1] is before[key]  # untouched devices come from the cache
+    assert kept(registry, "chc-bundu", "wan-1")[1] != bundu_wan
+    assert kept(registry, "chc-bundu", "ap-1")[1] != bundu_ap  # its parent is up again
+    ap1 = {**BUNDU_WAN, "device": "ap-1", "role": "ap"}
+    assert value(got, "netmon_device_reachable_via_parent", **ap1) == 1.0
+    assert rims.view is rims_view  # a site with no new result is not even looked at again
+    for dev in RIMS_DEVICES:
+        assert kept(registry, "mc-rims-ranchi", dev)[1] is before[dev]
+    monitor.record("mc-rims-ranchi", "ap-2", ok(NOW + 2))
+    registry.render(Scrape())
+    assert rims.view is not rims_view
+    for dev in RIMS_DEVICES:  # a new view, but only the device with the result re-rendered
+        assert (kept(registry, "mc-rims-ranchi", dev)[1] is before[dev]) == (dev != "ap-2")
+
+
+def test_a_result_leaving_the_window_shows_without_a_new_result(
+    registry: NetmonRegistry, monitor: Monitor, clock: FakeClock
+) -> None:  # noqa: F811
+    """A site's kept view lasts until its next time boundary, no longer: bundu's wan-1 has
+    ok at NOW-30, lost at NOW-10 and NOW-1 (15 s buckets of a 1 h window)."""
+    avail = "netmon_device_window_availability_ratio"
+    assert value(samples(registry.render(Scrape())), avail, **BUNDU_WAN) == pytest.approx(1 / 3)
+    bundu = registry.renderer._sites["chc-bundu"]
+    assert bundu.until == pytest.approx(NOW - 15 + 3600, abs=0.01)  # [NOW-30, NOW-15) leaves
+    clock.now = bundu.until + 0.5
+    got = samples(registry.render(Scrape()))
+    assert value(got, avail, **BUNDU_WAN) == 0.0
+    assert inventory_series(got) == inventory_series(samples(generate_latest(registry).decode()))
 
 
 def test_window_gauges_can_be_left_out(registry: NetmonRegistry) -> None:
