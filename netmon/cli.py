@@ -26,6 +26,8 @@ from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
 from netmon.monitor import Monitor
 from netmon.settings import Settings
+from netmon.snapshot import FILE_NAME as SNAPSHOT_FILE
+from netmon.snapshot import Snapshotter
 from netmon.store import Store
 
 log = logging.getLogger("netmon")
@@ -196,6 +198,8 @@ async def serve(config: ValidatedConfig) -> None:
     retention = settings.retention_days * 86400 or None
     monitor = Monitor(config.inventory, store, engines,
                       spill_dir=settings.data_dir / "spill", retention=retention)  # fmt: skip
+    if settings.snapshot_every > 0:
+        monitor.snapshot = Snapshotter(settings.data_dir / SNAPSHOT_FILE, settings.snapshot_every)
     app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip
