@@ -26,6 +26,8 @@ from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
 from netmon.monitor import Monitor
 from netmon.settings import Settings
+from netmon.snapshot import FILE_NAME as SNAPSHOT_FILE
+from netmon.snapshot import Snapshotter
 from netmon.store import Store
 
 log = logging.getLogger("netmon")
@@ -201,6 +203,8 @@ async def serve(config: ValidatedConfig) -> None:
     icmp_mode = monitor.poller.stats().modes.get("icmp", "none")
     log.info("netmon %s: %s from %s; store %s; ICMP %s; poller %s", __version__, config.summary,
              settings.config, store.safe_url, icmp_mode, settings.poller)  # fmt: skip
+    if settings.snapshot_every > 0:
+        monitor.snapshot = Snapshotter(settings.data_dir / SNAPSHOT_FILE, settings.snapshot_every)
     app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip

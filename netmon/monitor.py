@@ -9,7 +9,8 @@ own kind's evidence only), and the current verdict per site with its since-time.
 reachability is the summary of its best-ranked kind (``ProbeKind.reachability``: icmp, else
 snmp), then each kind's site view may correct it (SNMP: APs as their controllers see them).
 Nothing here names a kind: the monitor loops over the registry (``probes.KINDS``). At start-up
-the evidence is refilled from the store, so a restart does not forget the last 24 hours.
+the evidence is restored from the latest snapshot plus the results stored after it
+(``netmon.snapshot``), else refilled from the store, so a restart does not forget the last 24 h.
 
 Judging is incremental. A fold marks its site changed; :meth:`Monitor.evaluate` re-judges only
 the sites with a change or whose next time boundary has passed (the earliest of their
@@ -50,6 +51,7 @@ from probes.base import by_reachability
 
 if TYPE_CHECKING:
     from netmon.config import ValidatedConfig
+    from netmon.snapshot import Snapshotter
 
 log = logging.getLogger("netmon.monitor")
 
@@ -109,11 +111,17 @@ class Monitor:
         self._due: dict[str, float] = {}  # site -> when a time boundary makes it re-judged
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
+        self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
+        self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
     def load_history(self) -> int:
-        """Refill the evidence from the store and restore each site's verdict since-time."""
+        """Refill the evidence from the store and restore each site's verdict since-time
+        (from the snapshot and the results stored after it, if there is a usable one)."""
+        if self.snapshot is not None and (n := self.snapshot.restore(self)) is not None:
+            self._judge_all = True
+            return n
         for key in self.store.devices_ever_up():
             if key in self.evidence:
                 self.evidence[key].ever_up = True
@@ -170,9 +178,12 @@ class Monitor:
 
     def _fold(self, site_id: str, device: str, result: ProbeResult) -> bool:
         """Add a result to its device's evidence of its kind, unless in announced maintenance."""
-        ev = self.evidence.get((site_id, device, result.kind))
+        key = (site_id, device, result.kind)
+        ev = self.evidence.get(key)
         if ev is None:
             return False  # a kind the device is not probed by (any more)
+        if result.started_at > self.folded_until.get(key, -math.inf):
+            self.folded_until[key] = result.started_at  # the snapshot's cut (netmon.snapshot)
         site = self.inventory.site(site_id)
         self._changed.add(site_id)
         if site is not None and site.maintenance and site.in_maintenance(result.started_at):
@@ -280,6 +291,8 @@ class Monitor:
         ]
         if self.retention is not None:
             self._tasks.append(asyncio.create_task(self._every(3600.0, self.prune), name="prune"))
+        if self.snapshot is not None and self.snapshot.every > 0:
+            self._tasks.append(asyncio.create_task(self.snapshot.run(self), name="snapshot"))
         self.ready = True
 
     async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
@@ -325,6 +338,8 @@ class Monitor:
                 await t
         await self.poller.stop()
         self.evaluate()
+        if self.snapshot is not None:
+            await self.snapshot.take(self)  # its cut covers the rows flushed below
         for attempt in range(3):
             try:
                 await self.store.flush_async()

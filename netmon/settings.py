@@ -11,6 +11,9 @@
     NETMON_POLLER        process | inline: probe in a child process of its own (default), or
                          on the server's event loop
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
+    NETMON_SNAPSHOT_EVERY   seconds between snapshots of the judged state in NETMON_DATA_DIR,
+                         restored at start instead of re-reading the window (default 300; also
+                         one at each clean stop; 0 = none written or read)
     NETMON_SNMP_PROFILES a directory of the site's own SNMP profiles, next to the bundled ones
                          (e.g. /etc/netmon/snmp-profiles; default none)
 
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     icmp_mode: str = "auto"
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
+    snapshot_every: float = Field(default=300.0, ge=0)  # seconds (netmon.snapshot); 0: off
     log_level: str = "info"
     poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)

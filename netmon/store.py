@@ -236,20 +236,61 @@ class Store:
         24 h window, millions of rows, from here.
         """
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk):
+            yield site, dev, result
+
+    def results_after(
+        self, row_id: int, chunk: int = 50_000
+    ) -> Iterator[tuple[str, str, ProbeResult]]:
+        """Every result stored with an id above ``row_id``, in id order (the rows written after
+        a snapshot's cut, ``netmon.snapshot``): a primary-key range, whatever the table's size."""
+        for _id, site, dev, result in self._read_results(None, row_id, chunk):
+            yield site, dev, result
+
+    def device_results(
+        self, site_id: str, device: str, kind: str, since: float
+    ) -> Iterator[ProbeResult]:
+        """One device's results of one kind at or after ``since``, in id order (its index)."""
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        where = (t.c.site_id == site_id) & (t.c.device == device) & (t.c.kind == kind)
+        for _id, _site, _dev, result in self._read_results(where & (t.c.ts >= since), 0):
+            yield result
+
+    def _read_results(
+        self, where: Any, after_id: int, chunk: int = 50_000
+    ) -> Iterator[tuple[int, str, str, ProbeResult]]:
+        """(id, site, device, result) of the rows matching ``where`` with an id above
+        ``after_id``, in id-ordered chunks of plain columns."""
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok,
                 t.c.sent, t.c.received, t.c.rtts, t.c.reason, t.c.extra)  # fmt: skip
-        last_id = 0
+        last_id = after_id
         while True:
-            q = select(*cols).where(t.c.ts >= since, t.c.id > last_id).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
+            cond = t.c.id > last_id if where is None else where & (t.c.id > last_id)
+            q = select(*cols).where(cond).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
             with self._guarded("reading", "stored results"), self.engine.connect() as conn:
                 rows = conn.execute(q).all()
             if not rows:
                 return
-            for _id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason, extra in rows:
+            for row_id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason, extra in rows:
                 rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
                 found = KINDS[kind].decode(extra) if extra and kind in KINDS else None
-                yield site, dev, ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, found)
+                result = ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, found)
+                yield row_id, site, dev, result
             last_id = rows[-1][0]
+
+    def max_result_id(self) -> int:
+        """The highest result row id written so far (0: none); O(log rows), the primary key."""
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        with self._guarded("reading", "the latest result id"), self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(t.c.id))).scalar() or 0)
+
+    def ever_up(self, site_id: str, device: str, kind: str) -> bool:
+        """Whether this device ever answered this kind (one device's rows, its index)."""
+        r = ProbeResultRow
+        q = select(r.id).where(r.site_id == site_id, r.device == device, r.kind == kind, r.ok)
+        with self._guarded("reading", f"results of {site_id}/{device}"), Session(self.engine) as s:
+            return s.exec(q.limit(1)).first() is not None
 
     def results(
         self, site_id: str, device: str | None, since: float, limit: int = 1000

@@ -77,7 +77,7 @@ def netmon(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port", str(port),
          "--database-url", f"sqlite:///{db}"],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NETMON_LOG_LEVEL": "info"},
+        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NETMON_LOG_LEVEL": "info", "NETMON_DATA_DIR": str(tmp_path)},
     )  # fmt: skip
     try:
         yield f"http://127.0.0.1:{port}", proc, db

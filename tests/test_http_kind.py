@@ -186,7 +186,7 @@ def test_netmon_run_reports_and_clears_http_check(web: Server, tmp_path: Path) -
     proc = subprocess.Popen(
         [sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port", str(port),
          "--database-url", f"sqlite:///{tmp_path / 'netmon.db'}"],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NETMON_LOG_LEVEL": "info"},
+        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NETMON_LOG_LEVEL": "info", "NETMON_DATA_DIR": str(tmp_path)},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/api/v1/sites/mc-rims-ranchi"
 

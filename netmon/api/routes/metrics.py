@@ -9,6 +9,10 @@
                                           (scheduler, store, engines, process); default: both
     ?window_gauges=false                  leave out the three per-device window gauges
 
+While the monitor is still loading (a restart), a Prometheus scrape is held until it is ready, at
+most its ``X-Prometheus-Scrape-Timeout-Seconds`` less a second: its first answer then carries the
+restored site series instead of none (which would end every alert on them, to fire again later).
+
 An unknown district, site or type is a 404 problem, not an empty shard (a typo in a scrape
 config must not look like an inventory without devices).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +34,7 @@ from exporters.render import Scrape
 from netmon.api.deps import AnyMonitorDep, RegistryDep
 from netmon.api.problems import NotFound
 from netmon.inventory import Inventory
+from netmon.monitor import Monitor
 
 router = APIRouter()
 Values = Annotated[list[str] | None, Query()]
@@ -50,6 +56,8 @@ async def metrics(
     if not isinstance(registry, NetmonRegistry):  # a plain registry (tests of the app alone)
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    if not monitor.ready and scope != "own":
+        await _until_ready(monitor, request.headers.get("x-prometheus-scrape-timeout-seconds"))
     shard = _shard(monitor.inventory, district, site, type)
     scrape = Scrape(openmetrics, shard, scope != "own", scope != "inventory", window_gauges)
     text = registry.render(scrape)  # here, not in a thread: it reads (and prunes) the windows
@@ -59,6 +67,17 @@ async def metrics(
         headers["Content-Encoding"] = "gzip"
     media = OPENMETRICS if openmetrics else CONTENT_TYPE_PLAIN_0_0_4
     return Response(body, media_type=media, headers=headers)
+
+
+async def _until_ready(monitor: Monitor, scrape_timeout: str | None) -> None:
+    """Wait while the monitor loads, at most the scraper's timeout less a second (30 s)."""
+    try:
+        wait = min(float(scrape_timeout or 0) - 1.0, 30.0)
+    except ValueError:
+        return
+    deadline = time.monotonic() + wait
+    while not monitor.ready and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def _encode(text: str, compress: bool) -> bytes:
