@@ -4,6 +4,7 @@
     python bench/icmp.py --sustained                  # `netmon run`, 20,000 devices, vs fping
     python bench/icmp.py --sustained --engine-only    # the engine alone: 20,000 x 5 in one cycle
     python bench/icmp.py --accuracy                   # RTT (40 ms hosts) and loss (3 %) vs fping
+    python bench/icmp.py --stall                      # false loss while the loop stalls 5 s / 15 s
 
 Blast (default): every target is a 127.x.y.z address (the kernel answers them all), so no packet
 leaves the host. Both tools ping the same targets with the same count, per-target spacing and
@@ -39,6 +40,20 @@ own namespace (``--responder own``; ``auto`` tries the lab first). netmon and fp
 after the other; reported: mean/median RTT of each and their difference (target: within 2 ms),
 and loss over 1,000 echoes of each (target: within 1 percentage point).
 
+Stall (``--stall``): 2,000 loopback targets (all answer), each probed through ``run_probe``
+(5 echoes 1 s apart, 1 s timeout) once per 15 s cycle for 60 s, while a callback blocks the
+event loop (``time.sleep``) for 5 s every 15 s, as a big scrape rendered on the loop would.
+Three runs in the same process: the engine as it is (kernel receive timestamps, the runner's
+stall-aware deadline); the same with kernel timestamps ignored (``timestamps=False``: replies
+judged by when the loop read them); and kernel timestamps with a fixed wall-clock deadline
+(``asyncio.wait_for``, the runner before issue 10). Reported per run: failed probes (ok=False),
+deadline failures, probes with any loss, false lost echoes (every target answers, so every lost
+echo is false), late reads (received by the kernel's clock but read > 100 ms late) and the
+stall the runner's meter measured. Loopback replies arrive within microseconds, so a stall finds
+few of them unread; ``--stall-rtt-ms 30`` pings addresses in the bench namespace instead, which
+the user-space responder answers after 30 ms, so every echo of the last 30 ms before a stall
+has its reply arrive during it (as with real devices).
+
 Needs CAP_NET_RAW or a permissive net.ipv4.ping_group_range; --sustained --engine-only and
 --accuracy need root (namespaces) and iproute2. Namespace addresses: 198.19.240.0/20 and 198.19.254.0/30 (inside
 198.18.0.0/15); every route is checked to leave through this script's own veth before a single
@@ -72,10 +87,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import probes  # noqa: E402,F401  (registers the icmp probe)
 from probes import icmp_engine, icmp_socket  # noqa: E402
-from probes.base import ProbeParams, Target, run_probe  # noqa: E402
+from probes.base import ProbeParams, ProbeResult, Target, failed, run_probe  # noqa: E402
 from probes.icmp import KIND as ICMP  # noqa: E402
 from probes.icmp import IcmpEngine  # noqa: E402
 from probes.icmp_resolver import Destination, parse_literal  # noqa: E402
+from probes.stall import StallMeter  # noqa: E402
 
 MAX_TARGETS = 50_000
 FPING_TIMEOUT = 600.0  # seconds, hard bound on one fping run
@@ -402,6 +418,7 @@ def csum(b):
     return ~(t + (t >> 16)) & 0xFFFF
 rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 rx.setsockopt(255, 1, struct.pack("I", ~(1 << 8) & 0xFFFFFFFF))  # ICMP_FILTER: requests only
+rx.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE: a burst after a stall fits
 rx.setblocking(False)
 tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)  # IP_HDRINCL
 due, n = [], 0
@@ -626,6 +643,126 @@ def sustained_whole(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# -- stall: the loop blocked 5 s every 15 s while 2,000 targets are probed ------------------------
+
+
+@dataclass
+class StallRun:
+    clock: str
+    runner: str
+    probes: int = 0
+    failed: int = 0  # ok=False
+    deadline: int = 0  # failed by the runner's deadline
+    with_loss: int = 0
+    sent: int = 0
+    lost: int = 0  # every target answers: every lost echo is a false loss
+    stalls: int = 0
+    measured_stall: float = 0.0  # s, the runner's stall meter
+    stats: str = ""
+
+
+async def _fixed_deadline(engine: IcmpEngine, target: Target, params: ProbeParams) -> ProbeResult:
+    """The runner before issue 10: a wall-clock ``asyncio.wait_for`` around the probe."""
+    started = time.time()
+    try:
+        return await asyncio.wait_for(ICMP.probe(engine, target, params), params.deadline)
+    except TimeoutError:
+        return failed(ICMP.name, started, f"probe exceeded its {params.deadline:.1f}s deadline")
+
+
+async def stall_run(
+    addresses: list[str], args: argparse.Namespace, timestamps: bool, stall_aware: bool
+) -> StallRun:
+    params = ProbeParams(count=args.count, spacing=args.sustained_spacing, timeout=args.timeout)
+    run = StallRun("kernel" if timestamps else "user (read time)",
+                   "stall-aware" if stall_aware else "fixed wall-clock")  # fmt: skip
+    loop = asyncio.get_running_loop()
+    meter = StallMeter.of(loop)
+    stall0 = meter.stalled()
+
+    def stall() -> None:
+        time.sleep(args.stall_seconds)  # the loop does nothing else meanwhile
+        run.stalls += 1
+
+    async def one(engine: IcmpEngine, address: str) -> None:
+        target = Target(site="bench", device=address, address=address)
+        if stall_aware:
+            result = await run_probe(ICMP, engine, target, params)
+        else:
+            result = await _fixed_deadline(engine, target, params)
+        run.probes += 1
+        run.failed += not result.ok
+        run.deadline += result.reason.startswith("probe exceeded")
+        run.with_loss += result.received < result.sent or not result.sent
+        run.sent += result.sent
+        run.lost += result.sent - result.received
+
+    with IcmpEngine.open(args.mode, timestamps=timestamps) as engine:  # type: ignore[arg-type]
+        start = loop.time()
+        at = args.stall_first
+        while at + args.stall_seconds <= args.stall_duration:  # bounded: duration / every
+            loop.call_at(start + at, stall)
+            at += args.stall_every
+        total = len(addresses) * round(args.stall_duration / args.stall_cycle)
+        step = args.stall_cycle / len(addresses)
+        tasks: set[asyncio.Task[None]] = set()
+        for i in range(total):  # bounded: one start per planned probe
+            delay = start + i * step - loop.time()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(engine, addresses[i % len(addresses)]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            bound = 10 * params.deadline + args.stall_seconds
+            await asyncio.wait_for(asyncio.gather(*tasks), bound)
+        s = engine.stats
+        run.stats = (
+            f"late_reads={s.late_reads} late={s.late} timed_out={s.timed_out} "
+            f"no_kernel_timestamp={s.no_kernel_timestamp} user_timestamps={s.user_timestamps} "
+            f"kernel drops={engine.kernel_drops()}"
+        )
+    run.measured_stall = meter.stalled() - stall0
+    return run
+
+
+def stall_bench(args: argparse.Namespace) -> int:
+    if args.stall_rtt_ms <= 0:
+        return _stall_report(targets(args.stall_targets), args, "loopback targets")
+    with BenchNamespace() as ns:
+        addresses = ns.silent(args.stall_targets)  # silent to the kernel; the responder answers
+        hosts = {a: (args.stall_rtt_ms / 1000, 0.0) for a in addresses}
+        with ns.responder(hosts, life=args.stall_duration * 3 + 120):
+            what = f"namespace targets answered after {args.stall_rtt_ms:g} ms"
+            return _stall_report(addresses, args, what)
+
+
+def _stall_report(addresses: list[str], args: argparse.Namespace, what: str) -> int:
+    n_stalls = int((args.stall_duration - args.stall_first - args.stall_seconds)
+                   // args.stall_every) + 1  # fmt: skip
+    print(
+        f"stall: {len(addresses)} {what} x {args.count} echoes "
+        f"{args.sustained_spacing}s apart, timeout {args.timeout}s, each probed every "
+        f"{args.stall_cycle:g}s for {args.stall_duration:g}s through the probe seam; the loop "
+        f"blocked {args.stall_seconds:g}s every {args.stall_every:g}s ({n_stalls} stalls)"
+    )
+    configs = [(True, True), (False, True), (True, False)]
+    runs = [asyncio.run(stall_run(addresses, args, ts, aware)) for ts, aware in configs]
+    head = (
+        f"{'clock':<17} {'deadline':<17} {'probes':>6} {'failed':>6} {'by deadline':>11} "
+        f"{'with loss':>9} {'echoes':>7} {'false lost':>10} {'stall s':>7}"
+    )
+    print(head + "\n" + "-" * len(head))
+    for r in runs:
+        print(
+            f"{r.clock:<17} {r.runner:<17} {r.probes:6d} {r.failed:6d} {r.deadline:11d} "
+            f"{r.with_loss:9d} {r.sent:7d} {r.lost:10d} "
+            f"{f'{r.measured_stall:.1f}' if r.runner == 'stall-aware' else '-':>7}"
+        )
+        print(f"  stalls done {r.stalls}; {r.stats}")
+    return 0
+
+
 # -- accuracy: RTT on 40 ms hosts, loss on 3 % hosts ----------------------------------------------
 
 
@@ -795,6 +932,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hot-loop", action="store_true", help="send loop + drain alone (in-memory socket)"
     )
     p.add_argument("--hot-loop-runs", type=int, default=7, help="hot loop: runs (best, median)")
+    p.add_argument("--stall", action="store_true", help="false loss while the loop stalls")
+    p.add_argument("--stall-targets", type=int, default=2000, help="stall: loopback targets")
+    p.add_argument("--stall-cycle", type=float, default=15.0, help="stall: s between probes")
+    p.add_argument("--stall-duration", type=float, default=60.0, help="stall: s of probing")
+    p.add_argument("--stall-seconds", type=float, default=5.0, help="stall: length of a stall")
+    p.add_argument("--stall-every", type=float, default=15.0, help="stall: s between stalls")
+    p.add_argument("--stall-first", type=float, default=5.0, help="stall: s before the first")
+    p.add_argument(
+        "--stall-rtt-ms", type=float, default=0.0, help="stall: >0 pings namespace hosts this late"
+    )
     p.add_argument("--responder", default="auto", choices=["auto", "lab", "own"])
     p.add_argument("--hosts", type=int, default=10, help="accuracy: delayed hosts and lossy hosts")
     p.add_argument("--echoes", type=int, default=1000, help="accuracy: echoes per tool and kind")
@@ -817,6 +964,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("need 0 <= --down-ratio <= 0.5, 1 <= --hosts <= 50, 1 <= --echoes <= 20000")
     if not 0 < args.delay_ms <= 500 or not 0 <= args.loss < 1 or args.accuracy_spacing < 0.001:
         p.error("need 0 < --delay-ms <= 500, 0 <= --loss < 1, --accuracy-spacing >= 0.001")
+    if (
+        not 0 < args.stall_targets <= MAX_TARGETS
+        or not 1 <= args.stall_cycle <= args.stall_duration
+    ):
+        p.error(f"need 1 <= --stall-targets <= {MAX_TARGETS}, 1 <= --stall-cycle <= duration")
+    if not args.stall_duration <= 600 or not 0 < args.stall_seconds < args.stall_every:
+        p.error("need --stall-duration <= 600 and 0 < --stall-seconds < --stall-every")
+    if not 0 <= args.stall_first <= args.stall_duration - args.stall_seconds:
+        p.error("need 0 <= --stall-first <= --stall-duration - --stall-seconds")
+    if not 0 <= args.stall_rtt_ms <= 500 or (args.stall_rtt_ms and args.stall_targets > 2000):
+        p.error("need 0 <= --stall-rtt-ms <= 500, and --stall-targets <= 2000 with it")
     return args
 
 
@@ -829,6 +987,8 @@ def main(argv: list[str] | None = None) -> int:
         return sustained_whole(args)
     if args.accuracy:
         return accuracy(args)
+    if args.stall:
+        return stall_bench(args)
     if args.hot_loop:
         return hot_loop(args)
     return blast(args)

@@ -38,7 +38,6 @@ CLI opens and closes the engine, the monitor schedules, folds, stores and re-rea
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import math
@@ -47,6 +46,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+from probes.stall import StallDeadline
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -346,12 +347,21 @@ class Engines:
 
 
 async def run_probe(kind: AnyKind, engine: object, target: Target, params: Params) -> ProbeResult:
-    """Run one probe under the runner's deadline; never raises (except cancellation)."""
+    """Run one probe under the runner's deadline; never raises (except cancellation).
+
+    The deadline is ``params.deadline`` seconds of time the event loop could run: time the loop
+    was stalled while the probe ran is added (at most 10x the deadline in all; see
+    :mod:`probes.stall`), so a busy process never fails a probe.
+    """
     started = time.time()
+    deadline = StallDeadline(params.deadline)
     try:
-        return await asyncio.wait_for(kind.probe(engine, target, params), timeout=params.deadline)
+        async with deadline:
+            return await kind.probe(engine, target, params)
     except TimeoutError:
         reason = f"probe exceeded its {params.deadline:.1f}s deadline"
+        if deadline.extended >= 0.1:
+            reason += f" (extended by {deadline.extended:.1f}s for event-loop stalls)"
     except Exception as exc:  # a bug in a probe must not stop the cycle
         log.exception("%s probe of %s/%s crashed", kind.name, target.site, target.device)
         reason = f"probe error: {type(exc).__name__}: {exc}"

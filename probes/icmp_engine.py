@@ -17,13 +17,15 @@ Per-echo cost (the engine must ping 20,000 devices x 5 echoes a minute in one pr
     * Sending: a burst is registered once with the engine's *sender*, which sends every echo due
       (all bursts, up to a few ms ahead) in one pass from one timer: the first echoes of bursts
       started in the same loop iteration go out together, and later echoes of all bursts come
-      from one heap. The packet is ``struct.pack_into`` a preallocated buffer with an
+      from one heap. Echo ``i`` of a burst is due at ``start + i * spacing``, but never sooner
+      than ``spacing`` after echo ``i - 1`` actually left: after a stalled loop the rest of a
+      burst keeps its spacing instead of going out back to back. The packet is
+      ``struct.pack_into`` a preallocated buffer with an
       incrementally computed checksum (see :mod:`probes.icmp_socket`). The optional echo/s cap
       (``rate_limit``) is a token bucket (:mod:`probes.icmp_ratelimit`) consulted once per pass.
     * Timeouts: echoes are appended to one FIFO per distinct timeout value (so deadlines are
-      sorted) and a single sweep timer, armed for the earliest deadline plus a few ms of slack,
-      expires them in bulk. Before expiring anything the sweep drains the sockets, so a reply
-      already queued (its kernel timestamp within the timeout) is never a false loss.
+      sorted) and a single sweep timer, armed for the earliest deadline plus a grace, expires
+      them in bulk. See "Loss is decided by the kernel's clock" below for why that is safe.
     * Receiving: ``recvmsg_into`` a preallocated buffer, one ``unpack_from`` for the ICMP header,
       cookie and serial, one dict lookup by serial. The send path drains every 256 sends, so a
       pass of thousands of sends cannot overflow the receive buffer.
@@ -37,10 +39,34 @@ Matching
     in :attr:`EngineStats.late`.
 
 Timestamps
-    RTT = kernel receive time (``SO_TIMESTAMPNS`` control message, IPv4 and IPv6) -
-    ``time.time_ns()`` taken just before ``sendto``; both are CLOCK_REALTIME. User-space receive
-    times added ~2.4 ms of event-loop queueing under load. If the control message is missing, or
-    a clock step makes the kernel figure implausible, the monotonic user-space RTT is used.
+    RTT = kernel receive time (``SO_TIMESTAMPING`` software stamp, or ``SO_TIMESTAMPNS``, IPv4
+    and IPv6; see :mod:`probes.icmp_socket`) - ``time.time_ns()`` taken just before ``sendto``;
+    both are CLOCK_REALTIME. User-space receive times added ~2.4 ms of event-loop queueing under
+    load. If the control message is missing (:attr:`EngineStats.no_kernel_timestamp`: the host
+    had receive stamping off when the packet came, see :mod:`probes.icmp_socket`; :meth:`open`
+    waits until it is on, so this is rare), or a clock step makes the kernel figure implausible,
+    the monotonic user-space RTT is used and the reply judged by it
+    (:attr:`EngineStats.user_timestamps` counts both).
+
+Loss is decided by the kernel's clock, not by when Python woke up
+    A reply counts as received iff its kernel receive time - send time <= timeout, however late
+    the event loop reads it (a scrape rendering, a GC pause, a slow callback): the RTT is the
+    kernel's, and a reply read more than ``_LATE_READ_NS`` after the kernel stamped it is counted
+    in :attr:`EngineStats.late_reads`. The one decision not made on a stamp is expiry (no reply
+    at all), and the sweep makes it safe so:
+
+    1. it takes the time *before* draining, and expires only echoes whose deadline plus
+       ``_SWEEP_GRACE_NS`` had passed by then;
+    2. it drains every socket until ``EAGAIN`` first (if a drain stops at its packet limit it
+       expires nothing and runs again on the next loop iteration).
+
+    A reply stamped in time was queued to the socket before the deadline (plus the grace, which
+    covers the kernel's stamp-to-queue latency when its softirq work is deferred), hence before
+    the drain reached ``EAGAIN``, hence read and judged by its stamp before the expiry. This
+    does not depend on the order asyncio runs callbacks in (``_run_once`` runs the callbacks
+    already queued, then the I/O callbacks of its ``select``, then the timers that are due; a
+    callback scheduled meanwhile waits for the next iteration): whatever ran before the sweep,
+    a late sweep reads the socket itself.
 """
 
 from __future__ import annotations
@@ -69,23 +95,26 @@ from probes.icmp_socket import (
     ANC_SIZE,
     DEFAULT_BUFSIZE,
     ECHO,
-    SCM_TIMESTAMPNS,
     TIMESPEC,
     Channel,
     Kind,
     Mode,
     open_ipv4_channel,
     open_ipv6_channel,
+    wait_for_stamping,
 )
 
 log = logging.getLogger("netmon.probes.icmp")
 
 _MAX_DRAIN = 4096  # packets per readiness event before yielding to the loop
 _DRAIN_EVERY = 256  # sends between drains inside one sender pass
-_MAX_EXPIRE_DRAIN = 65536  # packets read before the sweep declares echoes lost
+_MAX_EXPIRE_DRAIN = 65536  # packets the sweep reads per run (it expires only after EAGAIN)
 _SEND_PASS = 2048  # echoes sent per sender pass before yielding to the loop
 _SEND_AHEAD = 0.002  # s: the sender also sends echoes due this soon (coalesces wakeups)
-_SWEEP_SLACK = 0.005  # s: the sweep runs this long after the earliest deadline (batches expiry)
+_SWEEP_GRACE_NS = 20_000_000  # an echo expires this long after its deadline (stamp-to-queue
+# latency of the kernel; also batches expiry)
+_LATE_READ_NS = 100_000_000  # a reply read this long after its kernel stamp is a late read
+_STAMPING_WAIT = 1.0  # s open() waits at most for the host to start stamping packets
 _SEND_RETRIES = 5  # on EAGAIN/ENOBUFS, retry after 1, 2, 4, 8, 16 ms
 _V6_RETRY = 60.0  # s before retrying to open an IPv6 socket that failed
 
@@ -120,6 +149,8 @@ class EngineStats:
     foreign: int = 0  # not ours: other processes' pings, malformed packets
     recv_errors: int = 0
     user_timestamps: int = 0  # replies timed in user space (no/implausible kernel timestamp)
+    no_kernel_timestamp: int = 0  # replies without a kernel timestamp (in user_timestamps too)
+    late_reads: int = 0  # received (kernel clock) but read > 100 ms after the kernel stamp
     paced: int = 0  # sender passes cut short by the echo/s cap
     send_retries: int = 0  # EAGAIN/ENOBUFS on send, retried later
 
@@ -177,10 +208,12 @@ _Echo = tuple[_Burst, int, str, int, int, int]
 class IcmpEngine:
     """Shared ICMP sockets (IPv4 and, lazily, IPv6) serving every concurrent :meth:`burst`.
 
-    Open it with the synchronous :meth:`open` (safe inside a running loop: it only creates and
-    configures the IPv4 socket). The engine attaches to the running loop lazily on the first
-    :meth:`burst`; all bursts must then run on that loop. :meth:`close` (or ``with``/``async
-    with``) releases the sockets; bursts still waiting finish with their echoes lost.
+    Open it with the synchronous :meth:`open` (safe inside a running loop: it creates and
+    configures the IPv4 socket and, in the rare case the host does not stamp packets yet,
+    waits for that: ~1 ms, at most ``_STAMPING_WAIT``). The engine attaches to the running loop
+    lazily on the first :meth:`burst`; all bursts must then run on that loop. :meth:`close` (or
+    ``with``/``async with``) releases the sockets; bursts still waiting finish with their echoes
+    lost.
     """
 
     def __init__(
@@ -193,6 +226,7 @@ class IcmpEngine:
         bufsize: int = DEFAULT_BUFSIZE,
         names: NameCache | None = None,
         bpf: bool = True,
+        timestamps: bool = True,
     ) -> None:
         self.mode: Kind = chan4.kind
         self.stats = EngineStats()
@@ -200,6 +234,7 @@ class IcmpEngine:
         self._ident = ident
         self._cookie = cookie
         self._bpf = bpf
+        self._timestamps = timestamps  # for the IPv6 socket, opened later
         self._bufsize = bufsize
         self._channels: dict[int, Channel] = {socket.AF_INET: chan4}
         self._v6_error = ""
@@ -230,8 +265,11 @@ class IcmpEngine:
         resolve_ttl: float = DEFAULT_RESOLVE_TTL,
         lookup: Lookup | None = None,
         bpf: bool = True,
+        timestamps: bool = True,
     ) -> IcmpEngine:
         """Open the IPv4 socket. ``rate_limit`` caps echoes/s across all bursts (None: no cap).
+        ``timestamps=False`` ignores kernel receive timestamps (for comparisons only: replies
+        are then judged by when the event loop read them).
 
         Raises :class:`IcmpUnavailable` if no socket of the requested mode can be opened. The
         IPv6 socket is opened on the first IPv6 target, in the same mode.
@@ -239,13 +277,18 @@ class IcmpEngine:
         if mode not in ("auto", "raw", "dgram"):
             raise ValueError(f"mode must be 'auto', 'raw' or 'dgram', got {mode!r}")
         ident, cookie = secrets.randbits(16), secrets.randbits(64)
-        chan = open_ipv4_channel(mode, ident, cookie, bpf)
+        chan = open_ipv4_channel(mode, ident, cookie, bpf, timestamps)
+        if chan.ts_type and not wait_for_stamping(_STAMPING_WAIT):
+            log.warning(
+                "the host does not stamp received packets yet; the first replies will be timed "
+                "in user space (EngineStats.no_kernel_timestamp counts them)"
+            )
         how = "raw socket (CAP_NET_RAW)" if chan.kind == "raw" else "unprivileged ping socket"
         log.info("ICMP engine uses a %s; rate limit %s echo/s", how, rate_limit or "none")
         names = NameCache(lookup or system_lookup, ttl=resolve_ttl)
         return cls(
             chan, ident=ident, cookie=cookie, rate_limit=rate_limit, bufsize=bufsize,
-            names=names, bpf=bpf,
+            names=names, bpf=bpf, timestamps=timestamps,
         )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -345,7 +388,9 @@ class IcmpEngine:
             return chan
         if self._v6_error and time.monotonic() < self._v6_retry_at:
             return self._v6_error
-        opened = open_ipv6_channel(self.mode, self._ident, self._cookie, self._bpf, self._bufsize)
+        opened = open_ipv6_channel(
+            self.mode, self._ident, self._cookie, self._bpf, self._bufsize, self._timestamps
+        )
         if isinstance(opened, str):
             self._v6_error = opened
             self._v6_retry_at = time.monotonic() + _V6_RETRY
@@ -543,8 +588,10 @@ class IcmpEngine:
                     earliest = deadline
                 index += 1
                 burst.next = index
-                if index < burst.count:
-                    heappush(later, (burst.start + index * burst.spacing, next(tickets), burst))
+                if index < burst.count:  # on the grid, but at least `spacing` after this one
+                    due = burst.start + index * burst.spacing
+                    floor = sent_mono * 1e-9 + burst.spacing
+                    heappush(later, (due if due >= floor else floor, next(tickets), burst))
                 else:
                     burst.sending = False
                 unread += 1
@@ -591,23 +638,31 @@ class IcmpEngine:
     # -- timeouts ----------------------------------------------------------------------------
 
     def _arm_sweep(self, deadline_ns: float) -> None:
+        """Run the sweep when the echo deadline ``deadline_ns`` (monotonic) plus the grace is due."""
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
         loop = self._loop
         assert loop is not None
         self._sweep_at = deadline_ns
-        delay = (deadline_ns - time.monotonic_ns()) / 1e9 + _SWEEP_SLACK
+        delay = (deadline_ns + _SWEEP_GRACE_NS - time.monotonic_ns()) / 1e9
         self._sweep_handle = loop.call_later(max(0.0, delay), self._sweep)
 
     def _sweep(self) -> None:
-        """Expire every echo whose deadline passed (after reading what is already queued)."""
+        """Expire the echoes whose deadline plus the grace had passed before the sockets were
+        read to ``EAGAIN``: every reply stamped in time has then been judged by its stamp (the
+        argument is in the module docstring). O(expired + number of timeout values)."""
         self._sweep_handle = None
         self._sweep_at = float("inf")
         if self._closed:
             return
-        for chan in list(self._channels.values()):
-            self._drain(chan, _MAX_EXPIRE_DRAIN)
-        now = time.monotonic_ns()
+        cutoff = time.monotonic_ns() - _SWEEP_GRACE_NS  # taken before draining, on purpose
+        emptied = [self._drain(chan, _MAX_EXPIRE_DRAIN) for chan in list(self._channels.values())]
+        if self._closed:
+            return
+        if not all(emptied):  # more queued than one drain reads: read on, expire nothing yet
+            self._arm_sweep(0)
+            return
+        now = cutoff
         inflight, stats = self._inflight, self.stats
         earliest = float("inf")
         for timeout_ns, tq in self._expiry.items():
@@ -636,24 +691,28 @@ class IcmpEngine:
     # hot loop: kept in one function (measured: `bench/icmp.py --hot-loop --sizes 20000`: the
     # header checks and the RTT/settle step as per-packet methods cost ~0.4 us more per echo,
     # on 2.4 us for send loop + drain; see _send_echoes).
-    def _drain(self, chan: Channel, limit: int) -> None:
-        """Read up to ``limit`` queued packets from ``chan`` and settle the echoes they answer."""
+    def _drain(self, chan: Channel, limit: int) -> bool:
+        """Read up to ``limit`` queued packets from ``chan`` and settle the echoes they answer;
+        True if the socket was read empty (``EAGAIN``), False if ``limit`` stopped it.
+
+        Judgement by the kernel's clock: received iff kernel stamp - send time <= timeout."""
         recv_into = chan.sock.recvmsg_into
         bufs, buf = chan.bufs, chan.buf
         inflight, stats = self._inflight, self.stats
         unpack_from, mono_ns = ECHO.unpack_from, time.monotonic_ns
         has_ip, reply_type, cookie = chan.has_ip_header, chan.reply_type, self._cookie
         ident = self._ident if chan.check_ident else -1
-        unpack_ts, sol_socket = TIMESPEC.unpack_from, socket.SOL_SOCKET
+        late_read = _LATE_READ_NS
+        unpack_ts, sol_socket, ts_type = TIMESPEC.unpack_from, socket.SOL_SOCKET, chan.ts_type
         now = mono_ns()
         for _ in range(limit):
             try:
                 nbytes, anc, _flags, addr = recv_into(bufs, ANC_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                return True
             except OSError as exc:  # e.g. a queued ICMP error on a ping socket; or closed
                 if self._closed:
-                    return
+                    return True
                 stats.recv_errors += 1
                 log.debug("ICMP receive error: %s", exc)
                 continue
@@ -672,11 +731,11 @@ class IcmpEngine:
             del inflight[serial]
             burst = echo[0]
             rtt_ns = 0
-            if anc:
-                level, ctype, data = anc[0]
-                if level == sol_socket and ctype == SCM_TIMESTAMPNS:
-                    sec, nsec = unpack_ts(data)
-                    rtt_ns = sec * 1_000_000_000 + nsec - echo[4]
+            if anc and anc[0][1] == ts_type and anc[0][0] == sol_socket:
+                sec, nsec = unpack_ts(anc[0][2])  # (SCM_TIMESTAMPING: ts[0], the software one)
+                rtt_ns = sec * 1_000_000_000 + nsec - echo[4]
+            else:
+                stats.no_kernel_timestamp += 1
             # Plausible if within the monotonic time since the send (guards against clock steps);
             # ``now`` is refreshed only when a packet that arrived during this drain needs it.
             if not 0 < rtt_ns <= now - echo[5]:
@@ -691,8 +750,11 @@ class IcmpEngine:
             else:
                 stats.received += 1
                 burst.rtts[echo[1]] = rtt_ns / 1e9
+                if now - echo[5] - rtt_ns > late_read:  # (read time - stamp, >= 0 here)
+                    stats.late_reads += 1
             if not burst.pending and not burst.sending:
                 burst.finish_if_done()
+        return False
 
 
 def _check_burst_args(count: int, spacing: float, timeout: float) -> None:

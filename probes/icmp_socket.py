@@ -30,7 +30,21 @@ Buffers and drops
     Receive and send buffers are asked for with ``SO_RCVBUFFORCE``/``SO_SNDBUFFORCE`` (needs
     CAP_NET_ADMIN), else the capped ``SO_RCVBUF``/``SO_SNDBUF``, with a warning when the
     receive buffer stays small; :meth:`Channel.kernel_drops` reads what the kernel dropped from
-    ``/proc/net/*``. ``SO_TIMESTAMPNS`` gives each reply its kernel receive time.
+    ``/proc/net/*``.
+
+Kernel receive timestamps
+    Each reply carries the time the kernel received it (:func:`enable_timestamps`), so the
+    engine judges it by the kernel's clock, not by when Python read it. ``SO_TIMESTAMPING``
+    (software receive stamps) is asked for first, ``SO_TIMESTAMPNS`` only if that is refused.
+    The difference matters: Linux turns receive stamping on for the whole host only after the
+    first stamping socket appears (``net_enable_timestamp`` defers it to a workqueue), and a
+    packet that arrived before that has no stamp. ``SO_TIMESTAMPNS`` then reports the time of
+    the ``recvmsg`` call instead (``__sock_recv_timestamp``: "Race occurred between timestamp
+    enabling and packet receiving"), which after a stalled event loop looks like a reply that
+    came too late; ``SO_TIMESTAMPING`` sends no control message, which the engine can see and
+    count (``EngineStats.no_kernel_timestamp``). To keep even that window shut,
+    :func:`wait_for_stamping` (called when the engine opens) waits until the host stamps
+    packets before the first echo can leave.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +72,10 @@ ICMP6_FILTER = 1
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)  # (the _OLD one: native timespecs)
+SCM_TIMESTAMPING = SO_TIMESTAMPING
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3  # stamp received packets in software
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4  # report software stamps (ts[0] of struct scm_timestamping)
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 IPPROTO_ICMPV6 = getattr(socket, "IPPROTO_ICMPV6", 58)
@@ -70,8 +89,8 @@ _RECV_SIZE = 512  # IP header (<= 60) + ICMP header (8) + payload; longer replie
 _MAX_FLUSH = 65536  # packets discarded after attaching the BPF filter (queued before it)
 
 ECHO = struct.Struct("!BBHHHQQ")  # type, code, checksum, identifier, sequence, cookie, serial
-TIMESPEC = struct.Struct("@ll")  # the SCM_TIMESTAMPNS control message
-ANC_SIZE = socket.CMSG_SPACE(TIMESPEC.size)
+TIMESPEC = struct.Struct("@ll")  # SCM_TIMESTAMPNS; the first of SCM_TIMESTAMPING's three
+ANC_SIZE = socket.CMSG_SPACE(3 * TIMESPEC.size)  # room for either control message
 _BPF_INSN = struct.Struct("HBBI")
 
 FIX_CAP_NET_RAW = (
@@ -169,18 +188,20 @@ def create_socket(family: int, mode: Mode) -> tuple[socket.socket, Kind]:
     raise _unavailable(mode, errors)
 
 
-def open_ipv4_channel(mode: Mode, ident: int, cookie: int, bpf: bool) -> Channel:
+def open_ipv4_channel(
+    mode: Mode, ident: int, cookie: int, bpf: bool, timestamps: bool = True
+) -> Channel:
     """The engine's IPv4 channel; raises :class:`IcmpUnavailable` (or OSError configuring it)."""
     sock, kind = create_socket(socket.AF_INET, mode)
     try:
-        return Channel(socket.AF_INET, sock, kind, ident, cookie, bpf)
+        return Channel(socket.AF_INET, sock, kind, ident, cookie, bpf, timestamps)
     except OSError:
         sock.close()
         raise
 
 
 def open_ipv6_channel(
-    kind: Kind, ident: int, cookie: int, bpf: bool, bufsize: int
+    kind: Kind, ident: int, cookie: int, bpf: bool, bufsize: int, timestamps: bool = True
 ) -> Channel | str:
     """A configured IPv6 channel of ``kind`` (the IPv4 socket's), or why there is none."""
     try:
@@ -190,7 +211,7 @@ def open_ipv6_channel(
         log.warning("%s", error)
         return error
     try:
-        chan = Channel(socket.AF_INET6, sock, kind, ident, cookie, bpf)
+        chan = Channel(socket.AF_INET6, sock, kind, ident, cookie, bpf, timestamps)
         chan.set_bufsize(bufsize)
     except OSError as exc:
         sock.close()
@@ -229,11 +250,46 @@ def _attach_reply_filter(sock: socket.socket, family: int, ident: int, cookie: i
     return True
 
 
-def _enable_timestamps(sock: socket.socket) -> None:
+def enable_timestamps(sock: socket.socket) -> int:
+    """Ask for kernel receive timestamps; returns the control message type they come in
+    (``SCM_TIMESTAMPING``, else ``SCM_TIMESTAMPNS``), or 0 if the kernel refuses both."""
+    flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+        return SCM_TIMESTAMPING
+    except OSError as exc:
+        log.info("SO_TIMESTAMPING refused (%s); using SO_TIMESTAMPNS", exc)
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return SCM_TIMESTAMPNS
     except OSError as exc:
         log.warning("no kernel receive timestamps (%s); RTTs use user-space time", exc)
+    return 0
+
+
+def wait_for_stamping(wait: float) -> bool:
+    """Whether the host stamps received packets, waiting up to ``wait`` s for it to start.
+
+    Call it after a socket asked for stamping: from then on, while that socket is open, stamping
+    stays on once it is on. Checked with UDP datagrams this function sends itself on 127.0.0.1
+    (nothing leaves the host); one round trip, ~20 us, when stamping is on already.
+    """
+    flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+            probe.settimeout(1.0)
+            until = time.monotonic() + wait
+            while True:  # bounded by ``wait``
+                probe.sendto(b"?", probe.getsockname())
+                _data, anc, _flags, _addr = probe.recvmsg(1, ANC_SIZE)
+                if anc or time.monotonic() >= until:
+                    return bool(anc)
+                time.sleep(0.001)
+    except OSError as exc:
+        log.debug("cannot check that the host stamps packets: %s", exc)
+        return False
 
 
 def _flush(sock: socket.socket) -> None:
@@ -250,11 +306,18 @@ class Channel:
 
     __slots__ = (
         "family", "sock", "kind", "bpf", "buf", "bufs", "out", "has_ip_header", "echo_type",
-        "reply_type", "check_ident", "neg_base", "with_checksum", "rcvbuf",
+        "reply_type", "check_ident", "neg_base", "with_checksum", "rcvbuf", "ts_type",
     )  # fmt: skip
 
     def __init__(
-        self, family: int, sock: socket.socket, kind: Kind, ident: int, cookie: int, bpf: bool
+        self,
+        family: int,
+        sock: socket.socket,
+        kind: Kind,
+        ident: int,
+        cookie: int,
+        bpf: bool,
+        timestamps: bool = True,
     ) -> None:
         v4 = family == socket.AF_INET
         self.family = family
@@ -279,7 +342,9 @@ class Channel:
             _accept_only_echo_replies(sock, family)
             if bpf:
                 self.bpf = _attach_reply_filter(sock, family, ident, cookie)
-        _enable_timestamps(sock)
+        # The control message type of kernel receive timestamps (0: none, RTTs in user space;
+        # ``timestamps=False`` is for comparisons, e.g. ``bench/icmp.py --stall``).
+        self.ts_type = enable_timestamps(sock) if timestamps else 0
         if self.bpf:
             _flush(sock)
 

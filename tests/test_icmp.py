@@ -70,8 +70,25 @@ def _has_ipv6_loopback() -> bool:
 needs_v6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
 
 
-@pytest.fixture
-def ping_sockets_allowed() -> Iterator[None]:
+async def kernel_clock_ready(engine: IcmpEngine, tries: int = 100) -> None:
+    """Ping 127.0.0.1 until a reply carries a kernel receive timestamp.
+
+    Linux turns receive stamping on host-wide from a workqueue once the first stamping socket
+    appears, so the first replies after an engine opens can come without a stamp when no other
+    socket on the host had stamping on (see probes.icmp_socket); after one stamped reply, every
+    later one is stamped while the engine stays open.
+    """
+    for _ in range(tries):
+        before = engine.stats.no_kernel_timestamp
+        if (await engine.burst("127.0.0.1", 1, 0.0, 1.0)).received and (
+            engine.stats.no_kernel_timestamp == before
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no reply with a kernel receive timestamp")
+
+
+def allow_ping_sockets() -> Iterator[None]:
     """Let this process open unprivileged ICMP sockets; restore the sysctl afterwards."""
     if _gid_allowed():
         yield
@@ -84,6 +101,11 @@ def ping_sockets_allowed() -> Iterator[None]:
         yield
     finally:
         PING_GROUP_RANGE.write_text(saved)
+
+
+@pytest.fixture
+def ping_sockets_allowed() -> Iterator[None]:
+    yield from allow_ping_sockets()
 
 
 @pytest.fixture
@@ -120,12 +142,14 @@ async def test_burst_gets_every_reply(engine: IcmpEngine) -> None:
 
 @pytest.mark.root
 async def test_kernel_timestamps_are_used(engine: IcmpEngine) -> None:
+    await kernel_clock_ready(engine)
+    timed_in_user_space = engine.stats.user_timestamps
     await engine.burst("127.0.0.1", count=3, spacing=0.0, timeout=1.0)
     if _has_ipv6_loopback():
         await engine.burst("::1", count=3, spacing=0.0, timeout=1.0)
         assert AF6 in engine.families
     assert engine.stats.received == engine.stats.sent > 0
-    assert engine.stats.user_timestamps == 0
+    assert engine.stats.user_timestamps == timed_in_user_space
 
 
 @pytest.mark.root
@@ -505,9 +529,16 @@ async def main():
         print("unavailable:", exc)
         return
     with engine:
+        for _ in range(100):  # until replies are kernel-stamped (see kernel_clock_ready)
+            before = engine.stats.no_kernel_timestamp
+            r = await engine.burst("127.0.0.1", 1, 0.0, 1.0)
+            if r.received and engine.stats.no_kernel_timestamp == before:
+                break
+            await asyncio.sleep(0.01)
+        user = engine.stats.user_timestamps
         for address in ("127.0.0.1", "::1"):
             r = await engine.burst(address, 3, 0.0, 1.0)
-            print(engine.mode, address, r.received, engine.stats.user_timestamps, r.reason)
+            print(engine.mode, address, r.received, engine.stats.user_timestamps - user, r.reason)
 asyncio.run(main())
 """
 
@@ -538,7 +569,7 @@ def _run_without_cap_net_raw(ping_group_range: str) -> str:
 def test_without_cap_net_raw_falls_back_to_ping_sockets() -> None:
     out = _run_without_cap_net_raw("0 2147483647").splitlines()
     # "auto" found no CAP_NET_RAW, so it fell back to ping sockets, which get every reply and
-    # kernel timestamps (user_timestamps 0), for IPv4 and IPv6.
+    # kernel timestamps (no reply timed in user space once stamping is on), for IPv4 and IPv6.
     assert out[0].split() == ["dgram", "127.0.0.1", "3", "0"]
     if _has_ipv6_loopback():
         assert out[1].split() == ["dgram", "::1", "3", "0"]
@@ -669,6 +700,8 @@ async def test_silent_host_loses_every_echo(ns_engine: IcmpEngine, silent_host: 
 @pytest.mark.root
 async def test_ipv6_host_in_a_namespace(answering_host: Netns) -> None:
     with IcmpEngine.open("raw") as engine:
+        await kernel_clock_ready(engine)
+        timed_in_user_space = engine.stats.user_timestamps
         results = await asyncio.gather(
             engine.burst(answering_host.address6, count=5, spacing=0.01, timeout=1.0),
             engine.burst(answering_host.address, count=5, spacing=0.01, timeout=1.0),
@@ -677,7 +710,8 @@ async def test_ipv6_host_in_a_namespace(answering_host: Netns) -> None:
             (answering_host.address6, 5),
             (answering_host.address, 5),
         ]
-        assert engine.stats.user_timestamps == 0 and engine.stats.foreign == 0
+        assert engine.stats.user_timestamps == timed_in_user_space
+        assert engine.stats.foreign == 0
         assert engine.families == [AF4, AF6]
 
 
