@@ -171,6 +171,11 @@ class OwnCollector(Collector):
             ),
             store.max_pending,
         )
+        ok, at = m.last_reload
+        yield _single(_g("netmon_config_last_reload_successful",
+                         "1 if the last configuration load (start or SIGHUP) was applied"), float(ok))  # fmt: skip
+        yield _single(_g("netmon_config_last_reload_timestamp_seconds",
+                         "When the configuration was last loaded or a reload tried"), at)  # fmt: skip
         yield from self._inventory_metrics()
         yield self._engine_events()
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from netmon import __version__
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
 from netmon.monitor import Monitor
+from netmon.poller import build_jobs
 from netmon.settings import Settings
 from netmon.snapshot import FILE_NAME as SNAPSHOT_FILE
 from netmon.snapshot import Snapshotter
@@ -169,13 +171,28 @@ class _Reloader:
             self._task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
 
     async def reload(self) -> ValidatedConfig | None:
+        """All or nothing: validate and build every probe job first (off the loop); only then
+        swap. ``monitor.last_reload`` records the outcome (exported for alerting)."""
         try:
-            config = await asyncio.to_thread(validate, self.settings)
+            config = await asyncio.to_thread(self._prepare)
         except ConfigError as exc:
             log.error("reload refused, keeping the running inventory:\n%s", exc)
+            self.monitor.last_reload = (False, time.time())
             return None
         await self.monitor.reload(config.inventory, config)  # the poller's engines, too
+        self.monitor.last_reload = (True, time.time())
         log.info("reloaded %s: %s", self.settings.config, config.summary)
+        return config
+
+    def _prepare(self) -> ValidatedConfig:
+        config = validate(self.settings)
+        try:
+            build_jobs(config.inventory)
+        except Exception as exc:  # a kind's job() refusing what validation let through
+            problem = ConfigProblem(
+                str(self.settings.config), None, "", f"cannot build probe jobs: {exc}"
+            )
+            raise ConfigError([problem]) from exc
         return config
 
     def cancel(self) -> None:

@@ -110,6 +110,8 @@ class Monitor:
         self._changed: set[str] = set()  # sites with a fold since they were last judged
         self._due: dict[str, float] = {}  # site -> when a time boundary makes it re-judged
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
+        # (applied?, when) of the last configuration load: this one, then each SIGHUP reload
+        self.last_reload: tuple[bool, float] = (True, clock())
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)

@@ -73,6 +73,19 @@ class PollerStats:
         return cls(**known)
 
 
+def build_jobs(inventory: Inventory) -> list[Job]:
+    """One job per (site, device, kind): each kind's ``job()`` gives interval and params. Pure:
+    a reload builds them first, before anything is swapped (a failure keeps the old run)."""
+    out: list[Job] = []
+    for site in inventory.sites:
+        for dev in site.devices:
+            for kind in (KINDS[k] for k in dev.kinds if k in KINDS):
+                spec = kind.job(inventory, site, dev)
+                job = ProbeJob(site, dev, kind, spec.params)
+                out.append(Job((site.id, dev.name, kind.name), spec.interval, job))
+    return out
+
+
 class Poller:
     """Probes the devices of an inventory on their schedules; each result goes to ``sink``."""
 
@@ -83,14 +96,7 @@ class Poller:
         self._known: set[tuple[str, str, str]] = set()
 
     def jobs(self, inventory: Inventory) -> list[Job]:
-        out: list[Job] = []
-        for site in inventory.sites:
-            for dev in site.devices:
-                for kind in (KINDS[k] for k in dev.kinds if k in KINDS):
-                    spec = kind.job(inventory, site, dev)
-                    job = ProbeJob(site, dev, kind, spec.params)
-                    out.append(Job((site.id, dev.name, kind.name), spec.interval, job))
-        return out
+        return build_jobs(inventory)
 
     def assign(self, inventory: Inventory) -> None:
         """Probe this inventory from now on; devices that stay keep their schedule, the
@@ -166,9 +172,13 @@ class _ChildPoller:
             self.poller = Poller(self._take, engines)
             hello = {"type": "hello", "version": __version__, "pid": os.getpid()}
             await self.channel.send({**hello, "modes": self.poller.stats().modes})
+            self.poller.assign(config.inventory)
         else:
-            self.poller.engines.reconfigure(config)
-        self.poller.assign(config.inventory)
+            try:  # the server built these jobs before it sent them: a failure here is a bug
+                self.poller.engines.reconfigure(config)
+                self.poller.assign(config.inventory)
+            except Exception:
+                log.exception("reload failed in the poller: it keeps probing what it had")
         log.info("probing %d jobs", len(self.poller.scheduler.jobs))
         return True
 

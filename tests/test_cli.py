@@ -209,6 +209,7 @@ class _Monitor:
     def __init__(self, engines: Engines) -> None:
         self.inventories: list[Inventory] = []
         self.poller = LocalPoller(lambda *_: None, engines)
+        self.last_reload = (True, 0.0)
 
     async def reload(self, inventory: Inventory, config: config.ValidatedConfig) -> None:
         self.inventories.append(inventory)
@@ -239,3 +240,28 @@ async def test_reload_validates_off_the_loop_and_keeps_the_old_inventory_on_erro
     assert reloaded is not None and monitor.inventories == [reloaded.inventory]
     assert "cisco-wlc" in poller.profiles
     assert threads and threading.main_thread().name not in threads
+
+
+async def test_a_reload_whose_jobs_cannot_be_built_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """All or nothing: every probe job is built before the swap; a kind's job() failing (what
+    validation let through) refuses the reload, keeps the running inventory, and says so."""
+    from probes import KINDS
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text(SNMP_SITE.replace("vendor-x", "cisco-wlc"))
+    monitor = _Monitor(Engines({"snmp": SnmpPoller({})}))
+    reloader = cli._Reloader(monitor, Settings.from_env({"NETMON_CONFIG": str(path)}))  # type: ignore[arg-type]
+
+    def refuse(*_args: object) -> None:
+        raise ValueError("key derivation failed")
+
+    monkeypatch.setattr(KINDS["snmp"], "job", refuse)
+    with caplog.at_level(logging.ERROR, logger="netmon"):
+        assert await reloader.reload() is None
+    assert monitor.inventories == [] and monitor.last_reload[0] is False
+    assert "cannot build probe jobs: key derivation failed" in caplog.text
+    monkeypatch.undo()
+    assert await reloader.reload() is not None
+    assert monitor.last_reload[0] is True and len(monitor.inventories) == 1

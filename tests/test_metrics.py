@@ -116,6 +116,8 @@ def test_counters_count_results_taken_since_start(registry: NetmonRegistry) -> N
         == 1.0
     )
     assert any(name == "process_cpu_seconds_total" for name, _ in got)
+    assert value(got, "netmon_config_last_reload_successful") == 1.0  # the start's load
+    assert value(got, "netmon_poller_up") == 1.0  # the poller on the monitor's own loop
 
 
 def value_label(got: Samples, name: str, label: str) -> str:
