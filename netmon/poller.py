@@ -44,7 +44,7 @@ log = logging.getLogger("netmon.poller")
 
 Sink = Callable[[str, str, ProbeResult], None]  # (site id, device name, result)
 BATCH_EVERY = 0.2  # seconds between result batches sent to the server
-STATS_EVERY = 5.0  # seconds between counter updates sent to the server
+STATS_EVERY = 1.0  # seconds between counter updates sent to the server (/metrics reads them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ log = logging.getLogger("netmon.poller")
 
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before restarting a dead poller
 STOP_TIMEOUT = 15.0  # seconds a poller gets to send what it has and exit
-SILENT_LIMIT = 30.0  # seconds without a message (it sends stats every 5 s): the poller is hung
+SILENT_LIMIT = 30.0  # seconds without a message (it sends stats every second): the poller is hung
 
 
 class PollerError(NetmonError):

@@ -10,7 +10,6 @@ silently skipped). ``lag`` is how late the latest starts were, the probe-cycle l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -19,6 +18,13 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("netmon.scheduler")
+
+FIRE_AHEAD = 0.005  # s: a wake-up also starts the jobs due this soon (fewer loop wake-ups)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass(eq=False)
@@ -44,7 +50,7 @@ class Scheduler:
         self._jobs: dict[Hashable, Job] = {}
         self._heap: list[tuple[float, int, Job]] = []
         self._seq = 0
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # run_forever's sleep, if asleep
         self.overruns = 0
         self.started = 0
         self.lag = 0.0  # seconds: the largest start delay seen in the last interval
@@ -66,7 +72,8 @@ class Scheduler:
                 job.next_due = self._first_due(job, now)
                 self._push(job)
         self._jobs = new
-        self._wake.set()
+        if self._waiter is not None:
+            _wake(self._waiter)
 
     def _first_due(self, job: Job, now: float) -> float:
         phase = (zlib.crc32(repr(job.key).encode()) / 2**32) * job.interval
@@ -77,17 +84,24 @@ class Scheduler:
         heapq.heappush(self._heap, (job.next_due, self._seq, job))
 
     async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._fire_due()
+            self._fire_due()
             delay = self._heap[0][0] - self._clock() if self._heap else 3600.0
-            self._wake.clear()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            if delay > 0:  # a bare future and one timer: no task per wake-up (wait_for's cost)
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_later(delay, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
 
-    async def _fire_due(self) -> None:
+    def _fire_due(self) -> None:
+        """Start every job due now or within ``FIRE_AHEAD`` (one wake-up starts them all)."""
         now = self._clock()
-        while self._heap and self._heap[0][0] <= now:
+        horizon = now + FIRE_AHEAD
+        while self._heap and self._heap[0][0] <= horizon:
             due, _, job = heapq.heappop(self._heap)
             if self._jobs.get(job.key) is not job or due != job.next_due:
                 continue  # removed or rescheduled
@@ -96,7 +110,7 @@ class Scheduler:
             if job.running is not None and not job.running.done():
                 self._overrun(job)
                 continue
-            job.late_by = now - due
+            job.late_by = max(0.0, now - due)
             self.lag = max(self.lag * 0.9, job.late_by)  # decays as starts catch up
             job.running = asyncio.create_task(self._guarded(job), name=str(job.key))
 
