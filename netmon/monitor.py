@@ -112,6 +112,7 @@ class Monitor:
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
         # (applied?, when) of the last configuration load: this one, then each SIGHUP reload
         self.last_reload: tuple[bool, float] = (True, clock())
+        self._layout: dict[str, tuple[Site, SiteLayout]] = {}  # per site, for view()
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
@@ -205,12 +206,15 @@ class Monitor:
     def view(self, site: Site, now: float) -> SiteView:
         """Everything known about a site's devices now: reachability, each kind's view."""
         evidence: dict[str, dict[str, Evidence]] = {}
-        for dev in site.devices:
-            for name in dev.kinds:
-                ev = self.evidence.get((site.id, dev.name, name))
+        layout = self._layout.get(site.id)
+        if layout is None or layout[0] is not site:
+            layout = self._layout[site.id] = (site, _layout(site))
+        for dev_name, kinds, _ranked in layout[1]:
+            for name in kinds:
+                ev = self.evidence.get((site.id, dev_name, name))
                 if ev is not None:
-                    evidence.setdefault(name, {})[dev.name] = ev
-        seen = _reachability(site, evidence, now)
+                    evidence.setdefault(name, {})[dev_name] = ev
+        seen = _reachability(layout[1], evidence, now)
         views: dict[str, object] = {}
         for kind in KINDS.values():
             view = kind.site_view(site, evidence.get(kind.name, {}), seen, now)
@@ -368,16 +372,25 @@ def next_boundary(view: SiteView, now: float) -> float:
     return due
 
 
+SiteLayout = list[tuple[str, list[str], list[str]]]  # (device, its kinds, reachability order)
+
+
+def _layout(site: Site) -> SiteLayout:
+    """Each device's kinds and its reachability kinds best first, worked out once per site
+    (``Device.kinds`` and the ranking are not free, and a view is built per judge and scrape)."""
+    return [(d.name, d.kinds, [k.name for k in by_reachability(d.kinds)]) for d in site.devices]
+
+
 def _reachability(
-    site: Site, evidence: dict[str, dict[str, Evidence]], now: float
+    layout: SiteLayout, evidence: dict[str, dict[str, Evidence]], now: float
 ) -> dict[str, DeviceSummary]:
     """Each device's summary from the best-ranked kind that has one (icmp, else snmp, ...)."""
     seen: dict[str, DeviceSummary] = {}
-    for dev in site.devices:
-        for kind in by_reachability(dev.kinds):
-            ev = evidence.get(kind.name, {}).get(dev.name)
+    for dev_name, _kinds, ranked in layout:
+        for name in ranked:
+            ev = evidence.get(name, {}).get(dev_name)
             summary = ev.summary(now) if ev is not None else None
             if summary is not None:
-                seen[dev.name] = summary
+                seen[dev_name] = summary
                 break
     return seen
