@@ -10,19 +10,16 @@ spill short, and a real ``netmon run`` starts twice on a torn file.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from netmon.errors import StoreError
 from netmon.store import Store, VerdictChange
-from tests.test_e2e import free_port, wait_for
+from tests.netmon_process import running_netmon, stop
 from tests.test_store import T0, closed_port, result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,38 +158,6 @@ def test_a_spill_that_fails_is_a_store_error(tmp_path: Path) -> None:
         store.spill(tmp_path / "file" / "spill")  # a folder under a file
 
 
-def run_until_ready_then_stop(tmp_path: Path) -> None:
-    """``netmon run`` on an empty inventory: wait until /healthz says ok, SIGTERM, exit 0."""
-    config = tmp_path / "inventory.yaml"
-    config.write_text("sites: []\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMON_")}
-    env.update(NETMON_DATA_DIR=str(tmp_path), NETMON_LOG_LEVEL="info")
-    port = free_port()
-    with (tmp_path / "netmon.log").open("a") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port",
-             str(port), "--database-url", f"sqlite:///{tmp_path / 'netmon.db'}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    def ready_or_gone() -> bool:
-        if proc.poll() is not None:
-            return True
-        return bool(
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
-        )
-
-    try:
-        wait_for(ready_or_gone)
-        assert proc.poll() is None, (tmp_path / "netmon.log").read_text()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
 def test_netmon_starts_on_a_torn_spill_and_writes_its_rows_once(tmp_path: Path) -> None:
     """The drill with real processes: 10 rows and a torn line in the spill folder; netmon
     starts, writes the 10, stops cleanly; a second start writes nothing again."""
@@ -201,7 +166,8 @@ def test_netmon_starts_on_a_torn_spill_and_writes_its_rows_once(tmp_path: Path) 
     (spill,) = (tmp_path / "spill").iterdir()
     spill.write_bytes(torn)  # what the old spill() left after a kill midway through its last line
     for start in range(2):
-        run_until_ready_then_stop(tmp_path)
+        with running_netmon(tmp_path) as (_port, proc):
+            assert stop(proc) == 0
         with sqlite3.connect(tmp_path / "netmon.db") as conn:
             rows = conn.execute("SELECT ts FROM probe_result ORDER BY ts").fetchall()
             verdicts = conn.execute("SELECT COUNT(*) FROM verdict_change").fetchone()[0]
