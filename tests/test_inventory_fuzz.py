@@ -14,6 +14,7 @@ each case under :data:`CPU_SECONDS` of CPU and :data:`MEMORY_MB` of memory):
 A clean error is exit 78 with every stderr line ``file:line: ...``; a clean accept is exit 0
 and ``file: OK (...)``. Anything else -- a traceback, another exit status, a case over its CPU
 or memory bound -- fails the test and names the case (its file is kept under pytest's tmp_path).
+The alias bomb is also sent to a real ``netmon run`` by SIGHUP: refused, and netmon serves on.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.netmon_process import running_netmon, stop
+from tests.test_e2e import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "inventory"
@@ -239,3 +245,21 @@ def test_anchors_shared_by_many_sites_are_accepted(tmp_path: Path) -> None:
     inventory = load_inventory(path)
     assert len(inventory.sites) == 3000
     assert {site.policy.max_silence for site in inventory.sites if site.policy} == {900.0}
+
+
+def test_sighup_with_the_alias_bomb_is_refused_and_netmon_keeps_serving(tmp_path: Path) -> None:
+    """The drill's other half: on SIGHUP the same 342 bytes blocked the event loop and killed
+    netmon with no final flush. Now the reload is refused with its line, and netmon serves on
+    and stops cleanly."""
+    with running_netmon(tmp_path) as (port, proc):
+        (tmp_path / "inventory.yaml").write_bytes(
+            (DATA / "hostile" / "alias-bomb.yaml").read_bytes()
+        )
+        proc.send_signal(signal.SIGHUP)
+        log = tmp_path / "netmon.log"
+        wait_for(lambda: "reload refused" in log.read_text())
+        assert f"{tmp_path / 'inventory.yaml'}:9: aliases expand" in log.read_text()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
+        assert health["status"] == "ok" and health["sites"] == 0
+        assert stop(proc) == 0
+    assert "Traceback" not in log.read_text()
