@@ -204,6 +204,7 @@ async def serve(config: ValidatedConfig) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     from exporters.prometheus import make_registry
     from netmon.api import create_app
+    from netmon.api.connections import server_options
     from netmon.poller_link import poller_for
 
     settings = config.settings
@@ -224,7 +225,8 @@ async def serve(config: ValidatedConfig) -> None:
         monitor.snapshot = Snapshotter(settings.data_dir / SNAPSHOT_FILE, settings.snapshot_every)
     app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                    log_level=settings.log_level, lifespan="off", access_log=False))  # fmt: skip
+                                    log_level=settings.log_level, lifespan="off", access_log=False,
+                                    **server_options()))  # fmt: skip
     reloader = _Reloader(monitor, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

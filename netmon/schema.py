@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo
 from pydantic_core import ErrorDetails
 
-from netmon.durations import format_duration, parse_duration
+from netmon.durations import bounded, format_duration, parse_duration
 
 # Where a value sits in a config file: ("sites", 3, "devices", 0, "role").
 Loc = tuple[str | int, ...]
@@ -22,7 +22,7 @@ def _seconds(value: object, info: ValidationInfo) -> float:
     """A duration string (``5s``); from code (context :data:`FROM_CODE`) a number of seconds too."""
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if numeric and info.context and info.context.get("numbers_are_seconds"):
-        return float(value)  # type: ignore[arg-type]
+        return bounded(float(value))  # type: ignore[arg-type]
     return parse_duration(value)
 
 
@@ -33,6 +33,12 @@ Seconds = Annotated[
     PlainSerializer(format_duration, return_type=str),
     Field(gt=0.0),
 ]
+
+
+# Numbers in files are strict: a boolean is not a count (``count: true`` is not 1), and
+# neither is a string or 3.0. A real number may be written as an integer, never inf or nan.
+Int = Annotated[int, Field(strict=True)]
+Real = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):

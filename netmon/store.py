@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -25,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Index, event, func, text
+from sqlalchemy import Boolean, Float, Index, Integer, String, event, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from netmon.errors import StoreError
@@ -124,6 +126,7 @@ class Store:
         self.errors = 0  # failed writes
         self.read_errors = 0
         self.dropped = 0
+        self.spill_skipped = 0  # torn or corrupt spill lines skipped by load_spills
         self.write_failing = False  # the last write failed
         self.read_failing = False  # the last read failed
         self.last_error: str | None = None  # the last failure, short (no SQL, no parameters)
@@ -201,27 +204,66 @@ class Store:
                 conn.execute(SQLModel.metadata.tables[table].insert(), rows)
 
     def spill(self, directory: Path) -> Path | None:
-        """Last resort when the database stays dead at shutdown: pending rows to a JSONL file."""
+        """Last resort when the database stays dead at shutdown: pending rows to a JSONL file.
+
+        Atomic: written to ``spill-<ns>.jsonl.tmp``, fsynced, renamed to ``.jsonl``, the folder
+        fsynced. A kill or a full disk midway leaves only the ``.tmp``, whose complete lines
+        :meth:`load_spills` still takes (those rows were never written anywhere else); a full
+        disk is a StoreError naming it.
+        """
         if not self.pending:
             return None
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"spill-{time.time_ns()}.jsonl"
-        with path.open("w", encoding="utf-8") as out:
-            for table, row in self.pending:
-                out.write(json.dumps({"table": table, "row": row}) + "\n")
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as out:
+                for table, row in self.pending:
+                    out.write(json.dumps({"table": table, "row": row}) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(directory)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot spill {len(self.pending)} rows to {directory}: {exc} (the rows before "
+                "the failure are loaded at the next start)"
+            ) from exc
         return path
 
     def load_spills(self, directory: Path) -> int:
-        """Queue rows spilled by an earlier run (then delete the files: they are queued now)."""
-        n = 0
-        for path in sorted(directory.glob("spill-*.jsonl")):
-            with path.open(encoding="utf-8") as src:
-                for line in src:
-                    item = json.loads(line)
-                    self._queue(item["table"], item["row"])
-                    n += 1
+        """Queue the rows spilled by an earlier run; never raises. Lines that are torn (a file
+        cut short) or corrupt are skipped, counted in ``spill_skipped`` and logged.
+
+        Each file is read whole, then removed (and the folder fsynced), then its rows queued:
+        a row is on disk or in the queue, never both, so a crash or a failed start at any point
+        cannot write a spilled row twice (at worst, a kill -9 right after loses the rows queued).
+        A file that cannot be read or removed is left for the next start, none of it queued.
+        """
+        try:
+            paths = sorted(p for p in directory.glob("spill-*.jsonl*") if _is_spill(p.name))
+        except OSError as exc:
+            log.error("cannot list spilled rows in %s: %s", directory, exc)
+            return 0
+        return sum(self._load_spill(path) for path in paths)
+
+    def _load_spill(self, path: Path) -> int:
+        try:
+            lines = path.read_bytes().splitlines()
+            rows = [row for row in map(_spilled_row, lines) if row is not None]
             path.unlink()
-        return n
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            log.error("cannot load spilled rows from %s (left for the next start): %s", path, exc)
+            return 0
+        skipped = len(lines) - len(rows)
+        if skipped:
+            self.spill_skipped += skipped
+            log.warning("%s: %d torn or corrupt lines skipped, %d rows queued",
+                        path.name, skipped, len(rows))  # fmt: skip
+        for table, row in rows:
+            self._queue(table, row)
+        return len(rows)
 
     async def flush_async(self) -> int:
         return await asyncio.to_thread(self.flush)
@@ -386,6 +428,60 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_SPILLABLE: dict[str, type[SQLModel]] = {
+    ProbeResultRow.__tablename__: ProbeResultRow,
+    VerdictChangeRow.__tablename__: VerdictChangeRow,
+}
+
+
+def _is_spill(name: str) -> bool:
+    return name.endswith((".jsonl", ".jsonl.tmp"))
+
+
+def _spilled_row(line: bytes) -> tuple[str, dict[str, Any]] | None:
+    """One spill line as (table, row); None if it is torn, corrupt, or not a row the table
+    takes (a row the database would refuse would fail every batch it is in, forever)."""
+    try:
+        item = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None
+    if not isinstance(item, dict) or not isinstance(item.get("row"), dict):
+        return None
+    table, given = str(item.get("table")), item["row"]
+    model = _SPILLABLE.get(table)
+    fields = {k: v for k, v in model.model_fields.items() if k != "id"} if model else {}
+    if not fields or not set(given) <= set(fields):
+        return None
+    row = {}
+    for name, info in fields.items():
+        value = given.get(name, None if info.is_required() else info.default)
+        if not _fits(value, SQLModel.metadata.tables[table].columns[name]):
+            return None
+        row[name] = value
+    return table, row
+
+
+def _fits(value: object, column: Any) -> bool:
+    """Whether the database takes ``value`` in ``column`` (type, NULL, length)."""
+    if value is None:
+        return bool(column.nullable)
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    if isinstance(kind, String):
+        return isinstance(value, str) and (kind.length is None or len(value) <= kind.length)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return isinstance(value, bool) and isinstance(kind, Boolean)
+    return isinstance(kind, Float) or (isinstance(kind, Integer) and isinstance(value, int))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _findings_json(found: Findings | None) -> str:

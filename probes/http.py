@@ -46,7 +46,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from netmon.schema import Seconds, Strict
+from netmon.schema import Int, Seconds, Strict
 from probes.base import (
     DEVICE_LABELS,
     JobSpec,
@@ -121,7 +121,7 @@ class HttpSettings(Strict):
     ] = ("200",)
     timeout: Seconds = 5.0
     max_latency: Seconds = 2.0
-    cert_min_days: int = Field(default=14, ge=0, le=3650)
+    cert_min_days: Int = Field(default=14, ge=0, le=3650)
     verify_tls: bool = True
     ca_file: Path | None = None
     follow_redirects: bool = False

@@ -36,7 +36,7 @@ Result (:class:`ProbeResult`)
         complete           bool   every object of the profile was read
         poll_seconds       float  time from first request to last answer
         sys_uptime_seconds float|None
-        rebooted           bool   sysUpTime went back (or lagged) since the previous poll
+        rebooted           bool   sysUpTime went back (or lagged) since the previous reading
         sys_name, sys_descr, sys_object_id   str|None
         scalars            {name: value}   the profile's other scalars
         interfaces         [..]|None  None when the profile has no interfaces role or the
@@ -55,7 +55,9 @@ Result (:class:`ProbeResult`)
 
     Rates, error counts and flaps need a previous *complete* poll of the same device (state is
     kept per ``(site, device)`` and only complete polls update it); the first poll and the
-    poll after a reboot report None rates.
+    poll after a reboot report None rates. ``rebooted`` is judged against the latest sysUpTime
+    read by any poll, a partial one too, so a reboot is counted once however the polls around
+    it went (``probes.snmp_counters.DeviceState``).
 
 Use :func:`match_aps` / :func:`missing_aps` to compare ``findings.to_json()["aps"]`` with the
 inventory.
@@ -81,7 +83,7 @@ from probes.snmp_client import (
     SnmpError,
     open_client,
 )
-from probes.snmp_counters import DeviceState, rebooted
+from probes.snmp_counters import DeviceState, reboots
 from probes.snmp_extract import (
     Interval,
     RawPoll,
@@ -304,6 +306,9 @@ class SnmpPoller:
         found, state = _build(poll, prev, ok)
         if ok and not poll.error:
             self._states[key] = state
+        elif ok and state.seen_at is not None and state.seen_ticks is not None:
+            # partial: its counters are no baseline, but the reboot it saw is counted now
+            self._states.setdefault(key, DeviceState()).saw_uptime(state.seen_at, state.seen_ticks)
         self._log_changes(poll, prev, ok, found)
         self._states.setdefault(key, DeviceState()).answering = ok
         return ProbeResult(
@@ -399,17 +404,15 @@ def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[SnmpFinding
     """The result's findings and the device state to keep if the poll was complete."""
     profile, raw = poll.profile, poll.raw
     info = system_info(profile, raw)
-    ticks = info.pop("sys_uptime_ticks")
+    read = info.pop("sys_uptime_ticks")
+    ticks = read if isinstance(read, int) else None
     elapsed = poll.at - prev.at if prev and prev.at is not None else None
-    went_back = bool(
-        prev and prev.uptime_ticks is not None and isinstance(ticks, int) and elapsed is not None
-        and rebooted(prev.uptime_ticks, ticks, elapsed)
-    )  # fmt: skip
-    state = DeviceState(at=poll.at, uptime_ticks=ticks if isinstance(ticks, int) else None)
+    went_back, reset = reboots(prev, poll.at, ticks)
+    state = DeviceState(at=poll.at, uptime_ticks=ticks, seen_at=poll.at, seen_ticks=ticks)
     notes: list[str] = []
     interfaces: tuple[Interface, ...] | None = None
     if profile.interfaces and ok:
-        interval = Interval(prev, elapsed, went_back)
+        interval = Interval(prev, elapsed, reset)
         rows, state.interfaces = interface_rows(profile, raw, interval, notes)
         interfaces = tuple(Interface(**row) for row in rows)  # type: ignore[arg-type]
     aps = ap_rows(profile, raw) if profile.aps and ok else None
@@ -417,7 +420,7 @@ def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[SnmpFinding
         profile=profile.name,
         complete=not poll.error,
         poll_seconds=round(poll.duration, 6),
-        sys_uptime_seconds=ticks / 100 if isinstance(ticks, int) else None,
+        sys_uptime_seconds=ticks / 100 if ticks is not None else None,
         rebooted=went_back,
         **info,
         scalars=other_scalars(profile, raw),

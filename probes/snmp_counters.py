@@ -4,7 +4,8 @@ Reboot
     sysUpTime (TimeTicks, 1/100 s, wraps at 2**32 = ~497 days) that went back, or advanced far
     less than the wall clock between the polls, means the agent restarted in between. A value
     that went back to where a 2**32 wrap puts it is a wrap, not a reboot. Slack: 60 s or 10 %
-    of the interval, whichever is larger.
+    of the interval, whichever is larger. Judged against the latest reading, partial poll or
+    not (:func:`reboots`): one reboot, one count.
 
 Counters
     The increase of a ``width``-bit counter is ``(cur - prev) mod 2**width`` (at most one wrap
@@ -92,9 +93,38 @@ class InterfaceState:
 
 @dataclass(slots=True)
 class DeviceState:
-    """Per-device memory between polls (rates, reboots, flaps, log-on-change)."""
+    """Per-device memory between polls (rates, reboots, flaps, log-on-change).
 
-    at: float | None = None  # monotonic time of the previous successful poll
-    uptime_ticks: int | None = None
+    Two baselines: the counters' (``at``, ``uptime_ticks``, ``interfaces``: the previous
+    *complete* poll, which rates need) and the reboots' (``seen_at``, ``seen_ticks``: the latest
+    sysUpTime read by *any* poll, a partial one too). A reboot is judged against the latest
+    reading, so it is counted by the first poll that sees it and never again by the next one --
+    however the polls around it went."""
+
+    at: float | None = None  # monotonic time of the previous complete poll
+    uptime_ticks: int | None = None  # sysUpTime at the previous complete poll
     interfaces: dict[int, InterfaceState] = field(default_factory=dict)
     answering: bool | None = None  # None until the first poll
+    seen_at: float | None = None  # monotonic time of the latest sysUpTime reading
+    seen_ticks: int | None = None
+
+    def saw_uptime(self, at: float, ticks: int) -> None:
+        self.seen_at, self.seen_ticks = at, ticks
+
+
+def reboots(prev: DeviceState | None, at: float, ticks: int | None) -> tuple[bool, bool]:
+    """(rebooted, counters reset) for a sysUpTime of ``ticks`` read at ``at``.
+
+    ``rebooted``: since the latest reading (what a result reports and a verdict counts: once).
+    ``counters reset``: since the previous complete poll (the counters' baseline), which may be
+    older than a partial poll that already reported the reboot: rates across it are void."""
+    if prev is None or ticks is None:
+        return False, False
+    since_seen = _went_back(prev.seen_at, prev.seen_ticks, at, ticks)
+    return since_seen, since_seen or _went_back(prev.at, prev.uptime_ticks, at, ticks)
+
+
+def _went_back(prev_at: float | None, prev_ticks: int | None, at: float, ticks: int) -> bool:
+    return (
+        prev_at is not None and prev_ticks is not None and rebooted(prev_ticks, ticks, at - prev_at)
+    )

@@ -28,7 +28,16 @@ from pydantic import (
     model_validator,
 )
 
-from netmon.schema import FROM_CODE, Loc, Seconds, Strict, error_loc, error_message, field_name
+from netmon.schema import (
+    FROM_CODE,
+    Int,
+    Loc,
+    Seconds,
+    Strict,
+    error_loc,
+    error_message,
+    field_name,
+)
 
 ProfileName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
@@ -55,11 +64,25 @@ def _resolve_secret(value: object) -> object:
                 raise ValueError(f"environment variable {ref.env} is not set")
             return SecretStr(os.environ[ref.env])
         assert ref.file is not None
-        try:
-            return SecretStr(ref.file.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {ref.file}: {exc.strerror}") from None
+        return SecretStr(_read_secret(ref.file))
     return value
+
+
+MAX_SECRET_BYTES = 4096  # a passphrase, not a file to load (``file: /dev/zero`` never ends)
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise ValueError(f"secret file {path} is longer than {MAX_SECRET_BYTES} bytes")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {path} is not UTF-8") from None
 
 
 Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
@@ -85,7 +108,7 @@ class SnmpCredentials(Strict):
     auth_key: Secret | None = None  # passphrase; none: noAuthNoPriv
     priv_protocol: PrivProtocol = "AES"  # AES is AES-128 (Blumenthal key expansion above)
     priv_key: Secret | None = None  # passphrase; none: authNoPriv
-    port: Annotated[int, Field(ge=1, le=65535)] = 161
+    port: Annotated[Int, Field(ge=1, le=65535)] = 161
 
     @field_validator("version", mode="before")
     @classmethod
@@ -114,10 +137,10 @@ class SnmpLimits(Strict):
     """How long and how hard one poll of a device may try."""
 
     timeout: Seconds = 2.0  # per request
-    retries: Annotated[int, Field(ge=0, le=10)] = 1  # extra attempts per request after a timeout
+    retries: Annotated[Int, Field(ge=0, le=10)] = 1  # extra attempts per request after a timeout
     max_poll_time: Seconds = 20.0  # bound on one whole poll of a device
     # column walks in flight per device poll (1: one after another)
-    max_walks: Annotated[int, Field(ge=1, le=MAX_WALKS_LIMIT)] = 4
+    max_walks: Annotated[Int, Field(ge=1, le=MAX_WALKS_LIMIT)] = 4
 
 
 class SnmpDefaults(SnmpLimits):
@@ -128,7 +151,7 @@ class SnmpPoll(SnmpCredentials, SnmpLimits):
     """Everything one poll of one device needs, with every rule: credentials, profile, limits."""
 
     profile: ProfileName = "generic"
-    max_repetitions: Annotated[int, Field(ge=1, le=1000)] = 40  # GETBULK max-repetitions
+    max_repetitions: Annotated[Int, Field(ge=1, le=1000)] = 40  # GETBULK max-repetitions
 
 
 def check_poll(values: Mapping[str, object]) -> SnmpPoll:

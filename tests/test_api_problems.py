@@ -91,6 +91,11 @@ async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient)
         ("/api/v1/sites?type=hospital&verdict=fine", ["query.type", "query.verdict"]),
         ("/api/v1/sites/chc-bundu/history?limit=0", ["query.limit"]),
         ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=yesterday&limit=x", ["query.since", "query.limit"]),
+        ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=0.5", ["query.since"]),  # not Unix time
+        ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=1800000000", ["query.since"]),
+        ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=2026-01-01", ["query.since"]),
+        ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=2026-01-01T00:00:00", ["query.since"]),
+        ("/api/v1/sites/chc-bundu/devices/wan-1/results?since=2026-13-01T00:00:00Z", ["query.since"]),
     ],
 )  # fmt: skip
 async def test_invalid_request_is_422_problem_listing_fields(

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,14 @@ from probes.snmp import KIND as SNMP
 from probes.snmp import SnmpParams, SnmpPoller, SnmpSettings
 from probes.snmp_client import SnmpClient, open_client
 from tests.snmp import agents, extra
-from tests.snmp.agents import COMMUNITY, V3_AUTH_USER, V3_NOAUTH_USER, V3_PRIV_USER, Agent
+from tests.snmp.agents import (
+    COMMUNITY,
+    V3_AUTH_USER,
+    V3_NOAUTH_USER,
+    V3_PRIV_USER,
+    Agent,
+    start_snmpd,
+)
 from tests.snmp.delay_proxy import DelayProxy, ProxyStats
 
 snmpd_fixture = agents.snmpd_fixture
@@ -281,3 +289,44 @@ async def test_concurrency_is_bounded(snmpd: Agent) -> None:
     devices = [Target("lab", f"d{i}", snmpd.host) for i in range(12)]
     results = await asyncio.gather(*(poller.poll(d, v2c(snmpd)) for d in devices))
     assert all(r.ok for r in results) and peak == 3
+
+
+async def test_a_reboot_is_counted_once_when_the_poll_after_it_is_partial(
+    own_snmpd: Agent, poller: SnmpPoller, tmp_path: Path
+) -> None:
+    """The drill: ``netmon lab reboot``, and the first poll after it partial ("no SNMP response
+    after 2 attempts"). That poll saw sysUpTime go back and reported the reboot; the next
+    complete poll compared with the uptime from before the reboot again and reported it a
+    second time ("rebooted 2 time(s)", 10 ms apart). A real snmpd restart, a real stall."""
+    agent = own_snmpd
+    pause_next: list[Agent] = []
+
+    async def factory(address: str, settings: SnmpSettings) -> SnmpClient:
+        client = await open_client(address, settings)
+        return PauseAfterFirstWalk(client, pause_next.pop()) if pause_next else client  # type: ignore[return-value]
+
+    poller = SnmpPoller(poller.profiles, client_factory=factory)
+    settings = v2c(agent, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=1)
+    await asyncio.sleep(1.5)  # an uptime the restarted agent's is well below
+    before = await poller.poll(target(agent), settings)
+    assert before.ok and extra(before)["complete"] and not extra(before)["rebooted"]
+    agent.stop()
+    with start_snmpd(tmp_path / "snmpd", port=agent.port) as restarted:  # the reboot
+        pause_next.append(restarted)
+        partial = await poller.poll(target(agent), settings)
+        restarted.resume()
+        complete = await poller.poll(target(agent), settings)
+        await asyncio.sleep(1.0)  # our own SNMP traffic on lo far below its 10 Mbit/s speed
+        later = await poller.poll(target(agent), settings)
+    assert partial.ok and not extra(partial)["complete"]
+    assert partial.reason.startswith("partial poll: no SNMP response after 2 attempts")
+    assert extra(partial)["sys_uptime_seconds"] < extra(before)["sys_uptime_seconds"]
+    assert extra(partial)["rebooted"]  # counted by the first poll that saw it ...
+    assert extra(complete)["complete"] and not extra(complete)["rebooted"]  # ... and only there
+    assert not extra(later)["rebooted"]
+
+    def lo_in_bps(result: ProbeResult) -> float | None:
+        return next(r["in_bps"] for r in extra(result)["interfaces"] if r["name"] == "lo")
+
+    assert lo_in_bps(complete) is None  # its counters' baseline is from before the reboot
+    assert lo_in_bps(later) is not None  # and the next one has rates again

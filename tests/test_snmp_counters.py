@@ -12,11 +12,13 @@ from probes.base import Target
 from probes.snmp import SnmpPoller, SnmpSettings, match_aps, missing_aps, normalize_mac
 from probes.snmp_client import RequestStats, SnmpClient, SnmpRequestError, Value
 from probes.snmp_counters import (
+    DeviceState,
     counter_increase,
     error_increase,
     flap_increment,
     octet_rate,
     rebooted,
+    reboots,
 )
 from probes.snmp_profiles import load_profiles
 from tests.conftest import FakeClock
@@ -311,3 +313,19 @@ async def test_the_v3_engine_id_is_remembered_per_device_address_and_port(
     assert poller.engine_id_of(moved, v3) is None
     await poller.poll(TARGET, SETTINGS)  # v2c: nothing to remember
     assert agent.opened_with[-1] is None and poller.engine_id_of(TARGET, SETTINGS) is None
+
+
+def test_a_reboot_is_judged_against_the_latest_reading_of_any_poll() -> None:
+    """Complete poll A, a reboot, partial poll B (sysUpTime read, counters no baseline),
+    complete C, complete D: B reports the reboot, C does not again (but its counters, against
+    A, are void), D is clean. Without B's reading, C reports it (once)."""
+    a = DeviceState(at=0.0, uptime_ticks=360_000, seen_at=0.0, seen_ticks=360_000)  # up 1 h
+    assert reboots(a, 60.0, 1_500) == (True, True)  # B: 15 s of uptime after 60 s: rebooted
+    a.saw_uptime(60.0, 1_500)  # what the poller keeps from the partial poll B
+    assert reboots(a, 120.0, 7_500) == (False, True)  # C: counted already; counters from A void
+    c = DeviceState(at=120.0, uptime_ticks=7_500, seen_at=120.0, seen_ticks=7_500)
+    assert reboots(c, 180.0, 13_500) == (False, False)  # D
+    unseen = DeviceState(at=0.0, uptime_ticks=360_000, seen_at=0.0, seen_ticks=360_000)
+    assert reboots(unseen, 120.0, 7_500) == (True, True)  # B read no sysUpTime: C counts it
+    assert reboots(None, 60.0, 1_500) == (False, False)
+    assert reboots(a, 60.0, None) == (False, False)

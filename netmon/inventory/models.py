@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from netmon.schema import Seconds, Strict
+from netmon.schema import Int, Real, Seconds, Strict
 from probes import KINDS
 from probes.snmp_settings import DeviceSnmp, SnmpConfig
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 else:
     ProbeKind = Literal[tuple(KINDS)]  # the registered probe kinds' names (probes.KINDS)
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
-Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Ratio = Annotated[Real, Field(ge=0.0, le=1.0)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -46,14 +46,14 @@ class ProbeSettings(Strict):
     """How often and how hard to probe; any field left out is inherited."""
 
     interval: Seconds | None = None
-    count: Annotated[int, Field(ge=1, le=100)] | None = None
+    count: Annotated[Int, Field(ge=1, le=100)] | None = None
     timeout: Seconds | None = None
     spacing: Seconds | None = None
 
 
 class Defaults(Strict):
     interval: Seconds = 60.0
-    count: Annotated[int, Field(ge=1, le=100)] = 5
+    count: Annotated[Int, Field(ge=1, le=100)] = 5
     timeout: Seconds = 1.0
     spacing: Seconds = 1.0
 
@@ -62,18 +62,18 @@ class Policy(Strict):
     """Defaults anchored in TRAI QoS and leased-line SLAs (../shared/domain.md)."""
 
     window: Seconds = 86400.0
-    min_probes: Annotated[int, Field(ge=1)] = 1
+    min_probes: Annotated[Int, Field(ge=1)] = 1
     uplink_availability: Ratio = 0.99
     uplink_max_loss: Ratio = 0.01
     ap_max_loss: Ratio = 0.02
     rtt_p95_max: Seconds = 0.120
     ap_min_up_ratio: Ratio = 0.90
-    small_site_aps: Annotated[int, Field(ge=0)] = 5
-    small_site_max_aps_down: Annotated[int, Field(ge=0)] = 1
+    small_site_aps: Annotated[Int, Field(ge=0)] = 5
+    small_site_max_aps_down: Annotated[Int, Field(ge=0)] = 1
     max_outage: Seconds = 4 * 3600.0
     max_silence: Seconds = 600.0  # no uplink result for longer: unknown (no data), never down
-    max_reboots: Annotated[int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
-    max_outages: Annotated[int, Field(ge=0)] = (
+    max_reboots: Annotated[Int, Field(ge=0)] = 0  # per device in the window (SNMP sysUpTime)
+    max_outages: Annotated[Int, Field(ge=0)] = (
         2  # per non-uplink device in the window: more is flapping
     )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ def _fail(exc: Exception) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from netmon.lab.lab import Lab
 
+    obey_sigint()
     try:
         scenarios = load_scenarios(args.scenarios) if args.scenarios else bundled_scenarios()
         lab = Lab(scenarios, args.workdir, seed=args.seed, snmp=not args.no_snmp,
@@ -97,6 +99,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopped; namespace removed")
     return 0
+
+
+def obey_sigint() -> None:
+    """Ctrl-C (SIGINT) stops the lab whatever this process inherited. Python installs its
+    KeyboardInterrupt handler only if SIGINT was at its default when it started; a shell script
+    or CI job that runs us in the background (``cmd &``), or ``nohup``, hands us SIGINT ignored,
+    and ``netmon lab up`` would then never stop on it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _print_lab(lab: Any) -> None:

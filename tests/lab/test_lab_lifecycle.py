@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -90,14 +91,30 @@ def test_netmon_lab_cleanup_removes_a_stale_namespace(tmp_path: Path) -> None:
     _assert_clean(stale, tmp_path)
 
 
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a script or nohup hand it over
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as an interactive shell hands it over
+
+
 @pytest.mark.parametrize(
-    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
-)
-def test_lab_up_stops_cleanly_on_signals(sig: signal.Signals, tmp_path: Path) -> None:
+    ("sig", "inherited"),
+    [(signal.SIGTERM, _sigint_default), (signal.SIGINT, _sigint_default),
+     (signal.SIGHUP, _sigint_default), (signal.SIGINT, _sigint_ignored)],
+    ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGINT-inherited-ignored"],
+)  # fmt: skip
+def test_lab_up_stops_cleanly_on_signals(
+    sig: signal.Signals, inherited: Callable[[], None], tmp_path: Path
+) -> None:
+    """Whatever SIGINT the parent hands over (pytest itself may run in the background, with
+    SIGINT ignored: the child's is set explicitly, so each case tests what its name says)."""
     inventory = tmp_path / "inventory.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "netmon.cli", "lab", "up", "--scenarios", str(HEALTHY),
                              "--inventory-out", str(inventory), "--workdir", str(tmp_path / "w")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=REPO)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=REPO,
+                            preexec_fn=inherited)  # fmt: skip
     try:
 
         def started() -> bool:  # the record is written before the inventory: wait for both

@@ -124,8 +124,9 @@ def _need(module: str, why: str) -> None:
         pytest.skip(why)
 
 
-def start_snmpd(workdir: Path) -> Agent:
-    """snmpd on 127.0.0.1:<free port> with the v2c community and the three v3 users above."""
+def start_snmpd(workdir: Path, port: int | None = None) -> Agent:
+    """snmpd on 127.0.0.1:<free port> (or ``port``: a restart where it was) with the v2c
+    community and the three v3 users above."""
     _need("gufo.snmp", "gufo-snmp is not installed (pip install gufo-snmp)")
     snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
     if not Path(snmpd).exists():
@@ -139,11 +140,11 @@ def start_snmpd(workdir: Path) -> Agent:
         nu=V3_NOAUTH_USER,
     ))  # fmt: skip
     (workdir / "persist").mkdir(exist_ok=True)
-    port = free_udp_port()
+    port = port or free_udp_port()
     log = workdir / "snmpd.log"
     cmd = [snmpd, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(workdir / "snmpd.pid"),
            f"udp:{HOST}:{port}"]  # fmt: skip
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, env=quiet_env(workdir / "persist"),
             start_new_session=True,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BeforeValidator
 
 from netmon.api import problems
 from netmon.api.deps import DeviceDep, MonitorDep
@@ -14,6 +15,21 @@ from netmon.api.models import ResultPublic, ResultsPublic, iso
 from netmon.store import ProbeResultRow
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", re.ASCII
+)
+
+
+def _date_time(value: object) -> object:
+    """``since`` is what the OpenAPI says, an RFC 3339 date-time with its offset: not Unix
+    seconds (pydantic alone takes ``0.5`` as 1970-01-01T00:00:00.5Z), not a date, not a naive
+    time (whose meaning would depend on the server's time zone)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("expected a date-time with its offset, like 2026-01-01T06:00:00+05:30")
+    return value
+
+
+Since = Annotated[AwareDatetime, BeforeValidator(_date_time)]
 
 
 def result_public(r: ProbeResultRow) -> ResultPublic:
@@ -30,7 +46,7 @@ async def device_results(
     found: DeviceDep,
     monitor: MonitorDep,
     since: Annotated[
-        datetime | None, Query(description="ISO 8601; default: the policy window")
+        Since | None, Query(description="RFC 3339 date-time; default: the policy window")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> ResultsPublic:

@@ -1,0 +1,57 @@
+"""``netmon run`` as a real process on an empty inventory, for the drills (tests/test_spill.py,
+tests/test_http_hygiene.py): its own data folder and SQLite database, a free port, a log file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.test_e2e import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def running_netmon(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Start netmon in ``workdir``, wait until /healthz says ok; yield (port, process). Killed
+    at the end if the test did not stop it (with SIGTERM, as it should)."""
+    config = workdir / "inventory.yaml"
+    config.write_text("sites: []\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMON_")}
+    env.update(NETMON_DATA_DIR=str(workdir), NETMON_LOG_LEVEL="info")
+    port = free_port()
+    with (workdir / "netmon.log").open("a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port",
+             str(port), "--database-url", f"sqlite:///{workdir / 'netmon.db'}"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def ready_or_gone() -> bool:
+        if proc.poll() is not None:
+            return True
+        return bool(
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+        )
+
+    try:
+        wait_for(ready_or_gone)
+        assert proc.poll() is None, (workdir / "netmon.log").read_text()
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    """SIGTERM and the exit status."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(60)
