@@ -354,7 +354,11 @@ class Monitor:
                 log.error("final flush attempt %d failed: %s", attempt + 1, exc)
                 await asyncio.sleep(1.0)
         if self.spill_dir is not None:
-            path = self.store.spill(self.spill_dir)
+            try:
+                path = self.store.spill(self.spill_dir)
+            except StoreError as exc:  # e.g. the disk is full too: say so, once, and exit
+                log.error("%s; %d results could not be kept", exc, len(self.store.pending))
+                return
             log.error("database unreachable: %d rows saved to %s, loaded at next start",
                       len(self.store.pending), path)  # fmt: skip
         else:
