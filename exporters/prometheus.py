@@ -38,8 +38,11 @@ netmon itself:
   netmon_store_pending_results, netmon_store_pending_capacity, netmon_store_dropped_results_total,
   netmon_last_evaluation_timestamp_seconds, netmon_sites, netmon_devices, netmon_info,
   netmon_build_info{version, python}, netmon_probe_engine_events_total{kind, event} (each
-  kind's ``engine_stats``: ICMP sent, received, timed_out, late, foreign, kernel_drops,
-  send_errors, send_retries, ...), and prometheus_client's process_* metrics.
+  kind's ``engine_stats``: ICMP sent, received, timed_out, late, late_reads,
+  no_kernel_timestamp, foreign, kernel_drops, send_errors, send_retries, ...),
+  netmon_poller_up, netmon_poller_restarts_total (the poller process),
+  netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds, and
+  prometheus_client's process_* metrics (the server's; the poller's CPU is its own process).
 """
 
 from __future__ import annotations
