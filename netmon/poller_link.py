@@ -30,7 +30,7 @@ from netmon import __version__
 from netmon.channel import Channel, ChannelError, decode_result
 from netmon.errors import NetmonError
 from netmon.poller import Poller, PollerStats, Sink
-from probes import Engines
+from probes import Engines, ProbeResult
 
 if TYPE_CHECKING:
     from netmon.config import ValidatedConfig
@@ -114,7 +114,8 @@ class PollerProcess:
         self._reader: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._taking = asyncio.Event()  # set by start(): results flow to the sink
+        self._taking = False  # set by start(): results flow to the sink (held until then)
+        self._held: list[tuple[str, str, ProbeResult]] = []  # taken while the server loads
         self._stopping = False
         self._last_message = time.monotonic()
         self.silent_limit = SILENT_LIMIT
@@ -154,7 +155,12 @@ class PollerProcess:
         self._reader = asyncio.create_task(self._read(self._channel), name="poller-results")
 
     async def start(self, inventory: Inventory) -> None:
-        self._taking.set()
+        """Results flow to the sink from now on, beginning with those the poller took while
+        the server was loading its history (it probes from ``open``: no gap at a restart)."""
+        self._taking = True
+        held, self._held = self._held, []
+        for site, device, result in held:
+            self.sink(site, device, result)
         self._keeper = asyncio.create_task(self._keep_alive(), name="poller-keeper")
         self._watch = asyncio.create_task(self._watchdog(), name="poller-watchdog")
 
@@ -179,7 +185,6 @@ class PollerProcess:
 
     async def _read(self, channel: Channel) -> None:
         """Take every message until the channel closes (the child exited or said bye)."""
-        await self._taking.wait()
         try:
             while (message := await channel.receive()) is not None:
                 if self._handle(message):
@@ -197,7 +202,10 @@ class PollerProcess:
             for row in message.get("items", ()):
                 site, device, result = decode_result(row)
                 self.results += 1
-                self.sink(site, device, result)
+                if self._taking:
+                    self.sink(site, device, result)
+                else:
+                    self._held.append((site, device, result))
         elif kind == "stats":
             self._stats = PollerStats.from_json(message)
         elif kind == "bye":
@@ -243,7 +251,6 @@ class PollerProcess:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._taking.set()
         if self._channel is not None and self.connected:
             with contextlib.suppress(ConnectionError, OSError):
                 await self._channel.send({"type": "stop"})
@@ -251,6 +258,11 @@ class PollerProcess:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._reader), STOP_TIMEOUT)
         await self._reap()
+        if not self._taking:  # stopped while loading: what was probed is still stored
+            self._taking = True
+            held, self._held = self._held, []
+            for site, device, result in held:
+                self.sink(site, device, result)
 
     async def _reap(self) -> int | None:
         """Wait for the child to exit (TERM, then KILL if it does not); close the channel."""

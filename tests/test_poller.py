@@ -10,6 +10,7 @@ import os
 import signal
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -198,6 +199,44 @@ async def test_a_hung_poller_is_stopped_and_replaced(tmp_path: Path) -> None:
         taken = monitor.results_taken
         await wait_for(lambda: monitor.results_taken > taken)
     finally:
+        await monitor.stop()
+        store.close()
+
+
+async def test_probing_starts_at_once_while_the_server_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart probes from the first second: while the history refill is still running (here
+    held until the poller has taken results), the poller probes and reports; what it took
+    then is folded, in order, once the server is ready."""
+    _need_icmp()
+    config = config_for(tmp_path, n=2)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    monitor = Monitor(config.inventory, store)
+    link = PollerProcess(monitor.record)
+    monitor.poller = link
+    refill = threading.Event()
+    original = monitor.load_history
+
+    def slow_load() -> int:
+        assert refill.wait(60), "the poller never probed while the server loaded"
+        return original()
+
+    monkeypatch.setattr(monitor, "load_history", slow_load)
+    await link.open(config)
+    starting = asyncio.create_task(monitor.start(evaluate_every=0.2))
+    try:
+        await wait_for(lambda: link.stats().started >= 4 and link.results >= 4)
+        assert not monitor.ready and monitor.results_taken == 0  # held, not folded yet
+        refill.set()
+        await starting
+        assert monitor.results_taken >= 4  # the held results, folded as the monitor started
+        await wait_for(lambda: monitor.status["chc-test"].verdict == "fully_functional")
+    finally:
+        refill.set()
+        if not starting.done():
+            await starting
         await monitor.stop()
         store.close()
 
