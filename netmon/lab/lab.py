@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -229,7 +229,7 @@ class Lab:
                 "--control", str(self.control_path), "--parent-pid", str(os.getpid()),
                 "--max-seconds", str(self.max_seconds)]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(Path(netmon.__file__).resolve().parents[1]))
-        with (self.workdir / "responder.log").open("ab") as log:
+        with (self.workdir / "responder.log").open("ab") as log, _stop_signals_deferred():
             self.responder = subprocess.Popen(self.ns.command(args), stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=log, env=env,
                                               preexec_fn=die_with_parent)  # fmt: skip
@@ -257,7 +257,8 @@ class Lab:
                 agent.write_files()
                 self.agents[key] = agent
         for agent in self.agents.values():
-            agent.start(self.ns, self.workdir, die_with_parent)
+            with _stop_signals_deferred():
+                agent.start(self.ns, self.workdir, die_with_parent)
         if self.agents:
             wait_listening(list(self.agents.values()), self.ns)
 
@@ -431,3 +432,23 @@ def _main() -> bool:
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """While a helper process is started: a stop signal is noted and delivered right after.
+    Raised inside ``Popen`` (between the fork and the Popen object), it would leave a child that
+    nothing knows about -- not yet in the namespace either, so ``destroy`` misses it too."""
+    if not _main():
+        yield
+        return
+    got: list[int] = []
+    sigs = (*_HANDLED, signal.SIGINT)
+    old = {sig: signal.signal(sig, lambda n, _f: got.append(n)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if got:
+            signal.raise_signal(got[0])  # now, to the handler it was meant for

@@ -632,3 +632,21 @@ def test_fping_vcount_parsing() -> None:
     assert out["198.18.8.1"].avg is None
     with pytest.raises(LabError):
         parse_vcount(text, ["198.18.9.9"])
+
+
+def test_a_stop_signal_while_a_helper_starts_is_delivered_right_after() -> None:
+    """SIGTERM landing inside Popen (after the fork, before the Popen object exists) would
+    orphan the child: the lab defers it to just after the start."""
+    import signal
+
+    from netmon.lab import lab as lab_module
+
+    calls: list[int] = []
+    old = signal.signal(signal.SIGHUP, lambda n, _f: calls.append(n))
+    try:
+        with lab_module._stop_signals_deferred():
+            signal.raise_signal(signal.SIGHUP)
+            assert calls == []  # held while the helper starts
+        assert calls == [signal.SIGHUP]  # delivered, to the handler it was meant for
+    finally:
+        signal.signal(signal.SIGHUP, old)
