@@ -11,8 +11,9 @@ A hung database never blocks the rest (:class:`Timeouts`): PostgreSQL connects w
 itself; a server that cannot even do that (SIGSTOPped, frozen VM, black-holed network) is cut
 by the store: an operation past its ``deadline`` shuts down the sockets of every connection to
 it, so the blocked thread gets an error at once. Either way the operation is a StoreError,
-counted (``errors`` / ``read_errors``), and a failed write keeps its rows queued. SQLite waits
-at most ``statement`` seconds for a lock (its busy timeout).
+counted (``errors`` / ``read_errors``), and a failed write keeps its rows queued. The start-up
+reads over the whole table (refill, devices ever up) have ``bulk`` seconds instead. SQLite
+waits at most ``statement`` seconds for a lock (its busy timeout).
 
 A result's typed findings go to the ``extra`` JSON column as their kind's ``to_json()`` and come
 back through that kind's ``from_json`` (``ProbeKind.decode``), so results re-read at start-up
@@ -125,6 +126,7 @@ class Timeouts:
     statement: float = 10.0  # PostgreSQL statement_timeout; SQLite: its busy timeout
     lock: float = 5.0  # PostgreSQL lock_timeout
     margin: float = 2.0  # past the statement timeout, the server is hung: cut its connections
+    bulk: float = 300.0  # the statement timeout of the start-up reads over the whole table
 
     @property
     def deadline(self) -> float:
@@ -165,16 +167,22 @@ class _Deadlines:
         self._expire = expire
         self._cond = threading.Condition()
         self._due: dict[int, float] = {}  # token -> monotonic deadline
+        self._started: dict[int, float] = {}  # token -> monotonic start
         self._tokens = itertools.count()
+        self._bulk: set[int] = set()  # tokens with a bound of their own (not "overdue")
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def bound(self) -> Iterator[dict[str, bool]]:
-        """Watch the block; the yielded dict's ``expired`` says whether it ran past."""
+    def bound(self, seconds: float | None = None) -> Iterator[dict[str, bool]]:
+        """Watch the block (``seconds``, default :attr:`seconds`); the yielded dict's
+        ``expired`` says whether it ran past."""
         state = {"expired": False}
         with self._cond:
             token = next(self._tokens)
-            self._due[token] = time.monotonic() + self.seconds
+            self._started[token] = time.monotonic()
+            self._due[token] = self._started[token] + (seconds or self.seconds)
+            if seconds:
+                self._bulk.add(token)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store-deadline",
                                                 daemon=True)  # fmt: skip
@@ -184,13 +192,15 @@ class _Deadlines:
             yield state
         finally:
             with self._cond:
+                self._started.pop(token, None)
+                self._bulk.discard(token)
                 state["expired"] = self._due.pop(token, None) is None
 
     def overdue(self, after: float) -> bool:
-        """Whether an operation in flight has run more than ``after`` seconds."""
+        """Whether an operation in flight with the default bound has run past ``after`` s."""
         with self._cond:
-            first = min(self._due.values(), default=None)
-        return first is not None and time.monotonic() - (first - self.seconds) > after
+            first = min((t for k, t in self._started.items() if k not in self._bulk), default=None)
+        return first is not None and time.monotonic() - first > after
 
     def _run(self) -> None:
         while True:
@@ -399,7 +409,7 @@ class Store:
         24 h window, millions of rows, from here.
         """
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
-        for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk):
+        for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk, bulk=True):
             yield site, dev, result
 
     def results_after(
@@ -407,7 +417,7 @@ class Store:
     ) -> Iterator[tuple[str, str, ProbeResult]]:
         """Every result stored with an id above ``row_id``, in id order (the rows written after
         a snapshot's cut, ``netmon.snapshot``): a primary-key range, whatever the table's size."""
-        for _id, site, dev, result in self._read_results(None, row_id, chunk):
+        for _id, site, dev, result in self._read_results(None, row_id, chunk, bulk=True):
             yield site, dev, result
 
     def device_results(
@@ -420,10 +430,10 @@ class Store:
             yield result
 
     def _read_results(
-        self, where: Any, after_id: int, chunk: int = 50_000
+        self, where: Any, after_id: int, chunk: int = 50_000, bulk: bool = False
     ) -> Iterator[tuple[int, str, str, ProbeResult]]:
         """(id, site, device, result) of the rows matching ``where`` with an id above
-        ``after_id``, in id-ordered chunks of plain columns."""
+        ``after_id``, in id-ordered chunks of plain columns (``bulk``: the start-up reads)."""
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok,
                 t.c.sent, t.c.received, t.c.rtts, t.c.reason, t.c.extra)  # fmt: skip
@@ -431,7 +441,9 @@ class Store:
         while True:
             cond = t.c.id > last_id if where is None else where & (t.c.id > last_id)
             q = select(*cols).where(cond).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
-            with self._guarded("reading", "stored results"), self.engine.connect() as conn:
+            with self._guarded("reading", "stored results", bulk), self.engine.connect() as conn:
+                if bulk:
+                    self._allow_bulk(conn)
                 rows = conn.execute(q).all()
             if not rows:
                 return
@@ -480,9 +492,10 @@ class Store:
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
         r = ProbeResultRow
-        with self._guarded("reading", "devices ever up"), Session(self.engine) as s:
+        with self._guarded("reading", "devices ever up", bulk=True), self.engine.connect() as s:
+            self._allow_bulk(s)
             q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
-            return {(a, b, c) for a, b, c in s.exec(q).all()}
+            return {(a, b, c) for a, b, c in s.execute(q).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
         with self._guarded("reading", "latest verdicts"), Session(self.engine) as s:
@@ -513,12 +526,17 @@ class Store:
         return [row for t, row in self.pending.copy() if t == table and wanted(row)]
 
     @contextlib.contextmanager
-    def _guarded(self, doing: Literal["reading", "writing"], what: str) -> Iterator[None]:
+    def _guarded(
+        self, doing: Literal["reading", "writing"], what: str, bulk: bool = False
+    ) -> Iterator[None]:
         """Translate a database error into StoreError, and note the failure (or the recovery)
         of that direction: reads and writes are counted and flagged apart. The block is
-        bounded by the deadline (PostgreSQL): past it, the database is taken as hung."""
+        bounded by the deadline (PostgreSQL): past it, the database is taken as hung. A
+        ``bulk`` read (start-up, the whole table) has ``Timeouts.bulk`` instead, and must
+        ``_allow_bulk`` its connection's statement timeout."""
         reading = doing == "reading"
-        watch = self._deadlines.bound() if self._deadlines else contextlib.nullcontext(None)
+        budget = self.timeouts.bulk + self.timeouts.margin if bulk else None
+        watch = self._deadlines.bound(budget) if self._deadlines else contextlib.nullcontext(None)
         try:
             with watch as state:
                 yield
@@ -537,6 +555,12 @@ class Store:
             self.read_failing = False
         else:
             self.write_failing = False
+
+    def _allow_bulk(self, conn: Any) -> None:
+        """Raise the statement timeout of ``conn``'s transaction to ``Timeouts.bulk``."""
+        if conn.dialect.name == "postgresql":
+            ms = round(self.timeouts.bulk * 1000)
+            conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
 
     def _cut_connections(self) -> None:
         """An operation ran past its deadline: the server does not even answer its own
