@@ -6,6 +6,15 @@ SQLite file in WAL mode. Results are queued in memory and written in batches by
 database loses nothing already taken, up to ``max_pending`` rows (then the oldest are dropped,
 counted and logged). The schema is created, and migrated, at start-up.
 
+A hung database never blocks the rest (:class:`Timeouts`): PostgreSQL connects within
+``connect`` seconds and cancels a statement past ``statement`` (or a lock wait past ``lock``)
+itself; a server that cannot even do that (SIGSTOPped, frozen VM, black-holed network) is cut
+by the store: an operation past its ``deadline`` shuts down the sockets of every connection to
+it, so the blocked thread gets an error at once. Either way the operation is a StoreError,
+counted (``errors`` / ``read_errors``), and a failed write keeps its rows queued. The start-up
+reads over the whole table (refill, devices ever up) have ``bulk`` seconds instead. SQLite
+waits at most ``statement`` seconds for a lock (its busy timeout).
+
 A result's typed findings go to the ``extra`` JSON column as their kind's ``to_json()`` and come
 back through that kind's ``from_json`` (``ProbeKind.decode``), so results re-read at start-up
 fold exactly like live ones; a kind no longer registered loads without findings.
@@ -14,20 +23,24 @@ fold exactly like live ones; a kind no longer registered loads without findings.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import itertools
 import json
 import logging
 import os
+import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Boolean, Float, Index, Integer, String, event, func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -37,6 +50,10 @@ from probes import KINDS
 from probes.base import Findings, ProbeResult
 
 log = logging.getLogger("netmon.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+READ_WORKERS = 4  # threads of the API's store reads (their own: a hung read holds no other work)
+READS_WAITING = 16  # API reads running or waiting beyond which a new one fails at once (503)
 SCHEMA_VERSION = 2
 # Steps that bring an existing database from version N-1 to N (new databases get create_all).
 MIGRATIONS: dict[int, list[str]] = {
@@ -101,12 +118,101 @@ class VerdictChange:
     reasons: list[dict[str, Any]]
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the store waits for its database, seconds (see the module docstring)."""
+
+    connect: float = 5.0  # PostgreSQL: to connect (libpq connect_timeout)
+    statement: float = 10.0  # PostgreSQL statement_timeout; SQLite: its busy timeout
+    lock: float = 5.0  # PostgreSQL lock_timeout
+    margin: float = 2.0  # past the statement timeout, the server is hung: cut its connections
+    bulk: float = 300.0  # the statement timeout of the start-up reads over the whole table
+
+    @property
+    def deadline(self) -> float:
+        """The longest one store operation may take before its connections are cut."""
+        return max(self.connect, self.statement) + self.margin
+
+
+def make_engine(url: str, timeouts: Timeouts = Timeouts()) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        args = {"check_same_thread": False, "timeout": timeouts.statement}
+        engine = create_engine(url, connect_args=args)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=2)
+    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=2,
+                         connect_args=_postgres_args(url, timeouts))  # fmt: skip
+
+
+def _postgres_args(url: str, timeouts: Timeouts) -> dict[str, Any]:
+    """libpq connect arguments with the timeouts; what the URL sets itself is kept (its
+    ``connect_timeout``; its ``options`` go before ours)."""
+    query = make_url(url).query
+    ms = {"statement_timeout": timeouts.statement, "lock_timeout": timeouts.lock}
+    ours = " ".join(f"-c {name}={round(s * 1000)}" for name, s in ms.items())
+    given = query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    args: dict[str, Any] = {"options": f"{given} {ours}".strip()}
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = max(1, round(timeouts.connect))
+    return args
+
+
+class _Deadlines:
+    """Calls ``expire`` when an operation runs past ``seconds``: one daemon thread, started at
+    the first operation, sleeping until the earliest deadline (O(operations in flight))."""
+
+    def __init__(self, seconds: float, expire: Callable[[], None]) -> None:
+        self.seconds = seconds
+        self._expire = expire
+        self._cond = threading.Condition()
+        self._due: dict[int, float] = {}  # token -> monotonic deadline
+        self._started: dict[int, float] = {}  # token -> monotonic start
+        self._tokens = itertools.count()
+        self._bulk: set[int] = set()  # tokens with a bound of their own (not "overdue")
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def bound(self, seconds: float | None = None) -> Iterator[dict[str, bool]]:
+        """Watch the block (``seconds``, default :attr:`seconds`); the yielded dict's
+        ``expired`` says whether it ran past."""
+        state = {"expired": False}
+        with self._cond:
+            token = next(self._tokens)
+            self._started[token] = time.monotonic()
+            self._due[token] = self._started[token] + (seconds or self.seconds)
+            if seconds:
+                self._bulk.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="store-deadline",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield state
+        finally:
+            with self._cond:
+                self._started.pop(token, None)
+                self._bulk.discard(token)
+                state["expired"] = self._due.pop(token, None) is None
+
+    def overdue(self, after: float) -> bool:
+        """Whether an operation in flight with the default bound has run past ``after`` s."""
+        with self._cond:
+            first = min((t for k, t in self._started.items() if k not in self._bulk), default=None)
+        return first is not None and time.monotonic() - first > after
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                expired = [t for t, due in self._due.items() if due <= now]
+                for t in expired:
+                    del self._due[t]
+                if not expired:
+                    self._cond.wait(min(self._due.values(), default=now + 60.0) - now)
+                    continue
+            self._expire()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -117,9 +223,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, url: str, max_pending: int = 2_000_000) -> None:
+    def __init__(
+        self, url: str, max_pending: int = 2_000_000, timeouts: Timeouts = Timeouts()
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.timeouts = timeouts
+        self.engine = make_engine(url, timeouts)
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()  # every DBAPI connection opened
+        self._deadlines: _Deadlines | None = None
+        if not url.startswith("sqlite"):  # SQLite: its busy timeout bounds every wait
+            self._deadlines = _Deadlines(timeouts.deadline, self._cut_connections)
+            event.listen(self.engine, "connect", lambda conn, _rec: self._conns.add(conn))
         self.pending: deque[tuple[str, dict[str, Any]]] = deque()  # (table name, row values)
         self.max_pending = max_pending
         self.written = 0
@@ -132,6 +246,8 @@ class Store:
         self.last_error: str | None = None  # the last failure, short (no SQL, no parameters)
         self.last_error_at: float | None = None  # Unix seconds
         self._lock = threading.Lock()  # one writer at a time (flush loop vs. final flush)
+        self._readers = concurrent.futures.ThreadPoolExecutor(READ_WORKERS, "store-read")
+        self._reads = 0  # API reads running or waiting (event loop only)
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -269,6 +385,21 @@ class Store:
         return await asyncio.to_thread(self.flush)
 
     # --- reading ----------------------------------------------------------------------------
+    async def read_async(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the read ``fn`` for the API in the store's own reader threads: a hung database
+        then holds those (each read bounded by the deadline), never the event loop's default
+        executor that /metrics and the flush use. With ``READS_WAITING`` reads already running
+        or waiting, fail at once (StoreError: a 503) rather than queue behind them."""
+        if self._reads >= READS_WAITING:
+            self.read_errors += 1
+            raise StoreError(f"reading failed: {self._reads} reads already waiting for the store")
+        self._reads += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._readers, lambda: fn(*args, **kwargs))
+        finally:
+            self._reads -= 1
+
     def results_since(
         self, since: float, chunk: int = 50_000
     ) -> Iterator[tuple[str, str, ProbeResult]]:
@@ -278,7 +409,7 @@ class Store:
         24 h window, millions of rows, from here.
         """
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
-        for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk):
+        for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk, bulk=True):
             yield site, dev, result
 
     def results_after(
@@ -286,7 +417,7 @@ class Store:
     ) -> Iterator[tuple[str, str, ProbeResult]]:
         """Every result stored with an id above ``row_id``, in id order (the rows written after
         a snapshot's cut, ``netmon.snapshot``): a primary-key range, whatever the table's size."""
-        for _id, site, dev, result in self._read_results(None, row_id, chunk):
+        for _id, site, dev, result in self._read_results(None, row_id, chunk, bulk=True):
             yield site, dev, result
 
     def device_results(
@@ -299,10 +430,10 @@ class Store:
             yield result
 
     def _read_results(
-        self, where: Any, after_id: int, chunk: int = 50_000
+        self, where: Any, after_id: int, chunk: int = 50_000, bulk: bool = False
     ) -> Iterator[tuple[int, str, str, ProbeResult]]:
         """(id, site, device, result) of the rows matching ``where`` with an id above
-        ``after_id``, in id-ordered chunks of plain columns."""
+        ``after_id``, in id-ordered chunks of plain columns (``bulk``: the start-up reads)."""
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok,
                 t.c.sent, t.c.received, t.c.rtts, t.c.reason, t.c.extra)  # fmt: skip
@@ -310,7 +441,9 @@ class Store:
         while True:
             cond = t.c.id > last_id if where is None else where & (t.c.id > last_id)
             q = select(*cols).where(cond).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
-            with self._guarded("reading", "stored results"), self.engine.connect() as conn:
+            with self._guarded("reading", "stored results", bulk), self.engine.connect() as conn:
+                if bulk:
+                    self._allow_bulk(conn)
                 rows = conn.execute(q).all()
             if not rows:
                 return
@@ -359,9 +492,10 @@ class Store:
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
         r = ProbeResultRow
-        with self._guarded("reading", "devices ever up"), Session(self.engine) as s:
+        with self._guarded("reading", "devices ever up", bulk=True), self.engine.connect() as s:
+            self._allow_bulk(s)
             q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
-            return {(a, b, c) for a, b, c in s.exec(q).all()}
+            return {(a, b, c) for a, b, c in s.execute(q).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
         with self._guarded("reading", "latest verdicts"), Session(self.engine) as s:
@@ -392,12 +526,20 @@ class Store:
         return [row for t, row in self.pending.copy() if t == table and wanted(row)]
 
     @contextlib.contextmanager
-    def _guarded(self, doing: Literal["reading", "writing"], what: str) -> Iterator[None]:
+    def _guarded(
+        self, doing: Literal["reading", "writing"], what: str, bulk: bool = False
+    ) -> Iterator[None]:
         """Translate a database error into StoreError, and note the failure (or the recovery)
-        of that direction: reads and writes are counted and flagged apart."""
+        of that direction: reads and writes are counted and flagged apart. The block is
+        bounded by the deadline (PostgreSQL): past it, the database is taken as hung. A
+        ``bulk`` read (start-up, the whole table) has ``Timeouts.bulk`` instead, and must
+        ``_allow_bulk`` its connection's statement timeout."""
         reading = doing == "reading"
+        budget = self.timeouts.bulk + self.timeouts.margin if bulk else None
+        watch = self._deadlines.bound(budget) if self._deadlines else contextlib.nullcontext(None)
         try:
-            yield
+            with watch as state:
+                yield
         except SQLAlchemyError as exc:
             if reading:
                 self.read_errors += 1
@@ -405,21 +547,41 @@ class Store:
             else:
                 self.errors += 1
                 self.write_failing = True
-            self._failed(exc)
-            raise StoreError(f"{doing} {what} failed: {describe(exc)}") from exc
+            hung = state is not None and state["expired"]
+            why = f"no answer within {self.timeouts.deadline:g} s" if hung else describe(exc)
+            self.last_error, self.last_error_at = why, time.time()
+            raise StoreError(f"{doing} {what} failed: {why}") from exc
         if reading:
             self.read_failing = False
         else:
             self.write_failing = False
 
+    def _allow_bulk(self, conn: Any) -> None:
+        """Raise the statement timeout of ``conn``'s transaction to ``Timeouts.bulk``."""
+        if conn.dialect.name == "postgresql":
+            ms = round(self.timeouts.bulk * 1000)
+            conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+
+    def _cut_connections(self) -> None:
+        """An operation ran past its deadline: the server does not even answer its own
+        statement timeout. Shut down the socket of every connection to it (in use or pooled),
+        so blocked calls fail now; the pool reconnects (within ``connect``) when asked again."""
+        conns = list(self._conns)
+        log.warning("database %s gave no answer within %g s: cutting its %d connections",
+                    self.safe_url, self.timeouts.deadline, len(conns))  # fmt: skip
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closed meanwhile, no socket: nothing to cut
+                fd = conn.pgconn.socket
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+
     @property
     def failing(self) -> bool:
-        """The last write or the last read failed (the database is down or refusing)."""
-        return self.write_failing or self.read_failing
-
-    def _failed(self, exc: SQLAlchemyError) -> None:
-        self.last_error = describe(exc)
-        self.last_error_at = time.time()
+        """The last write or the last read failed (the database is down or refusing), or an
+        operation has been waiting past the statement timeout (the database hangs: it is
+        failing before the deadline says so)."""
+        stalled = self._deadlines is not None and self._deadlines.overdue(self.timeouts.statement)
+        return self.write_failing or self.read_failing or stalled
 
     def prune(self, before: float) -> int:
         with self.engine.begin() as conn:
@@ -427,6 +589,7 @@ class Store:
             return int(res.rowcount or 0)
 
     def close(self) -> None:
+        self._readers.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
 

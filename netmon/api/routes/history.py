@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -27,6 +26,6 @@ async def site_history(
     site: SiteDep, monitor: MonitorDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> HistoryPublic:
     """The site's verdict changes, newest first (written and still queued: reading writes nothing)."""
-    changes = await asyncio.to_thread(monitor.store.verdict_history, site.id, limit)
+    changes = await monitor.store.read_async(monitor.store.verdict_history, site.id, limit)
     rows = [change_public(c) for c in changes]
     return HistoryPublic(data=rows, count=len(rows))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated
 
@@ -55,6 +54,6 @@ async def device_results(
     start = (
         since.timestamp() if since else monitor.clock() - monitor.inventory.policy_for(site).window
     )
-    rows = await asyncio.to_thread(monitor.store.results, site.id, dev.name, start, limit)
+    rows = await monitor.store.read_async(monitor.store.results, site.id, dev.name, start, limit)
     data = [result_public(r) for r in rows]
     return ResultsPublic(data=data, count=len(data))
