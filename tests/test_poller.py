@@ -51,6 +51,20 @@ def config_for(tmp_path: Path, n: int = 3) -> ValidatedConfig:
     return validate(Settings.from_env(env))
 
 
+def monitor_with_poller(
+    tmp_path: Path, n: int = 3
+) -> tuple[ValidatedConfig, Store, Monitor, PollerProcess]:
+    """A monitor over a fresh SQLite store whose results come from a real poller process
+    (not opened yet); skips without the privilege raw ICMP needs."""
+    _need_icmp()
+    config = config_for(tmp_path, n)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    monitor = Monitor(config.inventory, store)
+    monitor.poller = link = PollerProcess(monitor.record)
+    return config, store, monitor, link
+
+
 async def wait_for(predicate: Callable[[], bool], limit: float = 60.0) -> None:
     """Until ``predicate()`` holds; a hang becomes a failure after ``limit`` seconds."""
     deadline = time.monotonic() + limit
@@ -114,13 +128,7 @@ async def test_a_stalled_server_loses_nothing_the_poller_took(tmp_path: Path) ->
     interval). The poller, a process of its own, keeps its schedule: every echo it sent is
     answered, none recorded lost. (The same stalls on a poller sharing the server's loop,
     ``LocalPoller``, fail probes by their deadline.)"""
-    _need_icmp()
-    config = config_for(tmp_path)
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    monitor = Monitor(config.inventory, store)
-    link = PollerProcess(monitor.record)
-    monitor.poller = link
+    config, store, monitor, link = monitor_with_poller(tmp_path)
     taken: list[ProbeResult] = []
 
     def slow(_site: str, _device: str, result: ProbeResult) -> None:
@@ -148,13 +156,7 @@ async def test_a_stalled_server_loses_nothing_the_poller_took(tmp_path: Path) ->
 async def test_a_dead_poller_is_no_data_and_comes_back(tmp_path: Path) -> None:
     """SIGKILL the poller (the PID this test's monitor started): the link says it is down, the
     site keeps its verdict (a dead poller is not an outage), and a new poller takes over."""
-    _need_icmp()
-    config = config_for(tmp_path, n=1)
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    monitor = Monitor(config.inventory, store)
-    link = PollerProcess(monitor.record)
-    monitor.poller = link
+    config, store, monitor, link = monitor_with_poller(tmp_path, n=1)
     await link.open(config)
     await monitor.start(evaluate_every=0.2)
     try:
@@ -179,14 +181,8 @@ async def test_a_dead_poller_is_no_data_and_comes_back(tmp_path: Path) -> None:
 
 async def test_a_hung_poller_is_stopped_and_replaced(tmp_path: Path) -> None:
     """SIGSTOP the poller (alive, silent): the watchdog kills that PID and a new one probes."""
-    _need_icmp()
-    config = config_for(tmp_path, n=1)
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    monitor = Monitor(config.inventory, store)
-    link = PollerProcess(monitor.record)
+    config, store, monitor, link = monitor_with_poller(tmp_path, n=1)
     link.silent_limit, link.watch_every = 4.0, 0.5  # results come every 1.5 s
-    monitor.poller = link
     await link.open(config)
     await monitor.start(evaluate_every=0.2)
     try:
@@ -209,13 +205,7 @@ async def test_probing_starts_at_once_while_the_server_loads(
     """A restart probes from the first second: while the history refill is still running (here
     held until the poller has taken results), the poller probes and reports; what it took
     then is folded, in order, once the server is ready."""
-    _need_icmp()
-    config = config_for(tmp_path, n=2)
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    monitor = Monitor(config.inventory, store)
-    link = PollerProcess(monitor.record)
-    monitor.poller = link
+    config, store, monitor, link = monitor_with_poller(tmp_path, n=2)
     refill = threading.Event()
     original = monitor.load_history
 
