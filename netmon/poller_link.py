@@ -229,7 +229,7 @@ class PollerProcess:
             try:
                 await self._spawn()
                 self.restarts += 1
-            except (PollerError, OSError) as exc:
+            except (NetmonError, OSError) as exc:  # PollerError, ChannelError, ...
                 log.error("restarting the poller failed: %s", exc)
                 self._reader = None
             failures = 0 if time.monotonic() - started > 60 else failures + 1
