@@ -180,7 +180,7 @@ class OwnCollector(Collector):
         yield _single(_g("netmon_config_last_reload_timestamp_seconds",
                          "When the configuration was last loaded or a reload tried"), at)  # fmt: skip
         yield from self._inventory_metrics()
-        yield self._engine_events()
+        yield self._engine_events(poller.engines)
 
     def _inventory_metrics(self) -> Iterator[Metric]:
         m = self.monitor
@@ -199,13 +199,12 @@ class OwnCollector(Collector):
         build.add_metric([self.version, platform.python_version()], 1.0)  # a gauge: promtool
         yield build
 
-    def _engine_events(self) -> CounterMetricFamily:
+    def _engine_events(self, by_kind: dict[str, dict[str, int]]) -> CounterMetricFamily:
         fam = CounterMetricFamily(
             "netmon_probe_engine_events",
             "Each probe engine's own counters since it opened, by event",
             labels=["kind", "event"],
         )
-        by_kind = self.monitor.poller.stats().engines
         for kind in KINDS.values():
             for event, n in by_kind.get(kind.name, {}).items():
                 fam.add_metric([kind.name, event], float(n))

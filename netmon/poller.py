@@ -27,7 +27,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from netmon import __version__
 from netmon.channel import Channel, encode_result
@@ -93,7 +93,6 @@ class Poller:
         self.sink = sink
         self.engines = engines if engines is not None else Engines()
         self.scheduler = Scheduler(self._probe)
-        self._known: set[tuple[str, str, str]] = set()
 
     def jobs(self, inventory: Inventory) -> list[Job]:
         return build_jobs(inventory)
@@ -102,10 +101,9 @@ class Poller:
         """Probe this inventory from now on; devices that stay keep their schedule, the
         engines forget the state of devices that left (e.g. SNMP counters, reboot times)."""
         jobs = self.jobs(inventory)
-        keys: set[tuple[str, str, str]] = {j.key for j in jobs}  # type: ignore[misc]
-        for site_id, device, name in self._known - keys:
+        for key in self.scheduler.jobs.keys() - {j.key for j in jobs}:
+            site_id, device, name = cast(tuple[str, str, str], key)  # the keys jobs() makes
             KINDS[name].forget(self.engines.named(name), site_id, device)
-        self._known = keys
         self.scheduler.update(jobs)
 
     async def _probe(self, job: Job) -> None:

@@ -157,12 +157,16 @@ class PollerProcess:
     async def start(self, inventory: Inventory) -> None:
         """Results flow to the sink from now on, beginning with those the poller took while
         the server was loading its history (it probes from ``open``: no gap at a restart)."""
+        self._release_held()
+        self._keeper = asyncio.create_task(self._keep_alive(), name="poller-keeper")
+        self._watch = asyncio.create_task(self._watchdog(), name="poller-watchdog")
+
+    def _release_held(self) -> None:
+        """From now on results go to the sink, beginning with those held so far, in order."""
         self._taking = True
         held, self._held = self._held, []
         for site, device, result in held:
             self.sink(site, device, result)
-        self._keeper = asyncio.create_task(self._keep_alive(), name="poller-keeper")
-        self._watch = asyncio.create_task(self._watchdog(), name="poller-watchdog")
 
     async def _watchdog(self) -> None:
         """Stop a poller that is alive but silent (hung) for SILENT_LIMIT seconds; the keeper
@@ -217,22 +221,21 @@ class PollerProcess:
         """Restart a poller that died (back-off doubling up to 30 s); never while stopping."""
         failures = 0
         while not self._stopping:
+            up_since = time.monotonic()
             if self._reader is not None:
                 await asyncio.shield(self._reader)
             if self._stopping:
                 return
+            failures = 1 if time.monotonic() - up_since > 60 else failures + 1  # a while up: 1
             code = await self._reap()
             log.error("the poller process exited (status %s); no results meanwhile", code)
-            delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)]
-            await asyncio.sleep(delay)
-            started = time.monotonic()
+            await asyncio.sleep(RESTART_BACKOFF[min(failures - 1, len(RESTART_BACKOFF) - 1)])
             try:
                 await self._spawn()
                 self.restarts += 1
             except (NetmonError, OSError) as exc:  # PollerError, ChannelError, ...
                 log.error("restarting the poller failed: %s", exc)
                 self._reader = None
-            failures = 0 if time.monotonic() - started > 60 else failures + 1
 
     async def assign(self, inventory: Inventory, config: ValidatedConfig | None) -> None:
         base = config if config is not None else self._config
@@ -258,11 +261,7 @@ class PollerProcess:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._reader), STOP_TIMEOUT)
         await self._reap()
-        if not self._taking:  # stopped while loading: what was probed is still stored
-            self._taking = True
-            held, self._held = self._held, []
-            for site, device, result in held:
-                self.sink(site, device, result)
+        self._release_held()  # stopped while loading: what was probed is still stored
 
     async def _reap(self) -> int | None:
         """Wait for the child to exit (TERM, then KILL if it does not); close the channel."""

@@ -19,10 +19,9 @@ def quiet_from(site: Site, seen: Mapping[str, DeviceSummary], now: float) -> flo
     heard = [s.last.started_at for d in uplinks(site) if (s := seen.get(d.name)) and s.last]
     if not heard:
         return None
-    ended = [m.end.timestamp() for m in site.maintenance if m.start.timestamp() <= now]
-    if any(m.covers(now) for m in site.maintenance):
+    if site.in_maintenance(now):
         return None
-    return max([*heard, *(e for e in ended if e <= now)])
+    return max([*heard, *(e for m in site.maintenance if (e := m.end.timestamp()) <= now)])
 
 
 def silence_boundary(
