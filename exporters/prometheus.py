@@ -41,7 +41,10 @@ netmon itself:
   kind's ``engine_stats``: ICMP sent, received, timed_out, late, late_reads,
   no_kernel_timestamp, foreign, kernel_drops, send_errors, send_retries, ...),
   netmon_poller_up, netmon_poller_restarts_total (the poller process),
-  netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds, and
+  netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds,
+  netmon_journal_backlog_rows, netmon_journal_bytes, netmon_journal_write_failing,
+  netmon_journal_torn_tails_total, netmon_journal_corrupt_lines_total,
+  netmon_journal_dropped_rows_total (the write-ahead journal, netmon.journal), and
   prometheus_client's process_* metrics (the server's; the poller's CPU is its own process).
 """
 
@@ -73,6 +76,7 @@ from probes import KINDS
 from probes.base import DEVICE_LABELS, SITE_LABELS
 
 if TYPE_CHECKING:
+    from netmon.journal import Journal
     from netmon.monitor import Monitor, SiteView
 
 
@@ -129,6 +133,22 @@ class NetmonCollector(Collector):
         yield from (f for f in fams.values() if f.samples)
 
 
+def _journal_metrics(journal: Journal) -> Iterator[Metric]:
+    """The write-ahead journal (netmon.journal): backlog, size, what recovery found."""
+    yield _single(_g("netmon_journal_backlog_rows", "Rows journaled, not yet committed to the "
+                     "database"), journal.backlog)  # fmt: skip
+    yield _single(_g("netmon_journal_bytes", "Bytes of the journal on disk"), journal.size)
+    yield _single(_g("netmon_journal_write_failing", "1 while writes to the journal fail"),
+                  float(journal.failing))  # fmt: skip
+    yield _counter(
+        "netmon_journal_torn_tails", "Torn segment tails truncated at start", journal.torn
+    )
+    yield _counter("netmon_journal_corrupt_lines", "Corrupt journal lines skipped at start",
+                   journal.corrupt)  # fmt: skip
+    yield _counter("netmon_journal_dropped_rows", "Rows removed from the journal by its size bound "
+                   "before they were committed", journal.dropped)  # fmt: skip
+
+
 class OwnCollector(Collector):
     """netmon's own series: scheduler, store, build and each probe engine's counters."""
 
@@ -174,6 +194,8 @@ class OwnCollector(Collector):
             ),
             store.max_pending,
         )
+        if store.journal is not None:
+            yield from _journal_metrics(store.journal)
         ok, at = m.last_reload
         yield _single(_g("netmon_config_last_reload_successful",
                          "1 if the last configuration load (start or SIGHUP) was applied"), float(ok))  # fmt: skip

@@ -24,7 +24,8 @@ import uvicorn
 
 from netmon import __version__
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
-from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError
+from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
+from netmon.journal import Journal
 from netmon.monitor import Monitor
 from netmon.poller import build_jobs
 from netmon.settings import Settings
@@ -208,7 +209,8 @@ async def serve(config: ValidatedConfig) -> None:
     from netmon.poller_link import poller_for
 
     settings = config.settings
-    store = await _open_store(settings.database_url)
+    journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_mb << 20)
+    store = await _open_store(settings.database_url, journal)
     retention = settings.retention_days * 86400 or None
     monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
                       retention=retention)  # fmt: skip
@@ -242,15 +244,24 @@ async def serve(config: ValidatedConfig) -> None:
         log.info("stopped; %d results written in all", store.written)
 
 
-async def _open_store(url: str) -> Store:
+async def _open_store(url: str, journal: Journal | None = None) -> Store:
+    """The store, its schema migrated. An unreachable PostgreSQL is logged, not fatal: netmon
+    probes and journals meanwhile, and the first write that gets through migrates. (An SQLite
+    file that cannot be opened is a mistake to fix, not an outage to ride out.)"""
     if url.startswith("sqlite:///"):
         folder = Path(url.removeprefix("sqlite:///")).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
-    store = Store(url)
-    await asyncio.to_thread(store.migrate)
+    store = Store(url, journal=journal)
+    try:
+        await asyncio.to_thread(store.migrate)
+    except StoreUnavailable as exc:
+        if url.startswith("sqlite"):
+            store.close()
+            raise
+        log.error("%s: starting anyway; results are journaled until it answers", exc)
     return store
 
 

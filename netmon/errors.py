@@ -55,5 +55,10 @@ class StoreError(NetmonError):
     """The database failed; results that were taken are kept in memory and retried."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached at all (down, refusing, no route): netmon runs anyway,
+    journaling results until it returns."""
+
+
 class ProbeUnavailable(NetmonError):
     """A probe engine cannot run on this machine (the message says how to fix it)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -273,7 +274,7 @@ class Monitor:
         self.status[site.id] = SiteStatus(site, j, since, now)
         if prev is not None and prev.verdict == j.verdict:
             return None
-        change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons])
+        change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons], now)
         self.store.add_verdict_change(change)
         if prev is not None:
             log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
@@ -281,25 +282,61 @@ class Monitor:
 
     # --- running ----------------------------------------------------------------------------
     async def start(self, evaluate_every: float = 5.0) -> None:
-        if self.spill_dir is not None and self.spill_dir.is_dir():
-            spilled = self.store.load_spills(self.spill_dir)
-            if spilled:
-                log.warning(
-                    "queued %d rows saved by an earlier run that could not write them", spilled
-                )
-        loaded = await asyncio.to_thread(self.load_history)
-        log.info("refilled windows with %d stored results", loaded)
+        await asyncio.to_thread(self._requeue)
+        loaded = await self._refill()
+        log.info("refilled windows with %d results", loaded)
         self.evaluate()
         await self.poller.start(self.inventory)
         self._tasks = [
             asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
             asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
         ]
+        if (journal := self.store.journal) is not None:
+            sync = functools.partial(asyncio.to_thread, journal.sync)
+            self._tasks.append(asyncio.create_task(self._every(journal.sync_every, sync),
+                                                   name="journal"))  # fmt: skip
         if self.retention is not None:
             self._tasks.append(asyncio.create_task(self._every(3600.0, self.prune), name="prune"))
         if self.snapshot is not None and self.snapshot.every > 0:
             self._tasks.append(asyncio.create_task(self.snapshot.run(self), name="snapshot"))
         self.ready = True
+
+    def _requeue(self) -> None:
+        """Queue what earlier runs left on disk: the journal's rows, old spill files."""
+        replayed = self.store.open_journal()
+        spilled = self.store.load_spills(self.spill_dir) if self.spill_dir is not None else 0
+        if spilled:
+            log.warning("queued %d rows saved by an earlier run that could not write them", spilled)
+        if replayed:
+            log.info("re-queued %d journaled results", replayed)
+
+    async def _refill(self) -> int:
+        """Write what was re-queued, then refill the windows from the store (so they hold it
+        too); with the database unreachable, from the snapshot and the queue alone."""
+        try:
+            await self.store.flush_async()
+            return await asyncio.to_thread(self.load_history)
+        except StoreError as exc:
+            log.error("%s: judging from the snapshot and the results journaled; results are "
+                      "journaled until the database returns", exc)  # fmt: skip
+            self.evidence, self.status = {}, {}
+            self.folded_until.clear()
+            self._make_evidence()
+            return await asyncio.to_thread(self.load_offline)
+
+    def load_offline(self) -> int:
+        """Refill with the database unreachable: the snapshot's state as it was saved (the
+        rows stored after its cut are not read), then the results still queued, each folded
+        iff it started after what its evidence holds."""
+        if self.snapshot is not None:
+            self.snapshot.restore(self, offline=True)
+        n = 0
+        for site_id, device, result in self.store.queued_results():
+            until = self.folded_until.get((site_id, device, result.kind))
+            if until is None or result.started_at > until:
+                n += self._fold(site_id, device, result)
+        self._judge_all = True
+        return n
 
     async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
         while True:
@@ -353,16 +390,8 @@ class Monitor:
             except StoreError as exc:
                 log.error("final flush attempt %d failed: %s", attempt + 1, exc)
                 await asyncio.sleep(1.0)
-        if self.spill_dir is not None:
-            try:
-                path = self.store.spill(self.spill_dir)
-            except StoreError as exc:  # e.g. the disk is full too: say so, once, and exit
-                log.error("%s; %d results could not be kept", exc, len(self.store.pending))
-                return
-            log.error("database unreachable: %d rows saved to %s, loaded at next start",
-                      len(self.store.pending), path)  # fmt: skip
-        else:
-            log.error("%d results could not be written at shutdown", len(self.store.pending))
+        kept = "kept in the journal, written at the next start" if self.store.journal else "lost"
+        log.error("database unreachable at shutdown: %d results %s", len(self.store.pending), kept)
 
 
 def next_boundary(view: SiteView, now: float) -> float:

@@ -7,6 +7,8 @@
     NETMON_HOST, NETMON_PORT   where the API and /metrics listen (default 127.0.0.1:8000)
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
+    NETMON_JOURNAL_MAX_MB   disk the write-ahead journal of results not yet in the database may
+                         take in NETMON_DATA_DIR/journal (default 1024; netmon.journal)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
     NETMON_POLLER        process | inline: probe in a child process of its own (default), or
                          on the server's event loop
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     snapshot_every: float = Field(default=300.0, ge=0)  # seconds (netmon.snapshot); 0: off
+    journal_max_mb: int = Field(default=1024, ge=16)  # the journal's bound (netmon.journal)
     log_level: str = "info"
     poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)

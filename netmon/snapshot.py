@@ -204,15 +204,20 @@ class Snapshotter:
         return len(head) + sum(header["parts"])
 
     # --- restoring --------------------------------------------------------------------------
-    def restore(self, monitor: Monitor) -> int | None:
+    def restore(self, monitor: Monitor, offline: bool = False) -> int | None:
         """Load the snapshot into ``monitor`` (evidence still empty) and fold what the store
         holds after its cut: the number of results folded. ``None``, with one log line saying
         why, when it cannot be used: the caller re-reads the window. A store failure is raised
-        (the re-read would fail too). Runs in a worker thread before probing starts."""
+        (the re-read would fail too). Runs in a worker thread before probing starts.
+
+        ``offline``: the database cannot be read (netmon starts while it is down). The
+        snapshot's evidence and statuses are taken as they are: the rows stored after its cut
+        are not folded (a gap of at most ``every`` seconds in the windows), keys it lacks start
+        empty."""
         started = time.perf_counter()
         try:
             snap = self.read(monitor.store.safe_url)
-            plan = _plan(monitor, snap)
+            plan = _plan(monitor, snap, offline)
         except FileNotFoundError:
             log.info("no snapshot at %s: re-reading the window from the store", self.path)
             return None
@@ -226,7 +231,7 @@ class Snapshotter:
                         type(exc).__name__, str(exc)[:200])  # fmt: skip
             return None
         try:
-            folded, reread = _install(monitor, snap, *plan)
+            folded, reread = _install(monitor, snap, *plan, offline)
         except StoreError:
             _reset(monitor)  # nothing half-restored is left behind
             raise
@@ -384,7 +389,9 @@ def code_hashes() -> dict[str, str]:
 
 
 # --- restoring --------------------------------------------------------------------------------
-def _plan(monitor: Monitor, snap: Snapshot) -> tuple[dict[EvidenceKey, Saved], list[EvidenceKey]]:
+def _plan(
+    monitor: Monitor, snap: Snapshot, offline: bool = False
+) -> tuple[dict[EvidenceKey, Saved], list[EvidenceKey]]:
     """Which keys take the snapshot's evidence and which are re-read alone (nothing changed
     yet); :class:`Refused` when the snapshot is too old, from another store, or too unlike
     the inventory to be worth it."""
@@ -392,7 +399,7 @@ def _plan(monitor: Monitor, snap: Snapshot) -> tuple[dict[EvidenceKey, Saved], l
     age = monitor.clock() - snap.taken_at
     if windows and age > max(windows):
         raise Refused(f"taken {age:.0f} s ago, longer than the window")
-    stored = monitor.store.max_result_id()
+    stored = snap.row_id if offline else monitor.store.max_result_id()
     if stored < snap.row_id:
         raise Refused(f"the store's results end at row {stored}, the snapshot's at {snap.row_id}")
     restored: dict[EvidenceKey, Saved] = {}
@@ -410,15 +417,21 @@ def _plan(monitor: Monitor, snap: Snapshot) -> tuple[dict[EvidenceKey, Saved], l
 
 
 def _install(
-    monitor: Monitor, snap: Snapshot, restored: dict[EvidenceKey, Saved], missing: list[EvidenceKey]
+    monitor: Monitor,
+    snap: Snapshot,
+    restored: dict[EvidenceKey, Saved],
+    missing: list[EvidenceKey],
+    offline: bool = False,
 ) -> tuple[int, int]:
     """Put the saved evidence and statuses in place, fold the rows after the cut, re-read the
-    missing keys: (results folded, keys re-read)."""
+    missing keys: (results folded, keys re-read). ``offline``: the first step only."""
     for key, (ev, until) in restored.items():
         monitor.evidence[key] = ev
         if until is not None:
             monitor.folded_until[key] = until
-    _restore_statuses(monitor, snap)
+    _restore_statuses(monitor, snap, offline)
+    if offline:
+        return 0, 0
     folded = 0
     for site_id, device, r in monitor.store.results_after(snap.row_id):
         key = (site_id, device, r.kind)
@@ -445,12 +458,12 @@ def _reread(monitor: Monitor, key: EvidenceKey, saved: Saved | None) -> int:
     return n
 
 
-def _restore_statuses(monitor: Monitor, snap: Snapshot) -> None:
+def _restore_statuses(monitor: Monitor, snap: Snapshot, offline: bool = False) -> None:
     """Each site's saved status; the store's latest verdict change where it says otherwise
     (a change recorded after the snapshot), as the full re-read takes it."""
     from netmon.monitor import SiteStatus
 
-    latest = monitor.store.latest_verdicts()
+    latest = {} if offline else monitor.store.latest_verdicts()
     for site in monitor.inventory.sites:
         change, saved = latest.get(site.id), snap.statuses.get(site.id)
         if saved is not None and (

@@ -4,7 +4,10 @@
 SQLite file in WAL mode. Results are queued in memory and written in batches by
 :meth:`Store.flush`; a batch that fails stays queued (oldest first) and is retried, so a dead
 database loses nothing already taken, up to ``max_pending`` rows (then the oldest are dropped,
-counted and logged). The schema is created, and migrated, at start-up.
+counted and logged). With a :class:`~netmon.journal.Journal` every queued row is also on disk
+within a second until it is committed, so a kill -9 during an outage loses at most that second;
+the unique keys of both tables make a replay add nothing twice. The schema is created, and
+migrated, at start-up, or at the first write when the database was unreachable then.
 
 A hung database never blocks the rest (:class:`Timeouts`): PostgreSQL connects within
 ``connect`` seconds and cancels a statement past ``statement`` (or a lock wait past ``lock``)
@@ -35,17 +38,20 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Boolean, Float, Index, Integer, String, event, func, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from netmon.errors import StoreError
+from netmon.errors import StoreError, StoreUnavailable
+from netmon.journal import Journal
 from probes import KINDS
 from probes.base import Findings, ProbeResult
 
@@ -54,16 +60,27 @@ P = ParamSpec("P")
 R = TypeVar("R")
 READ_WORKERS = 4  # threads of the API's store reads (their own: a hung read holds no other work)
 READS_WAITING = 16  # API reads running or waiting beyond which a new one fails at once (503)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Steps that bring an existing database from version N-1 to N (new databases get create_all).
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE probe_result ADD COLUMN extra TEXT NOT NULL DEFAULT ''"],
+    # v3: unique keys, so a replayed journal (or a batch re-sent after its COMMIT's reply was
+    # lost) never duplicates a row; duplicates an older netmon wrote are removed first
+    3: [
+        "DELETE FROM probe_result WHERE id NOT IN "
+        "(SELECT MIN(id) FROM probe_result GROUP BY site_id, device, kind, ts)",
+        "DROP INDEX IF EXISTS ix_probe_result_site_device_ts",
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_probe_result_key ON probe_result (site_id, device, kind, ts)",
+        "ALTER TABLE verdict_change ADD COLUMN changed_at FLOAT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_verdict_change_key ON verdict_change (site_id, changed_at)",
+    ],
 }
 
 
 class ProbeResultRow(SQLModel, table=True):
     __tablename__ = "probe_result"
-    __table_args__ = (Index("ix_probe_result_site_device_ts", "site_id", "device", "ts"),)
+    # the key of a result: one per device, kind and start (also the site's and device's index)
+    __table_args__ = (Index("ux_probe_result_key", "site_id", "device", "kind", "ts", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     site_id: str = Field(max_length=64)
@@ -96,12 +113,15 @@ class ProbeResultRow(SQLModel, table=True):
 
 class VerdictChangeRow(SQLModel, table=True):
     __tablename__ = "verdict_change"
+    # the key of a change: one per site and judging time (NULL in rows of schema v2)
+    __table_args__ = (Index("ux_verdict_change_key", "site_id", "changed_at", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     site_id: str = Field(max_length=64, index=True)
     verdict: str = Field(max_length=32)
     since: float
     reasons: str = ""  # JSON list of reason objects
+    changed_at: float | None = None  # Unix seconds when it was judged
 
 
 class SchemaVersionRow(SQLModel, table=True):
@@ -116,6 +136,7 @@ class VerdictChange:
     verdict: str
     since: float
     reasons: list[dict[str, Any]]
+    at: float | None = field(default=None, compare=False)  # judged when (None: when queued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +245,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 class Store:
     def __init__(
-        self, url: str, max_pending: int = 2_000_000, timeouts: Timeouts = Timeouts()
+        self,
+        url: str,
+        max_pending: int = 2_000_000,
+        timeouts: Timeouts = Timeouts(),
+        journal: Journal | None = None,
     ) -> None:
         self.url = url
+        self.journal = journal  # the write-ahead journal of the queue (netmon.journal), if any
+        self.migrated = False  # the schema is in place (migrate() succeeded)
+        self._removed = 0  # rows that left the queue (written or dropped) since it was opened
         self.timeouts = timeouts
         self.engine = make_engine(url, timeouts)
         self._conns: weakref.WeakSet[Any] = weakref.WeakSet()  # every DBAPI connection opened
@@ -251,25 +279,37 @@ class Store:
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create missing tables, then apply the migration steps the database has not had."""
+        """Create missing tables, then apply the migration steps the database has not had.
+        A database that cannot be reached is :class:`StoreUnavailable` (netmon starts anyway
+        and journals; the first flush that gets through migrates)."""
         try:
-            SQLModel.metadata.create_all(self.engine)
-            with Session(self.engine) as s:
-                current = s.exec(select(func.max(SchemaVersionRow.version))).one()
-            if current is None:
-                self._set_version(SCHEMA_VERSION)
-            elif current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})"
-                )
-            for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
-                with self.engine.begin() as conn:
-                    for statement in MIGRATIONS[version]:
-                        conn.execute(text(statement))
-                self._set_version(version)
-                log.info("database migrated to schema v%d", version)
+            with self.engine.connect():
+                pass
+        except SQLAlchemyError as exc:
+            why = describe(exc)
+            raise StoreUnavailable(f"cannot reach database {self.safe_url}: {why}") from exc
+        try:
+            self._migrate()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot prepare database {self.safe_url}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+        with Session(self.engine) as s:
+            current = s.exec(select(func.max(SchemaVersionRow.version))).one()
+        if current is None:
+            self._set_version(SCHEMA_VERSION)
+        elif current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema v{current} is newer than this netmon (v{SCHEMA_VERSION})"
+            )
+        for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
+            with self.engine.begin() as conn:
+                for statement in MIGRATIONS[version]:
+                    conn.execute(text(statement))
+            self._set_version(version)
+            log.info("database migrated to schema v%d", version)
+        self.migrated = True
 
     def _set_version(self, version: int) -> None:
         with Session(self.engine) as s:
@@ -285,14 +325,18 @@ class Store:
         self._queue(ProbeResultRow.__tablename__, ProbeResultRow.values(site_id, device, result))
 
     def add_verdict_change(self, change: VerdictChange) -> None:
+        at = change.at if change.at is not None else time.time()
         row = {"site_id": change.site_id, "verdict": change.verdict, "since": change.since,
-               "reasons": json.dumps(change.reasons)}  # fmt: skip
+               "reasons": json.dumps(change.reasons), "changed_at": at}  # fmt: skip
         self._queue(VerdictChangeRow.__tablename__, row)
 
-    def _queue(self, table: str, row: dict[str, Any]) -> None:
+    def _queue(self, table: str, row: dict[str, Any], journaled: bool = False) -> None:
         self.pending.append((table, row))
+        if self.journal is not None and not journaled:
+            self.journal.append(table, row)
         while len(self.pending) > self.max_pending:
             self.pending.popleft()
+            self._removed += 1
             self.dropped += 1
             if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
                 log.error("store backlog full: %d oldest rows dropped so far", self.dropped)
@@ -301,14 +345,20 @@ class Store:
         """Write queued rows in batches; on failure keep them queued and raise StoreError."""
         total = 0
         with self._lock:
+            if not self.migrated and self.pending:
+                with self._guarded("writing", "the schema"):
+                    self._migrate()
             while self.pending:
                 batch = [self.pending[i] for i in range(min(batch_size, len(self.pending)))]
                 with self._guarded("writing", f"{len(batch)} rows"):
                     self._write(batch)
                 for _ in batch:
                     self.pending.popleft()
+                self._removed += len(batch)
                 total += len(batch)
                 self.written += len(batch)
+                if self.journal is not None:
+                    self.journal.release(self._removed)
         return total
 
     def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
@@ -317,45 +367,32 @@ class Store:
             by_table.setdefault(table, []).append(row)
         with self.engine.begin() as conn:
             for table, rows in by_table.items():
-                conn.execute(SQLModel.metadata.tables[table].insert(), rows)
+                conn.execute(self._insert(table), rows)
 
-    def spill(self, directory: Path) -> Path | None:
-        """Last resort when the database stays dead at shutdown: pending rows to a JSONL file.
+    def _insert(self, table: str) -> Any:
+        """An INSERT that skips rows whose key is already stored: a journal replayed after a
+        kill, or a batch written again after its COMMIT's reply was lost, adds nothing twice."""
+        t = SQLModel.metadata.tables[table]
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        return insert(t).on_conflict_do_nothing()
 
-        Atomic: written to ``spill-<ns>.jsonl.tmp``, fsynced, renamed to ``.jsonl``, the folder
-        fsynced. A kill or a full disk midway leaves only the ``.tmp``, whose complete lines
-        :meth:`load_spills` still takes (those rows were never written anywhere else); a full
-        disk is a StoreError naming it.
-        """
-        if not self.pending:
-            return None
-        path = directory / f"spill-{time.time_ns()}.jsonl"
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            with tmp.open("w", encoding="utf-8") as out:
-                for table, row in self.pending:
-                    out.write(json.dumps({"table": table, "row": row}) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(directory)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot spill {len(self.pending)} rows to {directory}: {exc} (the rows before "
-                "the failure are loaded at the next start)"
-            ) from exc
-        return path
+    def open_journal(self) -> int:
+        """Re-queue the rows an earlier run journaled and the database did not confirm (they
+        keep their place in the journal until written); the number queued. Never raises for
+        what is in the files (torn or corrupt lines are counted, see netmon.journal)."""
+        if self.journal is None:
+            return 0
+        rows = self.journal.open(_spilled_row)
+        for table, row in rows:
+            self._queue(table, row, journaled=True)
+        return len(rows)
 
     def load_spills(self, directory: Path) -> int:
-        """Queue the rows spilled by an earlier run; never raises. Lines that are torn (a file
-        cut short) or corrupt are skipped, counted in ``spill_skipped`` and logged.
-
-        Each file is read whole, then removed (and the folder fsynced), then its rows queued:
-        a row is on disk or in the queue, never both, so a crash or a failed start at any point
-        cannot write a spilled row twice (at worst, a kill -9 right after loses the rows queued).
-        A file that cannot be read or removed is left for the next start, none of it queued.
-        """
+        """Queue the rows a netmon before the journal (schema v2) spilled at shutdown; never
+        raises. Lines that are torn (a file cut short) or corrupt are skipped, counted in
+        ``spill_skipped`` and logged. Each file's rows are queued (and journaled) before the
+        file is removed; loaded twice, they are not stored twice (the unique keys). A file that
+        cannot be read is left for the next start, none of it queued."""
         try:
             paths = sorted(p for p in directory.glob("spill-*.jsonl*") if _is_spill(p.name))
         except OSError as exc:
@@ -366,12 +403,10 @@ class Store:
     def _load_spill(self, path: Path) -> int:
         try:
             lines = path.read_bytes().splitlines()
-            rows = [row for row in map(_spilled_row, lines) if row is not None]
-            path.unlink()
-            _fsync_dir(path.parent)
         except OSError as exc:
             log.error("cannot load spilled rows from %s (left for the next start): %s", path, exc)
             return 0
+        rows = [row for row in map(_spilled_row, lines) if row is not None]
         skipped = len(lines) - len(rows)
         if skipped:
             self.spill_skipped += skipped
@@ -379,6 +414,14 @@ class Store:
                         path.name, skipped, len(rows))  # fmt: skip
         for table, row in rows:
             self._queue(table, row)
+        if self.journal is not None:
+            self.journal.sync()
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            log.error("cannot remove %s (its rows are queued; loading it again adds none twice): "
+                      "%s", path, exc)  # fmt: skip
         return len(rows)
 
     async def flush_async(self) -> int:
@@ -447,11 +490,8 @@ class Store:
                 rows = conn.execute(q).all()
             if not rows:
                 return
-            for row_id, site, dev, kind, ts, dur, ok, sent, recv, rtts, reason, extra in rows:
-                rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
-                found = KINDS[kind].decode(extra) if extra and kind in KINDS else None
-                result = ProbeResult(kind, bool(ok), ts, dur, sent, recv, rt, reason, found)
-                yield row_id, site, dev, result
+            for row_id, site, dev, *columns in rows:
+                yield row_id, site, dev, _result(*columns)
             last_id = rows[-1][0]
 
     def max_result_id(self) -> int:
@@ -525,6 +565,14 @@ class Store:
         """
         return [row for t, row in self.pending.copy() if t == table and wanted(row)]
 
+    def queued_results(self) -> Iterator[tuple[str, str, ProbeResult]]:
+        """The results still queued for the database, oldest first, as (site, device, result):
+        what a start with the database unreachable folds from the journal."""
+        names = ("kind", "ts", "duration", "ok", "sent", "received", "rtts", "reason", "extra")
+        for table, row in self.pending.copy():
+            if table == ProbeResultRow.__tablename__:
+                yield row["site_id"], row["device"], _result(*(row[n] for n in names))
+
     @contextlib.contextmanager
     def _guarded(
         self, doing: Literal["reading", "writing"], what: str, bulk: bool = False
@@ -553,8 +601,8 @@ class Store:
             raise StoreError(f"{doing} {what} failed: {why}") from exc
         if reading:
             self.read_failing = False
-        else:
-            self.write_failing = False
+        else:  # the database answers again: a read that failed before no longer says it fails
+            self.write_failing = self.read_failing = False
 
     def _allow_bulk(self, conn: Any) -> None:
         """Raise the statement timeout of ``conn``'s transaction to ``Timeouts.bulk``."""
@@ -591,6 +639,8 @@ class Store:
     def close(self) -> None:
         self._readers.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
+        if self.journal is not None:
+            self.journal.close()
 
 
 _SPILLABLE: dict[str, type[SQLModel]] = {
@@ -659,5 +709,22 @@ def describe(exc: SQLAlchemyError) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
+def _result(
+    kind: str,
+    ts: float,
+    duration: float,
+    ok: bool,
+    sent: int,
+    received: int,
+    rtts: str,
+    reason: str,
+    extra: str,
+) -> ProbeResult:
+    """A stored (or queued) row's columns as the result it was."""
+    rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
+    found = KINDS[kind].decode(extra) if extra and kind in KINDS else None
+    return ProbeResult(kind, bool(ok), ts, duration, sent, received, rt, reason, found)  # fmt: skip
+
+
 def _change(r: VerdictChangeRow) -> VerdictChange:
-    return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"))
+    return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"), r.changed_at)

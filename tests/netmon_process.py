@@ -19,18 +19,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def running_netmon(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """Start netmon in ``workdir``, wait until /healthz says ok; yield (port, process). Killed
-    at the end if the test did not stop it (with SIGTERM, as it should)."""
+def running_netmon(
+    workdir: Path,
+    inventory: str = "sites: []\n",
+    database_url: str | None = None,
+    ready: tuple[str, ...] = ("ok",),
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Start netmon in ``workdir`` (its SQLite database, unless ``database_url``), wait until
+    /healthz says one of ``ready``; yield (port, process). Killed at the end if the test did
+    not stop it (with SIGTERM, as it should)."""
     config = workdir / "inventory.yaml"
-    config.write_text("sites: []\n")
+    config.write_text(inventory)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETMON_")}
     env.update(NETMON_DATA_DIR=str(workdir), NETMON_LOG_LEVEL="info")
     port = free_port()
+    url = database_url or f"sqlite:///{workdir / 'netmon.db'}"
     with (workdir / "netmon.log").open("a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "netmon.cli", "run", "--config", str(config), "--port",
-             str(port), "--database-url", f"sqlite:///{workdir / 'netmon.db'}"],
+             str(port), "--database-url", url],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
 
@@ -38,7 +45,7 @@ def running_netmon(workdir: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]
         if proc.poll() is not None:
             return True
         return bool(
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] in ready
         )
 
     try:

@@ -54,10 +54,18 @@ class PgInstance:
         shutil.chown(self.root, "postgres")
         self._as_postgres("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                           "--no-sync", "--no-instructions")  # fmt: skip
+        self.up()
+
+    def up(self) -> None:
+        """Start the server (again, after :meth:`down`)."""
         opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
                 " -c max_connections=20")  # fmt: skip
         log = str(self.root / "server.log")
         self._as_postgres("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
+
+    def down(self) -> None:
+        """Stop the server, keeping its data (a database outage: connections refused)."""
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def pids(self) -> list[int]:
         """The postmaster and its children (backends, checkpointer, walwriter ...)."""

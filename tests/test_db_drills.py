@@ -2,8 +2,8 @@
 
 The server is SIGSTOPped, not stopped: its sockets stay open and nothing answers, so only the
 store's own timeouts can end a wait. While it hangs a flush fails (counted, rows kept), the
-API's reads answer 503 problem+json, /healthz says ``degraded``, and a shutdown gives up and
-spills; once it is SIGCONTed every result is written exactly once.
+API's reads answer 503 problem+json, /healthz says ``degraded``, and a shutdown gives up in
+bounded time, leaving the rows in the journal; once it is SIGCONTed every result is written exactly once.
 
 The bounds below (``HANG``) only turn a hang into a failure; they time nothing.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from netmon.errors import StoreError
+from netmon.journal import Journal
 from netmon.store import READS_WAITING, Store, Timeouts
 from tests.pg_instance import PgInstance, pg_instance
 from tests.test_api_store import HISTORY, NOW, RESULTS, api, make_monitor, ok, rows_in_database
@@ -125,24 +125,28 @@ async def test_api_answers_503_problem_and_degraded_health_while_the_database_ha
     assert (await client.get("/healthz")).json()["status"] == "ok"
 
 
-async def test_shutdown_while_the_database_hangs_spills_and_the_next_run_writes_once(
-    store: Store, pg_instance: PgInstance, tmp_path: Path
+async def test_shutdown_while_the_database_hangs_is_bounded_and_the_next_run_writes_once(
+    pg_instance: PgInstance, tmp_path: Path
 ) -> None:
+    store = Store(pg_instance.url, timeouts=FAST, journal=Journal(tmp_path / "journal"))
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE probe_result, verdict_change")
+    store.open_journal()
     monitor = make_monitor(store)
-    monitor.spill_dir = tmp_path / "spill"
     take(store, 5, NOW - 100)
     await asyncio.wait_for(store.flush_async(), HANG)
     pg_instance.freeze()
     take(store, 7, NOW - 50)
-    await asyncio.wait_for(monitor.stop(), HANG)  # 3 flush attempts, each bounded, then a spill
-    files = list(monitor.spill_dir.iterdir())
-    spilled = [json.loads(line) for p in files for line in p.read_text().splitlines()]
-    results = [item for item in spilled if item["table"] == "probe_result"]
-    assert len(results) == 7 and store.errors == 3  # (the rest: the verdict changes at stop)
+    await asyncio.wait_for(monitor.stop(), HANG)  # 3 flush attempts, each bounded
+    left = len(store.pending)
+    assert left >= 7 and store.errors == 3  # (the rest: the verdict changes at stop)
+    store.close()  # the journal keeps what the database did not take
     pg_instance.thaw()
-    store.close()
-    after = Store(pg_instance.url, timeouts=FAST)
-    assert after.load_spills(monitor.spill_dir) == len(spilled)
-    assert bounded(after.flush) == len(spilled)
-    assert bounded(lambda: rows_in_database(after)) == 5 + len(spilled)  # each row exactly once
+    after = Store(pg_instance.url, timeouts=FAST, journal=Journal(tmp_path / "journal"))
+    replayed = after.open_journal()  # ``left``, and the committed rows its segment also holds
+    assert replayed >= left
+    assert bounded(after.flush) == replayed
+    assert bounded(lambda: rows_in_database(after)) == 5 + left  # each row exactly once
     after.close()
+    assert list((tmp_path / "journal").iterdir()) == []

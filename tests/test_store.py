@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
+from sqlmodel import SQLModel
 
 from netmon.errors import StoreError
-from netmon.store import Store, VerdictChange, make_engine
+from netmon.store import ProbeResultRow, Store, VerdictChange, make_engine
 from probes.base import ProbeResult
 from probes.snmp_findings import AccessPoint, SnmpFindings
 
@@ -69,8 +70,8 @@ def test_dead_database_loses_nothing_taken(database_url: str) -> None:
     dead = Store(f"postgresql+psycopg://netmon@127.0.0.1:{closed_port()}/netmon?connect_timeout=2")
     for i in range(100):
         dead.add_result("s", "wan-1", result(T0 + i))
-    with pytest.raises(StoreError, match="writing 100 rows failed"):
-        dead.flush()
+    with pytest.raises(StoreError, match="writing the schema failed"):
+        dead.flush()  # never reached at start: the first flush migrates
     assert len(dead.pending) == 100 and dead.errors == 1 and dead.written == 0
     dead.engine.dispose()
     dead.engine = make_engine(database_url)  # the database comes back
@@ -94,7 +95,8 @@ def test_schema_is_created_with_indexes(database_url: str) -> None:
     insp = inspect(store.engine)
     assert {"probe_result", "verdict_change", "schema_version"} <= set(insp.get_table_names())
     names = {ix["name"] for ix in insp.get_indexes("probe_result")}
-    assert "ix_probe_result_site_device_ts" in names
+    assert "ux_probe_result_key" in names
+    assert "ux_verdict_change_key" in {ix["name"] for ix in insp.get_indexes("verdict_change")}
     store.close()
 
 
@@ -113,24 +115,6 @@ def test_refuses_newer_schema(database_url: str) -> None:
     store.close()
 
 
-def test_rows_spilled_at_shutdown_are_queued_next_start(tmp_path: Path, database_url: str) -> None:
-    dead = Store(f"postgresql+psycopg://netmon@127.0.0.1:{closed_port()}/netmon?connect_timeout=2")
-    for i in range(50):
-        dead.add_result("s", "wan-1", result(T0 + i))
-    dead.add_verdict_change(VerdictChange("s", "down", T0, [{"criterion": "uplink_down"}]))
-    spill = dead.spill(tmp_path / "spill")
-    dead.close()
-    assert spill is not None and spill.exists()
-    store = Store(database_url)
-    store.migrate()
-    assert store.load_spills(tmp_path / "spill") == 51
-    assert not list((tmp_path / "spill").iterdir())
-    store.flush()
-    assert len(list(store.results_since(0))) == 50
-    assert store.latest_verdicts()["s"].verdict == "down"
-    store.close()
-
-
 def test_a_version_1_database_is_migrated(database_url: str) -> None:
     """An older database (no ``extra`` column) is brought up to date at start-up, rows kept."""
     from sqlalchemy import text
@@ -138,6 +122,7 @@ def test_a_version_1_database_is_migrated(database_url: str) -> None:
     store = Store(database_url)
     store.migrate()
     with store.engine.begin() as conn:
+        downgrade_to_v2(conn)
         conn.execute(text("ALTER TABLE probe_result DROP COLUMN extra"))
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text("INSERT INTO schema_version (version) VALUES (1)"))
@@ -158,4 +143,47 @@ def test_a_version_1_database_is_migrated(database_url: str) -> None:
     store.add_result("s", "wlc", snmp)
     store.flush()
     assert list(store.results_since(2.0))[0][2].findings == found
+    store.close()
+
+
+def downgrade_to_v2(conn: Any) -> None:
+    """A database as schema v2 left it: no unique keys, no ``changed_at``."""
+    from sqlalchemy import text
+
+    for statement in (
+        "DROP INDEX ux_probe_result_key", "DROP INDEX ux_verdict_change_key",
+        "ALTER TABLE verdict_change DROP COLUMN changed_at",
+        "CREATE INDEX ix_probe_result_site_device_ts ON probe_result (site_id, device, ts)",
+        "UPDATE schema_version SET version = 2",
+    ):  # fmt: skip
+        conn.execute(text(statement))
+
+
+def test_a_version_2_database_loses_its_duplicates_and_gets_unique_keys(database_url: str) -> None:
+    """Duplicates an older netmon wrote (a batch re-sent after its COMMIT's reply was lost) are
+    removed, the first of each kept; then a row written twice is stored once."""
+    from sqlalchemy import text
+
+    store = Store(database_url)
+    store.migrate()
+    with store.engine.begin() as conn:
+        downgrade_to_v2(conn)
+        t = SQLModel.metadata.tables["probe_result"]
+        rows = [ProbeResultRow.values("s", "d", result(T0 + i % 3)) for i in range(7)]
+        conn.execute(t.insert(), rows)  # T0, T0+1, T0+2 stored three, two and two times
+        for _ in range(2):
+            conn.execute(text("INSERT INTO verdict_change (site_id, verdict, since, reasons) "
+                              "VALUES ('s', 'down', 1.0, '[]')"))  # fmt: skip
+    store.close()
+    store = Store(database_url)
+    store.migrate()
+    assert sorted(r.started_at for _, _, r in store.results_since(0)) == [T0, T0 + 1, T0 + 2]
+    assert len(store.verdict_history("s")) == 2  # rows of v2 have no key: both kept
+    for _ in range(2):
+        store.add_result("s", "d", result(T0 + 1))
+        store.add_result("s", "d", result(T0 + 3))
+        store.add_verdict_change(VerdictChange("s", "degraded", T0, [], at=T0 + 10))
+        assert store.flush() == 3
+    assert sorted(r.started_at for _, _, r in store.results_since(0)) == [T0 + i for i in range(4)]
+    assert [c.verdict for c in store.verdict_history("s")] == ["degraded", "down", "down"]
     store.close()

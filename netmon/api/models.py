@@ -174,6 +174,15 @@ class SummaryPublic(BaseModel):
 
 
 # --- health --------------------------------------------------------------------------------
+class JournalHealth(BaseModel):
+    backlog: int  # rows journaled, not yet committed to the database
+    bytes: int  # on disk
+    failing: bool  # the last write to the journal failed (disk full, read-only)
+    torn: int  # torn segment tails truncated at start
+    corrupt: int  # corrupt lines skipped at start
+    dropped: int  # rows removed by the size bound before they were committed
+
+
 class StoreHealth(BaseModel):
     status: Literal["ok", "degraded"]  # degraded: the store's last read or write failed
     pending: int  # rows queued in memory, not yet written
@@ -183,6 +192,7 @@ class StoreHealth(BaseModel):
     dropped: int  # rows dropped because the backlog was full
     last_error: str | None  # the last failure (kept after recovery), driver's message
     last_error_at: datetime | None
+    journal: JournalHealth | None = None  # the write-ahead journal (None: the store has none)
 
 
 HealthStatus = Literal["ok", "loading", "degraded"]

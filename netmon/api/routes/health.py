@@ -7,17 +7,24 @@ from fastapi import APIRouter
 from netmon import __version__
 from netmon.api import problems
 from netmon.api.deps import AnyMonitorDep
-from netmon.api.models import HealthPublic, HealthStatus, StoreHealth, iso
+from netmon.api.models import HealthPublic, HealthStatus, JournalHealth, StoreHealth, iso
 from netmon.store import Store
 
 router = APIRouter(tags=["health"])
 
 
 def store_health(store: Store) -> StoreHealth:
+    j = store.journal
+    journal = None if j is None else JournalHealth(
+        backlog=j.backlog, bytes=j.size, failing=j.failing, torn=j.torn, corrupt=j.corrupt,
+        dropped=j.dropped,
+    )  # fmt: skip
+    failing = store.failing or (j is not None and j.failing)
     return StoreHealth(
-        status="degraded" if store.failing else "ok", pending=len(store.pending),
+        status="degraded" if failing else "ok", pending=len(store.pending),
         written=store.written, errors=store.errors, read_errors=store.read_errors,
         dropped=store.dropped, last_error=store.last_error, last_error_at=iso(store.last_error_at),
+        journal=journal,
     )  # fmt: skip
 
 
