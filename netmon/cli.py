@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, S
 from netmon.journal import Journal
 from netmon.monitor import Monitor
 from netmon.poller import build_jobs
+from netmon.rollup import Rollups, rebuild
 from netmon.settings import Settings
 from netmon.snapshot import FILE_NAME as SNAPSHOT_FILE
 from netmon.snapshot import Snapshotter
@@ -80,8 +82,59 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inventory files (default: the one `run` would use)")  # fmt: skip
     _add_snmp_profiles(check)
     check.set_defaults(func=cmd_check_config)
+    _add_rollup(sub)
     _add_lab(sub)
     return parser
+
+
+def _add_rollup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rollup = sub.add_parser("rollup", help="the daily site rollups (netmon.rollup)")
+    actions = rollup.add_subparsers(dest="action", required=True)
+    rebuild = actions.add_parser("rebuild", help="recompute local days from the raw tables")
+    rebuild.add_argument("--from", dest="first", type=_date, required=True, metavar="YYYY-MM-DD")
+    rebuild.add_argument("--to", dest="last", type=_date, required=True, metavar="YYYY-MM-DD")
+    rebuild.add_argument("--config", type=Path, help="inventory YAML (default: as `run`)")
+    rebuild.add_argument("--database-url", help="SQLAlchemy URL (default: as `run`)")
+    rebuild.set_defaults(func=cmd_rollup_rebuild)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-30") from None
+
+
+def cmd_rollup_rebuild(args: argparse.Namespace) -> int:
+    """Re-roll every site's days ``--from`` .. ``--to`` (inclusive), with a progress bar."""
+    settings = settings_from(args, config=args.config, database_url=args.database_url)
+    config = validate(settings)
+    if args.last < args.first:
+        raise ConfigError(
+            [ConfigProblem("command line", None, "--to", "must not be before --from")]
+        )
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        total, rows = (args.last - args.first).days + 1, 0
+        for i, (day, n) in enumerate(rebuild(store, config.inventory, settings.tz, args.first,
+                                             args.last), start=1):  # fmt: skip
+            rows += n
+            _progress(i, total, day)
+    finally:
+        store.close()
+    print(f"rolled {rows} site days ({total} days x {len(config.inventory.sites)} sites)")
+    return 0
+
+
+def _progress(done: int, total: int, day: dt.date) -> None:
+    """A bar on a terminal; a line per tenth of the work elsewhere (a log stays short)."""
+    bar = "#" * (30 * done // total)
+    line = f"[{bar:<30}] {done}/{total} days, {day.isoformat()}"
+    if sys.stderr.isatty():
+        print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 10) == 0:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _add_snmp_profiles(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +268,7 @@ async def serve(config: ValidatedConfig) -> None:
     monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
                       retention=retention)  # fmt: skip
     monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
+    monitor.rollups = Rollups(settings.tz)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes
     except BaseException:

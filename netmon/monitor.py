@@ -43,6 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from netmon.errors import StoreError
 from netmon.inventory import Inventory, Site
 from netmon.poller_link import LocalPoller, PollerLink
+from netmon.rollup import SLOT, Rollups, slot_of
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
 from netmon.verdict.timing import steady_until
@@ -117,6 +118,7 @@ class Monitor:
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
+        self.rollups: Rollups | None = None  # the daily rollups (netmon.rollup), if rolled here
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -299,7 +301,28 @@ class Monitor:
             self._tasks.append(asyncio.create_task(self._every(3600.0, self.prune), name="prune"))
         if self.snapshot is not None and self.snapshot.every > 0:
             self._tasks.append(asyncio.create_task(self.snapshot.run(self), name="snapshot"))
+        self.cover()
+        self._tasks.append(asyncio.create_task(self._every(SLOT, self.cover), name="coverage"))
+        if self.rollups is not None:
+            self._tasks.append(asyncio.create_task(self._every(self.rollups.every, self.roll),
+                                                   name="rollup"))  # fmt: skip
         self.ready = True
+
+    def cover(self) -> None:
+        """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""
+        if self.poller.connected:
+            self.store.add_coverage(slot_of(self.clock()))
+
+    async def roll(self) -> int:
+        """Re-roll yesterday and today (a failure is logged; the next minute tries again)."""
+        assert self.rollups is not None
+        try:
+            return await asyncio.to_thread(
+                self.rollups.run_once, self.store, self.inventory, self.clock()
+            )
+        except StoreError as exc:
+            log.warning("rollup: %s; tried again in %.0f s", exc, self.rollups.every)
+            return 0
 
     def _requeue(self) -> None:
         """Queue what earlier runs left on disk: the journal's rows, old spill files."""

@@ -12,6 +12,8 @@
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
     NETMON_POLLER        process | inline: probe in a child process of its own (default), or
                          on the server's event loop
+    NETMON_REPORT_TIMEZONE  the time zone whose days the daily rollups and reports count
+                         (default Asia/Kolkata; netmon.rollup)
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
     NETMON_SNAPSHOT_EVERY   seconds between snapshots of the judged state in NETMON_DATA_DIR,
                          restored at start instead of re-reading the window (default 300; also
@@ -31,6 +33,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -62,6 +65,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     icmp_mode: str = "auto"
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
+    report_timezone: str = "Asia/Kolkata"  # an IANA zone name (see :attr:`tz`)
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     snapshot_every: float = Field(default=300.0, ge=0)  # seconds (netmon.snapshot); 0: off
     journal_max_mb: int = Field(default=1024, ge=16)  # the journal's bound (netmon.journal)
@@ -88,6 +92,19 @@ class Settings(BaseSettings):
     @classmethod
     def _poller(cls, value: str) -> str:
         return _one_of(value, POLLER_MODES)
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError("must be an IANA time zone name, e.g. Asia/Kolkata") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.report_timezone)
 
     @model_validator(mode="before")
     @classmethod

@@ -52,6 +52,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from netmon.errors import StoreError, StoreUnavailable
 from netmon.journal import Journal
+from netmon.rollup import CoverageRow
 from probes import KINDS
 from probes.base import Findings, ProbeResult
 
@@ -330,6 +331,10 @@ class Store:
                "reasons": json.dumps(change.reasons), "changed_at": at}  # fmt: skip
         self._queue(VerdictChangeRow.__tablename__, row)
 
+    def add_coverage(self, slot: int) -> None:
+        """Note that netmon ran, its poller connected, in this slot (netmon.rollup)."""
+        self._queue("coverage", {"slot": slot})
+
     def _queue(self, table: str, row: dict[str, Any], journaled: bool = False) -> None:
         self.pending.append((table, row))
         if self.journal is not None and not journaled:
@@ -565,6 +570,17 @@ class Store:
         """
         return [row for t, row in self.pending.copy() if t == table and wanted(row)]
 
+    def queued(self, table: str) -> list[dict[str, Any]]:
+        """Every queued row of ``table``, oldest first (read it before the database)."""
+        return self._queued(table, lambda _row: True)
+
+    def reading(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """A read of ``what`` guarded as the store's own are (errors, deadline; StoreError)."""
+        return self._guarded("reading", what)
+
+    def writing(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return self._guarded("writing", what)
+
     def queued_results(self) -> Iterator[tuple[str, str, ProbeResult]]:
         """The results still queued for the database, oldest first, as (site, device, result):
         what a start with the database unreachable folds from the journal."""
@@ -634,6 +650,7 @@ class Store:
     def prune(self, before: float) -> int:
         with self.engine.begin() as conn:
             res = conn.execute(ProbeResultRow.__table__.delete().where(ProbeResultRow.ts < before))  # type: ignore[attr-defined]
+            conn.execute(CoverageRow.__table__.delete().where(CoverageRow.slot < before))  # type: ignore[attr-defined]
             return int(res.rowcount or 0)
 
     def close(self) -> None:
@@ -646,6 +663,7 @@ class Store:
 _SPILLABLE: dict[str, type[SQLModel]] = {
     ProbeResultRow.__tablename__: ProbeResultRow,
     VerdictChangeRow.__tablename__: VerdictChangeRow,
+    CoverageRow.__tablename__: CoverageRow,
 }
 
 

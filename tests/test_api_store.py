@@ -170,6 +170,7 @@ async def test_unreachable_store_is_503_problem_and_degraded_health(
         assert (
             resp.status_code == 503 and resp.headers["content-type"] == "application/problem+json"
         )
+        assert resp.headers["retry-after"] == "10"  # a client knows when to ask again
         body = resp.json()
         assert (body["error"], body["type"]) == (
             "store_unavailable",

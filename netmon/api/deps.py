@@ -3,10 +3,12 @@ registry, and the site/device a path names (404 problem when unknown)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from prometheus_client.registry import CollectorRegistry
+from pydantic import AwareDatetime, BeforeValidator
 
 from netmon.api.problems import Loading, NotFound
 from netmon.inventory import Device, Site
@@ -36,6 +38,21 @@ MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 SiteId = Annotated[str, Path(description="the site's id in the inventory")]
 DeviceName = Annotated[str, Path(description="the device's name at its site")]
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", re.ASCII
+)
+
+
+def _date_time(value: object) -> object:
+    """``since`` is what the OpenAPI says, an RFC 3339 date-time with its offset: not Unix
+    seconds (pydantic alone takes ``0.5`` as 1970-01-01T00:00:00.5Z), not a date, not a naive
+    time (whose meaning would depend on the server's time zone)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("expected a date-time with its offset, like 2026-01-01T06:00:00+05:30")
+    return value
+
+
+Since = Annotated[AwareDatetime, BeforeValidator(_date_time)]
 
 
 def get_site(site_id: SiteId, monitor: MonitorDep) -> Site:

@@ -3,7 +3,7 @@ from the route signatures; errors are :mod:`netmon.api.problems`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Literal, overload
 
 from pydantic import BaseModel, Field
@@ -206,3 +206,58 @@ class HealthPublic(BaseModel):
     icmp_mode: str | None
     poller_up: bool = Field(description="the poller is connected (false: no new results, "
                                         "which is no data, not an outage)")  # fmt: skip
+
+
+# --- availability --------------------------------------------------------------------------
+class StateSeconds(BaseModel):
+    """Seconds in each state; ``no_data``: netmon was not running, or had too few probes to
+    judge (left out of every ratio, like maintenance)."""
+
+    fully_functional: float
+    degraded: float
+    down: float
+    not_installed: float
+    maintenance: float
+    no_data: float
+
+
+class OutagePublic(BaseModel):
+    start: datetime
+    end: datetime
+    duration_seconds: float
+    reasons: list[str]
+
+
+class DayAvailability(BaseModel):
+    day: date
+    seconds: StateSeconds
+    availability: float | None = Field(description="1 − down / (observed − maintenance)")
+    fully_functional_ratio: float | None
+
+
+class SiteAvailability(BaseModel):
+    site_id: str
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    seconds: StateSeconds
+    availability: float | None = Field(
+        description="1 − down / (observed − maintenance); null when nothing was observed"
+    )
+    fully_functional_ratio: float | None
+    outages: list[OutagePublic]
+    daily: list[DayAvailability]
+
+
+class GroupAvailability(BaseModel):
+    group: str
+    sites: int
+    seconds: StateSeconds
+    availability: float | None = Field(description="mean of the sites' availabilities")
+    fully_functional_ratio: float | None = Field(description="mean of the sites' ratios")
+
+
+class AvailabilityPublic(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    by: Literal["district", "type", "state"]
+    data: list[GroupAvailability]

@@ -12,7 +12,7 @@ A 422 adds ``errors``: one ``{field, message}`` per invalid request parameter.
     method_not_allowed  405     a method the URL does not serve (``Allow`` says which do)
     invalid_request     422     request validation (query or path parameters)
     loading             503     the monitor is refilling its windows (``Retry-After: 5``)
-    store_unavailable   503     the database cannot be read (netmon.errors.StoreError)
+    store_unavailable   503     the database cannot be read (netmon.errors.StoreError; ``Retry-After: 10``)
     internal_error      500     a bug: the body says nothing more, the log has the traceback
 """
 
@@ -144,7 +144,12 @@ def to_problem(exc: Exception, request: Request) -> Problem:
     return problem(500, "internal_error", "Internal error", detail, request)
 
 
+STORE_RETRY_AFTER = "10"  # seconds: the store's next write attempt is at most this far away
+
+
 def _headers(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, StoreError):
+        return {"Retry-After": STORE_RETRY_AFTER}
     if isinstance(exc, ApiProblem):
         return dict(exc.headers)
     if isinstance(exc, HTTPException) and exc.headers:
@@ -168,7 +173,14 @@ _DESCRIPTIONS = {
     404: "Unknown site or device (`not_found`)",
     422: "Invalid query or path parameter (`invalid_request`); `errors` lists each",
     500: "A bug (`internal_error`): no details in the body",
-    503: "Still loading (`loading`, with `Retry-After`) or the store is down (`store_unavailable`)",
+    503: "Still loading (`loading`, with `Retry-After`) or the store is down (`store_unavailable`, with `Retry-After`)",
+}
+
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before asking again",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
 
 
@@ -182,6 +194,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": _DESCRIPTIONS[status],
             "content": {MEDIA_TYPE: {"schema": ref}},
         }
+        if status == 503:
+            out[status]["headers"] = {"Retry-After": _RETRY_AFTER}
     return out
 
 

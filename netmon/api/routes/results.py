@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BeforeValidator
 
 from netmon.api import problems
-from netmon.api.deps import DeviceDep, MonitorDep
+from netmon.api.deps import DeviceDep, MonitorDep, Since
 from netmon.api.models import ResultPublic, ResultsPublic, iso
 from netmon.store import ProbeResultRow
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
-_RFC3339 = re.compile(
-    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", re.ASCII
-)
-
-
-def _date_time(value: object) -> object:
-    """``since`` is what the OpenAPI says, an RFC 3339 date-time with its offset: not Unix
-    seconds (pydantic alone takes ``0.5`` as 1970-01-01T00:00:00.5Z), not a date, not a naive
-    time (whose meaning would depend on the server's time zone)."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("expected a date-time with its offset, like 2026-01-01T06:00:00+05:30")
-    return value
-
-
-Since = Annotated[AwareDatetime, BeforeValidator(_date_time)]
 
 
 def result_public(r: ProbeResultRow) -> ResultPublic:

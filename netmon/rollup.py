@@ -1,0 +1,292 @@
+"""What netmon remembers of time: coverage and daily rollups per site (SQLite and PostgreSQL).
+
+- ``coverage``: one row per 10 s slot in which netmon ran with its poller connected, queued and
+  journaled like results (so a database outage loses none, a replay adds none twice). Time
+  without a row is ``no_data`` for every site (netmon.timeline). Pruned with the raw results.
+- ``site_day``: per site and local day (``NETMON_REPORT_TIMEZONE``, default Asia/Kolkata) the
+  seconds in each state of :data:`netmon.timeline.STATES`, keyed (site, day) and upserted: the
+  monitor re-rolls yesterday and today every minute (an outage judged after midnight still
+  lands in its day), after a restart from the last day it rolled; ``netmon rollup rebuild``
+  recomputes any range from the raw tables. A row rolled after its day ended is final and is
+  what reports read; anything else is computed live from the same tables, the same way.
+  Kept forever (a row per site and day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, SQLModel
+
+from netmon.timeline import (
+    STATES,
+    Account,
+    Change,
+    Interval,
+    account,
+    day_bounds,
+    days,
+    merge,
+    reasons_of,
+)
+
+if TYPE_CHECKING:
+    from netmon.inventory.models import Inventory, Site
+    from netmon.store import Store
+
+log = logging.getLogger("netmon.rollup")
+SLOT = 10  # seconds of one coverage row
+ROLL_EVERY = 60.0  # seconds between the monitor's rollups of yesterday and today
+CATCH_UP_DAYS = 40  # at most this many days re-rolled after a restart (raw results: 35 days)
+
+
+class CoverageRow(SQLModel, table=True):
+    __tablename__ = "coverage"
+
+    slot: int = Field(primary_key=True)  # Unix seconds, a multiple of SLOT
+
+
+class SiteDayRow(SQLModel, table=True):
+    __tablename__ = "site_day"
+
+    site_id: str = Field(primary_key=True, max_length=64)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, report time zone
+    district: str = Field(max_length=128, index=True)
+    type: str = Field(max_length=32)
+    fully_functional: float = 0.0  # seconds in each state (netmon.timeline.STATES)
+    degraded: float = 0.0
+    down: float = 0.0
+    not_installed: float = 0.0
+    maintenance: float = 0.0
+    no_data: float = 0.0
+    rolled_at: float  # Unix seconds; at or after the day's end: final
+
+
+def slot_of(ts: float) -> int:
+    return int(ts // SLOT * SLOT)
+
+
+# --- reading the raw tables -------------------------------------------------------------------
+def read_coverage(store: Store, start: float, end: float) -> list[Interval]:
+    """When netmon ran inside ``[start, end)``: stored slots and those still queued, merged."""
+    t = CoverageRow.__table__  # type: ignore[attr-defined]
+    q = select(t.c.slot).where(t.c.slot > start - SLOT, t.c.slot < end)
+    queued = [r["slot"] for r in store.queued(CoverageRow.__tablename__)]
+    with store.reading("coverage"), store.engine.connect() as conn:
+        slots = list(conn.execute(q).scalars())
+    spans = merge((s, s + SLOT) for s in {*slots, *queued} if start - SLOT < s < end)
+    return [(max(a, start), min(b, end)) for a, b in spans]
+
+
+def read_changes(
+    store: Store, site_ids: Collection[str] | None, start: float, end: float
+) -> dict[str, list[Change]]:
+    """Per site, oldest first: the change in force at ``start`` and every later one that
+    claims time before ``end`` (an outage judged after ``end`` that began before it too)."""
+    from netmon.store import VerdictChangeRow
+
+    t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+    at = func.coalesce(t.c.changed_at, t.c.since)
+    last = select(func.max(t.c.id)).where(at <= start)
+    q = select(t.c.site_id, t.c.verdict, t.c.since, t.c.reasons, at)
+    if site_ids is not None:
+        last, q = last.where(t.c.site_id.in_(site_ids)), q.where(t.c.site_id.in_(site_ids))
+    q = q.where(or_(t.c.id.in_(last.group_by(t.c.site_id)), and_(at > start, t.c.since < end)))
+    queued = store.queued(VerdictChangeRow.__tablename__)
+    with store.reading("verdict changes"), store.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(q.order_by(t.c.id))]
+    seen = {(r[0], r[4]) for r in rows}
+    for r in queued:
+        key = (r["site_id"], r["changed_at"])
+        if key not in seen and (site_ids is None or r["site_id"] in site_ids):
+            rows.append((r["site_id"], r["verdict"], r["since"], r["reasons"], r["changed_at"]))
+    out: dict[str, list[Change]] = {}
+    for site_id, verdict, since, reasons, _at in rows:
+        out.setdefault(site_id, []).append(Change(verdict, since, reasons_of(_loads(reasons))))
+    return out
+
+
+def _loads(text: str | None) -> list[dict[str, Any]]:
+    value = json.loads(text or "[]")
+    return value if isinstance(value, list) else []
+
+
+def maintenance_of(site: Site) -> list[Interval]:
+    return merge((m.start.timestamp(), m.end.timestamp()) for m in site.maintenance)
+
+
+def _clip(intervals: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
+    return [(max(a, lo), min(b, hi)) for a, b in intervals if b > lo and a < hi]
+
+
+# --- live accounts ----------------------------------------------------------------------------
+def live_days(
+    store: Store, sites: Sequence[Site], tz: ZoneInfo, start: float, end: float
+) -> dict[str, list[tuple[dt.date, Account]]]:
+    """Per site, each local day of ``[start, end)`` accounted from the raw tables."""
+    covered = read_coverage(store, start, end)
+    changes = read_changes(store, [s.id for s in sites], start, end)
+    out: dict[str, list[tuple[dt.date, Account]]] = {}
+    for site in sites:
+        mnt, mine = maintenance_of(site), changes.get(site.id, [])
+        out[site.id] = [
+            (day, account(mine, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi))
+            for day, lo, hi in days(start, end, tz)
+        ]
+    return out
+
+
+def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
+    """The site's outages inside ``[start, end)``: its down spans, less the time netmon was
+    not running and the maintenance inside them (coverage read only where it was down)."""
+    from netmon.timeline import timeline
+
+    changes = read_changes(store, [site.id], start, end).get(site.id, [])
+    mnt = maintenance_of(site)
+    found = []
+    for span in timeline(changes, start, end):
+        if span.verdict == "down":
+            covered = read_coverage(store, span.start, span.end)
+            acc = account(changes, covered, _clip(mnt, span.start, span.end), span.start, span.end)
+            found.extend(acc.outages)
+    return found
+
+
+# --- the rollup table -------------------------------------------------------------------------
+def site_day_rows(
+    store: Store, inventory: Inventory, tz: ZoneInfo, first: dt.date, last: dt.date, now: float
+) -> list[dict[str, Any]]:
+    """The site_day rows of every site for the local days ``first`` .. ``last`` (to ``now``)."""
+    start, end = day_bounds(first, tz)[0], min(day_bounds(last, tz)[1], now)
+    if end <= start:
+        return []
+    rows = []
+    accounts = live_days(store, inventory.sites, tz, start, end)
+    for site in inventory.sites:
+        for day, acc in accounts[site.id]:
+            rows.append({"site_id": site.id, "day": day.isoformat(), "district": site.district,
+                         "type": site.type, **acc.seconds, "rolled_at": now})  # fmt: skip
+    return rows
+
+
+def write_rows(store: Store, rows: list[dict[str, Any]]) -> int:
+    """Upsert site_day rows (the same day rolled again replaces its row)."""
+    if not rows:
+        return 0
+    t = SiteDayRow.__table__  # type: ignore[attr-defined]
+    ins = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(t)
+    update = {c: ins.excluded[c] for c in (*STATES, "district", "type", "rolled_at")}
+    stmt = ins.on_conflict_do_update(index_elements=["site_id", "day"], set_=update)
+    with store.writing(f"{len(rows)} rollup rows"), store.engine.begin() as conn:
+        for i in range(0, len(rows), 2000):
+            conn.execute(stmt, rows[i : i + 2000])
+    return len(rows)
+
+
+def stored_days(
+    store: Store, site_ids: Collection[str] | None, first: dt.date, last: dt.date
+) -> list[SiteDayRow]:
+    t = SiteDayRow
+    q = select(t).where(t.day >= first.isoformat(), t.day <= last.isoformat())  # type: ignore[arg-type]
+    if site_ids is not None:
+        q = q.where(t.site_id.in_(site_ids))  # type: ignore[attr-defined]
+    with store.reading("rollups"), store.engine.connect() as conn:
+        return [t(**dict(r._mapping)) for r in conn.execute(q)]
+
+
+def last_rolled_day(store: Store) -> dt.date | None:
+    with store.reading("rollups"), store.engine.connect() as conn:
+        day = conn.execute(select(func.max(SiteDayRow.day))).scalar()
+    return dt.date.fromisoformat(day) if day else None
+
+
+def local_date(ts: float, tz: ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, tz).date()
+
+
+def roll(
+    store: Store, inventory: Inventory, tz: ZoneInfo, first: dt.date, last: dt.date, now: float
+) -> int:
+    """Recompute and upsert the site_day rows of ``first`` .. ``last``."""
+    return write_rows(store, site_day_rows(store, inventory, tz, first, last, now))
+
+
+class Rollups:
+    """The monitor's rollup task: yesterday and today each minute; after a start, every day
+    from the last one rolled (at most CATCH_UP_DAYS back)."""
+
+    def __init__(self, tz: ZoneInfo, every: float = ROLL_EVERY) -> None:
+        self.tz = tz
+        self.every = every
+        self.caught_up = False
+        self.rolled = 0  # rows written
+        self.last_rolled_at: float | None = None
+
+    def run_once(self, store: Store, inventory: Inventory, now: float) -> int:
+        """Blocking (run it in a thread); StoreError when the database is away."""
+        if not store.migrated:
+            return 0
+        today = local_date(now, self.tz)
+        first = today - dt.timedelta(days=1)
+        if not self.caught_up:
+            last = last_rolled_day(store)
+            if last is not None:
+                first = min(first, max(last, today - dt.timedelta(days=CATCH_UP_DAYS)))
+        n = roll(store, inventory, self.tz, first, today, now)
+        self.caught_up, self.rolled, self.last_rolled_at = True, self.rolled + n, now
+        return n
+
+
+def rebuild(
+    store: Store,
+    inventory: Inventory,
+    tz: ZoneInfo,
+    first: dt.date,
+    last: dt.date,
+) -> Iterable[tuple[dt.date, int]]:
+    """Re-roll ``first`` .. ``last`` one day at a time, yielding (day, rows) as each is done."""
+    day = first
+    while day <= last:
+        yield day, roll(store, inventory, tz, day, day, time.time())
+        day += dt.timedelta(days=1)
+
+
+# --- reports: rolled days where final, live days elsewhere ------------------------------------
+Seconds = dict[str, float]
+
+
+def site_accounts(
+    store: Store, sites: Sequence[Site], tz: ZoneInfo, start: float, end: float
+) -> dict[str, list[tuple[dt.date, Seconds]]]:
+    """Per site, the seconds of each local day of ``[start, end)``: a whole day's final
+    site_day row where there is one, else the day accounted live (the same arithmetic)."""
+    out: dict[str, list[tuple[dt.date, Seconds]]] = {s.id: [] for s in sites}
+    if end <= start:
+        return out
+    spans = days(start, end, tz)
+    ids = [s.id for s in sites]
+    stored = {(r.site_id, r.day): r for r in stored_days(store, ids, spans[0][0], spans[-1][0])}
+    for day, lo, hi in spans:
+        d0, d1 = day_bounds(day, tz)
+        rows = {i: stored.get((i, day.isoformat())) for i in ids}
+        final = (
+            lo == d0
+            and hi == d1
+            and all(r is not None and r.rolled_at >= d1 for r in rows.values())
+        )
+        if final:
+            for i, row in rows.items():
+                out[i].append((day, {k: float(getattr(row, k)) for k in STATES}))
+            continue
+        for i, accounted in live_days(store, sites, tz, lo, hi).items():
+            out[i].extend((d, acc.seconds) for d, acc in accounted)
+    return out
