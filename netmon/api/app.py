@@ -12,7 +12,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from netmon import __version__
 from netmon.api import problems
-from netmon.api.routes import health, history, metrics, results, sites, summary
+from netmon.api.routes import changes, health, history, metrics, results, sites, summary
 from netmon.monitor import Monitor
 
 DESCRIPTION = (
@@ -32,7 +32,7 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
     )  # fmt: skip
     app.state.monitor = monitor
     app.state.registry = registry
-    for module in (sites, history, results, summary, health, metrics):
+    for module in (sites, history, results, changes, summary, health, metrics):
         app.include_router(module.router)
     problems.install(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -49,6 +49,10 @@ class SitePublic(BaseModel):
 class SitesPublic(BaseModel):
     data: list[SitePublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
 
 
 class LastResultPublic(BaseModel):
@@ -133,6 +137,26 @@ class VerdictChangePublic(BaseModel):
 class HistoryPublic(BaseModel):
     data: list[VerdictChangePublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
+
+
+# --- changes -------------------------------------------------------------------------------
+class ChangePublic(BaseModel):
+    cursor: str = Field(description="opaque: `after=` this to get the changes after this one")
+    site_id: str
+    verdict: Verdict
+    since: datetime
+    changed_at: datetime | None  # when it was judged (null: rows of netmon before schema v3)
+    reasons: list[ReasonPublic]
+
+
+class ChangesPublic(BaseModel):
+    items: list[ChangePublic]
+    next: str = Field(description="the page after this one (path and query; also the Link "
+                      "header): present on the last page too, to poll for new changes")  # fmt: skip
 
 
 # --- results -------------------------------------------------------------------------------
@@ -152,6 +176,10 @@ class ResultPublic(BaseModel):
 class ResultsPublic(BaseModel):
     data: list[ResultPublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
 
 
 # --- summary -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """One router per resource; :func:`netmon.api.app.create_app` includes them all."""
 
-from netmon.api.routes import health, history, metrics, results, sites, summary
+from netmon.api.routes import changes, health, history, metrics, results, sites, summary
 
-__all__ = ["health", "history", "metrics", "results", "sites", "summary"]
+__all__ = ["changes", "health", "history", "metrics", "results", "sites", "summary"]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime, BeforeValidator
 
-from netmon.api import problems
+from netmon.api import pages, problems
 from netmon.api.deps import DeviceDep, MonitorDep
 from netmon.api.models import ResultPublic, ResultsPublic, iso
 from netmon.store import ProbeResultRow
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
+KIND = "results"
 _RFC3339 = re.compile(
     r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)", re.ASCII
 )
@@ -40,20 +41,32 @@ def result_public(r: ProbeResultRow) -> ResultPublic:
 
 
 @router.get("/sites/{site_id}/devices/{device}/results", response_model=ResultsPublic,
-            responses=problems.responses(404, 422, 500, 503))  # fmt: skip
+            operation_id="listDeviceResults", responses=problems.responses(404, 422, 500, 503))  # fmt: skip
 async def device_results(
+    request: Request,
+    response: Response,
     found: DeviceDep,
     monitor: MonitorDep,
     since: Annotated[
         Since | None, Query(description="RFC 3339 date-time; default: the policy window")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after: pages.After = None,
 ) -> ResultsPublic:
     """The results of one device, newest first (written and still queued: reading writes nothing)."""
     site, dev = found
     start = (
         since.timestamp() if since else monitor.clock() - monitor.inventory.policy_for(site).window
     )
-    rows = await monitor.store.read_async(monitor.store.results, site.id, dev.name, start, limit)
-    data = [result_public(r) for r in rows]
-    return ResultsPublic(data=data, count=len(data))
+    before = None
+    if after is not None:
+        ts, kind = pages.decode(KIND, after, [(float,), (str,)])
+        before = (float(ts or 0), dev.name, str(kind))
+    store = monitor.store
+    rows = await store.read_async(store.results, site.id, dev.name, start, limit + 1, before)
+    page = rows[:limit]
+    cursor = pages.encode(KIND, (page[-1].ts, page[-1].kind)) if len(rows) > limit else None
+    data = [result_public(r) for r in page]
+    return ResultsPublic(
+        data=data, count=len(data), next=pages.page_next(request, response, cursor)
+    )
