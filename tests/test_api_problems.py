@@ -156,6 +156,7 @@ async def test_openapi_documents_every_problem(client: httpx.AsyncClient) -> Non
         "/api/v1/changes": {"422", "500", "503"},
         "/api/v1/summary": {"500", "503"},
         "/healthz": {"500"},
+        "/metrics": {"404", "422", "500"},
     }
     assert set(spec["paths"]) == set(expected)
     for path, statuses in expected.items():
