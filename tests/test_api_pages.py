@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from exporters.prometheus import make_registry
 from netmon.api import create_app
@@ -141,3 +142,25 @@ async def test_a_bad_or_foreign_cursor_is_422(client: httpx.AsyncClient, path: s
         resp = await client.get(path, params={"after": cursor})
         assert resp.status_code == 422, (path, cursor, resp.text)
         assert [e["field"] for e in resp.json()["errors"]] == ["query.after"]
+
+
+async def test_history_pages_into_rows_without_changed_at(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """Rows an older netmon wrote (schema v2: no changed_at) come last, by id, and pages
+    cross from the rows with changed_at into them."""
+    store.flush()  # the fixture's first judgements
+    with store.engine.begin() as conn:
+        for since in (1.0, 2.0, 3.0):
+            conn.execute(text("INSERT INTO verdict_change (site_id, verdict, since, reasons) "
+                              "VALUES ('chc-bundu', 'down', :since, '[]')"), {"since": since})  # fmt: skip
+    for i in (1, 2):
+        store.add_verdict_change(change(i))
+    store.flush()
+    whole = (await client.get(HISTORY)).json()
+    since = [c["since"] for c in whole["data"]]
+    old = ["1970-01-01T00:00:03Z", "1970-01-01T00:00:02Z", "1970-01-01T00:00:01Z"]
+    assert len(since) == 6 and since[3:] == old  # newest v2 row (highest id) first among them
+    for limit in (1, 2, 4):
+        got = await pages(client, f"{HISTORY}?limit={limit}")
+        assert [c["since"] for p in got for c in p] == since, limit
