@@ -138,7 +138,9 @@ async def test_results_pages_with_ties_and_queued_rows(
 
 @pytest.mark.parametrize("path", ["/api/v1/sites", HISTORY, RESULTS])
 async def test_a_bad_or_foreign_cursor_is_422(client: httpx.AsyncClient, path: str) -> None:
-    for cursor in ("garbage", encode("changes", (1,))):
+    foreign = {HISTORY: encode("history", ("chc-unwired", NOW, 1)),
+               RESULTS: encode("results", ("chc-bundu/ap-1", NOW, "icmp"))}  # fmt: skip
+    for cursor in ("garbage", encode("changes", (1,)), foreign.get(path, "x")):
         resp = await client.get(path, params={"after": cursor})
         assert resp.status_code == 422, (path, cursor, resp.text)
         assert [e["field"] for e in resp.json()["errors"]] == ["query.after"]

@@ -32,19 +32,22 @@ async def site_history(
     after: pages.After = None,
 ) -> HistoryPublic:
     """The site's verdict changes, newest first (written and still queued: reading writes nothing)."""
-    before = _before(after) if after is not None else None
+    before = _before(after, site.id) if after is not None else None
     store = monitor.store
     changes = await store.read_async(store.verdict_history, site.id, limit + 1, before)
     page = changes[:limit]
-    cursor = pages.encode(KIND, history_key(page[-1])) if len(changes) > limit else None
+    cursor = pages.encode(KIND, (site.id, *history_key(page[-1]))) if len(changes) > limit else None
     rows = [change_public(c) for c in page]
     return HistoryPublic(
         data=rows, count=len(rows), next=pages.page_next(request, response, cursor)
     )
 
 
-def _before(after: str) -> HistoryKey:
-    at, row_id = pages.decode(KIND, after, [(float, type(None)), (int, type(None))])
+def _before(after: str, site_id: str) -> HistoryKey:
+    """The key in a history cursor of this site (another site's is a 422)."""
+    site, at, row_id = pages.decode(KIND, after, [(str,), (float, type(None)), (int, type(None))])
+    if site != site_id:
+        raise pages.invalid(f"a cursor of another site's history ({site})")
     # decode checked the types: at is a number or None, row_id an int or None
     return (float(at) if isinstance(at, int | float) else None), (
         row_id if isinstance(row_id, int) else None

@@ -60,12 +60,15 @@ async def device_results(
     )
     before = None
     if after is not None:
-        ts, kind = pages.decode(KIND, after, [(float,), (str,)])
+        where, ts, kind = pages.decode(KIND, after, [(str,), (float,), (str,)])
+        if where != f"{site.id}/{dev.name}":
+            raise pages.invalid(f"a cursor of another device's results ({where})")
         before = (float(ts or 0), dev.name, str(kind))
     store = monitor.store
     rows = await store.read_async(store.results, site.id, dev.name, start, limit + 1, before)
     page = rows[:limit]
-    cursor = pages.encode(KIND, (page[-1].ts, page[-1].kind)) if len(rows) > limit else None
+    last = (f"{site.id}/{dev.name}", page[-1].ts, page[-1].kind)
+    cursor = pages.encode(KIND, last) if len(rows) > limit else None
     data = [result_public(r) for r in page]
     return ResultsPublic(
         data=data, count=len(data), next=pages.page_next(request, response, cursor)
