@@ -5,7 +5,10 @@ page too, and names the same place until something new is written. The feed show
 written to the database, in the order they were written (row id); a row's id only grows, so a
 change still queued in memory (the database slow or down) is not skipped: it comes, with a
 higher id than everything already read, once it is written. Rows are never deleted, so a
-cursor stays valid for good.
+cursor stays valid for good. Why ids only grow: one netmon writes, one batch at a time (the
+store's flush lock), so rows commit in id order; SQLite gives a new row the highest id + 1,
+PostgreSQL the next value of its sequence (ids may skip, e.g. for a replayed row already
+stored, never go back).
 """
 
 from __future__ import annotations
