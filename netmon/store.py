@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, event, func, text
+from sqlalchemy import Boolean, Float, Index, Integer, String, and_, event, func, or_, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
@@ -138,6 +138,7 @@ class VerdictChange:
     since: float
     reasons: list[dict[str, Any]]
     at: float | None = field(default=None, compare=False)  # judged when (None: when queued)
+    row_id: int | None = field(default=None, compare=False)  # its id once written (None: queued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,26 +514,36 @@ class Store:
             return s.exec(q.limit(1)).first() is not None
 
     def results(
-        self, site_id: str, device: str | None, since: float, limit: int = 1000
+        self,
+        site_id: str,
+        device: str | None,
+        since: float,
+        limit: int = 1000,
+        before: ResultKey | None = None,
     ) -> list[ProbeResultRow]:
-        """A site's (or one device's) results at or after ``since``, newest first: the rows
-        written and those still queued, without writing anything."""
+        """A site's (or one device's) results at or after ``since``, newest first (by start,
+        then device and kind): the rows written and those still queued, without writing
+        anything. ``before`` (a row's :func:`result_key`) gives the page after that row."""
 
         def wanted(row: dict[str, Any]) -> bool:
+            key = (row["ts"], row["device"], row["kind"])
             return (
                 row["site_id"] == site_id and row["ts"] >= since and device in (None, row["device"])
-            )
+            ) and (before is None or key < before)
 
         queued = self._queued(ProbeResultRow.__tablename__, wanted)  # first: see _queued
         t = ProbeResultRow
+        q = select(t).where(t.site_id == site_id, t.ts >= since)
+        if device is not None:
+            q = q.where(t.device == device)
+        if before is not None:
+            q = q.where(_before_sql(before))
+        q = q.order_by(t.ts.desc(), t.device.desc(), t.kind.desc()).limit(limit)  # type: ignore[attr-defined]
         with self._guarded("reading", f"results of {site_id}"), Session(self.engine) as s:
-            q = select(t).where(t.site_id == site_id, t.ts >= since)
-            if device is not None:
-                q = q.where(t.device == device)
-            stored = list(s.exec(q.order_by(t.ts.desc()).limit(limit)).all())  # type: ignore[attr-defined]
-        seen = {(r.device, r.kind, r.ts) for r in stored}
-        fresh = [t(**r) for r in queued if (r["device"], r["kind"], r["ts"]) not in seen]
-        return sorted(stored + fresh, key=lambda r: r.ts, reverse=True)[:limit]
+            stored = list(s.exec(q).all())
+        seen = {result_key(r) for r in stored}
+        fresh = [t(**r) for r in queued if (r["ts"], r["device"], r["kind"]) not in seen]
+        return sorted(stored + fresh, key=result_key, reverse=True)[:limit]
 
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
@@ -548,17 +559,39 @@ class Store:
             rows = s.exec(select(VerdictChangeRow).where(VerdictChangeRow.id.in_(newest))).all()  # type: ignore[union-attr]
         return {r.site_id: _change(r) for r in rows}
 
-    def verdict_history(self, site_id: str, limit: int = 100) -> list[VerdictChange]:
-        """A site's verdict changes, newest first: written and still queued, without writing."""
-        queued = self._queued(VerdictChangeRow.__tablename__, lambda row: row["site_id"] == site_id)
+    def verdict_history(
+        self, site_id: str, limit: int = 100, before: HistoryKey | None = None
+    ) -> list[VerdictChange]:
+        """A site's verdict changes, newest first: written and still queued, without writing.
+
+        Newest is by ``changed_at``, then row id; rows of schema v2 (no ``changed_at``) come
+        last, by id. ``before`` (an item's :func:`history_key`) gives the page after it."""
+        v = VerdictChangeRow
+
+        def wanted(row: dict[str, Any]) -> bool:
+            at = row.get("changed_at")
+            return row["site_id"] == site_id and (before is None or _older(at, None, before))
+
+        queued = self._queued(v.__tablename__, wanted)
+        q = select(v).where(v.site_id == site_id)
+        if before is not None:
+            q = q.where(_older_sql(before))
+        q = q.order_by(v.changed_at.desc().nulls_last(), v.id.desc()).limit(limit)  # type: ignore[union-attr]
         with self._guarded("reading", f"verdict history of {site_id}"), Session(self.engine) as s:
-            q = (select(VerdictChangeRow).where(VerdictChangeRow.site_id == site_id)
-                 .order_by(VerdictChangeRow.id.desc()).limit(limit))  # type: ignore[union-attr]  # fmt: skip
             stored = [_change(r) for r in s.exec(q).all()]
-        seen = {(c.verdict, c.since) for c in stored}
-        queued_newest_first = [_change(VerdictChangeRow(**row)) for row in reversed(queued)]
-        fresh = [c for c in queued_newest_first if (c.verdict, c.since) not in seen]
-        return (fresh + stored)[:limit]
+        seen = {_dedupe_key(c) for c in stored}
+        newest_queued = [_change(VerdictChangeRow(**row)) for row in reversed(queued)]
+        fresh = [c for c in newest_queued if _dedupe_key(c) not in seen]
+        return sorted(fresh + stored, key=_newest_first)[:limit]  # stable: ties keep queue order
+
+    def verdict_changes(self, after_id: int, limit: int) -> list[VerdictChange]:
+        """Every site's written verdict changes with a row id above ``after_id``, oldest first
+        (the change feed: a row written later always gets a higher id; queued rows are not
+        here until written)."""
+        v = VerdictChangeRow
+        q = select(v).where(v.id > after_id).order_by(v.id).limit(limit)  # type: ignore[operator,arg-type]
+        with self._guarded("reading", "verdict changes"), Session(self.engine) as s:
+            return [_change(r) for r in s.exec(q).all()]
 
     def _queued(self, table: str, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         """The queued rows of ``table`` that ``wanted`` accepts, oldest first.
@@ -745,4 +778,61 @@ def _result(
 
 
 def _change(r: VerdictChangeRow) -> VerdictChange:
-    return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"), r.changed_at)
+    reasons = json.loads(r.reasons or "[]")
+    return VerdictChange(r.site_id, r.verdict, r.since, reasons, r.changed_at, r.id)
+
+
+# A history item's place: (changed_at, row id); either may be None (schema v2 row, queued row).
+HistoryKey = tuple[float | None, int | None]
+
+
+def history_key(c: VerdictChange) -> HistoryKey:
+    return c.at, c.row_id
+
+
+def _newest_first(c: VerdictChange) -> tuple[bool, float, float]:
+    """Sort key, ascending = newest first: by changed_at, then id; no changed_at last."""
+    return c.at is None, -(c.at or 0.0), -(c.row_id if c.row_id is not None else float("inf"))
+
+
+def _dedupe_key(c: VerdictChange) -> tuple[Any, ...]:
+    """What makes a queued change the copy of a stored one (a journal replayed, a batch
+    written twice): the same judging time, verdict and since."""
+    return c.at, c.verdict, c.since
+
+
+def _older(at: float | None, row_id: int | None, before: HistoryKey) -> bool:
+    """Whether the item (at, row_id) comes after ``before`` in history order (newest first)."""
+    b_at, b_id = before
+    if b_at is None:
+        return at is None and row_id is not None and b_id is not None and row_id < b_id
+    if at is None or at < b_at:
+        return True
+    return at == b_at and row_id is not None and b_id is not None and row_id < b_id
+
+
+def _older_sql(before: HistoryKey) -> Any:
+    """:func:`_older` as a WHERE clause over verdict_change."""
+    v = VerdictChangeRow.__table__.c  # type: ignore[attr-defined]
+    b_at, b_id = before
+    tie = and_(v.changed_at == b_at, v.id < b_id) if b_id is not None else None
+    if b_at is None:
+        return and_(v.changed_at.is_(None), v.id < b_id) if b_id is not None else v.id < 0
+    clauses = [v.changed_at.is_(None), v.changed_at < b_at]
+    return or_(*clauses, *([tie] if tie is not None else []))
+
+
+# A result's place in a listing, newest first: (start, device, kind), its unique key in a site.
+ResultKey = tuple[float, str, str]
+
+
+def result_key(r: ProbeResultRow) -> ResultKey:
+    return r.ts, r.device, r.kind
+
+
+def _before_sql(before: ResultKey) -> Any:
+    """The rows whose :func:`result_key` is below ``before`` (spelled out: no row values)."""
+    t = ProbeResultRow.__table__.c  # type: ignore[attr-defined]
+    ts, device, kind = before
+    same_device = and_(t.device == device, t.kind < kind)
+    return or_(t.ts < ts, and_(t.ts == ts, or_(t.device < device, same_device)))

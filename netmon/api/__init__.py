@@ -5,6 +5,7 @@
     GET /api/v1/sites/{id}               one site, with its devices and their latest results
     GET /api/v1/sites/{id}/history       the site's verdict changes, newest first
     GET /api/v1/sites/{id}/devices/{name}/results   results of one device (evidence)
+    GET /api/v1/changes                  every site's verdict changes, oldest first (the feed)
     GET /api/v1/summary                  counts and % fully functional by district and type
     GET /healthz                         liveness, loading, store health
     GET /metrics                         Prometheus text format
@@ -16,6 +17,7 @@ and results merge the rows still queued in the store with those in the database.
     deps.py      dependencies (MonitorDep, SiteDep, DeviceDep, ...)
     problems.py  RFC 9457 problems and the one exception handler
     models.py    response models, one family per resource
+    pages.py     keyset pages: opaque cursors, the next link
     views.py     public models built from monitor state (sites, devices, SNMP)
     routes/      one router per resource
 """

@@ -11,9 +11,19 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client.registry import CollectorRegistry
 
 from netmon import __version__
-from netmon.api import problems
-from netmon.api.routes import availability, health, history, metrics, results, sites, summary
+from netmon.api import models, problems
+from netmon.api.routes import (
+    availability,
+    changes,
+    health,
+    history,
+    metrics,
+    results,
+    sites,
+    summary,
+)
 from netmon.monitor import Monitor
+from netmon.verdict import Criterion
 
 DESCRIPTION = (
     "Is the Wi-Fi of each public health facility fully functional — why not, since when.\n\n"
@@ -32,7 +42,7 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
     )  # fmt: skip
     app.state.monitor = monitor
     app.state.registry = registry
-    for module in (sites, history, results, availability, summary, health, metrics):
+    for module in (sites, history, results, availability, changes, summary, health, metrics):
         app.include_router(module.router)
     problems.install(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
@@ -50,7 +60,28 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for name in _REPLACED_SCHEMAS:
                 found.pop(name, None)
             found.update(problems.schemas())
+            if "Criterion" in found:
+                found["Criterion"]["description"] = _criteria()
+            _restore_examples(found)
             app.openapi_schema = doc
         return app.openapi_schema
 
     return openapi
+
+
+def _criteria() -> str:
+    """The Criterion enum's description: each code with its unit and meaning."""
+    lines = [f"- `{c.value}` ({c.unit.value}): {c.description}" for c in Criterion]
+    return "What a reason failed; `measured` and `threshold` are in its unit.\n\n" + "\n".join(
+        lines
+    )
+
+
+def _restore_examples(found: dict[str, Any]) -> None:
+    """Put back the nulls of the models' examples: FastAPI drops every null from the document
+    (``exclude_none``), which leaves examples without their required nullable fields."""
+    for name, schema in found.items():
+        model = getattr(models, name, None)
+        extra = getattr(model, "model_config", {}).get("json_schema_extra")
+        if isinstance(extra, dict) and "examples" in extra:
+            schema["examples"] = extra["examples"]

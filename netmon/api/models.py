@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Literal, overload
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from netmon.inventory import FacilityType, Role
-from netmon.verdict import Criterion, Verdict
+from netmon.verdict import Criterion, DeviceState, Verdict
 
 
 @overload
@@ -23,7 +24,19 @@ def iso(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+def examples(*items: JsonDict) -> ConfigDict:
+    """A model's examples in the OpenAPI document (tests/test_openapi_client.py checks each
+    against its model)."""
+    return ConfigDict(json_schema_extra={"examples": list(items)})
+
+
+_DOWN: JsonDict = {"criterion": "uplink_down", "message": "wan-1 is unreachable", "device": "wan-1",
+         "measured": 420.0, "threshold": None}  # fmt: skip
+
+
 class ReasonPublic(BaseModel):
+    model_config = examples(_DOWN)
+
     criterion: Criterion  # the full list, with units, is in the OpenAPI schema and the README
     message: str
     device: str | None = None
@@ -33,6 +46,13 @@ class ReasonPublic(BaseModel):
 
 # --- sites ---------------------------------------------------------------------------------
 class SitePublic(BaseModel):
+    model_config = examples({
+        "id": "chc-bundu", "name": "Community Health Centre, Bundu", "district": "Ranchi",
+        "type": "chc", "hfr_id": None, "verdict": "down", "reasons": [_DOWN],
+        "since": "2026-11-30T04:12:00Z", "evaluated_at": "2026-11-30T04:19:00Z", "devices": 2,
+        "maintenance": None,
+    })  # fmt: skip
+
     id: str
     name: str
     district: str
@@ -49,6 +69,10 @@ class SitePublic(BaseModel):
 class SitesPublic(BaseModel):
     data: list[SitePublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
 
 
 class LastResultPublic(BaseModel):
@@ -101,7 +125,7 @@ class DevicePublic(BaseModel):
     role: Role
     address: str | None
     parent: str | None
-    state: str  # up | down | unreachable_parent | unknown
+    state: DeviceState
     last: LastResultPublic | None
     window: WindowPublic | None
     snmp: SnmpPublic | None = None
@@ -117,6 +141,8 @@ class ControllerApPublic(BaseModel):
 
 
 class SiteDetail(SitePublic):
+    model_config = ConfigDict(json_schema_extra={})  # not SitePublic's example
+
     window_seconds: float
     device_list: list[DevicePublic]
     clients: int | None  # associated clients over the site's controllers
@@ -125,6 +151,10 @@ class SiteDetail(SitePublic):
 
 # --- history -------------------------------------------------------------------------------
 class VerdictChangePublic(BaseModel):
+    model_config = examples(
+        {"verdict": "down", "since": "2026-11-30T04:12:00Z", "reasons": [_DOWN]}
+    )  # fmt: skip
+
     verdict: Verdict
     since: datetime
     reasons: list[ReasonPublic]
@@ -133,10 +163,43 @@ class VerdictChangePublic(BaseModel):
 class HistoryPublic(BaseModel):
     data: list[VerdictChangePublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
+
+
+# --- changes -------------------------------------------------------------------------------
+class ChangePublic(BaseModel):
+    model_config = examples({
+        "cursor": "WzEsImNoYW5nZXMiLDQyXQ", "site_id": "chc-bundu", "verdict": "down",
+        "since": "2026-11-30T04:12:00Z", "changed_at": "2026-11-30T04:13:00Z", "reasons": [_DOWN],
+    })  # fmt: skip
+
+    cursor: str = Field(description="opaque: `after=` this to get the changes after this one")
+    site_id: str
+    verdict: Verdict
+    since: datetime
+    changed_at: datetime | None  # when it was judged (null: rows of netmon before schema v3)
+    reasons: list[ReasonPublic]
+
+
+class ChangesPublic(BaseModel):
+    model_config = examples({"items": [], "next": "/api/v1/changes?after=WzEsImNoYW5nZXMiLDQyXQ"})
+
+    items: list[ChangePublic]
+    next: str = Field(description="the page after this one (path and query; also the Link "
+                      "header): present on the last page too, to poll for new changes")  # fmt: skip
 
 
 # --- results -------------------------------------------------------------------------------
 class ResultPublic(BaseModel):
+    model_config = examples({
+        "at": "2026-11-30T04:12:00Z", "kind": "icmp", "ok": False, "sent": 3, "received": 0,
+        "rtt_min_seconds": None, "rtt_avg_seconds": None, "rtt_max_seconds": None,
+        "jitter_seconds": None, "reason": "no reply to 3 echoes",
+    })  # fmt: skip
+
     at: datetime
     kind: str
     ok: bool
@@ -152,10 +215,20 @@ class ResultPublic(BaseModel):
 class ResultsPublic(BaseModel):
     data: list[ResultPublic]
     count: int
+    next: str | None = Field(
+        default=None, description="the next page (path and query; also the Link header), "
+        "null on the last page",
+    )  # fmt: skip
 
 
 # --- summary -------------------------------------------------------------------------------
 class GroupSummary(BaseModel):
+    model_config = examples({
+        "key": "Ranchi", "sites": 40, "fully_functional": 31, "percent_fully_functional": 77.5,
+        "by_verdict": {"fully_functional": 31, "degraded": 6, "down": 2, "not_installed": 1,
+                       "unknown": 0},
+    })  # fmt: skip
+
     key: str
     sites: int
     fully_functional: int

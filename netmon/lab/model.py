@@ -62,11 +62,10 @@ from pydantic import (
 from netmon.durations import parse_duration
 from netmon.errors import NetmonError
 from netmon.inventory import Role, SiteInfo, Slug
-from netmon.verdict import Criterion, Verdict
+from netmon.verdict import Criterion, DeviceState, Verdict
 
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 LINK_NET = ipaddress.IPv4Network("198.18.0.0/24")  # host <-> namespace link lives here
-DeviceState = Literal["up", "down", "unreachable_parent", "unknown"]
 
 
 class LabError(NetmonError):

@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from netmon.inventory import Policy, Site
-from netmon.verdict.context import Facts, SiteContext, device_state, parent_down, uplinks
+from netmon.verdict.context import (
+    DeviceState,
+    Facts,
+    SiteContext,
+    device_state,
+    parent_down,
+    uplinks,
+)
 from netmon.verdict.criteria import CRITERIA, Criterion, CriterionInfo, Unit, criteria_table
 from netmon.verdict.model import Judgement, Reason, Verdict
 from netmon.verdict.rules import RULES
@@ -30,6 +37,7 @@ __all__ = [
     "CRITERIA",
     "Criterion",
     "CriterionInfo",
+    "DeviceState",
     "Facts",
     "Judgement",
     "Reason",

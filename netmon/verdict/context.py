@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from netmon.inventory import Device, Policy, Site
 from netmon.window import DeviceSummary
@@ -49,7 +50,10 @@ def parent_down(site: Site, dev: Device, seen: Mapping[str, DeviceSummary]) -> b
     return any(_is_down(seen, a.name) for a in ancestors(site, dev))
 
 
-def device_state(site: Site, dev: Device, seen: Mapping[str, DeviceSummary]) -> str:
+DeviceState = Literal["up", "down", "unreachable_parent", "unknown"]
+
+
+def device_state(site: Site, dev: Device, seen: Mapping[str, DeviceSummary]) -> DeviceState:
     """``up``, ``down``, ``unreachable_parent`` (down behind a down parent) or ``unknown``."""
     s = seen.get(dev.name)
     if s is None or s.is_up is None:

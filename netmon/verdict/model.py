@@ -9,6 +9,10 @@ from netmon.verdict.criteria import Criterion
 
 
 class Verdict(StrEnum):
+    """A site's verdict: ``fully_functional`` (nothing failed), ``degraded`` (some criterion
+    failed), ``down`` (every uplink unreachable, or no AP up), ``not_installed`` (no gear, or
+    none ever answered), ``unknown`` (too few probes in the window)."""
+
     FULLY_FUNCTIONAL = "fully_functional"
     DEGRADED = "degraded"
     DOWN = "down"

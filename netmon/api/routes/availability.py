@@ -89,7 +89,7 @@ def total(days: Sequence[tuple[Any, Seconds]]) -> Seconds:
     return out
 
 
-@router.get("/sites/{site_id}/availability", response_model=SiteAvailability,
+@router.get("/sites/{site_id}/availability", response_model=SiteAvailability, operation_id="getSiteAvailability",
             responses={**csv.RESPONSE, **problems.responses(404, 422, 500, 503)})  # fmt: skip
 async def site_availability(
     request: Request, site: SiteDep, monitor: MonitorDep, start: From = None, end: To = None,
@@ -122,7 +122,7 @@ def _day(day: Any, seconds: Seconds) -> DayAvailability:
                            fully_functional_ratio=fully_functional_ratio(seconds))  # fmt: skip
 
 
-@router.get("/availability", response_model=AvailabilityPublic,
+@router.get("/availability", response_model=AvailabilityPublic, operation_id="listAvailability",
             responses={**csv.RESPONSE, **problems.responses(422, 500, 503)})  # fmt: skip
 async def grouped_availability(
     request: Request, monitor: MonitorDep, start: From = None, end: To = None,

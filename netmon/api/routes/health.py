@@ -28,7 +28,8 @@ def store_health(store: Store) -> StoreHealth:
     )  # fmt: skip
 
 
-@router.get("/healthz", response_model=HealthPublic, responses=problems.responses(500))
+@router.get("/healthz", response_model=HealthPublic, operation_id="health",
+            responses=problems.responses(500))  # fmt: skip
 async def healthz(monitor: AnyMonitorDep) -> HealthPublic:
     """``loading`` until the windows are refilled; ``degraded`` while the store's last read or
     write failed (netmon keeps probing and judging, and queues results in memory) or while the

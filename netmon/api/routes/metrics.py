@@ -31,16 +31,25 @@ from starlette.responses import Response
 
 from exporters.prometheus import NetmonRegistry
 from exporters.render import Scrape
+from netmon.api import problems
 from netmon.api.deps import AnyMonitorDep, RegistryDep
 from netmon.api.problems import NotFound
 from netmon.inventory import Inventory
 from netmon.monitor import Monitor
 
-router = APIRouter()
+router = APIRouter(tags=["metrics"])
+_FORMATS = {
+    CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}},
+    OPENMETRICS: {"schema": {"type": "string"}},
+}
 Values = Annotated[list[str] | None, Query()]
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get(
+    "/metrics", operation_id="metrics", response_class=Response,
+    responses={200: {"description": "Prometheus text format, or OpenMetrics by `Accept`",
+                     "content": _FORMATS}, **problems.responses(404, 422, 500)},
+)  # fmt: skip
 async def metrics(
     request: Request,
     registry: RegistryDep,
@@ -51,6 +60,7 @@ async def metrics(
     scope: Literal["all", "inventory", "own"] = "all",
     window_gauges: bool = True,
 ) -> Response:
+    """Every series, or a shard of them (see the parameters); built at scrape time."""
     openmetrics = _wants(request.headers.get("accept", ""), "application/openmetrics-text")
     compress = _wants(request.headers.get("accept-encoding", ""), "gzip")
     if not isinstance(registry, NetmonRegistry):  # a plain registry (tests of the app alone)

@@ -24,7 +24,8 @@ def group(key: str, members: list[SiteStatus]) -> GroupSummary:
                         percent_fully_functional=pct, by_verdict=by)  # fmt: skip
 
 
-@router.get("/summary", response_model=SummaryPublic, responses=problems.responses(500, 503))
+@router.get("/summary", response_model=SummaryPublic, operation_id="getSummary",
+            responses=problems.responses(500, 503))  # fmt: skip
 async def summary(monitor: MonitorDep) -> SummaryPublic:
     """How many sites are fully functional: overall, per district, per facility type."""
     all_sites = statuses(monitor)
