@@ -268,7 +268,7 @@ async def serve(config: ValidatedConfig) -> None:
     monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
                       retention=retention)  # fmt: skip
     monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
-    monitor.rollups = Rollups(settings.tz)
+    monitor.rollups = Rollups(settings.tz, hourly_days=settings.rollup_hourly_days)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes
     except BaseException:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -47,6 +48,9 @@ log = logging.getLogger("netmon.rollup")
 SLOT = 10  # seconds of one coverage row
 ROLL_EVERY = 60.0  # seconds between the monitor's rollups of yesterday and today
 CATCH_UP_DAYS = 40  # at most this many days re-rolled after a restart (raw results: 35 days)
+HOURS_EVERY = 300.0  # seconds between rolls of the device hours (this hour and the last)
+CATCH_UP_HOURS = 48  # at most this many device hours re-rolled after a restart
+HOURLY_DAYS = 400.0  # device hours kept (NETMON_ROLLUP_HOURLY_DAYS; 0: forever)
 
 
 class CoverageRow(SQLModel, table=True):
@@ -69,6 +73,25 @@ class SiteDayRow(SQLModel, table=True):
     maintenance: float = 0.0
     no_data: float = 0.0
     rolled_at: float  # Unix seconds; at or after the day's end: final
+
+
+class DeviceHourRow(SQLModel, table=True):
+    """One device's results of one kind in one UTC hour (kept HOURLY_RETENTION_DAYS)."""
+
+    __tablename__ = "device_hour"
+
+    site_id: str = Field(primary_key=True, max_length=64)
+    device: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=16)
+    hour: int = Field(primary_key=True, index=True)  # Unix seconds, a multiple of 3600
+    probes: int
+    failed: int
+    sent: int
+    received: int
+    rtt_min: float | None = None
+    rtt_avg: float | None = None  # over every received echo of the hour
+    rtt_max: float | None = None
+    outage_seconds: float  # from each failed result to the next result (or the hour's end)
 
 
 def slot_of(ts: float) -> int:
@@ -180,16 +203,7 @@ def site_day_rows(
 
 def write_rows(store: Store, rows: list[dict[str, Any]]) -> int:
     """Upsert site_day rows (the same day rolled again replaces its row)."""
-    if not rows:
-        return 0
-    t = SiteDayRow.__table__  # type: ignore[attr-defined]
-    ins = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(t)
-    update = {c: ins.excluded[c] for c in (*STATES, "district", "type", "rolled_at")}
-    stmt = ins.on_conflict_do_update(index_elements=["site_id", "day"], set_=update)
-    with store.writing(f"{len(rows)} rollup rows"), store.engine.begin() as conn:
-        for i in range(0, len(rows), 2000):
-            conn.execute(stmt, rows[i : i + 2000])
-    return len(rows)
+    return _upsert(store, SiteDayRow.__table__, rows, ("site_id", "day"))  # type: ignore[attr-defined]
 
 
 def stored_days(
@@ -222,11 +236,17 @@ def roll(
 
 class Rollups:
     """The monitor's rollup task: yesterday and today each minute; after a start, every day
-    from the last one rolled (at most CATCH_UP_DAYS back)."""
+    from the last one rolled (at most CATCH_UP_DAYS back). Device hours: this hour and the
+    last every HOURS_EVERY seconds (after a start, from the last one rolled, at most
+    CATCH_UP_HOURS back); older than ``hourly_days`` pruned."""
 
-    def __init__(self, tz: ZoneInfo, every: float = ROLL_EVERY) -> None:
+    def __init__(
+        self, tz: ZoneInfo, every: float = ROLL_EVERY, hourly_days: float = HOURLY_DAYS
+    ) -> None:
         self.tz = tz
         self.every = every
+        self.hourly_days = hourly_days
+        self.hours_at = -math.inf  # when device hours were last rolled
         self.caught_up = False
         self.rolled = 0  # rows written
         self.last_rolled_at: float | None = None
@@ -242,7 +262,22 @@ class Rollups:
             if last is not None:
                 first = min(first, max(last, today - dt.timedelta(days=CATCH_UP_DAYS)))
         n = roll(store, inventory, self.tz, first, today, now)
+        if now - self.hours_at >= HOURS_EVERY:
+            n += self._roll_hours(store, now)
         self.caught_up, self.rolled, self.last_rolled_at = True, self.rolled + n, now
+        return n
+
+    def _roll_hours(self, store: Store, now: float) -> int:
+        first = int(now // 3600 * 3600) - 3600
+        if not self.caught_up:
+            with store.reading("hourly figures"), store.engine.connect() as conn:
+                last = conn.execute(select(func.max(DeviceHourRow.hour))).scalar()
+            if last is not None:
+                first = min(first, max(int(last), first - CATCH_UP_HOURS * 3600))
+        n = write_hours(store, device_hour_rows(store, first, now))
+        if self.hourly_days > 0:
+            prune_rollups(store, now - self.hourly_days * 86400)
+        self.hours_at = now
         return n
 
 
@@ -253,11 +288,75 @@ def rebuild(
     first: dt.date,
     last: dt.date,
 ) -> Iterable[tuple[dt.date, int]]:
-    """Re-roll ``first`` .. ``last`` one day at a time, yielding (day, rows) as each is done."""
+    """Re-roll ``first`` .. ``last`` one day at a time (its site days and the device hours
+    inside it), yielding (day, rows) as each is done."""
     day = first
     while day <= last:
-        yield day, roll(store, inventory, tz, day, day, time.time())
+        lo, hi = day_bounds(day, tz)
+        now = time.time()
+        hours = device_hour_rows(
+            store, int(lo // 3600 * 3600), min(math.ceil(hi / 3600) * 3600, now)
+        )
+        yield day, roll(store, inventory, tz, day, day, now) + write_hours(store, hours)
         day += dt.timedelta(days=1)
+
+
+# --- device hours -------------------------------------------------------------------------
+def device_hour_rows(store: Store, first_hour: int, end: float) -> list[dict[str, Any]]:
+    """The device_hour rows of the hours from ``first_hour`` up to ``end``, from probe_result
+    (one grouped query; the next result of each device found with a window function)."""
+    from netmon.store import ProbeResultRow
+
+    t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+    nxt = func.lead(t.c.ts).over(partition_by=(t.c.site_id, t.c.device, t.c.kind), order_by=t.c.ts)
+    inner = select(t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok, t.c.sent,
+                   t.c.received, t.c.rtt_min, t.c.rtt_avg, t.c.rtt_max, nxt.label("next_ts"))  # fmt: skip
+    r = inner.where(t.c.ts >= first_hour, t.c.ts < end).subquery()
+    pg = store.engine.dialect.name == "postgresql"
+    hour = (func.floor(r.c.ts / 3600) if pg else cast(r.c.ts / 3600, Integer)) * 3600
+    failed = case((r.c.ok, 0), else_=1)
+    until = func.coalesce(r.c.next_ts, r.c.ts + r.c.duration)
+    weighted = func.sum(r.c.rtt_avg * r.c.received)
+    q = select(
+        r.c.site_id, r.c.device, r.c.kind, hour.label("hour"), func.count(), func.sum(failed),
+        func.sum(r.c.sent), func.sum(r.c.received), func.min(r.c.rtt_min),
+        weighted / func.nullif(func.sum(case((r.c.rtt_avg.is_(None), 0), else_=r.c.received)), 0),
+        func.max(r.c.rtt_max), func.sum(failed * (until - r.c.ts)),
+    ).group_by(r.c.site_id, r.c.device, r.c.kind, hour)  # fmt: skip
+    with store.reading("hourly figures"), store.engine.connect() as conn:
+        found = conn.execute(q).all()
+    names = ("site_id", "device", "kind", "hour", "probes", "failed", "sent", "received",
+             "rtt_min", "rtt_avg", "rtt_max", "outage_seconds")  # fmt: skip
+    rows = [dict(zip(names, row, strict=True)) for row in found]
+    for row in rows:  # an outage's seconds stay inside their hour
+        row["hour"] = int(row["hour"])
+        row["outage_seconds"] = min(float(row["outage_seconds"] or 0.0), 3600.0)
+    return rows
+
+
+def write_hours(store: Store, rows: list[dict[str, Any]]) -> int:
+    keys = ("site_id", "device", "kind", "hour")
+    return _upsert(store, DeviceHourRow.__table__, rows, keys)  # type: ignore[attr-defined]
+
+
+def _upsert(store: Store, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> int:
+    """Insert ``rows``, replacing those whose ``keys`` are already stored."""
+    if not rows:
+        return 0
+    ins = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(table)
+    update = {c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys}
+    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=update)
+    with store.writing(f"{len(rows)} rollup rows"), store.engine.begin() as conn:
+        for i in range(0, len(rows), 2000):
+            conn.execute(stmt, rows[i : i + 2000])
+    return len(rows)
+
+
+def prune_rollups(store: Store, before: float) -> int:
+    """Delete device hours older than ``before`` (daily rows are kept forever)."""
+    t = DeviceHourRow.__table__  # type: ignore[attr-defined]
+    with store.writing("old hourly figures"), store.engine.begin() as conn:
+        return int(conn.execute(t.delete().where(t.c.hour < before)).rowcount or 0)
 
 
 # --- reports: rolled days where final, live days elsewhere ------------------------------------

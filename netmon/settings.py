@@ -15,6 +15,8 @@
     NETMON_REPORT_TIMEZONE  the time zone whose days the daily rollups and reports count
                          (default Asia/Kolkata; netmon.rollup)
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
+    NETMON_ROLLUP_HOURLY_DAYS  days of hourly device figures kept (default 400; 0 = forever;
+                         daily site rollups are kept forever)
     NETMON_SNAPSHOT_EVERY   seconds between snapshots of the judged state in NETMON_DATA_DIR,
                          restored at start instead of re-reading the window (default 300; also
                          one at each clean stop; 0 = none written or read)
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
     icmp_rate_limit: float | None = Field(default=None, gt=0)  # echoes/s, all probes; None: no cap
     report_timezone: str = "Asia/Kolkata"  # an IANA zone name (see :attr:`tz`)
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
+    rollup_hourly_days: float = Field(default=400.0, ge=0)  # device hours kept; 0: forever
     snapshot_every: float = Field(default=300.0, ge=0)  # seconds (netmon.snapshot); 0: off
     journal_max_mb: int = Field(default=1024, ge=16)  # the journal's bound (netmon.journal)
     log_level: str = "info"

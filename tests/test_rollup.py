@@ -11,13 +11,22 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from exporters.prometheus import make_registry
 from netmon.api import create_app
 from netmon.inventory import load_inventory
 from netmon.inventory.models import Maintenance
 from netmon.monitor import Monitor
-from netmon.rollup import Rollups, live_days, roll, stored_days
+from netmon.rollup import (
+    DeviceHourRow,
+    Rollups,
+    device_hour_rows,
+    live_days,
+    roll,
+    stored_days,
+    write_hours,
+)
 from netmon.store import Store
 from probes.base import Engines, ProbeResult
 from tests.conftest import INVENTORIES, FakeClock
@@ -201,4 +210,33 @@ async def test_grouped_availability_csv_and_bad_periods(
     bad = await client.get(URL, params={"period": "2026-13"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.period"
     assert (await client.get("/api/v1/sites/nope/availability")).status_code == 404
+    store.close()
+
+
+async def test_device_hours_count_probes_echoes_and_outage_seconds_idempotently(
+    database_url: str,
+) -> None:
+    store = Store(database_url)
+    store.migrate()
+    d = Drive(store)  # starts on an hour (DAY0 + 1 h)
+    d.run(300)
+    cut_at = d.clock.now
+    d.run(600, cut=lambda t: cut_at <= t < cut_at + 100)
+    now = d.clock.now
+    rows = device_hour_rows(store, int(DAY0 + 3600), now)
+    assert write_hours(store, rows) == len(rows) == 2  # wan-1 and ap-1 of chc-bundu, one hour
+    wan = next(r for r in rows if r["device"] == "wan-1")
+    raw = store.results(SITE, "wan-1", DAY0, limit=10_000)
+    assert wan["probes"] == len(raw) == 45
+    assert wan["failed"] == sum(not r.ok for r in raw) == 5
+    assert (wan["sent"], wan["received"]) == (3 * 45, 3 * 40)
+    assert wan["rtt_min"] == pytest.approx(0.01) and wan["rtt_max"] == pytest.approx(0.012)
+    assert wan["outage_seconds"] == pytest.approx(
+        100
+    )  # from the first lost probe to the next answer
+    again = device_hour_rows(store, int(DAY0 + 3600), now)
+    assert write_hours(store, again) == 2
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(DeviceHourRow)).all()
+    assert len(stored) == 2  # upserted, not added
     store.close()
