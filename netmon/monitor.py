@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.errors import StoreError
 from netmon.inventory import Inventory, Site
+from netmon.maintenance import ApiMaintenance, load_windows, with_windows
 from netmon.poller_link import LocalPoller, PollerLink
 from netmon.store import Store, VerdictChange
 from netmon.verdict import Judgement, Verdict, judge
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.monitor")
 
 EvidenceKey = tuple[str, str, str]  # (site id, device name, probe kind)
+WINDOWS_RETRY = 30.0  # seconds between attempts to read the API's maintenance windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,11 @@ class Monitor:
         retention: float | None = None,
         poller: PollerLink | None = None,
     ) -> None:
+        self.announced = inventory  # as loaded; ``inventory`` adds the API's maintenance windows
         self.inventory = inventory
+        self.api_windows: list[ApiMaintenance] = []  # netmon.maintenance
+        self.windows_loaded = False  # read from the store yet (retried after flushes until then)
+        self._windows_due = -math.inf  # when a flush tries to read them again
         self.store = store
         # where results come from: by default the poller on this loop, with these engines
         self.poller = poller if poller is not None else LocalPoller(self.record, engines)
@@ -159,10 +165,39 @@ class Monitor:
                     self.evidence[key] = ev
         self._judge_all = True
 
+    def set_windows(self, windows: list[ApiMaintenance]) -> None:
+        """Judge with these API maintenance windows beside the inventory's own (their sites
+        are re-judged at the next evaluation)."""
+        touched = {w.site_id for w in (*self.api_windows, *windows)}
+        self.api_windows = list(windows)
+        self.windows_loaded = True
+        self.inventory = with_windows(self.announced, self.api_windows)
+        self._changed |= touched
+
+    async def load_windows(self) -> bool:
+        """Read the API's maintenance windows from the store (False, logged, if it fails:
+        retried after the next flush that gets through)."""
+        horizon = self.clock() - max((self._window(s) for s in self.announced.sites), default=0)
+        try:
+            windows = await asyncio.to_thread(self._read_windows, horizon)
+        except StoreError as exc:
+            log.warning("maintenance windows posted to the API not read yet: %s", exc)
+            return False
+        self.set_windows(windows)
+        if windows:
+            log.info("%d maintenance windows from the API", len(windows))
+        return True
+
+    def _read_windows(self, horizon: float) -> list[ApiMaintenance]:
+        if not self.store.migrated:  # down at start, nothing written since: create the tables
+            self.store.migrate()
+        return load_windows(self.store, horizon)
+
     async def reload(self, inventory: Inventory, config: ValidatedConfig | None = None) -> None:
         """Switch to a new inventory without resetting devices that stay; the poller probes
         the new one (and reconfigures its engines with ``config``, e.g. new SNMP profiles)."""
-        self.inventory = inventory
+        self.announced = inventory
+        self.inventory = with_windows(inventory, self.api_windows)
         self._make_evidence()
         sites = {s.id: s for s in inventory.sites}
         self.status = {k: v for k, v in self.status.items() if k in sites}
@@ -283,6 +318,8 @@ class Monitor:
     # --- running ----------------------------------------------------------------------------
     async def start(self, evaluate_every: float = 5.0) -> None:
         await asyncio.to_thread(self._requeue)
+        if self.store.migrated:  # else the database was down at start: read after a flush
+            await self.load_windows()
         loaded = await self._refill()
         log.info("refilled windows with %d results", loaded)
         self.evaluate()
@@ -370,6 +407,10 @@ class Monitor:
             await self.store.flush_async()
         except StoreError as exc:
             log.error("%s; %d rows kept for retry", exc, len(self.store.pending))
+            return
+        if not self.windows_loaded and self.clock() >= self._windows_due:
+            self._windows_due = self.clock() + WINDOWS_RETRY
+            await self.load_windows()
 
     async def stop(self) -> None:
         """Stop probing (taking every result the poller still has), then write every pending
