@@ -11,6 +11,9 @@ snmp), then each kind's site view may correct it (SNMP: APs as their controllers
 Nothing here names a kind: the monitor loops over the registry (``probes.KINDS``). At start-up
 the evidence is restored from the latest snapshot plus the results stored after it
 (``netmon.snapshot``), else refilled from the store, so a restart does not forget the last 24 h.
+Maintenance windows posted to the API are read from the store before that (after a flush, if
+the database was down at start) and judged as the inventory's own (``netmon.maintenance``):
+``announced`` is the inventory as loaded, ``inventory`` the one with those windows added.
 
 Judging is incremental. A fold marks its site changed; :meth:`Monitor.evaluate` re-judges only
 the sites with a change or whose next time boundary has passed (the earliest of their
