@@ -191,6 +191,52 @@ class Monitor:
             log.info("%d maintenance windows from the API", len(windows))
         return True
 
+    async def refold(self, site_id: str) -> bool:
+        """Re-read one site's window from the store and fold it again under its maintenance
+        windows now (a window posted with a start in the past, or withdrawn, changes which of
+        the results already folded count). False, logged, if the store fails: the evidence is
+        kept as it was. Results written during the read but not in it are missed (seconds)."""
+        site = self.inventory.site(site_id)
+        if site is None:
+            return False
+        old = {k: ev for k, ev in self.evidence.items() if k[0] == site_id}
+        since = self.clock() - self._window(site)
+        try:
+            await self.store.flush_async()
+            fresh = await asyncio.to_thread(self._reread, site, old, since)
+        except StoreError as exc:
+            log.warning("site %s not refolded after a maintenance change: %s", site_id, exc)
+            return False
+        for key, (ev, until) in fresh.items():
+            if self.evidence.get(key) is old[key]:  # not reloaded meanwhile
+                self.evidence[key] = ev
+                self.folded_until[key] = until
+        for sid, device, result in self.store.queued_results():  # taken during the read
+            if sid == site_id and result.started_at > fresh.get(
+                (sid, device, result.kind), (None, math.inf))[1]:  # fmt: skip
+                self._fold(sid, device, result)
+        self._changed.add(site_id)
+        return True
+
+    def _reread(
+        self, site: Site, old: dict[EvidenceKey, Evidence], since: float
+    ) -> dict[EvidenceKey, tuple[Evidence, float]]:
+        """New evidence for ``old``'s keys from the stored results since ``since``, each with
+        the start of the latest result read (in a worker thread: touches no monitor state)."""
+        out: dict[EvidenceKey, tuple[Evidence, float]] = {}
+        for key, before in old.items():
+            ev = KINDS[key[2]].new_evidence(before.window)
+            ev.ever_up = before.ever_up
+            until = -math.inf
+            for r in self.store.device_results(key[0], key[1], key[2], since):
+                until = max(until, r.started_at)
+                if site.in_maintenance(r.started_at):
+                    ev.close_outage(r.started_at)
+                else:
+                    ev.add(r)
+            out[key] = (ev, until)
+        return out
+
     def _read_windows(self, horizon: float) -> list[ApiMaintenance]:
         if not self.store.migrated:  # down at start, nothing written since: create the tables
             self.store.migrate()

@@ -101,7 +101,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def window(start: float = NOW - 60, end: float = NOW + 3600, reason: str = "BSNL splicing") -> dict[str, str]:  # fmt: skip
+def window(start: float = NOW - 10, end: float = NOW + 3600, reason: str = "BSNL splicing") -> dict[str, str]:  # fmt: skip
     return {"start": iso(start), "end": iso(end), "reason": reason}
 
 
@@ -141,7 +141,7 @@ async def test_a_window_posted_makes_the_site_maintenance_with_no_outage(
     body = resp.json()
     assert resp.headers["location"] == f"{SITE}/{body['id']}"
     assert (body["source"], body["active"], body["created_by"]) == ("api", True, "tracker")
-    assert body["start"] == iso(NOW - 60).replace("+00:00", "Z")
+    assert body["start"] == iso(NOW - 10).replace("+00:00", "Z")
     sites = {s["id"]: s for s in (await client.get("/api/v1/sites")).json()["data"]}
     assert sites["chc-bundu"]["maintenance"] == "BSNL splicing"
     assert sites["mc-rims-ranchi"]["maintenance"] is None
@@ -330,3 +330,29 @@ def test_merging_keeps_sites_without_windows(tmp_path: Path, clock: FakeClock) -
     assert [m.reason for m in bundu.maintenance] == ["fibre", "r"]
     assert [m.reason for m in inv.site("chc-bundu").maintenance] == ["fibre"]  # type: ignore[union-attr]
     assert merged.policy_for(bundu) == inv.policy_for(inv.site("chc-bundu"))  # type: ignore[arg-type]
+
+
+async def test_a_window_that_began_in_the_past_forgives_what_was_folded_inside_it(
+    client: httpx.AsyncClient, monitor: Monitor, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    """Up for 13 minutes, then down for ten; a window announced now from just before the cut
+    takes the outage back (its site's window is folded again); withdrawing it restores it."""
+    for step in range(70):
+        clock.now = NOW + 20 * step
+        for dev in ("wan-1", "ap-1"):
+            monitor.record("chc-bundu", dev, ok(clock.now) if step < 40 else lost(clock.now))
+        monitor.evaluate()
+    assert monitor.status["chc-bundu"].verdict == "down"
+    writer = bearer(tokens["writer"])
+    resp = await client.post(SITE, json=window(NOW + 790, clock.now + 3600), headers=writer)
+    assert resp.status_code == 201, resp.text
+    assert monitor.status["chc-bundu"].verdict == "fully_functional"
+    wan = monitor.evidence[("chc-bundu", "wan-1", "icmp")].summary(clock.now)
+    assert wan is not None and wan.longest_outage == 0 and wan.down_since is None
+    assert wan.probes == 41  # the ones before the window (NOW - 20 too)
+    resp = await client.delete(f"{SITE}/{resp.json()['id']}", headers=writer)
+    assert resp.status_code == 204
+    assert monitor.status["chc-bundu"].verdict == "down"
+    wan = monitor.evidence[("chc-bundu", "wan-1", "icmp")].summary(clock.now)
+    assert wan is not None and wan.probes == 71
+    assert wan.longest_outage == pytest.approx(20 * 29, abs=20)

@@ -6,7 +6,9 @@
     DELETE /api/v1/sites/{site_id}/maintenance/{id}   204; an inventory window: 409
 
 Writes need a token with ``maintenance:write`` and are audited (``netmon.auth``). A window
-takes effect at once: results inside it are left out of the verdict (``netmon.maintenance``).
+takes effect at once: results inside it are left out of the verdict (``netmon.maintenance``);
+one that began in the past (or is withdrawn) has its site's window re-read from the store and
+folded again, so results already taken inside it stop (or start) counting.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ async def create_maintenance(
         monitor.set_windows([*monitor.api_windows, created])
     else:  # the database was down at start: read them all now (this one too)
         await monitor.load_windows()
+    if created.start.timestamp() < now:  # results already folded fall inside it
+        await monitor.refold(site.id)
     monitor.evaluate()
     response.headers["Location"] = f"{path}/{created.id}"
     return window_public(site.id, None, created, now)
@@ -116,5 +120,7 @@ async def delete_maintenance(
     if gone is None:
         raise NotFound(f"site {site.id!r} has no maintenance window {window_id!r}")
     monitor.set_windows(removed(monitor.api_windows, gone.id))
+    if gone.start.timestamp() < monitor.clock():  # results it left out count again
+        await monitor.refold(site.id)
     monitor.evaluate()
     return Response(status_code=204)
