@@ -36,6 +36,7 @@ SCOPES = ("maintenance:write", "audit:read", "read")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOUCH_EVERY = 60.0  # seconds: last_used_at is written at most this often per token
 CLI = "netmon token"  # where a CLI error is said to come from (``netmon token: --name: ...``)
+CLI_NAME = "cli"  # who the audit log says wrote, for the command line (no token may be named so)
 
 
 class ApiTokenRow(SQLModel, table=True):
@@ -81,6 +82,27 @@ class TokenInfo:
     revoked_at: float | None
 
 
+class Recent:
+    """Callers accepted lately, by token digest: while the database cannot be read, a token it
+    accepted within ``keep`` seconds is still accepted, so closed reads are served from memory
+    as open ones are. Never asked while the database answers: a revocation counts at once."""
+
+    def __init__(self, keep: float = 600.0) -> None:
+        self.keep = keep
+        self._seen: dict[str, tuple[Caller, float]] = {}  # one per valid token: bounded
+
+    def remember(self, token: str, caller: Caller, at: float) -> None:
+        self._seen[digest(token)] = (caller, at)
+
+    def forget(self, token: str) -> None:
+        """The database refused it (revoked): never recalled again."""
+        self._seen.pop(digest(token), None)
+
+    def recall(self, token: str, at: float) -> Caller | None:
+        found = self._seen.get(digest(token))
+        return found[0] if found is not None and at - found[1] <= self.keep else None
+
+
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -108,6 +130,8 @@ def create_token(store: Store, name: str, scopes: Iterable[str], now: float | No
     """A new token named ``name`` with ``scopes``: stored hashed, returned (shown once)."""
     if not NAME.match(name):
         raise _problem("--name", "a name is 1-64 letters, digits, '.', '_' or '-'")
+    if name == CLI_NAME:
+        raise _problem("--name", f"{CLI_NAME!r} names the command line in the audit log")
     wanted = checked_scopes(scopes)
     token = PREFIX + secrets.token_urlsafe(32)
     at = time.time() if now is None else now
@@ -116,7 +140,7 @@ def create_token(store: Store, name: str, scopes: Iterable[str], now: float | No
             raise _problem("--name", f"a token named {name!r} exists already")
         s.add(ApiTokenRow(name=name, scopes=" ".join(wanted), token_sha256=digest(token),
                           created_at=at))  # fmt: skip
-        _audit(s, "cli", "CLI", f"{CLI} create", "token.create",
+        _audit(s, CLI_NAME, "CLI", f"{CLI} create", "token.create",
                {"name": name, "scopes": list(wanted)}, at)  # fmt: skip
         s.commit()
     return token
@@ -133,7 +157,7 @@ def revoke_token(store: Store, name: str, now: float | None = None) -> bool:
             return False
         row.revoked_at = at
         s.add(row)
-        _audit(s, "cli", "CLI", f"{CLI} revoke", "token.revoke", {"name": name}, at)
+        _audit(s, CLI_NAME, "CLI", f"{CLI} revoke", "token.revoke", {"name": name}, at)
         s.commit()
     return True
 

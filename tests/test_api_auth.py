@@ -356,3 +356,30 @@ async def test_a_window_that_began_in_the_past_forgives_what_was_folded_inside_i
     wan = monitor.evidence[("chc-bundu", "wan-1", "icmp")].summary(clock.now)
     assert wan is not None and wan.probes == 71
     assert wan.longest_outage == pytest.approx(20 * 29, abs=20)
+
+
+async def test_closed_reads_survive_a_database_outage_for_tokens_seen_lately(
+    monitor: Monitor, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    """Verdicts are served from memory while the database is down; a token it accepted
+    within ten minutes still reads. One it never saw cannot be judged: 503, not 401."""
+    reader = bearer(tokens["reader"])
+    async with await client_for(monitor, True) as closed:
+        assert (await closed.get("/api/v1/sites", headers=reader)).status_code == 200
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        live = monitor.store.engine
+        monitor.store.engine = make_engine(f"postgresql+psycopg://x@127.0.0.1:{port}/x?connect_timeout=1")  # fmt: skip
+        try:
+            assert (await closed.get("/api/v1/sites", headers=reader)).status_code == 200
+            resp = await closed.get("/api/v1/sites", headers=bearer(tokens["auditor"]))
+            problem(resp, 503, "store_unavailable")
+            clock.advance(601)  # the acceptance is too old now
+            resp = await closed.get("/api/v1/sites", headers=reader)
+            problem(resp, 503, "store_unavailable")
+        finally:
+            monitor.store.engine.dispose()
+            monitor.store.engine = live
+        revoke_token(monitor.store, "dashboard")  # back: a revocation counts at once
+        problem(await closed.get("/api/v1/sites", headers=reader), 401, "unauthorized")

@@ -72,6 +72,8 @@ def test_create_list_revoke(database_url: str, capsys: pytest.CaptureFixture[str
         (["create", "--name", "x"], "netmon token: --scope: give at least one scope"),
         (["create", "--name", "no spaces", "--scope", "read"], "netmon token: --name: a name is"),
         (["revoke", "nobody"], "netmon token: NAME: no token named 'nobody'"),
+        (["create", "--name", "cli", "--scope", "read"],
+         "netmon token: --name: 'cli' names the command line in the audit log"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_78(

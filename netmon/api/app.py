@@ -14,6 +14,7 @@ from netmon import __version__
 from netmon.api import problems
 from netmon.api.deps import read_access
 from netmon.api.routes import audit, health, history, maintenance, metrics, results, sites, summary
+from netmon.auth import Recent
 from netmon.monitor import Monitor
 
 DESCRIPTION = (
@@ -43,6 +44,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.registry = registry
     app.state.read_requires_token = read_requires_token
+    app.state.callers = Recent()  # tokens accepted lately, for a database outage (netmon.auth)
     for module in READS:
         app.include_router(module.router, dependencies=[Depends(read_access)],
                            responses=problems.responses(401, 403))  # fmt: skip

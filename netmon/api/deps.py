@@ -14,6 +14,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from netmon.api.problems import Forbidden, Loading, NotFound, Unauthorized
 from netmon.auth import Caller, authenticate
+from netmon.errors import StoreError
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus
 
@@ -79,15 +80,33 @@ _bearer = HTTPBearer(auto_error=False, description="a token made by `netmon toke
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+async def _verified(request: Request, monitor: Monitor, token: str) -> Caller | None:
+    """The database's word on ``token``; while it cannot be read, a recent acceptance
+    (:class:`netmon.auth.Recent`), else the StoreError (503: validity cannot be told now)."""
+    store, recent = monitor.store, request.app.state.callers
+    try:
+        caller = await store.read_async(authenticate, store, token)
+    except StoreError:
+        caller = recent.recall(token, monitor.clock())
+        if caller is None:
+            raise
+        return caller
+    if caller is None:
+        recent.forget(token)
+    else:
+        recent.remember(token, caller, monitor.clock())
+    return caller
+
+
 async def _caller(request: Request, monitor: Monitor, credentials: Credentials) -> Caller:
     """The caller of a valid token; 401 without one (the token itself is never logged)."""
     caller = None
     if credentials is not None:
-        store = monitor.store
-        caller = await store.read_async(authenticate, store, credentials.credentials)
+        caller = await _verified(request, monitor, credentials.credentials)
     if caller is None:
         why = "no bearer token" if credentials is None else "an unknown or revoked token"
-        log.info("%s %s refused: %s", request.method, request.url.path, why)
+        level = logging.DEBUG if request.method in ("GET", "HEAD") else logging.INFO  # a scan
+        log.log(level, "%s %s refused: %s", request.method, request.url.path, why)  # floods none
         raise Unauthorized(f"this request needs a valid bearer token: it came with {why}")
     return caller
 
