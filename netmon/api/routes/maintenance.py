@@ -14,7 +14,7 @@ folded again, so results already taken inside it stop (or start) counting.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
@@ -79,8 +79,13 @@ async def get_maintenance(site: SiteDep, window_id: WindowId, monitor: MonitorDe
     raise NotFound(f"site {site.id!r} has no maintenance window {window_id!r}")
 
 
+CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "The window, announced; `Location` is its URL", "headers": {
+    "Location": {"description": "/api/v1/sites/{site_id}/maintenance/{id}",
+                 "schema": {"type": "string"}}}}}  # fmt: skip
+
+
 @router.post("/sites/{site_id}/maintenance", status_code=201, response_model=MaintenancePublic,
-             responses=problems.responses(401, 403, 404, 422, 500, 503))  # fmt: skip
+             responses={**problems.responses(401, 403, 404, 422, 500, 503), **CREATED})  # fmt: skip
 async def create_maintenance(
     caller: WriteDep, site: SiteDep, body: MaintenanceCreate, monitor: MonitorDep,
     request: Request, response: Response,
