@@ -2,6 +2,8 @@
 
     netmon run [--config FILE] [--snmp-profiles DIR] [--host H] [--port P] [--database-url URL] ...
     netmon check-config [--snmp-profiles DIR] [FILE ...]
+    netmon token create --name NAME --scope SCOPE [--scope ...] [--database-url URL]
+    netmon token list | netmon token revoke NAME
 
 Exit status: 0; 78 (EX_CONFIG) for a configuration error, printed as ``file:line: field:
 message`` lines, the same from ``run`` and ``check-config``; 1 for any other netmon error, as one
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snmp_profiles(check)
     check.set_defaults(func=cmd_check_config)
     _add_rollup(sub)
+    _add_token(sub)
     _add_lab(sub)
     return parser
 
@@ -142,6 +145,25 @@ def _add_snmp_profiles(parser: argparse.ArgumentParser) -> None:
                         help="a site's own SNMP profiles, added to the bundled ones")  # fmt: skip
 
 
+def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from netmon.auth import SCOPES
+
+    token = sub.add_parser("token", help="bearer tokens for the API's writes (netmon.auth)")
+    verbs = token.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="make a token and print it once, on stdout alone")
+    create.add_argument("--name", required=True, help="who the token is for (in the audit log)")
+    create.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                        help=f"repeatable: {', '.join(SCOPES)}")  # fmt: skip
+    create.set_defaults(func=cmd_token_create)
+    listing = verbs.add_parser("list", help="every token: name, scopes, created, last used")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = verbs.add_parser("revoke", help="refuse a token from now on (it stays listed)")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(func=cmd_token_revoke)
+    for verb in (create, listing, revoke):
+        verb.add_argument("--database-url", help="SQLAlchemy URL (default: as `netmon run`)")
+
+
 def _add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     try:
         from netmon.lab.cli import add_parser
@@ -178,6 +200,73 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             continue
         print(f"{path}: OK ({config.summary})")
     return EX_CONFIG if failed else 0
+
+
+def _token_store(args: argparse.Namespace) -> Store:
+    """The store `netmon run` would use (same settings and --database-url), migrated."""
+    settings = settings_from(argparse.Namespace(snmp_profiles=None),
+                             database_url=args.database_url)  # fmt: skip
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
+    store = Store(url)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from netmon.auth import checked_scopes, create_token
+
+    checked_scopes(args.scope)  # a bad scope is refused before any database is opened
+    store = _token_store(args)
+    try:
+        token = create_token(store, args.name, args.scope)
+    finally:
+        store.close()
+    print(token)
+    print(f"token {args.name!r} created; it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from netmon.auth import list_tokens
+
+    store = _token_store(args)
+    try:
+        tokens = list_tokens(store)
+    finally:
+        store.close()
+    rows = [("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")]
+    rows += [(t.name, ",".join(t.scopes), _when(t.created_at), _when(t.last_used_at),
+              _when(t.revoked_at)) for t in tokens]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from netmon.auth import revoke_token
+
+    store = _token_store(args)
+    try:
+        done = revoke_token(store, args.name)
+    finally:
+        store.close()
+    print(f"token {args.name!r} {'revoked' if done else 'was revoked already'}", file=sys.stderr)
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -279,7 +368,8 @@ async def serve(config: ValidatedConfig) -> None:
              settings.config, store.safe_url, icmp_mode, settings.poller)  # fmt: skip
     if settings.snapshot_every > 0:
         monitor.snapshot = Snapshotter(settings.data_dir / SNAPSHOT_FILE, settings.snapshot_every)
-    app = create_app(monitor, make_registry(monitor, __version__, icmp_mode))
+    registry = make_registry(monitor, __version__, icmp_mode)
+    app = create_app(monitor, registry, read_requires_token=settings.api_read_requires_token)
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False,
                                     **server_options()))  # fmt: skip

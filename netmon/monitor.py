@@ -11,6 +11,9 @@ snmp), then each kind's site view may correct it (SNMP: APs as their controllers
 Nothing here names a kind: the monitor loops over the registry (``probes.KINDS``). At start-up
 the evidence is restored from the latest snapshot plus the results stored after it
 (``netmon.snapshot``), else refilled from the store, so a restart does not forget the last 24 h.
+Maintenance windows posted to the API are read from the store before that (after a flush, if
+the database was down at start) and judged as the inventory's own (``netmon.maintenance``):
+``announced`` is the inventory as loaded, ``inventory`` the one with those windows added.
 
 Judging is incremental. A fold marks its site changed; :meth:`Monitor.evaluate` re-judges only
 the sites with a change or whose next time boundary has passed (the earliest of their
@@ -42,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.errors import StoreError
 from netmon.inventory import Inventory, Site
+from netmon.maintenance import ApiMaintenance, load_windows, with_windows
 from netmon.poller_link import LocalPoller, PollerLink
 from netmon.rollup import SLOT, Rollups, slot_of
 from netmon.store import Store, VerdictChange
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.monitor")
 
 EvidenceKey = tuple[str, str, str]  # (site id, device name, probe kind)
+WINDOWS_RETRY = 30.0  # seconds between attempts to read the API's maintenance windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,11 @@ class Monitor:
         retention: float | None = None,
         poller: PollerLink | None = None,
     ) -> None:
+        self.announced = inventory  # as loaded; ``inventory`` adds the API's maintenance windows
         self.inventory = inventory
+        self.api_windows: list[ApiMaintenance] = []  # netmon.maintenance
+        self.windows_loaded = False  # read from the store yet (retried after flushes until then)
+        self._windows_due = -math.inf  # when a flush tries to read them again
         self.store = store
         # where results come from: by default the poller on this loop, with these engines
         self.poller = poller if poller is not None else LocalPoller(self.record, engines)
@@ -161,10 +170,85 @@ class Monitor:
                     self.evidence[key] = ev
         self._judge_all = True
 
+    def set_windows(self, windows: list[ApiMaintenance]) -> None:
+        """Judge with these API maintenance windows beside the inventory's own (their sites
+        are re-judged at the next evaluation)."""
+        touched = {w.site_id for w in (*self.api_windows, *windows)}
+        self.api_windows = list(windows)
+        self.windows_loaded = True
+        self.inventory = with_windows(self.announced, self.api_windows)
+        self._changed |= touched
+
+    async def load_windows(self) -> bool:
+        """Read the API's maintenance windows from the store (False, logged, if it fails:
+        retried after the next flush that gets through)."""
+        horizon = self.clock() - max((self._window(s) for s in self.announced.sites), default=0)
+        try:
+            windows = await asyncio.to_thread(self._read_windows, horizon)
+        except StoreError as exc:
+            log.warning("maintenance windows posted to the API not read yet: %s", exc)
+            return False
+        self.set_windows(windows)
+        if windows:
+            log.info("%d maintenance windows from the API", len(windows))
+        return True
+
+    async def refold(self, site_id: str) -> bool:
+        """Re-read one site's window from the store and fold it again under its maintenance
+        windows now (a window posted with a start in the past, or withdrawn, changes which of
+        the results already folded count). False, logged, if the store fails: the evidence is
+        kept as it was. Results written during the read but not in it are missed (seconds)."""
+        site = self.inventory.site(site_id)
+        if site is None:
+            return False
+        old = {k: ev for k, ev in self.evidence.items() if k[0] == site_id}
+        since = self.clock() - self._window(site)
+        try:
+            await self.store.flush_async()
+            fresh = await asyncio.to_thread(self._reread, site, old, since)
+        except StoreError as exc:
+            log.warning("site %s not refolded after a maintenance change: %s", site_id, exc)
+            return False
+        for key, (ev, until) in fresh.items():
+            if self.evidence.get(key) is old[key]:  # not reloaded meanwhile
+                self.evidence[key] = ev
+                self.folded_until[key] = until
+        for sid, device, result in self.store.queued_results():  # taken during the read
+            if sid == site_id and result.started_at > fresh.get(
+                (sid, device, result.kind), (None, math.inf))[1]:  # fmt: skip
+                self._fold(sid, device, result)
+        self._changed.add(site_id)
+        return True
+
+    def _reread(
+        self, site: Site, old: dict[EvidenceKey, Evidence], since: float
+    ) -> dict[EvidenceKey, tuple[Evidence, float]]:
+        """New evidence for ``old``'s keys from the stored results since ``since``, each with
+        the start of the latest result read (in a worker thread: touches no monitor state)."""
+        out: dict[EvidenceKey, tuple[Evidence, float]] = {}
+        for key, before in old.items():
+            ev = KINDS[key[2]].new_evidence(before.window)
+            ev.ever_up = before.ever_up
+            until = -math.inf
+            for r in self.store.device_results(key[0], key[1], key[2], since):
+                until = max(until, r.started_at)
+                if site.in_maintenance(r.started_at):
+                    ev.close_outage(r.started_at)
+                else:
+                    ev.add(r)
+            out[key] = (ev, until)
+        return out
+
+    def _read_windows(self, horizon: float) -> list[ApiMaintenance]:
+        if not self.store.migrated:  # down at start, nothing written since: create the tables
+            self.store.migrate()
+        return load_windows(self.store, horizon)
+
     async def reload(self, inventory: Inventory, config: ValidatedConfig | None = None) -> None:
         """Switch to a new inventory without resetting devices that stay; the poller probes
         the new one (and reconfigures its engines with ``config``, e.g. new SNMP profiles)."""
-        self.inventory = inventory
+        self.announced = inventory
+        self.inventory = with_windows(inventory, self.api_windows)
         self._make_evidence()
         sites = {s.id: s for s in inventory.sites}
         self.status = {k: v for k, v in self.status.items() if k in sites}
@@ -285,6 +369,8 @@ class Monitor:
     # --- running ----------------------------------------------------------------------------
     async def start(self, evaluate_every: float = 5.0) -> None:
         await asyncio.to_thread(self._requeue)
+        if self.store.migrated:  # else the database was down at start: read after a flush
+            await self.load_windows()
         loaded = await self._refill()
         log.info("refilled windows with %d results", loaded)
         self.evaluate()
@@ -393,6 +479,10 @@ class Monitor:
             await self.store.flush_async()
         except StoreError as exc:
             log.error("%s; %d rows kept for retry", exc, len(self.store.pending))
+            return
+        if not self.windows_loaded and self.clock() >= self._windows_due:
+            self._windows_due = self.clock() + WINDOWS_RETRY
+            await self.load_windows()
 
     async def stop(self) -> None:
         """Stop probing (taking every result the poller still has), then write every pending

@@ -143,8 +143,20 @@ def _loads(text: str | None) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else []
 
 
-def maintenance_of(site: Site) -> list[Interval]:
-    return merge((m.start.timestamp(), m.end.timestamp()) for m in site.maintenance)
+def maintenance_of(site: Site, extra: Iterable[Interval] = ()) -> list[Interval]:
+    return merge([*((m.start.timestamp(), m.end.timestamp()) for m in site.maintenance), *extra])
+
+
+def api_windows(store: Store, start: float, end: float) -> dict[str, list[Interval]]:
+    """Per site, the maintenance windows posted to the API that overlap ``[start, end)`` (the
+    monitor holds only those inside its policy windows; a report may look further back)."""
+    from netmon.maintenance import load_windows
+
+    out: dict[str, list[Interval]] = {}
+    for w in load_windows(store, start):
+        if w.start.timestamp() < end:
+            out.setdefault(w.site_id, []).append((w.start.timestamp(), w.end.timestamp()))
+    return out
 
 
 def _clip(intervals: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
@@ -158,9 +170,10 @@ def live_days(
     """Per site, each local day of ``[start, end)`` accounted from the raw tables."""
     covered = read_coverage(store, start, end)
     changes = read_changes(store, [s.id for s in sites], start, end)
+    posted = api_windows(store, start, end)
     out: dict[str, list[tuple[dt.date, Account]]] = {}
     for site in sites:
-        mnt, mine = maintenance_of(site), changes.get(site.id, [])
+        mnt, mine = maintenance_of(site, posted.get(site.id, ())), changes.get(site.id, [])
         out[site.id] = [
             (day, account(mine, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi))
             for day, lo, hi in days(start, end, tz)
@@ -174,7 +187,7 @@ def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
     from netmon.timeline import timeline
 
     changes = read_changes(store, [site.id], start, end).get(site.id, [])
-    mnt = maintenance_of(site)
+    mnt = maintenance_of(site, api_windows(store, start, end).get(site.id, ()))
     found = []
     for span in timeline(changes, start, end):
         if span.verdict == "down":

@@ -1,5 +1,8 @@
 """Process settings: command-line flags over environment variables over defaults.
 
+    NETMON_API_READ_REQUIRES_TOKEN  true: every GET of /api/v1 needs a bearer token with the
+                         scope ``read`` (default false: reads are open; writes always need a
+                         token, netmon.auth; /healthz and /metrics stay open)
     NETMON_CONFIG        inventory file (default: the bundled Jharkhand example)
     NETMON_DATABASE_URL  SQLAlchemy URL (default: SQLite file in NETMON_DATA_DIR)
     NETMON_DATA_DIR      where the embedded SQLite database lives (default: $STATE_DIRECTORY
@@ -75,6 +78,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
+    api_read_requires_token: bool = False  # GET /api/v1/* needs a token with the scope "read"
 
     @field_validator("icmp_mode", "log_level", "poller", mode="before")
     @classmethod

@@ -623,6 +623,13 @@ class Store:
                 yield row["site_id"], row["device"], _result(*(row[n] for n in names))
 
     @contextlib.contextmanager
+    def session(self, doing: Literal["reading", "writing"], what: str) -> Iterator[Session]:
+        """A session for another module's own tables (``netmon.auth``, ``netmon.maintenance``):
+        its database errors are StoreErrors, bounded and counted like the store's own."""
+        with self._guarded(doing, what), Session(self.engine) as s:
+            yield s
+
+    @contextlib.contextmanager
     def _guarded(
         self, doing: Literal["reading", "writing"], what: str, bulk: bool = False
     ) -> Iterator[None]:

@@ -24,15 +24,18 @@ def running_netmon(
     inventory: str = "sites: []\n",
     database_url: str | None = None,
     ready: tuple[str, ...] = ("ok",),
+    port: int | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """Start netmon in ``workdir`` (its SQLite database, unless ``database_url``), wait until
-    /healthz says one of ``ready``; yield (port, process). Killed at the end if the test did
+    """Start netmon in ``workdir`` (its SQLite database, unless ``database_url``) on ``port``
+    (default: a free one) with ``env_extra`` in its environment, wait until /healthz says one
+    of ``ready``; yield (port, process). Killed at the end if the test did
     not stop it (with SIGTERM, as it should)."""
     config = workdir / "inventory.yaml"
     config.write_text(inventory)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETMON_")}
-    env.update(NETMON_DATA_DIR=str(workdir), NETMON_LOG_LEVEL="info")
-    port = free_port()
+    env.update(NETMON_DATA_DIR=str(workdir), NETMON_LOG_LEVEL="info", **(env_extra or {}))
+    port = port or free_port()
     url = database_url or f"sqlite:///{workdir / 'netmon.db'}"
     with (workdir / "netmon.log").open("a") as log:
         proc = subprocess.Popen(

@@ -15,8 +15,10 @@ from sqlmodel import select
 
 from exporters.prometheus import make_registry
 from netmon.api import create_app
+from netmon.auth import Caller
 from netmon.inventory import load_inventory
 from netmon.inventory.models import Maintenance
+from netmon.maintenance import create_window
 from netmon.monitor import Monitor
 from netmon.rollup import (
     DeviceHourRow,
@@ -239,4 +241,27 @@ async def test_device_hours_count_probes_echoes_and_outage_seconds_idempotently(
     with store.engine.connect() as conn:
         stored = conn.execute(select(DeviceHourRow)).all()
     assert len(stored) == 2  # upserted, not added
+    store.close()
+
+
+async def test_a_window_posted_to_the_api_counts_in_the_day_long_after_it_ended(
+    database_url: str,
+) -> None:
+    """The monitor holds only the API windows inside its policy windows; a day re-rolled (or
+    a report read) later still reads the window from the store: maintenance, not down."""
+    store = Store(database_url)
+    store.migrate()
+    d = Drive(store)
+    d.run(120)
+    start = d.clock.now
+    window = Maintenance(start=dt.datetime.fromtimestamp(start, IST),
+                         end=dt.datetime.fromtimestamp(start + 120, IST), reason="BSNL work")  # fmt: skip
+    create_window(store, SITE, window, Caller("tracker", frozenset()), "/api", start)
+    d.run(120, cut=lambda _t: True)  # cut inside the window, which the monitor never loaded
+    d.run(60)
+    d.clock.now = DAY0 + 3 * 86400  # days later: the window is long out of any policy window
+    first = dt.date(2026, 11, 10)
+    roll(store, d.monitor.inventory, IST, first, first, d.clock.now)
+    (row,) = [r for r in stored_days(store, [SITE], first, first)]
+    assert row.maintenance == pytest.approx(120, abs=1)
     store.close()

@@ -5,36 +5,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client.registry import CollectorRegistry
 
 from netmon import __version__
 from netmon.api import models, problems
+from netmon.api.deps import read_access
 from netmon.api.routes import (
+    audit,
     availability,
     changes,
     health,
     history,
+    maintenance,
     metrics,
     results,
     sites,
     summary,
 )
+from netmon.auth import Recent
 from netmon.monitor import Monitor
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
     "Is the Wi-Fi of each public health facility fully functional — why not, since when.\n\n"
-    "Every error is an RFC 9457 problem (`application/problem+json`) with a short `error` code."
+    "Every error is an RFC 9457 problem (`application/problem+json`) with a short `error` code.\n\n"
+    "Writes need a bearer token (`netmon token create`) with their scope; reads are open unless "
+    "NETMON_API_READ_REQUIRES_TOKEN is true, then they need the scope `read`."
 )
+# The API's resources; their reads close with NETMON_API_READ_REQUIRES_TOKEN. The audit log
+# always needs its own scope; /healthz and /metrics stay open.
+READS = (sites, history, results, availability, changes, summary, maintenance)
+OPEN = (health, metrics)
 # FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
 _REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
-def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
-    """The API over a running monitor, with /metrics from ``registry``."""
+def create_app(
+    monitor: Monitor, registry: CollectorRegistry, read_requires_token: bool = False
+) -> FastAPI:
+    """The API over a running monitor, with /metrics from ``registry``; with
+    ``read_requires_token`` every GET of /api/v1 needs a token with the scope ``read``."""
     # Swagger UI and ReDoc from the assets fastapi-offline bundles: nothing loads from a CDN.
     app = FastAPIOffline(
         title="netmon", version=__version__, description=DESCRIPTION,
@@ -42,7 +55,12 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
     )  # fmt: skip
     app.state.monitor = monitor
     app.state.registry = registry
-    for module in (sites, history, results, availability, changes, summary, health, metrics):
+    app.state.read_requires_token = read_requires_token
+    app.state.callers = Recent()  # tokens accepted lately, for a database outage (netmon.auth)
+    for module in READS:
+        app.include_router(module.router, dependencies=[Depends(read_access)],
+                           responses=problems.responses(401, 403))  # fmt: skip
+    for module in (audit, *OPEN):
         app.include_router(module.router)
     problems.install(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -1,16 +1,22 @@
 """Route dependencies as ``Annotated`` aliases: the monitor (ready or not), the metrics
-registry, and the site/device a path names (404 problem when unknown)."""
+registry, the site/device a path names (404 problem when unknown), and the caller's bearer
+token: ``Annotated[Caller, scope("maintenance:write")]`` (401 without a valid token, 403
+without the scope) and :func:`read_access` (every GET of the API, when reads are closed)."""
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.registry import CollectorRegistry
 from pydantic import AwareDatetime, BeforeValidator
 
-from netmon.api.problems import Loading, NotFound
+from netmon.api.problems import Forbidden, Loading, NotFound, Unauthorized
+from netmon.auth import Caller, authenticate
+from netmon.errors import StoreError
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus
 
@@ -83,3 +89,65 @@ def get_device(site_id: SiteId, device: DeviceName, monitor: MonitorDep) -> tupl
 
 
 DeviceDep = Annotated[tuple[Site, Device], Depends(get_device)]
+
+
+# --- bearer tokens (netmon.auth) -----------------------------------------------------------
+log = logging.getLogger("netmon.api")
+_bearer = HTTPBearer(auto_error=False, description="a token made by `netmon token create`")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _verified(request: Request, monitor: Monitor, token: str) -> Caller | None:
+    """The database's word on ``token``; while it cannot be read, a recent acceptance
+    (:class:`netmon.auth.Recent`), else the StoreError (503: validity cannot be told now)."""
+    store, recent = monitor.store, request.app.state.callers
+    try:
+        caller = await store.read_async(authenticate, store, token)
+    except StoreError:
+        caller = recent.recall(token, monitor.clock())
+        if caller is None:
+            raise
+        return caller
+    if caller is None:
+        recent.forget(token)
+    else:
+        recent.remember(token, caller, monitor.clock())
+    return caller
+
+
+async def _caller(request: Request, monitor: Monitor, credentials: Credentials) -> Caller:
+    """The caller of a valid token; 401 without one (the token itself is never logged)."""
+    caller = None
+    if credentials is not None:
+        caller = await _verified(request, monitor, credentials.credentials)
+    if caller is None:
+        why = "no bearer token" if credentials is None else "an unknown or revoked token"
+        level = logging.DEBUG if request.method in ("GET", "HEAD") else logging.INFO  # a scan
+        log.log(level, "%s %s refused: %s", request.method, request.url.path, why)  # floods none
+        raise Unauthorized(f"this request needs a valid bearer token: it came with {why}")
+    return caller
+
+
+def scope(name: str) -> Any:
+    """A dependency: the caller, whose token must carry the scope ``name``."""
+
+    async def caller_with_scope(
+        request: Request, monitor: AnyMonitorDep, credentials: Credentials
+    ) -> Caller:
+        caller = await _caller(request, monitor, credentials)
+        if name not in caller.scopes:
+            log.info("%s %s refused: token %r lacks %s", request.method, request.url.path,
+                     caller.name, name)  # fmt: skip
+            raise Forbidden(name)
+        return caller
+
+    return Depends(caller_with_scope)
+
+
+async def read_access(request: Request, monitor: AnyMonitorDep, credentials: Credentials) -> None:
+    """With reads closed (``NETMON_API_READ_REQUIRES_TOKEN``), a GET needs the scope ``read``."""
+    if request.method not in ("GET", "HEAD") or not request.app.state.read_requires_token:
+        return
+    caller = await _caller(request, monitor, credentials)
+    if "read" not in caller.scopes:
+        raise Forbidden("read")

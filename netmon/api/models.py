@@ -3,13 +3,14 @@ from the route signatures; errors are :mod:`netmon.api.problems`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Literal, overload
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from netmon.inventory import FacilityType, Role
+from netmon.maintenance import MAX_DAYS
 from netmon.verdict import Criterion, DeviceState, Verdict
 
 
@@ -244,6 +245,68 @@ class SummaryPublic(BaseModel):
     by_district: list[GroupSummary]
     by_type: list[GroupSummary]
     evaluated_at: datetime | None
+
+
+# --- maintenance ---------------------------------------------------------------------------
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date and time with its offset, as a string")
+    return value
+
+
+# ISO 8601 with an offset: 2026-12-01T22:00:00+05:30 or ...Z (a bare number is refused)
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
+class MaintenanceCreate(BaseModel):
+    """A maintenance window to announce: results inside it are stored but not judged."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    start: IsoTime
+    end: IsoTime
+    reason: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceCreate:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(days=MAX_DAYS):
+            raise ValueError(f"a window is at most {MAX_DAYS} days long")
+        return self
+
+
+class MaintenancePublic(BaseModel):
+    id: str  # "inventory-N" (the inventory's N-th window of the site) or the API window's number
+    site_id: str
+    source: Literal["inventory", "api"]
+    start: datetime
+    end: datetime
+    reason: str
+    active: bool  # the window covers now
+    created_by: str | None = None  # the token's name (API windows)
+    created_at: datetime | None = None
+
+
+class MaintenanceList(BaseModel):
+    data: list[MaintenancePublic]
+    count: int
+
+
+# --- audit ---------------------------------------------------------------------------------
+class AuditPublic(BaseModel):
+    id: int
+    at: datetime
+    token: str  # the name of the token that wrote ("cli": the command line)
+    method: str
+    path: str
+    action: str  # maintenance.create, maintenance.delete, token.create, token.revoke
+    detail: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    data: list[AuditPublic]
+    count: int
 
 
 # --- health --------------------------------------------------------------------------------

@@ -8,9 +8,13 @@
 A 422 adds ``errors``: one ``{field, message}`` per invalid request parameter.
 
     code                status  raised by
-    not_found           404     an unknown site, device or URL
+    unauthorized        401     no bearer token, or an unknown or revoked one
+                                (``WWW-Authenticate: Bearer``; netmon.auth)
+    forbidden           403     a valid token without the scope the request needs
+    not_found           404     an unknown site, device, maintenance window or URL
     method_not_allowed  405     a method the URL does not serve (``Allow`` says which do)
-    invalid_request     422     request validation (query or path parameters)
+    conflict            409     a change the resource refuses (an inventory window deleted)
+    invalid_request     422     request validation (query, path or body)
     loading             503     the monitor is refilling its windows (``Retry-After: 5``)
     store_unavailable   503     the database cannot be read (netmon.errors.StoreError; ``Retry-After: 10``)
     internal_error      500     a bug: the body says nothing more, the log has the traceback
@@ -77,6 +81,31 @@ class NotFound(ApiProblem):
     status = 404
     code = "not_found"
     title = "Not found"
+
+
+class Unauthorized(ApiProblem):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="netmon"'}
+
+
+class Forbidden(ApiProblem):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this request needs a token with the scope {scope!r}")
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="netmon", error="insufficient_scope", scope="{scope}"'
+        }
+
+
+class Conflict(ApiProblem):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
 
 
 class Loading(ApiProblem):
@@ -170,8 +199,11 @@ def install(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    404: "Unknown site or device (`not_found`)",
-    422: "Invalid query or path parameter (`invalid_request`); `errors` lists each",
+    401: "No bearer token, or an unknown or revoked one (`unauthorized`, `WWW-Authenticate`)",
+    403: "The token lacks the scope this request needs (`forbidden`)",
+    404: "Unknown site, device or maintenance window (`not_found`)",
+    409: "The resource refuses the change (`conflict`): e.g. an inventory window",
+    422: "Invalid query, path or body parameter (`invalid_request`); `errors` lists each",
     500: "A bug (`internal_error`): no details in the body",
     503: "Still loading (`loading`, with `Retry-After`) or the store is down (`store_unavailable`, with `Retry-After`)",
 }

@@ -1,14 +1,17 @@
 """One router per resource; :func:`netmon.api.app.create_app` includes them all."""
 
 from netmon.api.routes import (
+    audit,
     availability,
     changes,
     health,
     history,
+    maintenance,
     metrics,
     results,
     sites,
     summary,
 )
 
-__all__ = ["availability", "changes", "health", "history", "metrics", "results", "sites", "summary"]
+__all__ = ["audit", "availability", "changes", "health", "history", "maintenance", "metrics",
+           "results", "sites", "summary"]  # fmt: skip
