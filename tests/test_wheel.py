@@ -292,7 +292,8 @@ def get(url: str) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # closed: an open response warns (ResourceWarning: an error) when collected
+            return exc.code, exc.read()
 
 
 def bundled_site_ids(installed: Installed) -> set[str]:

@@ -114,8 +114,12 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> 
     req = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        text = resp.read()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()  # its open response would warn (ResourceWarning: an error) when collected
+        raise
     return json.loads(text) if text else None
 
 

@@ -436,7 +436,12 @@ def _run(bench: Bench, prometheus: str, snmp_port: int) -> None:
 
 
 def _get_text(url: str) -> str:
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return str(resp.read().decode())
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        exc.close()  # its open response would warn (ResourceWarning: an error) when collected
+        raise
