@@ -18,11 +18,13 @@ from netmon.api.routes import (
     health,
     history,
     metrics,
+    progress,
     results,
     sites,
     summary,
 )
 from netmon.monitor import Monitor
+from netmon.progress import FiguresCache
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
@@ -42,7 +44,9 @@ def create_app(monitor: Monitor, registry: CollectorRegistry) -> FastAPI:
     )  # fmt: skip
     app.state.monitor = monitor
     app.state.registry = registry
-    for module in (sites, history, results, availability, changes, summary, health, metrics):
+    app.state.figures = FiguresCache()
+    for module in (sites, history, results, availability, progress, changes, summary, health,
+                   metrics):  # fmt: skip
         app.include_router(module.router)
     problems.install(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

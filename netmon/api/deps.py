@@ -1,5 +1,5 @@
 """Route dependencies as ``Annotated`` aliases: the monitor (ready or not), the metrics
-registry, and the site/device a path names (404 problem when unknown)."""
+registry, the cached site figures, and the site/device a path names (404 problem when unknown)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BeforeValidator
 from netmon.api.problems import Loading, NotFound
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus
+from netmon.progress import FiguresCache
 
 
 def get_any_monitor(request: Request) -> Monitor:
@@ -33,9 +34,16 @@ def get_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
+def get_figures(request: Request) -> FiguresCache:
+    """The per-site figures of /api/v1/sites (netmon.progress), cached for the app."""
+    figures: FiguresCache = request.app.state.figures
+    return figures
+
+
 AnyMonitorDep = Annotated[Monitor, Depends(get_any_monitor)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
+FiguresDep = Annotated[FiguresCache, Depends(get_figures)]
 SiteId = Annotated[str, Path(description="the site's id in the inventory")]
 DeviceName = Annotated[str, Path(description="the device's name at its site")]
 _RFC3339 = re.compile(

@@ -6,9 +6,20 @@ from netmon.api.routes import (
     health,
     history,
     metrics,
+    progress,
     results,
     sites,
     summary,
 )
 
-__all__ = ["availability", "changes", "health", "history", "metrics", "results", "sites", "summary"]
+__all__ = [
+    "availability",
+    "changes",
+    "health",
+    "history",
+    "metrics",
+    "progress",
+    "results",
+    "sites",
+    "summary",
+]
