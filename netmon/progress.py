@@ -123,13 +123,15 @@ def read_figures(store: Store, threshold: float, today: dt.date) -> SiteFigures:
 
 class FiguresCache:
     """The site figures, read at most once every ``every`` seconds (of the monitor's clock), so
-    /api/v1/sites stays a read from memory. A failed read keeps the figures it had and is tried
-    again after ``every``; before the store is migrated there are none."""
+    /api/v1/sites stays a read from memory: while one request reads them, the others get the
+    figures read before. A failed read keeps the figures it had (logged once, not each minute)
+    and is tried again after ``every``; before the store is migrated there are none."""
 
     def __init__(self, every: float = FIGURES_EVERY) -> None:
         self.every = every
         self.figures = SiteFigures()
         self.read_at: float | None = None
+        self.failing = False
         self._key: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
 
@@ -142,6 +144,8 @@ class FiguresCache:
         key = (threshold, tz.key)
         if self._fresh(now, key) or not store.migrated:
             return self.figures
+        if self._lock.locked() and key == self._key:
+            return self.figures  # being read: the last ones meanwhile
         async with self._lock:
             if self._fresh(now, key):
                 return self.figures
@@ -150,7 +154,10 @@ class FiguresCache:
             try:
                 today = local_date(now, tz)
                 self.figures = await store.read_async(read_figures, store, threshold, today)
+                self.failing = False
             except StoreError as exc:
-                log.warning("site figures: %s; tried again in %.0f s", exc, self.every)
+                if not self.failing:
+                    log.warning("site figures: %s; kept the last ones, tried each minute", exc)
+                self.failing = True
             self.read_at, self._key = now, key
         return self.figures

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from exporters.prometheus import make_registry
 from netmon.api import create_app
 from netmon.inventory import load_inventory
 from netmon.monitor import Monitor
+from netmon.progress import FiguresCache, SiteFigures
 from netmon.rollup import Rollups, live_days, roll
 from netmon.store import Store
 from netmon.timeline import fully_functional_ratio
@@ -264,4 +266,21 @@ async def test_progress_recomputed_from_the_raw_tables_equals_the_endpoint(
         "from": iso(DAYS[1]), "to": iso(DAYS[2] + dt.timedelta(days=1))})).json()  # fmt: skip
     assert table(body) == by_hand(d, DAYS[1], DAYS[2])
     assert len(body["data"]) == 4
+    store.close()
+
+
+async def test_site_figures_survive_a_failing_store_and_are_not_read_again_each_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'never-made' / 'netmon.db'}")
+    store.migrated = True  # as if the directory went away after start-up
+    cache = FiguresCache()
+    for now in (1000.0, 1030.0, 1070.0):
+        assert await cache.get(store, 0.95, IST, now) == SiteFigures()
+    assert store.read_errors == 2  # at 1000 and 1070: once a minute, not each request
+    assert len([r for r in caplog.records if "site figures" in r.message]) == 1  # logged once
+    (tmp_path / "never-made").mkdir()
+    store.migrate()
+    assert await cache.get(store, 0.95, IST, 1100.0) == SiteFigures()  # within the minute
+    assert (await cache.get(store, 0.95, IST, 1131.0), cache.failing) == (SiteFigures(), False)
     store.close()
