@@ -120,6 +120,7 @@ async def test_progress_per_day_and_district(
     body = resp.json()
     assert body["rollout"] == {"start": "2026-11-10", "deadline": "2026-11-20"}
     assert body["day_threshold"] == 0.9 and body["by"] == "district"
+    assert (body["from"], body["to"]) == ("2026-11-09T18:30:00Z", "2026-11-12T18:30:00Z")
     # (sites, fully functional, never fully functional, days to the deadline)
     assert table(body) == {
         ("2026-11-10", "Khunti"): (0, 0, 0, 10),  # Torpa is commissioned on the 11th
