@@ -196,7 +196,7 @@ def stored_days(
     store: Store, site_ids: Collection[str] | None, first: dt.date, last: dt.date
 ) -> list[Row[Any]]:
     """The site_day rows of ``first`` .. ``last``, as plain rows (``row.site_id``, ``row.down``,
-    ...): building a SiteDayRow model per row took 20 s of 21 for 500 sites × 90 days."""
+    ...): building a SiteDayRow model per row was 90 % of site_accounts over 500 sites × 90 days."""
     t = SiteDayRow.__table__  # type: ignore[attr-defined]
     q = select(t).where(t.c.day >= first.isoformat(), t.c.day <= last.isoformat())
     if site_ids is not None:
