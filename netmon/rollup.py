@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -221,13 +221,15 @@ def write_rows(store: Store, rows: list[dict[str, Any]]) -> int:
 
 def stored_days(
     store: Store, site_ids: Collection[str] | None, first: dt.date, last: dt.date
-) -> list[SiteDayRow]:
-    t = SiteDayRow
-    q = select(t).where(t.day >= first.isoformat(), t.day <= last.isoformat())  # type: ignore[arg-type]
+) -> list[Row[Any]]:
+    """The site_day rows of ``first`` .. ``last``, as plain rows (``row.site_id``, ``row.down``,
+    ...): building a SiteDayRow model per row was 90 % of site_accounts over 500 sites × 90 days."""
+    t = SiteDayRow.__table__  # type: ignore[attr-defined]
+    q = select(t).where(t.c.day >= first.isoformat(), t.c.day <= last.isoformat())
     if site_ids is not None:
-        q = q.where(t.site_id.in_(site_ids))  # type: ignore[attr-defined]
+        q = q.where(t.c.site_id.in_(site_ids))
     with store.reading("rollups"), store.engine.connect() as conn:
-        return [t(**dict(r._mapping)) for r in conn.execute(q)]
+        return list(conn.execute(q))
 
 
 def last_rolled_day(store: Store) -> dt.date | None:

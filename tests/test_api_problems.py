@@ -157,6 +157,7 @@ async def test_openapi_documents_every_problem(client: httpx.AsyncClient) -> Non
         | closable,
         ("get", "/api/v1/sites/{site_id}/availability"): {"404", "422", "500", "503"} | closable,
         ("get", "/api/v1/availability"): {"422", "500", "503"} | closable,
+        ("get", "/api/v1/progress"): {"422", "500", "503"} | closable,
         ("get", "/api/v1/changes"): {"422", "500", "503"} | closable,
         ("get", "/api/v1/summary"): {"500", "503"} | closable,
         ("get", "/api/v1/sites/{site_id}/maintenance"): {"404", "422", "500", "503"} | closable,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,13 @@ snmp:
     settings = snmp_settings(inv, dev)
     assert settings.auth_key == "s3cret-auth-key" and "s3cret" not in repr(settings)
     assert (settings.max_walks, settings.max_poll_time, settings.version) == (4, 20.0, "3")
+
+
+def test_rollout_report_and_commissioned_dates() -> None:
+    inv = load_inventory(INVENTORIES / "valid-rollout.yaml")
+    assert inv.rollout is not None
+    assert (inv.rollout.start, inv.rollout.deadline) == (date(2026, 11, 10), date(2026, 11, 20))
+    assert inv.report.day_threshold == 0.9
+    assert [s.commissioned for s in inv.sites] == [date(2026, 11, 1), None, date(2026, 11, 11)]
+    plain = load_inventory(INVENTORIES / "valid-small.yaml")
+    assert plain.rollout is None and plain.report.day_threshold == 0.95

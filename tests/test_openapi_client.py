@@ -136,6 +136,7 @@ OPERATIONS = {
     ("/api/v1/sites/{site_id}/devices/{device}/results", "listDeviceResults", "results"),
     ("/api/v1/sites/{site_id}/availability", "getSiteAvailability", "availability"),
     ("/api/v1/availability", "listAvailability", "availability"),
+    ("/api/v1/progress", "getProgress", "progress"),
     ("/api/v1/changes", "listChanges", "changes"),
     ("/api/v1/sites/{site_id}/maintenance", "listSiteMaintenance", "maintenance"),
     ("/api/v1/sites/{site_id}/maintenance", "createSiteMaintenance", "maintenance"),
@@ -181,7 +182,7 @@ def test_each_example_is_valid_for_its_model(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     with_examples = {n: s["examples"] for n, s in schemas.items() if s.get("examples")}
     assert {"SitePublic", "ChangePublic", "ChangesPublic", "VerdictChangePublic",
-            "ResultPublic", "ReasonPublic", "GroupSummary"} <= set(with_examples)  # fmt: skip
+            "ResultPublic", "ReasonPublic", "GroupSummary", "ProgressDay"} <= set(with_examples)  # fmt: skip
     assert "examples" not in schemas["SiteDetail"]  # SitePublic's would not be one of it
     for name, examples in with_examples.items():
         model = getattr(models, name)

@@ -21,12 +21,14 @@ from netmon.api.routes import (
     history,
     maintenance,
     metrics,
+    progress,
     results,
     sites,
     summary,
 )
 from netmon.auth import Recent
 from netmon.monitor import Monitor
+from netmon.progress import FiguresCache
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
@@ -37,7 +39,7 @@ DESCRIPTION = (
 )
 # The API's resources; their reads close with NETMON_API_READ_REQUIRES_TOKEN. The audit log
 # always needs its own scope; /healthz and /metrics stay open.
-READS = (sites, history, results, availability, changes, summary, maintenance)
+READS = (sites, history, results, availability, progress, changes, summary, maintenance)
 OPEN = (health, metrics)
 # FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
 _REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -55,6 +57,7 @@ def create_app(
     )  # fmt: skip
     app.state.monitor = monitor
     app.state.registry = registry
+    app.state.figures = FiguresCache()
     app.state.read_requires_token = read_requires_token
     app.state.callers = Recent()  # tokens accepted lately, for a database outage (netmon.auth)
     for module in READS:

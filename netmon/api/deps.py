@@ -1,5 +1,5 @@
 """Route dependencies as ``Annotated`` aliases: the monitor (ready or not), the metrics
-registry, the site/device a path names (404 problem when unknown), and the caller's bearer
+registry, the cached site figures, the site/device a path names (404 problem when unknown), and the caller's bearer
 token: ``Annotated[Caller, scope("maintenance:write")]`` (401 without a valid token, 403
 without the scope) and :func:`read_access` (every GET of the API, when reads are closed)."""
 
@@ -19,6 +19,7 @@ from netmon.auth import Caller, authenticate
 from netmon.errors import StoreError
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus
+from netmon.progress import FiguresCache
 
 
 def get_any_monitor(request: Request) -> Monitor:
@@ -39,9 +40,16 @@ def get_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
+def get_figures(request: Request) -> FiguresCache:
+    """The per-site figures of /api/v1/sites (netmon.progress), cached for the app."""
+    figures: FiguresCache = request.app.state.figures
+    return figures
+
+
 AnyMonitorDep = Annotated[Monitor, Depends(get_any_monitor)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
+FiguresDep = Annotated[FiguresCache, Depends(get_figures)]
 SiteId = Annotated[str, Path(description="the site's id in the inventory")]
 DeviceName = Annotated[str, Path(description="the device's name at its site")]
 _RFC3339 = re.compile(

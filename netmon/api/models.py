@@ -46,14 +46,7 @@ class ReasonPublic(BaseModel):
 
 
 # --- sites ---------------------------------------------------------------------------------
-class SitePublic(BaseModel):
-    model_config = examples({
-        "id": "chc-bundu", "name": "Community Health Centre, Bundu", "district": "Ranchi",
-        "type": "chc", "hfr_id": None, "verdict": "down", "reasons": [_DOWN],
-        "since": "2026-11-30T04:12:00Z", "evaluated_at": "2026-11-30T04:19:00Z", "devices": 2,
-        "maintenance": None,
-    })  # fmt: skip
-
+class SiteBase(BaseModel):
     id: str
     name: str
     district: str
@@ -65,6 +58,24 @@ class SitePublic(BaseModel):
     evaluated_at: datetime | None
     devices: int
     maintenance: str | None = None  # the reason, while announced maintenance is on
+
+
+class SitePublic(SiteBase):
+    model_config = examples({
+        "id": "chc-bundu", "name": "Community Health Centre, Bundu", "district": "Ranchi",
+        "type": "chc", "hfr_id": None, "verdict": "down", "reasons": [_DOWN],
+        "since": "2026-11-30T04:12:00Z", "evaluated_at": "2026-11-30T04:19:00Z", "devices": 2,
+        "maintenance": None, "first_fully_functional": "2026-01-12", "availability_30d": 0.9931,
+    })  # fmt: skip
+
+    first_fully_functional: date | None = Field(
+        default=None, description="the first local day whose fully_functional_ratio reached "
+        "report.day_threshold (from the daily rollups; null: none yet)",
+    )  # fmt: skip
+    availability_30d: float | None = Field(
+        default=None, description="availability over the 30 local days up to today, from the "
+        "daily rollups (at most a minute old); null: nothing observed",
+    )  # fmt: skip
 
 
 class SitesPublic(BaseModel):
@@ -141,9 +152,7 @@ class ControllerApPublic(BaseModel):
     clients: int | None
 
 
-class SiteDetail(SitePublic):
-    model_config = ConfigDict(json_schema_extra={})  # not SitePublic's example
-
+class SiteDetail(SiteBase):
     window_seconds: float
     device_list: list[DevicePublic]
     clients: int | None  # associated clients over the site's controllers
@@ -397,3 +406,35 @@ class AvailabilityPublic(BaseModel):
     end: datetime = Field(serialization_alias="to")
     by: Literal["district", "type", "state"]
     data: list[GroupAvailability]
+
+
+# --- progress ------------------------------------------------------------------------------
+class RolloutPublic(BaseModel):
+    start: date
+    deadline: date
+
+
+class ProgressDay(BaseModel):
+    model_config = examples({
+        "day": "2026-01-12", "group": "Ranchi", "sites": 40, "fully_functional": 31,
+        "never_fully_functional": 6, "days_to_deadline": 47,
+    })  # fmt: skip
+
+    day: date
+    group: str
+    sites: int = Field(description="sites commissioned on or before the day (all without a date)")
+    fully_functional: int = Field(description="of those, fully_functional_ratio that day ≥ "
+                                  "day_threshold")  # fmt: skip
+    never_fully_functional: int = Field(description="of those, fully functional on no day since "
+                                        "the rollout's start (else the window's) up to this one")  # fmt: skip
+    days_to_deadline: int | None = Field(description="deadline − day, negative after it; null "
+                                         "without a rollout")  # fmt: skip
+
+
+class ProgressPublic(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    by: Literal["district", "type", "state"]
+    day_threshold: float
+    rollout: RolloutPublic | None
+    data: list[ProgressDay]

@@ -7,6 +7,7 @@ report (e.g. typed SNMP findings) stays here.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from netmon.api.models import (
     ControllerApPublic,
@@ -22,19 +23,29 @@ from netmon.api.models import (
 )
 from netmon.inventory import Device, Site
 from netmon.monitor import Monitor, SiteStatus, SiteView
+from netmon.progress import SiteFigures
 from netmon.verdict import device_state
 from netmon.window import DeviceSummary
 from probes.snmp_view import SnmpEvidence, controllers_of, snmp_of
 
 
-def site_public(st: SiteStatus) -> SitePublic:
+def site_fields(st: SiteStatus) -> dict[str, Any]:
+    """What a site's list item and its detail share."""
     s = st.site
-    return SitePublic(
+    return dict(
         id=s.id, name=s.name, district=s.district, type=s.type, hfr_id=s.hfr_id,
         verdict=st.verdict, reasons=[ReasonPublic(**asdict(r)) for r in st.judgement.reasons],
         since=iso(st.since), evaluated_at=iso(st.evaluated_at), devices=len(s.devices),
         maintenance=m.reason if (m := s.in_maintenance(st.evaluated_at)) else None,
     )  # fmt: skip
+
+
+def site_public(st: SiteStatus, figures: SiteFigures | None = None) -> SitePublic:
+    """A site's list item; with ``figures``, its first fully functional day and 30-day
+    availability (netmon.progress)."""
+    f = figures or SiteFigures()
+    return SitePublic(**site_fields(st), first_fully_functional=f.first_fully_functional.get(
+        st.site.id), availability_30d=f.availability_30d.get(st.site.id))  # fmt: skip
 
 
 def site_detail(monitor: Monitor, st: SiteStatus) -> SiteDetail:
@@ -49,7 +60,7 @@ def site_detail(monitor: Monitor, st: SiteStatus) -> SiteDetail:
     clients = None
     if controllers.up or unknown:  # some controller reported its APs
         clients = sum(controllers.clients.values()) + sum(ap.clients or 0 for ap in unknown)
-    return SiteDetail(**site_public(st).model_dump(), device_list=devices, clients=clients,
+    return SiteDetail(**site_fields(st), device_list=devices, clients=clients,
                       window_seconds=monitor.inventory.policy_for(site).window, unknown_aps=unknown)  # fmt: skip
 
 

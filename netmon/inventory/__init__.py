@@ -15,6 +15,7 @@ from netmon.inventory.checks import cross_checks
 from netmon.inventory.loader import load_inventory, parse_inventory
 from netmon.inventory.models import (
     JHARKHAND_DISTRICTS,
+    Day,
     Defaults,
     Device,
     FacilityType,
@@ -25,7 +26,9 @@ from netmon.inventory.models import (
     ProbeKind,
     ProbeSettings,
     Ratio,
+    Report,
     Role,
+    Rollout,
     Site,
     SiteInfo,
     Slug,
@@ -42,6 +45,7 @@ from probes.snmp_settings import (
 
 __all__ = [
     "JHARKHAND_DISTRICTS",
+    "Day",
     "Defaults",
     "Device",
     "DeviceSnmp",
@@ -53,7 +57,9 @@ __all__ = [
     "ProbeKind",
     "ProbeSettings",
     "Ratio",
+    "Report",
     "Role",
+    "Rollout",
     "Seconds",
     "Secret",
     "SecretRef",

@@ -6,6 +6,7 @@ across sites (duplicates, parents, districts) are in :mod:`netmon.inventory.chec
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     Field,
     PrivateAttr,
     create_model,
@@ -39,6 +41,20 @@ else:
     ProbeKind = Literal[tuple(KINDS)]  # the registered probe kinds' names (probes.KINDS)
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 Ratio = Annotated[Real, Field(ge=0.0, le=1.0)]
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
+
+
+def _day(value: object) -> object:
+    """A calendar date (YAML's ``2026-01-10``, or that text quoted), never a date-time nor a
+    number (pydantic alone takes ``20260110`` as Unix seconds)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _DATE.match(value):
+        return value
+    raise ValueError("expected a date like 2026-01-10")
+
+
+Day = Annotated[dt.date, BeforeValidator(_day)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -181,6 +197,26 @@ class Maintenance(Strict):
         return self.start.timestamp() <= ts < self.end.timestamp()
 
 
+class Rollout(Strict):
+    """The rollout the progress report counts against (``GET /api/v1/progress``)."""
+
+    start: Day
+    deadline: Day
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Rollout:
+        if self.deadline <= self.start:
+            raise ValueError("the deadline must be after the start")
+        return self
+
+
+class Report(Strict):
+    """How reports count days: a site is fully functional on a day when its
+    fully_functional_ratio that day is at least ``day_threshold``."""
+
+    day_threshold: Annotated[Real, Field(gt=0.0, le=1.0)] = 0.95
+
+
 class SiteInfo(Strict):
     """What identifies a facility and how it is probed and judged (shared with the lab)."""
 
@@ -194,6 +230,7 @@ class SiteInfo(Strict):
 
 
 class Site(SiteInfo):
+    commissioned: Day | None = None  # counted in the rollout's progress from this day on
     maintenance: list[Maintenance] = []
     devices: list[Device] = []
 
@@ -215,6 +252,8 @@ class InventoryBase(Strict):
     state: str = "Jharkhand"
     defaults: Defaults = Defaults()
     policy: Policy = Policy()
+    rollout: Rollout | None = None
+    report: Report = Report()
     sites: list[Site] = []
 
     _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)

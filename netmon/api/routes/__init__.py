@@ -8,10 +8,11 @@ from netmon.api.routes import (
     history,
     maintenance,
     metrics,
+    progress,
     results,
     sites,
     summary,
 )
 
 __all__ = ["audit", "availability", "changes", "health", "history", "maintenance", "metrics",
-           "results", "sites", "summary"]  # fmt: skip
+           "progress", "results", "sites", "summary"]  # fmt: skip

@@ -141,7 +141,7 @@ async def grouped_availability(
     accounts = await store.read_async(site_accounts, store, sites, tz_of(monitor), lo, hi)
     groups: dict[str, list[Seconds]] = {}
     for site in sites:
-        groups.setdefault(_group(site, by, monitor), []).append(total(accounts[site.id]))
+        groups.setdefault(group_of(site, by, monitor), []).append(total(accounts[site.id]))
     data = [_grouped(name, members) for name, members in sorted(groups.items())]
     if csv.wanted(request, format):
         rows = [{"group": g.group, "sites": g.sites, **g.seconds.model_dump(), "availability":
@@ -151,7 +151,7 @@ async def grouped_availability(
     return AvailabilityPublic(start=iso(lo), end=iso(hi), by=by, data=data)
 
 
-def _group(site: Site, by: str, monitor: Monitor) -> str:
+def group_of(site: Site, by: str, monitor: Monitor) -> str:
     return (
         site.district
         if by == "district"

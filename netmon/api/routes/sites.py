@@ -1,4 +1,6 @@
-"""GET /api/v1/sites (filters: district, type, verdict) and GET /api/v1/sites/{site_id}."""
+"""GET /api/v1/sites (filters: district, type, verdict; each site with its first fully
+functional day and 30-day availability, read at most once a minute) and
+GET /api/v1/sites/{site_id}."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from netmon.api import pages, problems
-from netmon.api.deps import MonitorDep, SiteStatusDep
+from netmon.api.deps import FiguresDep, MonitorDep, SiteStatusDep
 from netmon.api.models import SiteDetail, SitesPublic
+from netmon.api.routes.availability import tz_of
 from netmon.api.views import site_detail, site_public
 from netmon.inventory import FacilityType
 from netmon.monitor import Monitor, SiteStatus
@@ -35,6 +38,7 @@ async def list_sites(
     request: Request,
     response: Response,
     monitor: MonitorDep,
+    cache: FiguresDep,
     district: Annotated[str | None, Query(description="district name, any case")] = None,
     type: Annotated[FacilityType | None, Query(description="facility type")] = None,  # noqa: A002
     verdict: Annotated[Verdict | None, Query()] = None,
@@ -53,7 +57,9 @@ async def list_sites(
     cursor = None
     if limit is not None or after is not None:
         chosen, cursor = _page(chosen, limit or PAGE, after)
-    rows = [site_public(st) for st in chosen]
+    threshold = monitor.inventory.report.day_threshold
+    figures = await cache.get(monitor.store, threshold, tz_of(monitor), monitor.clock())
+    rows = [site_public(st, figures) for st in chosen]
     return SitesPublic(data=rows, count=len(rows), next=pages.page_next(request, response, cursor))
 
 

@@ -1,0 +1,87 @@
+"""Rollout progress: GET /api/v1/progress, one row per local day and group of sites (district,
+type or state): sites counted, fully functional that day, never fully functional yet, days to
+the deadline (netmon.progress says how each is counted). The window is whole local days of the
+report time zone: ``from``/``to`` (RFC 3339) or ``period`` (as for availability); default the
+rollout's start (else 30 days back) to today; at most 400 days; today until now. Days before
+the window back to the rollout's start (at most 400 more) are read for "never fully
+functional". CSV with ``?format=csv``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from netmon.api import csv, problems
+from netmon.api.deps import MonitorDep
+from netmon.api.models import ProgressDay, ProgressPublic, RolloutPublic, iso
+from netmon.api.routes.availability import MAX_DAYS, From, Period, To, group_of, tz_of, window
+from netmon.inventory import FacilityType
+from netmon.monitor import Monitor
+from netmon.progress import good_days, progress_rows
+from netmon.rollup import local_date, site_accounts
+from netmon.timeline import day_bounds, days
+
+router = APIRouter(prefix="/api/v1", tags=["progress"])
+FIELDS = ("day", "group", "sites", "fully_functional", "never_fully_functional",
+          "days_to_deadline")  # fmt: skip
+DAY = 86400.0
+
+
+def whole_days(
+    monitor: Monitor, start: dt.datetime | None, end: dt.datetime | None, shortcut: str | None
+) -> tuple[float, float]:
+    """The window asked for (availability's rules; default from the rollout's start), widened
+    to the local days it touches, clipped to now."""
+    tz, now = tz_of(monitor), monitor.clock()
+    rollout = monitor.inventory.rollout
+    if start is None and shortcut is None and rollout is not None:
+        hi = end.timestamp() if end else now
+        lo = max(day_bounds(rollout.start, tz)[0], hi - (MAX_DAYS - 1) * DAY)
+        start = dt.datetime.fromtimestamp(min(lo, hi - 1), tz)
+    lo, hi = window(monitor, start, end, shortcut)
+    lo = day_bounds(local_date(lo, tz), tz)[0]
+    last = day_bounds(local_date(hi, tz), tz)
+    return lo, hi if hi == last[0] else min(last[1], now)
+
+
+def read_from(monitor: Monitor, lo: float) -> float:
+    """Where reading starts: the rollout's start when it is before the window (at most
+    MAX_DAYS before it), else the window's."""
+    rollout = monitor.inventory.rollout
+    if rollout is None:
+        return lo
+    return min(lo, max(day_bounds(rollout.start, tz_of(monitor))[0], lo - MAX_DAYS * DAY))
+
+
+@router.get("/progress", response_model=ProgressPublic, operation_id="getProgress",
+            responses={**csv.RESPONSE, **problems.responses(422, 500, 503)})  # fmt: skip
+async def get_progress(
+    request: Request, monitor: MonitorDep, start: From = None, end: To = None,
+    shortcut: Period = None,
+    by: Annotated[Literal["district", "type", "state"], Query()] = "district",
+    district: Annotated[str | None, Query(description="only this district, any case")] = None,
+    type: Annotated[FacilityType | None, Query()] = None,  # noqa: A002
+    format: csv.Format = None,  # noqa: A002
+) -> ProgressPublic | Response:  # fmt: skip
+    """Per local day and group: sites counted, fully functional that day (its
+    fully_functional_ratio ≥ report.day_threshold), never fully functional yet, days to the
+    rollout's deadline."""
+    lo, hi = whole_days(monitor, start, end, shortcut)
+    inv, tz, store = monitor.inventory, tz_of(monitor), monitor.store
+    sites = [s for s in inv.sites if (district is None or s.district.lower() ==
+             district.lower()) and (type is None or s.type == type)]  # fmt: skip
+    accounts = await store.read_async(site_accounts, store, sites, tz, read_from(monitor, lo), hi)
+    good = good_days(accounts, inv.report.day_threshold)
+    shown = [day for day, _lo, _hi in days(lo, hi, tz)]
+    found = progress_rows(sites, lambda s: group_of(s, by, monitor), good, shown, inv.rollout)
+    data = [ProgressDay.model_validate(row, from_attributes=True) for row in found]
+    if csv.wanted(request, format):
+        return csv.response(FIELDS, (d.model_dump() for d in data), f"progress-by-{by}")
+    rollout = inv.rollout
+    return ProgressPublic(
+        start=iso(lo), end=iso(hi), by=by, day_threshold=inv.report.day_threshold, data=data,
+        rollout=RolloutPublic(start=rollout.start, deadline=rollout.deadline) if rollout else None,
+    )  # fmt: skip
