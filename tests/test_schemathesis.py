@@ -42,7 +42,7 @@ def schemathesis(
     args = [str(exe), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
             "--exclude-checks", exclude,
             "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "2",
-            "--max-time", "40", "--request-timeout", "10", "--no-color"]  # fmt: skip
+            "--max-time", "15", "--request-timeout", "10", "--no-color"]  # fmt: skip
     done = subprocess.run(
         args, cwd=workdir, capture_output=True, text=True, timeout=300, check=False
     )
