@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from tests.pg_instance import PgInstance, find_bindir
 
@@ -76,12 +77,15 @@ def taken(port: int) -> int:
 
 
 def stored(url: str) -> tuple[int, int]:
-    """(rows, distinct (site, device, kind, ts)) in probe_result."""
+    """(rows, distinct (site, device, kind, ts)) in probe_result; (0, 0) before netmon has
+    created it (start-down: the first write that gets through migrates)."""
     engine = create_engine(url)
     count = "SELECT COUNT(*), COUNT(DISTINCT (site_id, device, kind, ts)) FROM probe_result"
     try:
         with engine.connect() as conn:
             rows, distinct = conn.execute(text(count)).one()
+    except ProgrammingError:
+        return 0, 0
     finally:
         engine.dispose()
     return int(rows), int(distinct)

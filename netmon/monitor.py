@@ -128,6 +128,7 @@ class Monitor:
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
         self.rollups: Rollups | None = None  # the daily rollups (netmon.rollup), if rolled here
+        self._covered = -1  # the last coverage slot queued
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -388,7 +389,8 @@ class Monitor:
         if self.snapshot is not None and self.snapshot.every > 0:
             self._tasks.append(asyncio.create_task(self.snapshot.run(self), name="snapshot"))
         self.cover()
-        self._tasks.append(asyncio.create_task(self._every(SLOT, self.cover), name="coverage"))
+        # twice a slot: a call that wakes late (drift, a busy loop) still lands in every slot
+        self._tasks.append(asyncio.create_task(self._every(SLOT / 2, self.cover), name="coverage"))
         if self.rollups is not None:
             self._tasks.append(asyncio.create_task(self._every(self.rollups.every, self.roll),
                                                    name="rollup"))  # fmt: skip
@@ -396,8 +398,10 @@ class Monitor:
 
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""
-        if self.poller.connected:
-            self.store.add_coverage(slot_of(self.clock()))
+        slot = slot_of(self.clock())
+        if self.poller.connected and slot != self._covered:
+            self.store.add_coverage(slot)
+            self._covered = slot
 
     async def roll(self) -> int:
         """Re-roll yesterday and today (a failure is logged; the next minute tries again)."""

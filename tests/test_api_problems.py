@@ -142,13 +142,21 @@ async def test_a_bug_is_a_bare_500_problem(
     )
 
 
-async def test_openapi_documents_every_problem(client: httpx.AsyncClient) -> None:
-    spec = (await client.get("/openapi.json")).json()
+@pytest.mark.parametrize("closed", [False, True])
+async def test_openapi_documents_every_problem(monitor: Monitor, closed: bool) -> None:
+    """Reads are open by default: they declare no 401/403 and no security, so a client (and
+    schemathesis) is not told to send a token nobody asks for; closed, they declare both."""
+    app = create_app(monitor, make_registry(monitor, "test", "raw"), read_requires_token=closed)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        spec = (await c.get("/openapi.json")).json()
+    reads = [op for path, ops in spec["paths"].items() if path.startswith("/api/v1/") and
+             path != "/api/v1/audit" for m, op in ops.items() if m == "get"]  # fmt: skip
+    assert all(("security" in op) == closed for op in reads)
     schemas = spec["components"]["schemas"]
     assert {"Problem", "ValidationProblem", "FieldProblem"} <= set(schemas)
     assert "HTTPValidationError" not in str(spec)  # FastAPI's own 422 body is never sent
     assert set(schemas["Problem"]["required"]) == MEMBERS
-    closable = {"401", "403"}  # every read of the API, when reads need a token
+    closable = {"401", "403"} if closed else set()  # every read, when reads need a token
     expected = {
         ("get", "/api/v1/sites"): {"422", "500", "503"} | closable,
         ("get", "/api/v1/sites/{site_id}"): {"404", "422", "500", "503"} | closable,
@@ -161,7 +169,7 @@ async def test_openapi_documents_every_problem(client: httpx.AsyncClient) -> Non
         ("get", "/api/v1/changes"): {"422", "500", "503"} | closable,
         ("get", "/api/v1/summary"): {"500", "503"} | closable,
         ("get", "/api/v1/sites/{site_id}/maintenance"): {"404", "422", "500", "503"} | closable,
-        ("post", "/api/v1/sites/{site_id}/maintenance"): {"401", "403", "404", "422", "500", "503"},
+        ("post", "/api/v1/sites/{site_id}/maintenance"): {"400", "401", "403", "404", "422", "500", "503"},
         ("get", "/api/v1/sites/{site_id}/maintenance/{window_id}"): {"404", "422", "500", "503"}
         | closable,
         ("delete", "/api/v1/sites/{site_id}/maintenance/{window_id}"): {"401", "403", "404", "409",

@@ -199,6 +199,7 @@ def install(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
+    400: "The body cannot be read as JSON text (`bad_request`)",
     401: "No bearer token, or an unknown or revoked one (`unauthorized`, `WWW-Authenticate`)",
     403: "The token lacks the scope this request needs (`forbidden`)",
     404: "Unknown site, device or maintenance window (`not_found`)",

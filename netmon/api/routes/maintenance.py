@@ -85,7 +85,7 @@ CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "The window, an
 
 
 @router.post("/sites/{site_id}/maintenance", status_code=201, response_model=MaintenancePublic, operation_id="createSiteMaintenance",
-             responses={**problems.responses(401, 403, 404, 422, 500, 503), **CREATED})  # fmt: skip
+             responses={**problems.responses(400, 401, 403, 404, 422, 500, 503), **CREATED})  # fmt: skip
 async def create_maintenance(
     caller: WriteDep, site: SiteDep, body: MaintenanceCreate, monitor: MonitorDep,
     request: Request, response: Response,
