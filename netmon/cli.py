@@ -116,6 +116,7 @@ def cmd_rollup_rebuild(args: argparse.Namespace) -> int:
         raise ConfigError(
             [ConfigProblem("command line", None, "--to", "must not be before --from")]
         )
+    _database_folder(settings.database_url)
     store = Store(settings.database_url)
     try:
         store.migrate()
@@ -207,12 +208,7 @@ def _token_store(args: argparse.Namespace) -> Store:
     settings = settings_from(argparse.Namespace(snmp_profiles=None),
                              database_url=args.database_url)  # fmt: skip
     url = settings.database_url
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
+    _database_folder(url)
     store = Store(url)
     try:
         store.migrate()
@@ -388,16 +384,21 @@ async def serve(config: ValidatedConfig) -> None:
         log.info("stopped; %d results written in all", store.written)
 
 
-async def _open_store(url: str, journal: Journal | None = None) -> Store:
-    """The store, its schema migrated. An unreachable PostgreSQL is logged, not fatal: netmon
-    probes and journals meanwhile, and the first write that gets through migrates. (An SQLite
-    file that cannot be opened is a mistake to fix, not an outage to ride out.)"""
+def _database_folder(url: str) -> None:
+    """Create the folder of an SQLite file (a StoreError, one line, if it cannot be)."""
     if url.startswith("sqlite:///"):
         folder = Path(url.removeprefix("sqlite:///")).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
+
+
+async def _open_store(url: str, journal: Journal | None = None) -> Store:
+    """The store, its schema migrated. An unreachable PostgreSQL is logged, not fatal: netmon
+    probes and journals meanwhile, and the first write that gets through migrates. (An SQLite
+    file that cannot be opened is a mistake to fix, not an outage to ride out.)"""
+    _database_folder(url)
     store = Store(url, journal=journal)
     try:
         await asyncio.to_thread(store.migrate)

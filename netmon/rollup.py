@@ -38,6 +38,7 @@ from netmon.timeline import (
     days,
     merge,
     reasons_of,
+    timeline,
 )
 
 if TYPE_CHECKING:
@@ -184,8 +185,6 @@ def live_days(
 def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
     """The site's outages inside ``[start, end)``: its down spans, less the time netmon was
     not running and the maintenance inside them (coverage read only where it was down)."""
-    from netmon.timeline import timeline
-
     changes = read_changes(store, [site.id], start, end).get(site.id, [])
     mnt = maintenance_of(site, api_windows(store, start, end).get(site.id, ()))
     found = []
@@ -389,18 +388,24 @@ def site_accounts(
     spans = days(start, end, tz)
     ids = [s.id for s in sites]
     stored = {(r.site_id, r.day): r for r in stored_days(store, ids, spans[0][0], spans[-1][0])}
+    final: dict[dt.date, dict[str, Any]] = {}
     for day, lo, hi in spans:
         d0, d1 = day_bounds(day, tz)
         rows = {i: stored.get((i, day.isoformat())) for i in ids}
-        final = (
+        if (
             lo == d0
             and hi == d1
             and all(r is not None and r.rolled_at >= d1 for r in rows.values())
-        )
-        if final:
-            for i, row in rows.items():
-                out[i].append((day, {k: float(getattr(row, k)) for k in STATES}))
-            continue
-        for i, accounted in live_days(store, sites, tz, lo, hi).items():
-            out[i].extend((d, acc.seconds) for d, acc in accounted)
+        ):
+            final[day] = rows
+    rest = [(lo, hi) for day, lo, hi in spans if day not in final]
+    # one read of the raw tables for all the days that are not final, not one per day
+    live = live_days(store, sites, tz, rest[0][0], rest[-1][1]) if rest else {}
+    for i in ids:
+        accounted = {d: acc.seconds for d, acc in live.get(i, [])}
+        for day, _lo, _hi in spans:
+            row = final[day][i] if day in final else None
+            out[i].append(
+                (day, {k: float(getattr(row, k)) for k in STATES} if row else accounted[day])
+            )
     return out

@@ -135,8 +135,7 @@ async def grouped_availability(
     """Availability of groups of sites: each group's seconds summed, its ratios the mean of
     its sites' (a site with nothing observed is left out of the mean)."""
     lo, hi = window(monitor, start, end, shortcut)
-    sites = [s for s in monitor.inventory.sites if (district is None or s.district.lower() ==
-             district.lower()) and (type is None or s.type == type)]  # fmt: skip
+    sites = sites_in(monitor, district, type)
     store = monitor.store
     accounts = await store.read_async(site_accounts, store, sites, tz_of(monitor), lo, hi)
     groups: dict[str, list[Seconds]] = {}
@@ -149,6 +148,13 @@ async def grouped_availability(
         return csv.response(["group", "sites", *STATES, "availability", "fully_functional_ratio"],
                             rows, f"availability-by-{by}")  # fmt: skip
     return AvailabilityPublic(start=iso(lo), end=iso(hi), by=by, data=data)
+
+
+def sites_in(monitor: Monitor, district: str | None, kind: FacilityType | None) -> list[Site]:
+    """The inventory's sites in ``district`` (any case) and of type ``kind`` (None: all)."""
+    return [s for s in monitor.inventory.sites
+            if (district is None or s.district.lower() == district.lower())
+            and (kind is None or s.type == kind)]  # fmt: skip
 
 
 def group_of(site: Site, by: str, monitor: Monitor) -> str:

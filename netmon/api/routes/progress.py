@@ -17,7 +17,16 @@ from fastapi.responses import Response
 from netmon.api import csv, problems
 from netmon.api.deps import MonitorDep
 from netmon.api.models import ProgressDay, ProgressPublic, RolloutPublic, iso
-from netmon.api.routes.availability import MAX_DAYS, From, Period, To, group_of, tz_of, window
+from netmon.api.routes.availability import (
+    MAX_DAYS,
+    From,
+    Period,
+    To,
+    group_of,
+    sites_in,
+    tz_of,
+    window,
+)
 from netmon.inventory import FacilityType
 from netmon.monitor import Monitor
 from netmon.progress import good_days, progress_rows
@@ -71,8 +80,7 @@ async def get_progress(
     rollout's deadline."""
     lo, hi = whole_days(monitor, start, end, shortcut)
     inv, tz, store = monitor.inventory, tz_of(monitor), monitor.store
-    sites = [s for s in inv.sites if (district is None or s.district.lower() ==
-             district.lower()) and (type is None or s.type == type)]  # fmt: skip
+    sites = sites_in(monitor, district, type)
     accounts = await store.read_async(site_accounts, store, sites, tz, read_from(monitor, lo), hi)
     good = good_days(accounts, inv.report.day_threshold)
     shown = [day for day, _lo, _hi in days(lo, hi, tz)]
