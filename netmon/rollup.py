@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -112,10 +112,15 @@ def read_coverage(store: Store, start: float, end: float) -> list[Interval]:
 
 
 def read_changes(
-    store: Store, site_ids: Collection[str] | None, start: float, end: float
+    store: Store,
+    site_ids: Collection[str] | None,
+    start: float,
+    end: float,
+    reasons: Callable[[Sequence[dict[str, Any]]], tuple[str, ...]] = reasons_of,
 ) -> dict[str, list[Change]]:
     """Per site, oldest first: the change in force at ``start`` and every later one that
-    claims time before ``end`` (an outage judged after ``end`` that began before it too)."""
+    claims time before ``end`` (an outage judged after ``end`` that began before it too);
+    ``reasons`` makes a change's reasons from the stored ones (default: their messages)."""
     from netmon.store import VerdictChangeRow
 
     t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
@@ -134,8 +139,8 @@ def read_changes(
         if key not in seen and (site_ids is None or r["site_id"] in site_ids):
             rows.append((r["site_id"], r["verdict"], r["since"], r["reasons"], r["changed_at"]))
     out: dict[str, list[Change]] = {}
-    for site_id, verdict, since, reasons, _at in rows:
-        out.setdefault(site_id, []).append(Change(verdict, since, reasons_of(_loads(reasons))))
+    for site_id, verdict, since, stored, _at in rows:
+        out.setdefault(site_id, []).append(Change(verdict, since, reasons(_loads(stored))))
     return out
 
 

@@ -87,6 +87,29 @@ DISTRICTS = [
     "West Singhbhum",
 ]  # fmt: skip
 
+# District -> its Hindi name on the status board (common spellings, domain.md: *check against
+# the state's official list*).
+DISTRICTS_HI = {
+    "Bokaro": "बोकारो", "Chatra": "चतरा", "Deoghar": "देवघर", "Dhanbad": "धनबाद",
+    "Dumka": "दुमका", "East Singhbhum": "पूर्वी सिंहभूम", "Garhwa": "गढ़वा", "Giridih": "गिरिडीह",
+    "Godda": "गोड्डा", "Gumla": "गुमला", "Hazaribagh": "हज़ारीबाग", "Jamtara": "जामताड़ा",
+    "Khunti": "खूंटी", "Koderma": "कोडरमा", "Latehar": "लातेहार", "Lohardaga": "लोहरदगा",
+    "Pakur": "पाकुड़", "Palamu": "पलामू", "Ramgarh": "रामगढ़", "Ranchi": "रांची",
+    "Sahebganj": "साहिबगंज", "Seraikela Kharsawan": "सरायकेला खरसावां", "Simdega": "सिमडेगा",
+    "West Singhbhum": "पश्चिमी सिंहभूम",
+}  # fmt: skip
+
+# Site id -> its Hindi name, for a few sites (the others show their English name in Hindi too).
+NAMES_HI = {
+    "mc-rims-ranchi": "राजेंद्र आयुर्विज्ञान संस्थान (रिम्स), रांची",
+    "dh-ranchi": "सदर अस्पताल, रांची",
+    "dh-khunti": "सदर अस्पताल, खूंटी",
+    "dh-dhanbad": "सदर अस्पताल, धनबाद",
+    "chc-bundu": "सामुदायिक स्वास्थ्य केंद्र, बुंडू",
+    "chc-ratu": "सामुदायिक स्वास्थ्य केंद्र, रातू",
+    "chc-torpa": "सामुदायिक स्वास्थ्य केंद्र, तोरपा",
+}
+
 # District -> block towns with a community health centre (block-level CHCs, not sub-divisional
 # hospitals). Two per district, three in the largest ones.
 CHCS = {
@@ -228,7 +251,8 @@ def devices(site: Site, n: dict[str, int]) -> list[dict]:
 
 def scalar(value: str) -> str:
     """A string as a YAML scalar that is safe inside a flow mapping (quoted only if needed)."""
-    return yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]
+    dumped = yaml.safe_dump([value], default_flow_style=True, width=1000, allow_unicode=True)
+    return dumped.strip()[1:-1]
 
 
 def site_yaml(site: Site, serial: int, gear: list[dict]) -> str:
@@ -236,6 +260,7 @@ def site_yaml(site: Site, serial: int, gear: list[dict]) -> str:
     lines = [
         f"  - id: {scalar(site.id)}",
         f"    name: {scalar(site.name)}",
+        *([f"    name_hi: {scalar(NAMES_HI[site.id])}"] if site.id in NAMES_HI else []),
         f"    district: {scalar(site.district)}",
         f"    type: {site.type}",
         f"    hfr_id: {scalar(hfr_id(site, serial))}",
@@ -247,6 +272,12 @@ def site_yaml(site: Site, serial: int, gear: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def districts_yaml() -> str:
+    """The districts' Hindi names (the status board's), one flow mapping per line."""
+    lines = [f"  {scalar(d)}: {{name_hi: {scalar(DISTRICTS_HI[d])}}}" for d in DISTRICTS]
+    return "districts:\n" + "\n".join(lines) + "\n\n"
+
+
 def render() -> str:
     """The whole YAML document: header comment, settings, then the sites."""
     parts = [
@@ -254,6 +285,7 @@ def render() -> str:
         "state: Jharkhand\n\n",
         "defaults: {interval: 60s, count: 5, timeout: 1s, spacing: 1s}\n\n",
         "policy: {window: 24h}\n\n",
+        districts_yaml(),
         "sites:\n",
     ]
     sites = []

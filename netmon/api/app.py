@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client.registry import CollectorRegistry
 
-from netmon import __version__
+from netmon import __version__, status
 from netmon.api import models, problems
 from netmon.api.deps import read_access
 from netmon.api.routes import (
@@ -37,9 +37,10 @@ DESCRIPTION = (
     "Writes need a bearer token (`netmon token create`) with their scope; reads are open unless "
     "NETMON_API_READ_REQUIRES_TOKEN is true, then they need the scope `read`."
 )
-# The API's resources; their reads close with NETMON_API_READ_REQUIRES_TOKEN. The audit log
-# always needs its own scope; /healthz and /metrics stay open.
-READS = (sites, history, results, availability, progress, changes, summary, maintenance)
+# The API's resources and the status board (netmon.status); their reads close with
+# NETMON_API_READ_REQUIRES_TOKEN. The audit log always needs its own scope; /healthz and
+# /metrics stay open.
+READS = (sites, history, results, availability, progress, changes, summary, maintenance, status)
 OPEN = (health, metrics)
 # FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
 _REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")

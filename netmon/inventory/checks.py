@@ -38,6 +38,10 @@ def cross_checks(
             )
         yield from _timing_checks(inv, site, here)
         yield from _device_checks(inv, site, here, addresses, snmp_profiles)
+    used = {site.district for site in inv.sites}
+    for name in inv.districts:
+        if name not in used:
+            yield ("districts", name), f"no site is in a district named {name!r}"
 
 
 def _timing_checks(inv: Inventory, site: Site, here: Loc) -> Iterator[tuple[Loc, str]]:

@@ -217,11 +217,18 @@ class Report(Strict):
     day_threshold: Annotated[Real, Field(gt=0.0, le=1.0)] = 0.95
 
 
+class District(Strict):
+    """What the inventory says about a district beyond its name (``districts:``, by name)."""
+
+    name_hi: Annotated[str, Field(min_length=1)] | None = None  # the status board's Hindi name
+
+
 class SiteInfo(Strict):
     """What identifies a facility and how it is probed and judged (shared with the lab)."""
 
     id: Slug
     name: Annotated[str, Field(min_length=1)]
+    name_hi: Annotated[str, Field(min_length=1)] | None = None  # the status board's Hindi name
     district: Annotated[str, Field(min_length=1)]
     type: FacilityType
     hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
@@ -254,6 +261,7 @@ class InventoryBase(Strict):
     policy: Policy = Policy()
     rollout: Rollout | None = None
     report: Report = Report()
+    districts: dict[str, District] = {}  # by the name the sites' ``district`` gives
     sites: list[Site] = []
 
     _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)

@@ -1,0 +1,220 @@
+"""The status pages' data as plain dicts: what a page shows, in no language (codes, numbers,
+ISO 8601 times in UTC). Each page's JSON twin is exactly this dict; the templates word it.
+
+A **day of the 90-day bar** (local days of the report time zone) is, from its site_day row:
+``outage`` when the site was down some of it (the outages are listed with the day), else
+``good`` when it was fully functional by netmon.progress's day rule (fully_functional_ratio ≥
+``report.day_threshold``), else ``degraded``; with nothing judged, ``maintenance`` when
+announced maintenance covered some of it, ``not_installed`` when that was the verdict, else
+``no_data`` (netmon was not watching, or the day is not rolled: never counted as down).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from netmon.inventory import Inventory, Site
+from netmon.monitor import Monitor, SiteStatus
+from netmon.timeline import Outage, availability, day_bounds, fully_functional_ratio
+from netmon.verdict import device_state
+
+BAR_DAYS = 90
+VERDICTS = ("fully_functional", "degraded", "down", "not_installed", "unknown", "not_judged")
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+def bar_days(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day of the bar ending today."""
+    return today - dt.timedelta(days=BAR_DAYS - 1), today
+
+
+def day_state(seconds: Mapping[str, float] | None, threshold: float) -> str:
+    if seconds is None:
+        return "no_data"
+    judged = sum(seconds[k] for k in ("fully_functional", "degraded", "down", "not_installed"))
+    if judged <= 0:
+        return "maintenance" if seconds["maintenance"] > 0 else "no_data"
+    if seconds["down"] > 0:
+        return "outage"
+    if seconds["not_installed"] >= judged:
+        return "not_installed"
+    ratio = fully_functional_ratio(dict(seconds))
+    return "good" if ratio is not None and ratio >= threshold else "degraded"
+
+
+def names(inventory: Inventory, site: Site) -> dict[str, Any]:
+    d = inventory.districts.get(site.district)
+    return {"id": site.id, "name": site.name, "name_hi": site.name_hi, "type": site.type,
+            "district": site.district, "district_hi": d.name_hi if d else None}  # fmt: skip
+
+
+def reasons(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """Verdict reasons (netmon.verdict.Reason or stored dicts) as plain dicts."""
+    return [r if isinstance(r, dict) else asdict(r) for r in raw]
+
+
+def verdict_now(st: SiteStatus | None) -> dict[str, Any]:
+    if st is None:
+        return {"verdict": "not_judged", "reasons": [], "since": None}
+    return {"verdict": st.verdict.value, "reasons": reasons(st.judgement.reasons),
+            "since": iso(st.since)}  # fmt: skip
+
+
+def outage_dict(o: Outage, now: float, down_now: bool) -> dict[str, Any]:
+    why = [json.loads(r) for r in o.reasons]
+    return {"start": iso(o.start), "end": iso(o.end), "seconds": o.seconds,
+            "ongoing": down_now and o.end >= now - 1, "reasons": why}  # fmt: skip
+
+
+def bar(
+    days: Mapping[str, Mapping[str, float]],
+    outages: Sequence[Outage],
+    first: dt.date,
+    tz: ZoneInfo,
+    threshold: float,
+    ongoing: tuple[float, bool],
+) -> list[dict[str, Any]]:
+    """The days of one site's bar from ``first`` (BAR_DAYS of them), each with its outages
+    (an outage across midnight is listed on each day it touches); ``ongoing``: (now, down now)."""
+    out = []
+    for k in range(BAR_DAYS):
+        day = first + dt.timedelta(days=k)
+        lo, hi = day_bounds(day, tz)
+        seconds = days.get(day.isoformat())
+        mine = [outage_dict(o, *ongoing) for o in outages if o.end > lo and o.start < hi]
+        out.append({"day": day.isoformat(), "state": day_state(seconds, threshold),
+                    "availability": availability(dict(seconds)) if seconds else None,
+                    "down_seconds": seconds["down"] if seconds else 0.0, "outages": mine})  # fmt: skip
+    return out
+
+
+def state_data(
+    monitor: Monitor, progress: Mapping[str, int], today: dt.date, now: float
+) -> dict[str, Any]:
+    """The state page: every district's sites by verdict now, the rollout's progress per day
+    (``progress``: fully functional sites per day, reads.read_progress) and the sites down now."""
+    inv = monitor.inventory
+    districts: dict[str, dict[str, Any]] = {}
+    down = []
+    for site in inv.sites:
+        st = monitor.status.get(site.id)
+        verdict = st.verdict.value if st is not None else "not_judged"
+        d = districts.setdefault(site.district, _district_row(inv, site.district))
+        d["sites"] += 1
+        d[verdict] += 1
+        if st is not None and verdict == "down":
+            down.append({**names(inv, site), **verdict_now(st)})
+    rows = [districts[k] for k in sorted(districts)]
+    for d in rows:
+        d["share"] = d["fully_functional"] / d["sites"]
+    total = sum(d["sites"] for d in rows)
+    ff = sum(d["fully_functional"] for d in rows)
+    down.sort(key=lambda s: (s["since"] or "", s["id"]))
+    return {"page": "state", "state": inv.state, "generated_at": iso(now),
+            "timezone": monitor_tz(monitor).key, "sites": total, "fully_functional": ff,
+            "share": ff / total if total else None, "districts": rows,
+            "rollout": _rollout(inv, progress, today), "down_now": down}  # fmt: skip
+
+
+def _district_row(inv: Inventory, name: str) -> dict[str, Any]:
+    d = inv.districts.get(name)
+    return {"name": name, "name_hi": d.name_hi if d else None, "sites": 0,
+            **dict.fromkeys(VERDICTS, 0)}  # fmt: skip
+
+
+def _rollout(inv: Inventory, progress: Mapping[str, int], today: dt.date) -> dict[str, Any] | None:
+    r = inv.rollout
+    if r is None:
+        return None
+    days = []
+    day = r.start
+    while day <= min(today, r.deadline):
+        counted = sum(1 for s in inv.sites if s.commissioned is None or s.commissioned <= day)
+        days.append({"day": day.isoformat(), "sites": counted,
+                     "fully_functional": progress.get(day.isoformat(), 0)})  # fmt: skip
+        day += dt.timedelta(days=1)
+    return {"start": r.start.isoformat(), "deadline": r.deadline.isoformat(),
+            "days_left": (r.deadline - today).days, "day_threshold": inv.report.day_threshold,
+            "days": days}  # fmt: skip
+
+
+def monitor_tz(monitor: Monitor) -> ZoneInfo:
+    return monitor.rollups.tz if monitor.rollups is not None else ZoneInfo("Asia/Kolkata")
+
+
+def district_sites(inventory: Inventory, name: str) -> list[Site]:
+    """The sites of the district ``name`` (any case), in inventory order."""
+    return [s for s in inventory.sites if s.district.lower() == name.lower()]
+
+
+def site_row(
+    monitor: Monitor,
+    site: Site,
+    reads: Mapping[str, Any],
+    first: dt.date,
+    now: float,
+) -> dict[str, Any]:
+    """One site of a district page (and the head of its own): names, verdict now, 30-day
+    availability, its bar. ``reads``: ``days``, ``outages`` (reads.py) and ``availability``
+    (netmon.progress.SiteFigures.availability_30d)."""
+    st = monitor.status.get(site.id)
+    verdict = verdict_now(st)
+    threshold = monitor.inventory.report.day_threshold
+    days = bar(reads["days"].get(site.id, {}), reads["outages"].get(site.id, []), first,
+               monitor_tz(monitor), threshold, (now, verdict["verdict"] == "down"))  # fmt: skip
+    return {
+        **names(monitor.inventory, site),
+        **verdict,
+        "availability_30d": reads["availability"].get(site.id),
+        "days": days,
+    }
+
+
+def district_data(
+    monitor: Monitor, sites: Sequence[Site], reads: Mapping[str, Any], today: dt.date, now: float
+) -> dict[str, Any]:
+    first, _last = bar_days(today)
+    rows = [site_row(monitor, s, reads, first, now) for s in sites]
+    d = monitor.inventory.districts.get(sites[0].district)
+    return {"page": "district", "district": sites[0].district,
+            "district_hi": d.name_hi if d else None, "generated_at": iso(now),
+            "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
+            "last_day": today.isoformat(), "sites": len(rows),
+            "fully_functional": sum(r["verdict"] == "fully_functional" for r in rows),
+            "day_threshold": monitor.inventory.report.day_threshold, "data": rows}  # fmt: skip
+
+
+def site_data(
+    monitor: Monitor,
+    site: Site,
+    reads: Mapping[str, Any],
+    history: Sequence[Any],
+    today: dt.date,
+    now: float,
+) -> dict[str, Any]:
+    """The site page: its district row plus the HFR ID, devices (each with its state now),
+    the verdict history (newest first) and its announced maintenance."""
+    first, _last = bar_days(today)
+    row = site_row(monitor, site, reads, first, now)
+    sv = monitor.view(site, now)
+    devices = [{"name": d.name, "role": d.role, "parent": d.parent,
+                "state": device_state(site, d, sv.summaries)} for d in site.devices]  # fmt: skip
+    changes = [{"verdict": c.verdict, "since": iso(c.since), "reasons": reasons(c.reasons)}
+               for c in history]  # fmt: skip
+    maintenance = [{"start": iso(m.start.timestamp()), "end": iso(m.end.timestamp()),
+                    "reason": m.reason, "now": m.covers(now)}
+                   for m in sorted(site.maintenance, key=lambda m: m.start)
+                   if m.end.timestamp() > now - 86400 * BAR_DAYS]  # fmt: skip
+    return {"page": "site", **row, "hfr_id": site.hfr_id, "generated_at": iso(now),
+            "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
+            "last_day": today.isoformat(), "day_threshold": monitor.inventory.report.day_threshold,
+            "commissioned": site.commissioned.isoformat() if site.commissioned else None,
+            "devices": devices, "history": changes, "maintenance": maintenance}  # fmt: skip

@@ -1,0 +1,126 @@
+"""What the status board reads from the store, and the cache that keeps it for a minute.
+
+Everything comes from what netmon already keeps: the site_day rollups (``netmon.rollup``:
+seconds per state per site and local day, as last rolled: today's row is re-rolled each
+minute), the verdict changes and coverage behind each outage (the same arithmetic as
+``netmon.rollup.outages``, one read of the changes for all the sites of a page), and the
+per-day count of fully functional sites (netmon.progress's day rule, as SQL over site_day).
+Blocking functions: run them with ``store.read_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from netmon.rollup import (
+    SiteDayRow,
+    api_windows,
+    maintenance_of,
+    read_changes,
+    read_coverage,
+    stored_days,
+)
+from netmon.timeline import STATES, Outage, account, timeline
+
+if TYPE_CHECKING:
+    from netmon.inventory import Inventory, Site
+    from netmon.store import Store
+
+READ_EVERY = 60.0  # seconds a page's store reads are served from memory
+Days = dict[str, dict[str, float]]  # day (YYYY-MM-DD) -> seconds per state
+
+
+def read_days(
+    store: Store, site_ids: Sequence[str], first: dt.date, last: dt.date
+) -> dict[str, Days]:
+    """Per site, the seconds per state of each rolled day ``first`` .. ``last`` (a day
+    without a row is absent: no data)."""
+    out: dict[str, Days] = {i: {} for i in site_ids}
+    for r in stored_days(store, site_ids, first, last):
+        out[r.site_id][r.day] = {k: float(getattr(r, k)) for k in STATES}
+    return out
+
+
+def coded(raw: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """A stored change's reasons as JSON keys (criterion, device): outages merged across
+    changes keep each reason once, and the page words them in its language."""
+    keys = ({"criterion": r.get("criterion"), "device": r.get("device"),
+             "message": r.get("message")} for r in raw)  # fmt: skip
+    return tuple(json.dumps(k, sort_keys=True) for k in keys)
+
+
+def read_outages(
+    store: Store, sites: Sequence[Site], start: float, end: float
+) -> dict[str, list[Outage]]:
+    """Per site, its outages inside ``[start, end)`` (reasons :func:`coded`): its down spans,
+    less the time netmon was not running and the maintenance inside them."""
+    changes = read_changes(store, [s.id for s in sites], start, end, reasons=coded)
+    posted = api_windows(store, start, end)
+    out: dict[str, list[Outage]] = {}
+    for site in sites:
+        mine = changes.get(site.id, [])
+        mnt = maintenance_of(site, posted.get(site.id, ()))
+        found: list[Outage] = []
+        for span in timeline(mine, start, end):
+            if span.verdict != "down":
+                continue
+            covered = read_coverage(store, span.start, span.end)
+            inside = [(max(a, span.start), min(b, span.end)) for a, b in mnt
+                      if b > span.start and a < span.end]  # fmt: skip
+            found += account(mine, covered, inside, span.start, span.end).outages
+        out[site.id] = found
+    return out
+
+
+def read_progress(
+    store: Store, inventory: Inventory, threshold: float, first: dt.date, last: dt.date
+) -> dict[str, int]:
+    """Per day ``first`` .. ``last``, how many of the inventory's sites were fully functional
+    (their fully_functional_ratio that day ≥ ``threshold``), from the days they count on
+    (``commissioned``) — one grouped query, and one for the sites commissioned late."""
+    t = SiteDayRow.__table__  # type: ignore[attr-defined]
+    judged = t.c.fully_functional + t.c.degraded + t.c.down + t.c.not_installed
+    good = (judged > 0, t.c.fully_functional >= judged * threshold,
+            t.c.day >= first.isoformat(), t.c.day <= last.isoformat())  # fmt: skip
+    ids = [s.id for s in inventory.sites]
+    late = {s.id: s.commissioned.isoformat() for s in inventory.sites
+            if s.commissioned is not None and s.commissioned > first}  # fmt: skip
+    per_day = select(t.c.day, func.count()).where(*good, t.c.site_id.in_(ids)).group_by(t.c.day)
+    early = select(t.c.site_id, t.c.day).where(*good, t.c.site_id.in_(list(late)))
+    with store.reading("rollups"), store.engine.connect() as conn:
+        counts = {day: int(n) for day, n in conn.execute(per_day)}
+        before = [(i, day) for i, day in conn.execute(early) if day < late[i]] if late else []
+    for _site, day in before:  # fully functional before it counts: not counted
+        counts[day] -= 1
+    return counts
+
+
+class Reads:
+    """Each page's store reads, kept ``every`` seconds (of the monitor's clock) by key: a
+    burst of requests reads the store once; while one request reads, others wait for it."""
+
+    def __init__(self, every: float = READ_EVERY) -> None:
+        self.every = every
+        self._kept: dict[Any, tuple[float, Any]] = {}
+        self._locks: dict[Any, asyncio.Lock] = {}
+
+    async def get(self, key: Any, now: float, read: Callable[[], Awaitable[Any]]) -> Any:
+        kept = self._kept.get(key)
+        if kept is not None and 0 <= now - kept[0] < self.every:
+            return kept[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            kept = self._kept.get(key)
+            if kept is not None and 0 <= now - kept[0] < self.every:
+                return kept[1]
+            value = await read()
+            if len(self._kept) > 256:  # districts and sites asked for: bounded
+                self._kept.clear()
+            self._kept[key] = (now, value)
+            return value
