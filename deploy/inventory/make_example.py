@@ -282,7 +282,7 @@ def render() -> str:
     """The whole YAML document: header comment, settings, then the sites."""
     parts = [
         HEADER,
-        "state: Jharkhand\n\n",
+        "state: Jharkhand\nstate_hi: झारखंड\n\n",
         "defaults: {interval: 60s, count: 5, timeout: 1s, spacing: 1s}\n\n",
         "policy: {window: 24h}\n\n",
         districts_yaml(),

@@ -257,6 +257,7 @@ class InventoryBase(Strict):
     """The inventory; :class:`Inventory` adds one top-level section per kind with a config."""
 
     state: str = "Jharkhand"
+    state_hi: Annotated[str, Field(min_length=1)] | None = None  # the status board's Hindi name
     defaults: Defaults = Defaults()
     policy: Policy = Policy()
     rollout: Rollout | None = None

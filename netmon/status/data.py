@@ -118,7 +118,7 @@ def state_data(
     total = sum(d["sites"] for d in rows)
     ff = sum(d["fully_functional"] for d in rows)
     down.sort(key=lambda s: (s["since"] or "", s["id"]))
-    return {"page": "state", "state": inv.state, "generated_at": iso(now),
+    return {"page": "state", "state": inv.state, "state_hi": inv.state_hi, "generated_at": iso(now),
             "timezone": monitor_tz(monitor).key, "sites": total, "fully_functional": ff,
             "share": ff / total if total else None, "districts": rows,
             "rollout": _rollout(inv, progress, today), "down_now": down}  # fmt: skip

@@ -1,0 +1,254 @@
+"""The status board (netmon.status) over known data (tests/status_drive.py: chc-bundu cut from
+01:05 to 01:15 IST on 2026-11-11, chc-torpa in maintenance on the 12th) in a real store: what
+each page says in English and Hindi, its JSON twin, ETag/304, the language cookie, errors;
+the state page's progress equals /api/v1/progress (SQLite and PostgreSQL); the catalogue has
+every string in both languages; the templates and assets name nothing outside the server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from exporters.prometheus import make_registry
+from netmon.api import create_app
+from netmon.inventory import FacilityType, Role
+from netmon.monitor import Monitor
+from netmon.status.catalogue import Words, catalogue, group_digits
+from netmon.status.data import day_state
+from netmon.store import Store
+from netmon.verdict import Criterion, DeviceState, Verdict
+from tests.status_drive import CUT_DAY, CUT_SITE, DAYS, IST, drive
+
+STATUS = Path(__file__).resolve().parents[1] / "netmon" / "status"
+ZERO = dict.fromkeys(
+    ("fully_functional", "degraded", "down", "not_installed", "maintenance", "no_data"), 0.0
+)
+
+
+@pytest.fixture(scope="module")
+def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitor]:
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('status') / 'netmon.db'}")
+    store.migrate()
+    yield drive(store)
+    store.close()
+
+
+def client_for(monitor: Monitor) -> httpx.AsyncClient:
+    app = create_app(monitor, make_registry(monitor, "test", "raw"))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.fixture
+async def client(monitor: Monitor) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(monitor) as c:
+        yield c
+
+
+def text_of(html: str) -> str:
+    """What a person reads: tags dropped, entities of the catalogue's texts decoded."""
+    plain = re.sub(r"<[^>]+>", " ", html).replace("&#39;", "'").replace("&amp;", "&")
+    return re.sub(r"\s+", " ", plain)
+
+
+def row(html: str, site_id: str) -> str:
+    """A site's row of a district page."""
+    rest = html.split(f'<tr id="site-{site_id}">')[1]
+    return rest.split('<tr id="site-')[0].split("</tbody>\n</table>")[0]
+
+
+def outage_day(html: str, day: str) -> str:
+    """The <details> of ``day`` in a page's bar (its popup with the outages)."""
+    found = re.findall(r'<details class="day s-outage".*?</details>', html, re.S)
+    mine = [d for d in found if day in d]
+    assert len(mine) == 1, found
+    return mine[0]
+
+
+# --- the catalogue and the templates ------------------------------------------------------
+def test_every_string_is_in_both_languages() -> None:
+    texts = catalogue()
+    for key, both in texts.items():
+        assert both["en"].strip() and both["hi"].strip(), key
+        assert set(re.findall(r"{(\w+)}", both["en"])) == set(re.findall(r"{(\w+)}", both["hi"])), key
+    wanted = [f"reason.{c.value}" for c in Criterion] + [f"verdict.{v.value}" for v in Verdict]
+    wanted += [f"type.{t}" for t in FacilityType.__args__]  # type: ignore[attr-defined]
+    wanted += [f"role.{r}" for r in Role.__args__]  # type: ignore[attr-defined]
+    wanted += [f"device.{s}" for s in DeviceState.__args__]  # type: ignore[attr-defined]
+    wanted += [f"day.{s}" for s in ("good", "degraded", "outage", "maintenance", "no_data")]
+    wanted += [f"month.{m}" for m in range(1, 13)] + ["lang.en", "lang.hi"]
+    used = set()
+    for path in (STATUS / "templates").glob("*.html"):
+        found = re.findall(r'w\.t\(["\']([\w.]+)["\']', path.read_text("utf-8"))
+        used |= {k for k in found if not k.endswith(".")}  # "verdict." ~ code: in wanted
+    missing = [k for k in (*wanted, *used) if k not in texts]
+    assert not missing and len(used) > 40
+
+
+def test_templates_and_assets_name_nothing_outside_the_server() -> None:
+    files = [*(STATUS / "templates").glob("*.html"), *(STATUS / "static").glob("*.css"),
+             *(STATUS / "static").glob("*.js")]  # fmt: skip
+    assert len(files) >= 6
+    for path in files:
+        text = path.read_text("utf-8")
+        assert not re.search(r"(https?:)?//[a-z0-9]", text, re.I), path
+        assert all(u.startswith("/status/static/") for u in re.findall(r'url\("?([^")]+)', text))
+        assert not re.search(r'(src|href)="(?!/status|\{\{|\?)', text), path
+
+
+def test_words_in_both_languages() -> None:
+    en, hi = Words("en", IST), Words("hi", IST)
+    assert [group_digits(n) for n in (7, 1234, 123456, 1234567)] == ["7", "1,234", "1,23,456", "12,34,567"]
+    assert (en.date("2026-11-11"), hi.date("2026-11-11")) == ("11 Nov 2026", "11 नवंबर 2026")
+    assert en.when(1_794_339_300.0) == "11 Nov 2026, 01:05"  # 2026-11-10T19:35Z in IST
+    assert (en.duration(3900), hi.duration(3900)) == ("1 h 5 min", "1 घंटे 5 मिनट")
+    assert en.share(0.97514) == "97.5%" and hi.share(None) == "—"
+    cut = {"criterion": "uplink_down", "device": "wan-1", "measured": 0.0}
+    assert en.reason(cut) == "The internet link (wan-1) is not reachable"
+    assert hi.reason(cut) == "इंटरनेट लिंक (wan-1) से संपर्क नहीं हो रहा"
+    loss = {"criterion": "uplink_loss", "device": "wan-1", "measured": 0.034, "threshold": 0.01}
+    assert en.reason(loss) == "The internet link (wan-1) loses 3.4% of packets (limit 1.0%)"
+    assert en.reason({"criterion": "a_new_one", "message": "as said"}) == "as said"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "state"),
+    [
+        (None, "no_data"),
+        ({}, "no_data"),
+        ({"no_data": 86400.0}, "no_data"),
+        ({"maintenance": 3600.0, "no_data": 82800.0}, "maintenance"),
+        ({"fully_functional": 3000.0, "down": 1.0}, "outage"),
+        ({"fully_functional": 950.0, "degraded": 50.0}, "good"),
+        ({"fully_functional": 850.0, "degraded": 150.0}, "degraded"),
+        ({"not_installed": 600.0}, "not_installed"),
+    ],
+)
+def test_day_states(seconds: dict[str, float] | None, state: str) -> None:
+    assert day_state(None if seconds is None else {**ZERO, **seconds}, 0.9) == state
+
+
+# --- the pages ------------------------------------------------------------------------------
+async def test_district_page_shows_the_red_day_with_its_outage(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/status/district/ranchi", params={"lang": "en"})
+    assert resp.status_code == 200 and resp.headers["content-language"] == "en"
+    html = resp.text
+    bundu = row(html, CUT_SITE)
+    day = outage_day(bundu, "11 Nov 2026")
+    said = text_of(day)
+    assert "11 Nov 2026: Outage, availability 50.0%, down 10 min" in said
+    assert "01:05 01:15 The internet link (wan-1) is not reachable" in said
+    assert bundu.count("s-outage") == 1 and bundu.count('class="day s-good"') == 2
+    assert bundu.count('class="day s-no_data"') == 87
+    angara = row(html, "chc-angara")
+    assert "s-outage" not in angara and "100.00%" in angara  # 30-day availability
+    assert "District Ranchi" in text_of(html) and "Fully functional" in text_of(bundu)
+
+
+async def test_hindi_labels_names_and_reason(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/status/district/Ranchi", params={"lang": "hi"})
+    assert resp.headers["content-language"] == "hi" and 'lang="hi"' in resp.text
+    assert "netmon_lang=hi" in resp.headers["set-cookie"]
+    said = text_of(resp.text)
+    assert "जिला रांची" in said and "सामुदायिक स्वास्थ्य केंद्र, बुंडू" in said
+    assert "Community Health Centre, Angara" in said  # no name_hi: its own name
+    day = text_of(outage_day(resp.text, "11 नवंबर 2026"))
+    assert "11 नवंबर 2026: बंद रहा, उपलब्धता 50.0%, 10 मिनट बंद" in day
+    assert "01:05 01:15 इंटरनेट लिंक (wan-1) से संपर्क नहीं हो रहा" in day
+    again = await client.get("/status/site/chc-torpa")  # the cookie keeps Hindi
+    assert again.headers["content-language"] == "hi"
+    said = text_of(again.text)
+    assert "सामुदायिक स्वास्थ्य केंद्र, तोरपा" in said and "घोषित रखरखाव" in said
+    english = await client.get("/status/site/chc-torpa", params={"lang": "en"})
+    assert "Announced maintenance" in text_of(english.text)
+
+
+async def test_state_page_and_its_json_twin(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/status", params={"format": "json"})).json()
+    assert (body["sites"], body["fully_functional"]) == (3, 2)  # torpa: in maintenance now
+    rows = {d["name"]: (d["sites"], d["fully_functional"], d["name_hi"]) for d in body["districts"]}
+    assert rows == {"Khunti": (1, 0, "खूंटी"), "Ranchi": (2, 2, "रांची")}
+    r = body["rollout"]
+    assert (r["start"], r["deadline"], r["days_left"]) == ("2026-11-10", "2026-11-30", 18)
+    assert [(d["day"], d["sites"], d["fully_functional"]) for d in r["days"]] == [
+        ("2026-11-10", 2, 2), ("2026-11-11", 3, 2), ("2026-11-12", 3, 2)]  # fmt: skip
+    assert body["down_now"] == []
+    html = (await client.get("/status", params={"lang": "en"})).text
+    said = text_of(html)
+    assert "Jharkhand: 2 of 3 sites fully functional now (66.7%)" in said
+    assert "18 days left to the deadline (30 Nov 2026)" in said and "<svg" in html
+    assert "No site is down now." in said
+    hi = text_of((await client.get("/status", params={"lang": "hi"})).text)
+    assert "समय-सीमा (30 नवंबर 2026) में 18 दिन शेष" in hi and "रांची" in hi
+    assert "झारखंड: 3 में से 2 सुविधाएँ अभी पूरी तरह कार्यशील (66.7%)" in hi
+
+
+async def test_site_page(client: httpx.AsyncClient) -> None:
+    body = (await client.get(f"/status/site/{CUT_SITE}", params={"format": "json"})).json()
+    assert body["hfr_id"] == "IN2099080001"
+    assert [d["name"] for d in body["devices"]] == ["wan-1", "ap-1"]
+    assert [c["verdict"] for c in body["history"]][-3:] == ["degraded", "down", "fully_functional"]
+    day = next(d for d in body["days"] if d["day"] == CUT_DAY.isoformat())
+    assert day["state"] == "outage" and day["down_seconds"] == 600.0
+    [o] = day["outages"]
+    assert (o["start"], o["end"]) == ("2026-11-10T19:35:00+00:00", "2026-11-10T19:45:00+00:00")
+    assert [r["criterion"] for r in o["reasons"]] == ["uplink_down"]
+    torpa = (await client.get("/status/site/chc-torpa", params={"format": "json"})).json()
+    assert [d["state"] for d in torpa["days"][-2:]] == ["good", "maintenance"]
+    assert torpa["days"][-3]["state"] == "good"  # probed before its commissioned day too
+    assert torpa["maintenance"][0]["reason"] == "BSNL fibre splicing" and torpa["maintenance"][0]["now"]
+    html = (await client.get(f"/status/site/{CUT_SITE}", params={"lang": "en"})).text
+    said = text_of(html)
+    assert "Health Facility Registry (HFR) ID IN2099080001" in said
+    assert "Internet link (ONT)" in said and html.count('tabindex="0"') == 89  # + 1 <details>
+    assert "11 Nov 2026, 01:05 ✕ Down The internet link (wan-1) is not reachable" in said
+
+
+async def test_etag_cache_control_and_errors(client: httpx.AsyncClient) -> None:
+    first = await client.get("/status/district/Khunti", params={"lang": "en"})
+    tag = first.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=30" and "Cookie" in first.headers["vary"]
+    again = await client.get("/status/district/Khunti", params={"lang": "en"},
+                             headers={"If-None-Match": tag})  # fmt: skip
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
+    hindi = await client.get("/status/district/Khunti", params={"lang": "hi"},
+                             headers={"If-None-Match": tag})  # fmt: skip
+    assert hindi.status_code == 200 and hindi.headers["etag"] != tag
+    gone = await client.get("/status/district/Atlantis", params={"lang": "en"})
+    assert gone.status_code == 404 and "Not found: Atlantis" in gone.text
+    assert (await client.get("/status/site/nope", params={"format": "json"})).json()["error"] == "not_found"
+    assert (await client.get("/status", params={"format": "xml"})).status_code == 422
+    assert (await client.get("/status/static/../app.py")).status_code == 404
+    css = await client.get("/status/static/status.css")
+    assert css.headers["content-type"].startswith("text/css") and "@font-face" in css.text
+    font = await client.get("/status/static/NotoSansDevanagari-Regular.ttf")
+    assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"  # TrueType
+
+
+async def test_loading_monitor_answers_503(monitor: Monitor) -> None:
+    monitor.ready = False
+    try:
+        async with client_for(monitor) as c:
+            resp = await c.get("/status", params={"lang": "en"})
+    finally:
+        monitor.ready = True
+    assert resp.status_code == 503 and "netmon is starting" in resp.text
+
+
+async def test_progress_equals_the_apis(database_url: str) -> None:
+    """The board counts fully functional sites per day in SQL over site_day; /api/v1/progress
+    from site_accounts (netmon.progress): the same numbers, on SQLite and PostgreSQL."""
+    store = Store(database_url)
+    store.migrate()
+    m = drive(store)
+    async with client_for(m) as c:
+        board = (await c.get("/status", params={"format": "json"})).json()["rollout"]["days"]
+        api: dict[str, Any] = (await c.get("/api/v1/progress", params={"by": "state"})).json()
+    store.close()
+    assert [(d["day"], d["sites"], d["fully_functional"]) for d in board] == [
+        (r["day"], r["sites"], r["fully_functional"]) for r in api["data"]]  # fmt: skip
+    assert [d["day"] for d in board] == [d.isoformat() for d in DAYS]
