@@ -11,6 +11,7 @@ announced maintenance covered some of it, ``not_installed`` when that was the ve
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
@@ -68,28 +69,33 @@ def verdict_now(st: SiteStatus | None) -> dict[str, Any]:
             "since": iso(st.since)}  # fmt: skip
 
 
-def outage_dict(o: Outage, now: float, down_now: bool) -> dict[str, Any]:
+def outage_dict(o: Outage, read_at: float) -> dict[str, Any]:
+    """An outage; ``open`` when it lasted up to the read (``ongoing`` is set by the page when
+    the site is still down)."""
     why = [json.loads(r) for r in o.reasons]
     return {"start": iso(o.start), "end": iso(o.end), "seconds": o.seconds,
-            "ongoing": down_now and o.end >= now - 1, "reasons": why}  # fmt: skip
+            "open": o.end >= read_at - 1, "ongoing": False, "reasons": why}  # fmt: skip
+
+
+def day_spans(first: dt.date, tz: ZoneInfo) -> list[tuple[dt.date, float, float]]:
+    """The bar's days from ``first``, each with its bounds (computed once per page)."""
+    days = [first + dt.timedelta(days=k) for k in range(BAR_DAYS)]
+    return [(d, *day_bounds(d, tz)) for d in days]
 
 
 def bar(
     days: Mapping[str, Mapping[str, float]],
     outages: Sequence[Outage],
-    first: dt.date,
-    tz: ZoneInfo,
+    spans: Sequence[tuple[dt.date, float, float]],
     threshold: float,
-    ongoing: tuple[float, bool],
+    read_at: float,
 ) -> list[dict[str, Any]]:
-    """The days of one site's bar from ``first`` (BAR_DAYS of them), each with its outages
-    (an outage across midnight is listed on each day it touches); ``ongoing``: (now, down now)."""
+    """The days of one site's bar (``spans``: :func:`day_spans`), each with its outages (an
+    outage across midnight is listed on each day it touches), as read at ``read_at``."""
     out = []
-    for k in range(BAR_DAYS):
-        day = first + dt.timedelta(days=k)
-        lo, hi = day_bounds(day, tz)
+    for day, lo, hi in spans:
         seconds = days.get(day.isoformat())
-        mine = [outage_dict(o, *ongoing) for o in outages if o.end > lo and o.start < hi]
+        mine = [outage_dict(o, read_at) for o in outages if o.end > lo and o.start < hi]
         out.append({"day": day.isoformat(), "state": day_state(seconds, threshold),
                     "availability": availability(dict(seconds)) if seconds else None,
                     "down_seconds": seconds["down"] if seconds else 0.0, "outages": mine})  # fmt: skip
@@ -134,10 +140,12 @@ def _rollout(inv: Inventory, progress: Mapping[str, int], today: dt.date) -> dic
     r = inv.rollout
     if r is None:
         return None
+    late = sorted(s.commissioned for s in inv.sites if s.commissioned is not None)
+    always = len(inv.sites) - len(late)  # no commissioned date: counted every day
     days = []
     day = r.start
     while day <= min(today, r.deadline):
-        counted = sum(1 for s in inv.sites if s.commissioned is None or s.commissioned <= day)
+        counted = always + bisect.bisect_right(late, day)
         days.append({"day": day.isoformat(), "sites": counted,
                      "fully_functional": progress.get(day.isoformat(), 0)})  # fmt: skip
         day += dt.timedelta(days=1)
@@ -155,21 +163,30 @@ def district_sites(inventory: Inventory, name: str) -> list[Site]:
     return [s for s in inventory.sites if s.district.lower() == name.lower()]
 
 
-def site_row(
-    monitor: Monitor,
-    site: Site,
-    reads: Mapping[str, Any],
-    first: dt.date,
-    now: float,
-) -> dict[str, Any]:
-    """One site of a district page (and the head of its own): names, verdict now, 30-day
-    availability, its bar. ``reads``: ``days``, ``outages`` (reads.py) and ``availability``
-    (netmon.progress.SiteFigures.availability_30d)."""
-    st = monitor.status.get(site.id)
-    verdict = verdict_now(st)
+def bars(
+    monitor: Monitor, sites: Sequence[Site], found: Mapping[str, Any], first: dt.date, now: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Every site's bar from the store's ``found`` ``days`` and ``outages`` (reads.py), as
+    of ``now``: built once per read and kept with it."""
+    spans = day_spans(first, monitor_tz(monitor))
     threshold = monitor.inventory.report.day_threshold
-    days = bar(reads["days"].get(site.id, {}), reads["outages"].get(site.id, []), first,
-               monitor_tz(monitor), threshold, (now, verdict["verdict"] == "down"))  # fmt: skip
+    return {s.id: bar(found["days"].get(s.id, {}), found["outages"].get(s.id, []), spans,
+                      threshold, now) for s in sites}  # fmt: skip
+
+
+def site_row(monitor: Monitor, site: Site, reads: Mapping[str, Any]) -> dict[str, Any]:
+    """One site of a district page (and the head of its own): names, verdict now, 30-day
+    availability, its bar. ``reads``: ``bars`` (:func:`bars`) and ``availability``
+    (netmon.progress.SiteFigures.availability_30d). An outage open at the read is
+    ``ongoing`` while the site is down."""
+    verdict = verdict_now(monitor.status.get(site.id))
+    days = reads["bars"].get(site.id, [])
+    if verdict["verdict"] == "down" and days and days[-1]["outages"]:
+        last = days[-1]
+        days = [
+            *days[:-1],
+            {**last, "outages": [{**o, "ongoing": o["open"]} for o in last["outages"]]},
+        ]
     return {
         **names(monitor.inventory, site),
         **verdict,
@@ -182,7 +199,7 @@ def district_data(
     monitor: Monitor, sites: Sequence[Site], reads: Mapping[str, Any], today: dt.date, now: float
 ) -> dict[str, Any]:
     first, _last = bar_days(today)
-    rows = [site_row(monitor, s, reads, first, now) for s in sites]
+    rows = [site_row(monitor, s, reads) for s in sites]
     d = monitor.inventory.districts.get(sites[0].district)
     return {"page": "district", "district": sites[0].district,
             "district_hi": d.name_hi if d else None, "generated_at": iso(now),
@@ -203,7 +220,7 @@ def site_data(
     """The site page: its district row plus the HFR ID, devices (each with its state now),
     the verdict history (newest first) and its announced maintenance."""
     first, _last = bar_days(today)
-    row = site_row(monitor, site, reads, first, now)
+    row = site_row(monitor, site, reads)
     sv = monitor.view(site, now)
     devices = [{"name": d.name, "role": d.role, "parent": d.parent,
                 "state": device_state(site, d, sv.summaries)} for d in site.devices]  # fmt: skip

@@ -46,7 +46,26 @@ def environment() -> jinja2.Environment:
     )  # fmt: skip
     env.filters["moment"] = _moment
     env.globals["chart"] = progress_chart
+    env.globals["runs"] = runs
     return env
+
+
+def runs(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A bar's days as runs: consecutive days without outages and with the same state and
+    availability (to 0.1 %) become one run (drawn as one cell N days wide, ticked per day);
+    a day with outages is a run of its own with ``day`` (its popup)."""
+    out: list[dict[str, Any]] = []
+    for day in days:
+        a = day["availability"]
+        key = (day["state"], None if a is None else round(a * 1000))
+        last = out[-1] if out else None
+        if not day["outages"] and last is not None and last["key"] == key and not last["day"]:
+            last["n"] += 1
+            last["last"] = day["day"]
+            continue
+        out.append({"key": key, "state": day["state"], "availability": a, "n": 1,
+                    "first": day["day"], "last": day["day"], "day": day if day["outages"] else None})  # fmt: skip
+    return out
 
 
 def progress_chart(rollout: dict[str, Any], width: int = 640, height: int = 220) -> dict[str, Any]:

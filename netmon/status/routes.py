@@ -83,12 +83,12 @@ async def _site_reads(
     lo = day_bounds(first, tz)[0]
 
     async def read() -> dict[str, Any]:
-        if not store.migrated:
-            return {"days": {}, "outages": {}}
-        ids = [s.id for s in sites]
-        days = await store.read_async(reads.read_days, store, ids, first, last)
-        outages = await store.read_async(reads.read_outages, store, sites, lo, now)
-        return {"days": days, "outages": outages}
+        found: dict[str, Any] = {"days": {}, "outages": {}}
+        if store.migrated:
+            ids = [s.id for s in sites]
+            found["days"] = await store.read_async(reads.read_days, store, ids, first, last)
+            found["outages"] = await store.read_async(reads.read_outages, store, sites, lo, now)
+        return {"bars": data.bars(monitor, sites, found, first, now)}
 
     kept = await _reads(request).get((key, first), now, read)
     threshold = monitor.inventory.report.day_threshold
