@@ -85,7 +85,9 @@ def fill(store: Store, inv: Inventory) -> int:
         why = [{"criterion": "uplink_down", "message": "wan wan-1 unreachable", "device": "wan-1",
                 "measured": 0.0, "threshold": None}]  # fmt: skip
         store.add_verdict_change(VerdictChange(s.id, "down", t0, why, at=t0 + 60))
-        store.add_verdict_change(VerdictChange(s.id, "fully_functional", t0 + 1800, [], at=t0 + 1800))
+        store.add_verdict_change(
+            VerdictChange(s.id, "fully_functional", t0 + 1800, [], at=t0 + 1800)
+        )
         for slot in range(int(t0), int(t0 + 1800), SLOT):
             store.add_coverage(slot)
         store.flush()
@@ -97,7 +99,11 @@ def monitor_over(store: Store, inv: Inventory) -> Monitor:
     m.rollups = Rollups(TZ)
     for i, s in enumerate(inv.sites):
         down = i % 20 == 7
-        reasons = (Reason(Criterion.UPLINK_DOWN, "wan wan-1 unreachable", "wan-1", 600.0),) if down else ()
+        reasons = (
+            (Reason(Criterion.UPLINK_DOWN, "wan wan-1 unreachable", "wan-1", 600.0),)
+            if down
+            else ()
+        )
         verdict = Verdict.DOWN if down else Verdict.FULLY_FUNCTIONAL
         m.status[s.id] = SiteStatus(s, Judgement(verdict, reasons), NOW - 600, NOW)
     m.ready = True
@@ -141,7 +147,9 @@ def run(url: str, args: argparse.Namespace, backend: str) -> list[str]:
     inv = inventory(args.sites)
     t = time.perf_counter()
     rows = fill(store, inv)
-    print(f"{backend}: {rows:,} site_day rows written in {time.perf_counter() - t:.0f} s", flush=True)
+    print(
+        f"{backend}: {rows:,} site_day rows written in {time.perf_counter() - t:.0f} s", flush=True
+    )
     try:
         return asyncio.run(pages(store, inv, args.runs, backend))
     finally:
@@ -168,7 +176,9 @@ def main() -> None:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         sep = "&" if "?" in args.postgres else "?"
         try:
-            lines += run(f"{args.postgres}{sep}options=-csearch_path%3D{schema}", args, "PostgreSQL")
+            lines += run(
+                f"{args.postgres}{sep}options=-csearch_path%3D{schema}", args, "PostgreSQL"
+            )
         finally:
             with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
