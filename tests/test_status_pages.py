@@ -254,6 +254,32 @@ async def test_loading_monitor_answers_503(monitor: Monitor) -> None:
     assert resp.status_code == 503 and "netmon is starting" in resp.text
 
 
+async def test_a_dead_database_leaves_the_verdicts_shown(monitor: Monitor, tmp_path: Path) -> None:
+    """The store cannot be read (its folder is gone): the pages still show the verdicts in
+    memory, say the history cannot be read, and show no invented day or count."""
+    dead = Store(f"sqlite:///{tmp_path / 'never-made' / 'netmon.db'}")
+    dead.migrated = True  # as if the folder went away after start-up
+    alive, monitor.store = monitor.store, dead
+    try:
+        async with client_for(monitor) as c:
+            state = await c.get("/status", params={"lang": "en"})
+            district = await c.get("/status/district/Ranchi", params={"lang": "en"})
+            site = await c.get(f"/status/site/{CUT_SITE}", params={"format": "json"})
+            again = await c.get(f"/status/site/{CUT_SITE}", params={"lang": "hi"})
+    finally:
+        monitor.store = alive
+        dead.close()
+    notice = "The history cannot be read from the database just now"
+    assert state.status_code == 200 and notice in state.text and "<svg" not in state.text
+    assert "2 of 3 sites fully functional now" in text_of(state.text)
+    assert district.status_code == 200 and district.text.count(notice) == 1
+    assert "day run" not in district.text and 'details class="day' not in district.text
+    body = site.json()
+    assert (body["history_unavailable"], body["days"], body["history"]) == (True, [], [])
+    assert body["verdict"] == "fully_functional"
+    assert "अभी डेटाबेस से इतिहास नहीं पढ़ा जा सकता" in again.text
+
+
 async def test_progress_equals_the_apis(database_url: str) -> None:
     """The board counts fully functional sites per day in SQL over site_day; /api/v1/progress
     from site_accounts (netmon.progress): the same numbers, on SQLite and PostgreSQL."""

@@ -264,7 +264,8 @@ def _run_netmon(lab: Any, args: argparse.Namespace) -> int:
 
     server = NetmonProcess(lab.inventory_path, lab.workdir, host=args.host, port=args.port,
                            log_to_file=False, env=lab.netmon_env)  # fmt: skip
-    print(f"\nnetmon: {server.url}/api/v1/sites  ({server.url}/docs, {server.url}/metrics)")
+    print(f"\nnetmon: {server.url}/status  (the status board, Hindi: {server.url}/status?lang=hi)")
+    print(f"        {server.url}/api/v1/sites  ({server.url}/docs, {server.url}/metrics)")
     print(
         "verdicts appear after ~3 probe rounds (15 s); Ctrl-C stops netmon and the lab.\n",
         flush=True,
@@ -281,5 +282,6 @@ def _fallback(args: argparse.Namespace, why: Exception) -> int:
 
     print(f"netmon lab demo: cannot build the lab here: {why}", file=sys.stderr)
     print("Falling back to netmon on the bundled loopback example (every site answers from "
-          "127.x addresses, so all look healthy).", file=sys.stderr, flush=True)  # fmt: skip
+          "127.x addresses, so all look healthy); the status board: "
+          f"http://{args.host}:{args.port}/status", file=sys.stderr, flush=True)  # fmt: skip
     return cli.main(["run", "--host", args.host, "--port", str(args.port)])

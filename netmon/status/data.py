@@ -103,10 +103,11 @@ def bar(
 
 
 def state_data(
-    monitor: Monitor, progress: Mapping[str, int], today: dt.date, now: float
+    monitor: Monitor, progress: Mapping[str, int] | None, today: dt.date, now: float
 ) -> dict[str, Any]:
     """The state page: every district's sites by verdict now, the rollout's progress per day
-    (``progress``: fully functional sites per day, reads.read_progress) and the sites down now."""
+    (``progress``: fully functional sites per day, reads.read_progress; None: the store could
+    not be read, the rollout's ``days`` are None) and the sites down now."""
     inv = monitor.inventory
     districts: dict[str, dict[str, Any]] = {}
     down = []
@@ -136,10 +137,16 @@ def _district_row(inv: Inventory, name: str) -> dict[str, Any]:
             **dict.fromkeys(VERDICTS, 0)}  # fmt: skip
 
 
-def _rollout(inv: Inventory, progress: Mapping[str, int], today: dt.date) -> dict[str, Any] | None:
+def _rollout(
+    inv: Inventory, progress: Mapping[str, int] | None, today: dt.date
+) -> dict[str, Any] | None:
     r = inv.rollout
     if r is None:
         return None
+    head = {"start": r.start.isoformat(), "deadline": r.deadline.isoformat(),
+            "days_left": (r.deadline - today).days, "day_threshold": inv.report.day_threshold}  # fmt: skip
+    if progress is None:
+        return {**head, "days": None}
     late = sorted(s.commissioned for s in inv.sites if s.commissioned is not None)
     always = len(inv.sites) - len(late)  # no commissioned date: counted every day
     days = []
@@ -149,9 +156,7 @@ def _rollout(inv: Inventory, progress: Mapping[str, int], today: dt.date) -> dic
         days.append({"day": day.isoformat(), "sites": counted,
                      "fully_functional": progress.get(day.isoformat(), 0)})  # fmt: skip
         day += dt.timedelta(days=1)
-    return {"start": r.start.isoformat(), "deadline": r.deadline.isoformat(),
-            "days_left": (r.deadline - today).days, "day_threshold": inv.report.day_threshold,
-            "days": days}  # fmt: skip
+    return {**head, "days": days}
 
 
 def monitor_tz(monitor: Monitor) -> ZoneInfo:
@@ -206,6 +211,7 @@ def district_data(
             "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
             "last_day": today.isoformat(), "sites": len(rows),
             "fully_functional": sum(r["verdict"] == "fully_functional" for r in rows),
+            "history_unavailable": bool(reads.get("unavailable")),
             "day_threshold": monitor.inventory.report.day_threshold, "data": rows}  # fmt: skip
 
 
@@ -234,4 +240,5 @@ def site_data(
             "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
             "last_day": today.isoformat(), "day_threshold": monitor.inventory.report.day_threshold,
             "commissioned": site.commissioned.isoformat() if site.commissioned else None,
-            "devices": devices, "history": changes, "maintenance": maintenance}  # fmt: skip
+            "devices": devices, "history": changes, "maintenance": maintenance,
+            "history_unavailable": bool(reads.get("unavailable"))}  # fmt: skip

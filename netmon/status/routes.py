@@ -5,7 +5,7 @@ itself. Store reads are kept a minute (reads.Reads); the rest is built from memo
 
 from __future__ import annotations
 
-import datetime as dt
+import logging
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from netmon.api.deps import AnyMonitorDep, FiguresDep
+from netmon.errors import StoreError
 from netmon.monitor import Monitor
 from netmon.progress import FiguresCache
 from netmon.rollup import local_date
@@ -21,6 +22,7 @@ from netmon.status.catalogue import Words
 from netmon.timeline import day_bounds
 
 router = APIRouter(prefix="/status", include_in_schema=False)
+log = logging.getLogger("netmon.status")
 Format = Annotated[Literal["html", "json"], Query(description="json: the page's data")]
 STATIC = {  # name -> media type: the only files /status/static serves
     "status.css": "text/css; charset=utf-8",
@@ -63,12 +65,16 @@ async def state_page(request: Request, monitor: AnyMonitorDep, format: Format = 
     now = monitor.clock()
     today = local_date(now, data.monitor_tz(monitor))
     inv, store = monitor.inventory, monitor.store
-    progress: dict[str, int] = {}
+    progress: dict[str, int] | None = {}
     if inv.rollout is not None and store.migrated:
         last = min(today, inv.rollout.deadline)
         threshold = inv.report.day_threshold
-        progress = await _reads(request).get(("progress", threshold), now, lambda: store.read_async(
-            reads.read_progress, store, inv, threshold, inv.rollout.start, last))  # type: ignore[union-attr]  # fmt: skip
+        try:
+            progress = await _reads(request).get(("progress", threshold), now, lambda: store.read_async(
+                reads.read_progress, store, inv, threshold, inv.rollout.start, last))  # type: ignore[union-attr]  # fmt: skip
+        except StoreError as exc:  # the verdicts in memory are still shown
+            log.warning("status board: rollout progress not read: %s", exc)
+            progress = None
     page = data.state_data(monitor, progress, today, now)
     return _out(request, monitor, "state.html", page, format)
 
@@ -90,7 +96,11 @@ async def _site_reads(
             found["outages"] = await store.read_async(reads.read_outages, store, sites, lo, now)
         return {"bars": data.bars(monitor, sites, found, first, now)}
 
-    kept = await _reads(request).get((key, first), now, read)
+    try:
+        kept = await _reads(request).get((key, first), now, read)
+    except StoreError as exc:  # the verdicts in memory are still shown, the history is not
+        log.warning("status board: history of %s not read: %s", key, exc)
+        kept = {"bars": {}, "unavailable": True}
     threshold = monitor.inventory.report.day_threshold
     found = await figures.get(store, threshold, tz, now)
     return {**kept, "availability": found.availability_30d}
@@ -126,7 +136,13 @@ async def site_page(
         return _not_ready(request, monitor, format, site_id)
     found = await _site_reads(request, monitor, figures, "site:" + site.id, [site])
     store = monitor.store
-    history = await store.read_async(store.verdict_history, site.id, 50) if store.migrated else []
+    history: list[Any] = []
+    if store.migrated and not found.get("unavailable"):
+        try:
+            history = await store.read_async(store.verdict_history, site.id, 50)
+        except StoreError as exc:
+            log.warning("status board: verdict history of %s not read: %s", site.id, exc)
+            found["unavailable"] = True
     now = monitor.clock()
     today = local_date(now, data.monitor_tz(monitor))
     page = data.site_data(monitor, site, found, history, today, now)
@@ -142,7 +158,3 @@ async def static(request: Request, name: str) -> Response:
     response = render.respond(request, body, STATIC[name], None, False)
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
-
-
-def today_of(monitor: Monitor) -> dt.date:
-    return local_date(monitor.clock(), data.monitor_tz(monitor))
