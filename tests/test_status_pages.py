@@ -6,6 +6,7 @@ every string in both languages; the templates and assets name nothing outside th
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,10 +17,12 @@ import pytest
 
 from exporters.prometheus import make_registry
 from netmon.api import create_app
+from netmon.errors import StoreError
 from netmon.inventory import FacilityType, Role
 from netmon.monitor import Monitor
 from netmon.status.catalogue import Words, catalogue, group_digits
 from netmon.status.data import day_state
+from netmon.status.reads import Reads
 from netmon.store import Store
 from netmon.verdict import Criterion, DeviceState, Verdict
 from tests.status_drive import CUT_DAY, CUT_SITE, DAYS, IST, drive
@@ -137,6 +140,34 @@ def test_words_in_both_languages() -> None:
 )
 def test_day_states(seconds: dict[str, float] | None, state: str) -> None:
     assert day_state(None if seconds is None else {**ZERO, **seconds}, 0.9) == state
+
+
+async def test_reads_wait_once_then_serve_the_last_read_while_reading_again() -> None:
+    reads, calls = Reads(every=60.0), []
+    gate = asyncio.Event()
+
+    async def read() -> int:
+        calls.append(len(calls))
+        if len(calls) == 3:
+            raise StoreError("the database is away")
+        if len(calls) == 2:
+            await gate.wait()
+        return len(calls)
+
+    assert await asyncio.gather(reads.get("k", 0.0, read), reads.get("k", 1.0, read)) == [1, 1]
+    assert await reads.get("k", 59.0, read) == 1 and calls == [0]  # fresh: not read
+    assert await reads.get("k", 61.0, read) == 1  # stale: the last read, one read started
+    await asyncio.sleep(0)
+    assert await reads.get("k", 62.0, read) == 1 and calls == [0, 1]  # not a second one
+    gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await reads.get("k", 63.0, read) == 2 and calls == [0, 1]  # kept at 61: fresh
+    assert await reads.get("k", 125.0, read) == 2  # the third read fails ...
+    await asyncio.sleep(0)
+    assert await reads.get("k", 126.0, read) == 2 and len(calls) == 3  # ... kept; tried again
+    await asyncio.sleep(0)
+    assert len(calls) == 4 and await reads.get("k", 127.0, read) == 4
 
 
 # --- the pages ------------------------------------------------------------------------------

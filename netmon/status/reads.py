@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from netmon.errors import StoreError
 from netmon.rollup import (
     SiteDayRow,
     api_windows,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from netmon.inventory import Inventory, Site
     from netmon.store import Store
 
+log = logging.getLogger("netmon.status")
 READ_EVERY = 60.0  # seconds a page's store reads are served from memory
 Days = dict[str, dict[str, float]]  # day (YYYY-MM-DD) -> seconds per state
 
@@ -102,25 +105,42 @@ def read_progress(
 
 
 class Reads:
-    """Each page's store reads, kept ``every`` seconds (of the monitor's clock) by key: a
-    burst of requests reads the store once; while one request reads, others wait for it."""
+    """Each page's store reads, kept by key and read again when ``every`` seconds (of the
+    monitor's clock) have passed: the first request for a key waits for its read (a burst
+    waits for the same one); after that a request never waits for the store — it gets what
+    was read last while one background task reads again (a failed read keeps the last one,
+    logged, and is tried again by the next request)."""
 
     def __init__(self, every: float = READ_EVERY) -> None:
         self.every = every
         self._kept: dict[Any, tuple[float, Any]] = {}
         self._locks: dict[Any, asyncio.Lock] = {}
+        self._refreshing: dict[Any, asyncio.Task[None]] = {}
 
     async def get(self, key: Any, now: float, read: Callable[[], Awaitable[Any]]) -> Any:
         kept = self._kept.get(key)
-        if kept is not None and 0 <= now - kept[0] < self.every:
+        if kept is not None:
+            stale = not 0 <= now - kept[0] < self.every
+            if stale and key not in self._refreshing:
+                self._refreshing[key] = asyncio.create_task(self._refresh(key, now, read))
             return kept[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             kept = self._kept.get(key)
-            if kept is not None and 0 <= now - kept[0] < self.every:
-                return kept[1]
-            value = await read()
-            if len(self._kept) > 256:  # districts and sites asked for: bounded
-                self._kept.clear()
-            self._kept[key] = (now, value)
-            return value
+            if kept is None:
+                kept = self._keep(key, now, await read())
+            return kept[1]
+
+    def _keep(self, key: Any, now: float, value: Any) -> tuple[float, Any]:
+        if len(self._kept) > 256:  # districts and sites asked for: bounded
+            self._kept.clear()
+        self._kept[key] = (now, value)
+        return self._kept[key]
+
+    async def _refresh(self, key: Any, now: float, read: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            self._keep(key, now, await read())
+        except StoreError as exc:
+            log.warning("status board: %s not read again, the last read is kept: %s", key, exc)
+        finally:
+            del self._refreshing[key]

@@ -102,7 +102,8 @@ async def _site_reads(
         log.warning("status board: history of %s not read: %s", key, exc)
         kept = {"bars": {}, "unavailable": True}
     threshold = monitor.inventory.report.day_threshold
-    found = await figures.get(store, threshold, tz, now)
+    found = await _reads(request).get(("figures", threshold), now,
+                                      lambda: figures.get(store, threshold, tz, now))  # fmt: skip
     return {**kept, "availability": found.availability_30d}
 
 
