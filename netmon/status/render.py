@@ -53,9 +53,10 @@ def environment() -> jinja2.Environment:
 def runs(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A bar's days as runs: consecutive days without outages and with the same state and
     availability (to 0.1 %) become one run (drawn as one cell N days wide, ticked per day);
-    a day with outages is a run of its own with ``day`` (its popup)."""
+    a day with outages is a run of its own with ``day`` (its popup; ``early``: in the older half
+    of the bar, so its popup opens rightwards)."""
     out: list[dict[str, Any]] = []
-    for day in days:
+    for k, day in enumerate(days):
         a = day["availability"]
         key = (day["state"], None if a is None else round(a * 1000))
         last = out[-1] if out else None
@@ -63,7 +64,7 @@ def runs(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
             last["n"] += 1
             last["last"] = day["day"]
             continue
-        out.append({"key": key, "state": day["state"], "availability": a, "n": 1,
+        out.append({"key": key, "state": day["state"], "availability": a, "n": 1, "early": 2 * k < len(days),
                     "first": day["day"], "last": day["day"], "day": day if day["outages"] else None})  # fmt: skip
     return out
 
