@@ -275,6 +275,17 @@ async def test_etag_cache_control_and_errors(client: httpx.AsyncClient) -> None:
     assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"  # TrueType
 
 
+async def test_closed_reads_close_the_board_and_input_is_escaped(monitor: Monitor) -> None:
+    app = create_app(monitor, make_registry(monitor, "test", "raw"), read_requires_token=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get("/status")).status_code == 401
+    async with client_for(monitor) as c:
+        resp = await c.get('/status/district/<img src=x onerror="alert(1)">', params={"lang": "en"})
+    assert resp.status_code == 404 and "<img src=x" not in resp.text
+    assert "Not found: &lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in resp.text
+
+
 async def test_loading_monitor_answers_503(monitor: Monitor) -> None:
     monitor.ready = False
     try:
