@@ -1,7 +1,8 @@
 """The status board's routes: GET /status (the state), /status/district/{name},
 /status/site/{site_id}, each HTML, or its data as JSON with ``?format=json``; and
 /status/static/{name} (the stylesheet, the script, the Devanagari font), all served by netmon
-itself. Store reads are kept a minute (reads.Reads); the rest is built from memory."""
+itself. Store reads are kept a minute (reads.Reads: after the first one a request never waits
+for the store); the rest is built from memory."""
 
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ async def site_page(
     history: list[Any] = []
     if store.migrated and not found.get("unavailable"):
         try:
-            history = await store.read_async(store.verdict_history, site.id, 50)
+            history = await _reads(request).get(("history", site.id), monitor.clock(),
+                                                lambda: store.read_async(store.verdict_history, site.id, 50))  # fmt: skip
         except StoreError as exc:
             log.warning("status board: verdict history of %s not read: %s", site.id, exc)
             found["unavailable"] = True
