@@ -211,6 +211,9 @@ async def test_state_page_and_its_json_twin(client: httpx.AsyncClient) -> None:
     assert (body["sites"], body["fully_functional"]) == (3, 2)  # torpa: in maintenance now
     rows = {d["name"]: (d["sites"], d["fully_functional"], d["name_hi"]) for d in body["districts"]}
     assert rows == {"Khunti": (1, 0, "खूंटी"), "Ranchi": (2, 2, "रांची")}
+    assert [(t["type"], t["sites"], t["fully_functional"]) for t in body["types"]] == [
+        ("chc", 3, 2)
+    ]
     r = body["rollout"]
     assert (r["start"], r["deadline"], r["days_left"]) == ("2026-11-10", "2026-11-30", 18)
     assert [(d["day"], d["sites"], d["fully_functional"]) for d in r["days"]] == [
@@ -221,6 +224,7 @@ async def test_state_page_and_its_json_twin(client: httpx.AsyncClient) -> None:
     assert "Jharkhand: 2 of 3 sites fully functional now (66.7%)" in said
     assert "18 days left to the deadline (30 Nov 2026)" in said and "<svg" in html
     assert "No site is down now." in said
+    assert "Community health centre (CHC) 3 2 66.7%" in said  # by facility type
     hi = text_of((await client.get("/status", params={"lang": "hi"})).text)
     assert "समय-सीमा (30 नवंबर 2026) में 18 दिन शेष" in hi and "रांची" in hi
     assert "झारखंड: 3 में से 2 सुविधाएँ अभी पूरी तरह कार्यशील (66.7%)" in hi

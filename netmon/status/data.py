@@ -19,12 +19,13 @@ from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from netmon.inventory import Inventory, Site
+from netmon.inventory import FacilityType, Inventory, Site
 from netmon.monitor import Monitor, SiteStatus
 from netmon.timeline import Outage, availability, day_bounds, fully_functional_ratio
 from netmon.verdict import device_state
 
 BAR_DAYS = 90
+FACILITY_TYPES = FacilityType.__args__  # type: ignore[attr-defined]  # in the inventory's order
 VERDICTS = ("fully_functional", "degraded", "down", "not_installed", "unknown", "not_judged")
 
 
@@ -105,29 +106,35 @@ def bar(
 def state_data(
     monitor: Monitor, progress: Mapping[str, int] | None, today: dt.date, now: float
 ) -> dict[str, Any]:
-    """The state page: every district's sites by verdict now, the rollout's progress per day
+    """The state page: every district's and facility type's sites by verdict now, the rollout's progress per day
     (``progress``: fully functional sites per day, reads.read_progress; None: the store could
     not be read, the rollout's ``days`` are None) and the sites down now."""
     inv = monitor.inventory
     districts: dict[str, dict[str, Any]] = {}
+    types: dict[str, dict[str, Any]] = {}
     down = []
     for site in inv.sites:
         st = monitor.status.get(site.id)
         verdict = st.verdict.value if st is not None else "not_judged"
         d = districts.setdefault(site.district, _district_row(inv, site.district))
-        d["sites"] += 1
-        d[verdict] += 1
+        t = types.setdefault(
+            site.type, {"type": site.type, "sites": 0, **dict.fromkeys(VERDICTS, 0)}
+        )
+        for row in (d, t):
+            row["sites"] += 1
+            row[verdict] += 1
         if st is not None and verdict == "down":
             down.append({**names(inv, site), **verdict_now(st)})
     rows = [districts[k] for k in sorted(districts)]
-    for d in rows:
+    by_type = [types[k] for k in FACILITY_TYPES if k in types]
+    for d in (*rows, *by_type):
         d["share"] = d["fully_functional"] / d["sites"]
     total = sum(d["sites"] for d in rows)
     ff = sum(d["fully_functional"] for d in rows)
     down.sort(key=lambda s: (s["since"] or "", s["id"]))
     return {"page": "state", "state": inv.state, "state_hi": inv.state_hi, "generated_at": iso(now),
             "timezone": monitor_tz(monitor).key, "sites": total, "fully_functional": ff,
-            "share": ff / total if total else None, "districts": rows,
+            "share": ff / total if total else None, "districts": rows, "types": by_type,
             "rollout": _rollout(inv, progress, today), "down_now": down}  # fmt: skip
 
 
