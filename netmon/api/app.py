@@ -35,7 +35,8 @@ DESCRIPTION = (
     "Is the Wi-Fi of each public health facility fully functional — why not, since when.\n\n"
     "Every error is an RFC 9457 problem (`application/problem+json`) with a short `error` code.\n\n"
     "Writes need a bearer token (`netmon token create`) with their scope; reads are open unless "
-    "NETMON_API_READ_REQUIRES_TOKEN is true, then they need the scope `read`."
+    "the inventory's api.read_requires_token (or NETMON_API_READ_REQUIRES_TOKEN) is true, then "
+    "they need the scope `read`."
 )
 # The API's resources; their reads close with NETMON_API_READ_REQUIRES_TOKEN. The audit log
 # always needs its own scope; /healthz and /metrics stay open.

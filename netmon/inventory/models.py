@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     PrivateAttr,
+    StrictBool,
     create_model,
     field_validator,
     model_validator,
@@ -217,6 +218,12 @@ class Report(Strict):
     day_threshold: Annotated[Real, Field(gt=0.0, le=1.0)] = 0.95
 
 
+class Api(Strict):
+    """The API's own settings (``NETMON_API_READ_REQUIRES_TOKEN`` overrides them)."""
+
+    read_requires_token: StrictBool = False  # GET /api/v1/* needs a token with the scope "read"
+
+
 class SiteInfo(Strict):
     """What identifies a facility and how it is probed and judged (shared with the lab)."""
 
@@ -254,6 +261,7 @@ class InventoryBase(Strict):
     policy: Policy = Policy()
     rollout: Rollout | None = None
     report: Report = Report()
+    api: Api = Api()
     sites: list[Site] = []
 
     _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)
