@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select
+from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -64,7 +64,7 @@ class SiteDayRow(SQLModel, table=True):
     __tablename__ = "site_day"
 
     site_id: str = Field(primary_key=True, max_length=64)
-    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, report time zone
+    day: str = Field(primary_key=True, max_length=10, index=True)  # YYYY-MM-DD, report zone
     district: str = Field(max_length=128, index=True)
     type: str = Field(max_length=32)
     fully_functional: float = 0.0  # seconds in each state (netmon.timeline.STATES)
@@ -73,7 +73,7 @@ class SiteDayRow(SQLModel, table=True):
     not_installed: float = 0.0
     maintenance: float = 0.0
     no_data: float = 0.0
-    rolled_at: float  # Unix seconds; at or after the day's end: final
+    rolled_at: float = Field(index=True)  # Unix seconds; at or after the day's end: final
 
 
 class DeviceHourRow(SQLModel, table=True):
@@ -93,6 +93,20 @@ class DeviceHourRow(SQLModel, table=True):
     rtt_avg: float | None = None  # over every received echo of the hour
     rtt_max: float | None = None
     outage_seconds: float  # from each failed result to the next result (or the hour's end)
+
+
+# the indexes of site_day, for a database made before create_all knew them (netmon.progress_index)
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_site_day_day ON site_day (day)",
+    "CREATE INDEX IF NOT EXISTS ix_site_day_rolled_at ON site_day (rolled_at)",
+)
+
+
+def ensure_indexes(store: Store) -> None:
+    """The indexes the reports read site_day by, on a database created before them."""
+    with store.writing("rollup indexes"), store.engine.begin() as conn:
+        for statement in INDEXES:
+            conn.execute(text(statement))
 
 
 def slot_of(ts: float) -> int:
@@ -272,6 +286,7 @@ class Rollups:
         today = local_date(now, self.tz)
         first = today - dt.timedelta(days=1)
         if not self.caught_up:
+            ensure_indexes(store)
             last = last_rolled_day(store)
             if last is not None:
                 first = min(first, max(last, today - dt.timedelta(days=CATCH_UP_DAYS)))

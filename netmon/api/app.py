@@ -29,6 +29,7 @@ from netmon.api.routes import (
 from netmon.auth import Recent
 from netmon.monitor import Monitor
 from netmon.progress import FiguresCache
+from netmon.progress_index import Indexes
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
@@ -59,6 +60,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.registry = registry
     app.state.figures = FiguresCache()
+    app.state.indexes = Indexes()  # the fast path of /progress and /availability
     app.state.read_requires_token = read_requires_token
     app.state.callers = Recent()  # tokens accepted lately, for a database outage (netmon.auth)
     for module in READS:  # open reads declare no security: the document says what is asked
