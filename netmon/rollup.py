@@ -158,8 +158,12 @@ def _loads(text: str | None) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else []
 
 
-def maintenance_of(site: Site, extra: Iterable[Interval] = ()) -> list[Interval]:
-    return merge([*((m.start.timestamp(), m.end.timestamp()) for m in site.maintenance), *extra])
+def maintenance_of(
+    site: Site, start: float, end: float, extra: Iterable[Interval] = ()
+) -> list[Interval]:
+    """The site's announced windows over ``[start, end)`` (recurring ones expanded) and
+    ``extra``, merged."""
+    return merge([*site.maintenance_spans(start, end), *extra])
 
 
 def api_windows(store: Store, start: float, end: float) -> dict[str, list[Interval]]:
@@ -188,7 +192,8 @@ def live_days(
     posted = api_windows(store, start, end)
     out: dict[str, list[tuple[dt.date, Account]]] = {}
     for site in sites:
-        mnt, mine = maintenance_of(site, posted.get(site.id, ())), changes.get(site.id, [])
+        mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
+        mine = changes.get(site.id, [])
         out[site.id] = [
             (day, account(mine, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi))
             for day, lo, hi in days(start, end, tz)
@@ -200,7 +205,7 @@ def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
     """The site's outages inside ``[start, end)``: its down spans, less the time netmon was
     not running and the maintenance inside them (coverage read only where it was down)."""
     changes = read_changes(store, [site.id], start, end).get(site.id, [])
-    mnt = maintenance_of(site, api_windows(store, start, end).get(site.id, ()))
+    mnt = maintenance_of(site, start, end, api_windows(store, start, end).get(site.id, ()))
     found = []
     for span in timeline(changes, start, end):
         if span.verdict == "down":

@@ -1,0 +1,189 @@
+"""Rollout progress and grouped availability over a year of rollups, through the API
+(issue "Reports": GET /api/v1/progress over 5,000 sites x 365 days, goal < 200 ms).
+
+    .venv/bin/python -m bench.progress [--sites 5000] [--days 365] [--old-runs 1]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench_progress]
+
+On SQLite (a temporary file) and PostgreSQL (the database named is dropped and created again;
+``--postgres ''`` skips it): ``--sites`` sites in 24 districts, ``--days`` days of final
+site_day rows (random seconds: about half the site days fully functional) written through
+netmon.rollup.write_rows, then, in-process through the ASGI app (routing, validation, JSON
+included; wall time and this process's CPU from /proc):
+
+* ``GET /api/v1/progress?by=district`` over every day: **cold** (the first request of a fresh
+  app: the index built from every site_day row), **warm** (median of 7), and **after a roll**
+  (2 x sites rows rolled again, as the monitor does each minute, then one request);
+* the old computation of the same rows (netmon.rollup.site_accounts + netmon.progress),
+  ``--old-runs`` times;
+* ``GET /api/v1/availability?by=district`` over the last 30 days (median of 3, warm), and the
+  old computation (site_accounts + total per site) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from bench.procstat import ProcessTree
+from exporters.prometheus import make_registry
+from netmon.api import create_app
+from netmon.api.routes.availability import total
+from netmon.inventory.models import Inventory, Rollout, Site
+from netmon.monitor import Monitor
+from netmon.progress import good_days, progress_rows
+from netmon.rollup import Rollups, site_accounts, write_rows
+from netmon.store import Store
+from netmon.timeline import STATES, day_bounds, days
+from probes.base import Engines
+
+TZ = ZoneInfo("Asia/Kolkata")
+FIRST = dt.date(2025, 12, 1)
+
+
+def inventory(n: int, days_: int) -> Inventory:
+    rng = random.Random(5)
+    sites = [Site(id=f"site-{i:04d}", name=f"Site {i}", district=f"District {i % 24:02d}",
+                  type=rng.choice(["chc", "district_hospital", "phc"]),
+                  commissioned=FIRST + dt.timedelta(days=rng.randrange(days_)) if i % 3 else None)
+             for i in range(n)]  # fmt: skip
+    rollout = Rollout(start=FIRST, deadline=FIRST + dt.timedelta(days=90))
+    return Inventory(state="Jharkhand", rollout=rollout, sites=sites)
+
+
+def day_rows(sites: list[Site], day: dt.date, rolled_at: float, rng: random.Random) -> list[Any]:
+    rows = []
+    for s in sites:
+        ff = rng.choice([86400.0, 84000.0, 82080.0, 80000.0, 43200.0, 0.0])
+        rows.append({"site_id": s.id, "day": day.isoformat(), "district": s.district,
+                     "type": s.type, **dict.fromkeys(STATES, 0.0), "fully_functional": ff,
+                     "degraded": (86400.0 - ff) / 2, "down": (86400.0 - ff) / 2,
+                     "rolled_at": rolled_at})  # fmt: skip
+    return rows
+
+
+def fill(store: Store, sites: list[Site], n_days: int) -> float:
+    rng, started = random.Random(7), time.perf_counter()
+    for k in range(n_days):
+        write_rows(store, day_rows(sites, FIRST + dt.timedelta(days=k), time.time(), rng))
+    return time.perf_counter() - started
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process) of one call."""
+    tree = ProcessTree(os.getpid())
+    cpu, t = tree.sample(), time.perf_counter()
+    await fn()
+    return (time.perf_counter() - t) * 1000, (tree.sample() - cpu) * 1000
+
+
+def old_progress(store: Store, inv: Inventory, lo: float, hi: float) -> list[Any]:
+    accounts = site_accounts(store, inv.sites, TZ, lo, hi)
+    shown = [d for d, _a, _b in days(lo, hi, TZ)]
+    good = good_days(accounts, inv.report.day_threshold)
+    return progress_rows(inv.sites, lambda s: s.district, good, shown, inv.rollout)
+
+
+def old_availability(store: Store, inv: Inventory, lo: float, hi: float) -> dict[str, Any]:
+    return {i: total(d) for i, d in site_accounts(store, inv.sites, TZ, lo, hi).items()}
+
+
+async def requests(store: Store, inv: Inventory, n_days: int) -> dict[str, tuple[float, float]]:
+    monitor = Monitor(inv, store, Engines())
+    monitor.rollups, monitor.ready = Rollups(TZ), True
+    app = create_app(monitor, make_registry(monitor, "bench", "raw"))
+    lo = day_bounds(FIRST, TZ)[0]
+    last = FIRST + dt.timedelta(days=n_days - 1)
+    hi = day_bounds(last, TZ)[1]
+    iso = lambda ts: dt.datetime.fromtimestamp(ts, TZ).isoformat()  # noqa: E731
+    progress = {"from": iso(lo), "to": iso(hi), "by": "district"}
+    month = {"from": iso(hi - 30 * 86400), "to": iso(hi), "by": "district"}
+    out: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+
+        async def get(url: str, params: dict[str, str]) -> None:
+            r = await c.get(url, params=params)
+            assert r.status_code == 200, r.text
+
+        out["progress cold"] = await timed(lambda: get("/api/v1/progress", progress))
+        warm = [await timed(lambda: get("/api/v1/progress", progress)) for _ in range(7)]
+        out["progress warm"] = _median(warm)
+        rng = random.Random(9)
+        for day in (last - dt.timedelta(days=1), last):
+            write_rows(store, day_rows(inv.sites, day, time.time(), rng))
+        out["progress after a roll"] = await timed(lambda: get("/api/v1/progress", progress))
+        avail = [await timed(lambda: get("/api/v1/availability", month)) for _ in range(4)]
+        out["availability 30 d warm"] = _median(avail[1:])
+    return out
+
+
+def _median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+async def old_paths(store: Store, inv: Inventory, n_days: int, runs: int) -> dict[str, Any]:
+    lo = day_bounds(FIRST, TZ)[0]
+    hi = day_bounds(FIRST + dt.timedelta(days=n_days - 1), TZ)[1]
+    out = {}
+    if runs:
+        progress = [await timed(lambda: asyncio.to_thread(old_progress, store, inv, lo, hi))
+                    for _ in range(runs)]  # fmt: skip
+        out["progress, old path"] = _median(progress)
+    avail = [await timed(lambda: asyncio.to_thread(old_availability, store, inv, hi - 30 * 86400,
+                                                   hi)) for _ in range(3)]  # fmt: skip
+    out["availability 30 d, old path"] = _median(avail)
+    return out
+
+
+def bench(url: str, args: argparse.Namespace) -> list[str]:
+    store = Store(url)
+    store.migrate()
+    inv = inventory(args.sites, args.days)
+    took = fill(store, inv.sites, args.days)
+    found = asyncio.run(requests(store, inv, args.days))
+    found |= asyncio.run(old_paths(store, inv, args.days, args.old_runs))
+    store.close()
+    backend = url.split(":", 1)[0].split("+")[0]
+    lines = [f"{backend}: {args.sites:,} sites x {args.days} days written in {took:.0f} s"]
+    lines += [f"  {name:32s} {wall:9.1f} ms wall {cpu:9.1f} ms CPU"
+              for name, (wall, cpu) in found.items()]  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sites", type=int, default=5000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--old-runs", type=int, default=1)
+    default_pg = "postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench_progress"
+    p.add_argument("--postgres", default=os.environ.get("NETMON_BENCH_POSTGRES", default_pg))
+    args = p.parse_args()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += bench(f"sqlite:///{tmp}/bench.db", args)
+    if args.postgres:
+        admin, name = args.postgres.rsplit("/", 1)
+        engine = create_engine(f"{admin}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        lines += bench(args.postgres, args)
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        engine.dispose()
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
