@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from netmon.progress import ProgressRow
 from netmon.rollup import Seconds, SiteDayRow, live_days
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from netmon.store import Store
 
 DaySpan = tuple[dt.date, float, float]
+CHUNK_DAYS = 31  # days of site_day aggregated in one read while the index is built
 
 
 def _judged() -> Any:
@@ -73,7 +74,11 @@ class ProgressIndex:
         self.final: dict[dt.date, int] = {}
         self.good: dict[dt.date, int] = {}
         self.seen: float | None = None  # the newest rolled_at read
+        self.built = False
         self.rows_read = 0
+        self._todo: list[tuple[str, str]] | None = None  # the chunks of days left to build
+        self._began: float | None = None
+        self._powers: dict[str, int] = {}  # site id -> 1 << its bit, while building
         self.lock = threading.Lock()
         self._ends: dict[str, tuple[dt.date, float]] = {}
 
@@ -111,14 +116,67 @@ class ProgressIndex:
         return n
 
     def refresh(self, store: Store) -> int:
-        """Read the rows rolled since the newest one read (every row the first time)."""
+        """Read the rows rolled since the newest one read (the first time: build)."""
+        if not self.built:
+            return self._build(store)
         t = SiteDayRow.__table__  # type: ignore[attr-defined]
         q = select(t.c.site_id, t.c.day, t.c.rolled_at, t.c.fully_functional, _judged())
         if self.seen is not None:
             q = q.where(t.c.rolled_at > self.seen)
         with store.reading("rollups"), store.engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(q)
-            return self.apply(rows)
+            return self.apply(conn.execute(q))
+
+    def _build(self, store: Store) -> int:
+        """Every day's masks, CHUNK_DAYS days a read (a read cut by the store's deadline keeps
+        the chunks done: the next request goes on from there); then ``seen`` is the newest
+        rolled_at there was when the build began."""
+        if self._todo is None:
+            self._todo, self._began = _chunks(store)
+        n = 0
+        while self._todo:
+            n += self._chunk(store, *self._todo[0])
+            self._todo.pop(0)
+        self.built, self.seen, self._powers = True, self._began, {}
+        return n
+
+    def _chunk(self, store: Store, first: str, last: str) -> int:
+        """The days ``first`` .. ``last`` aggregated in SQL: per day the first rolled_at, the
+        sites with a row and those fully functional. A day whose rows are all final takes
+        its masks from those lists; the others are read row by row (:meth:`apply`)."""
+        t = SiteDayRow.__table__  # type: ignore[attr-defined]
+        judged = _judged()
+        ratio_ok = t.c.fully_functional / judged >= self.threshold
+        good_id = case((judged > 0, case((ratio_ok, t.c.site_id))))
+        join = func.string_agg if store.engine.dialect.name == "postgresql" else func.group_concat
+        q = select(t.c.day, func.min(t.c.rolled_at), func.count(), join(t.c.site_id, ","),
+                   join(good_id, ",")).where(t.c.day >= first, t.c.day <= last)  # fmt: skip
+        with store.reading("rollups"), store.engine.connect() as conn:
+            found = conn.execute(q.group_by(t.c.day)).all()
+        mixed, n = [], 0
+        for day, earliest, count, ids, goods in found:
+            date, end = self._end(day)
+            if earliest >= end:
+                self.final[date], self.good[date] = self._mask_of(ids), self._mask_of(goods)
+                n += count
+            else:
+                mixed.append(day)
+        self.rows_read += n
+        if mixed:  # apply() counts its own rows
+            q = select(t.c.site_id, t.c.day, t.c.rolled_at, t.c.fully_functional, judged)
+            with store.reading("rollups"), store.engine.connect() as conn:
+                n += self.apply(conn.execute(q.where(t.c.day.in_(mixed))))
+        return n
+
+    def _mask_of(self, ids: str | None) -> int:
+        """The mask of a comma-joined list of site ids (distinct: their sum is their OR)."""
+        if not ids:
+            return 0
+        names = ids.split(",")
+        powers = self._powers
+        for name in names:
+            if name not in powers:
+                powers[name] = 1 << self.bits.setdefault(name, len(self.bits))
+        return sum(map(powers.__getitem__, names))
 
     def split(
         self, want: int, spans: Sequence[DaySpan]
@@ -134,6 +192,22 @@ class ProgressIndex:
             else:
                 rest.append(span)
         return done, rest
+
+
+def _chunks(store: Store) -> tuple[list[tuple[str, str]], float | None]:
+    """The days site_day holds, CHUNK_DAYS at a time, and the newest rolled_at."""
+    t = SiteDayRow.__table__  # type: ignore[attr-defined]
+    q = select(func.min(t.c.day), func.max(t.c.day), func.max(t.c.rolled_at))
+    with store.reading("rollups"), store.engine.connect() as conn:
+        first, last, newest = conn.execute(q).one()
+    if first is None:
+        return [], None
+    chunks, day, end = [], dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    while day <= end:
+        upto = day + dt.timedelta(days=CHUNK_DAYS - 1)
+        chunks.append((day.isoformat(), upto.isoformat()))
+        day = upto + dt.timedelta(days=1)
+    return chunks, newest
 
 
 class Indexes:
@@ -157,7 +231,7 @@ def _fresh(
     """Under the index's lock: its rows brought up to date, the mask of ``sites``, the days it
     answers and those left to account live."""
     with index.lock:
-        if index.seen is None:
+        if not index.built:
             index.mask(s.id for s in sites)  # the inventory's order for the first bits
         index.refresh(store)
         want = index.mask(s.id for s in sites)
