@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, inspect, text
 
 from netmon.api.routes.availability import total
 from netmon.inventory.models import Rollout, Site
@@ -23,6 +23,7 @@ from netmon.store import Store, VerdictChangeRow
 from netmon.timeline import STATES, day_bounds, days
 
 IST = ZoneInfo("Asia/Kolkata")
+INDEXES = ("ix_site_day_day", "ix_site_day_rolled_at")
 FIRST = dt.date(2026, 10, 1)
 DAYS = 14
 THRESHOLD = 0.95
@@ -141,7 +142,12 @@ def test_the_index_answers_as_the_slow_path_on_random_data(database_url: str) ->
     rng = random.Random(20261203)
     store = Store(database_url)
     store.migrate()
-    ensure_indexes(store)  # idempotent: create_all made them already
+    with store.engine.begin() as conn:  # a database from before the indexes
+        for name in INDEXES:
+            conn.execute(text(f"DROP INDEX {name}"))
+    ensure_indexes(store)
+    ensure_indexes(store)  # idempotent
+    assert set(INDEXES) <= {ix["name"] for ix in inspect(store.engine).get_indexes("site_day")}
     sites = make_sites(rng, 24)
     last_end = day_bounds(FIRST + dt.timedelta(days=DAYS - 1), IST)[1]
     now = last_end - 30000  # inside the last day: today is live
@@ -159,4 +165,40 @@ def test_the_index_answers_as_the_slow_path_on_random_data(database_url: str) ->
     write_rows(store, again)
     compare(rng, index, store, sites, now)
     assert index.rows_read == read + len(again)
+    store.close()
+
+
+def test_a_build_cut_short_goes_on_at_the_next_request(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build reads CHUNK_DAYS days at a time; a read that fails (the store's deadline)
+    keeps the chunks done, and the next refresh reads only the rest."""
+    from netmon.errors import StoreError
+    from netmon.progress_index import ProgressIndex as Index
+
+    rng = random.Random(3)
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    sites = make_sites(rng, 6)
+    now = day_bounds(FIRST + dt.timedelta(days=DAYS), IST)[0] + 600
+    write_rows(store, site_day_rows(rng, sites, now))
+    monkeypatch.setattr("netmon.progress_index.CHUNK_DAYS", 4)
+    index, calls = Index(IST, THRESHOLD), []
+    chunk = Index._chunk
+
+    def failing_once(self: Index, s: Store, first: str, last: str) -> int:
+        calls.append(first)
+        if len(calls) == 2:
+            raise StoreError("reading rollups failed: no answer within 12 s")
+        return chunk(self, s, first, last)
+
+    monkeypatch.setattr(Index, "_chunk", failing_once)
+    with pytest.raises(StoreError):
+        index.refresh(store)
+    assert not index.built
+    index.refresh(store)
+    assert index.built and calls == [calls[0], calls[1], calls[1], *calls[3:]]
+    assert len(calls) == 1 + (DAYS + 3) // 4  # the second chunk read twice, the others once
+    start = day_bounds(FIRST, IST)[0]
+    assert fast(index, store, sites, start, start, now) == slow(store, sites, start, start, now)
     store.close()

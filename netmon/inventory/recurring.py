@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,9 +94,9 @@ class Recurring(Strict):
             raise ValueError("must be an IANA time zone name, e.g. Asia/Kolkata") from None
         return value
 
-    @cached_property
+    @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.timezone)  # zoneinfo keeps one instance per key
 
     def _on(self, day: dt.date) -> bool:
         if self.every == "daily":
