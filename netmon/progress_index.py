@@ -21,11 +21,11 @@ A new threshold or time zone builds a new index.
 **A request** over D days, G groups and N sites: O(N) for the masks of the sites asked, of each
 group and of the sites commissioned by each day; then O(D x G) operations on N-bit ints (AND,
 OR, ``int.bit_count``: N/64 machine words each). "Never fully functional yet" is the running
-OR of the ``good`` masks. A day that is not final for every site asked (today; a day a site
-has no row for) is accounted live from the raw tables, exactly as ``site_accounts`` does (one
-read for all of them), so the answer is the slow path's, row for row (tests/test_progress_index.py
-compares them on random data, SQLite and PostgreSQL). Memory: 2 x N/8 bytes a day (1.3 KB for
-5,000 sites; 0.5 MB for a year).
+OR of the ``good`` masks. A site without a final row of a day (every site today; a site added
+to the inventory after that day) is accounted live from the raw tables for that day, exactly
+as ``site_accounts`` does (one read for all of them), so the answer is the slow path's, row
+for row (tests/test_progress_index.py compares them on random data, SQLite and PostgreSQL).
+Memory: 2 x N/8 bytes a day (1.3 KB for 5,000 sites; 0.5 MB for a year).
 
 Grouped availability uses the same ``final`` masks to know which days to sum in SQL (per site,
 on ``ix_site_day_day``) and which to account live: the same seconds as ``site_accounts``
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 
 from netmon.progress import ProgressRow
-from netmon.rollup import Seconds, SiteDayRow, live_days
+from netmon.rollup import Seconds, SiteDayRow, live_days, site_accounts
 from netmon.timeline import STATES, day_bounds, days, fully_functional_ratio
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from netmon.store import Store
 
 DaySpan = tuple[dt.date, float, float]
+Missing = dict[dt.date, tuple[DaySpan, int]]  # per day: its span, the sites to account live
 CHUNK_DAYS = 31  # days of site_day aggregated in one read while the index is built
 
 
@@ -178,20 +179,20 @@ class ProgressIndex:
                 powers[name] = 1 << self.bits.setdefault(name, len(self.bits))
         return sum(map(powers.__getitem__, names))
 
-    def split(
-        self, want: int, spans: Sequence[DaySpan]
-    ) -> tuple[dict[dt.date, int], list[DaySpan]]:
-        """The ``good`` masks (within ``want``) of the days final for every site of ``want``
-        and whole inside the spans; the other spans, to account live."""
+    def split(self, want: int, spans: Sequence[DaySpan]) -> tuple[dict[dt.date, int], Missing]:
+        """Per day of the spans, the ``good`` mask of the sites of ``want`` with a final row
+        (whole days only); and per day the sites of ``want`` without one, to account live."""
         done: dict[dt.date, int] = {}
-        rest = []
+        missing: Missing = {}
         for span in spans:
             day, lo, hi = span
-            if (lo, hi) == day_bounds(day, self.tz) and want & ~self.final.get(day, 0) == 0:
+            if (lo, hi) == day_bounds(day, self.tz):
                 done[day] = self.good.get(day, 0) & want
+                if lacking := want & ~self.final.get(day, 0):
+                    missing[day] = (span, lacking)
             else:
-                rest.append(span)
-        return done, rest
+                done[day], missing[day] = 0, (span, want)
+        return done, missing
 
 
 def _chunks(store: Store) -> tuple[list[tuple[str, str]], float | None]:
@@ -227,47 +228,40 @@ class Indexes:
 
 def _fresh(
     index: ProgressIndex, store: Store, sites: Sequence[Site], spans: Sequence[DaySpan]
-) -> tuple[int, dict[dt.date, int], list[DaySpan]]:
-    """Under the index's lock: its rows brought up to date, the mask of ``sites``, the days it
-    answers and those left to account live."""
+) -> tuple[dict[dt.date, int], Missing]:
+    """Under the index's lock: its rows brought up to date, then :meth:`ProgressIndex.split`."""
     with index.lock:
         if not index.built:
             index.mask(s.id for s in sites)  # the inventory's order for the first bits
         index.refresh(store)
-        want = index.mask(s.id for s in sites)
-        done, rest = index.split(want, spans)
-    return want, done, rest
-
-
-def _live(
-    store: Store, sites: Sequence[Site], tz: ZoneInfo, rest: Sequence[DaySpan]
-) -> dict[str, dict[dt.date, Seconds]]:
-    """Per site, the seconds of the ``rest`` days, from one read of the raw tables as
-    ``site_accounts`` makes it (from the first of them to the end of the last)."""
-    if not rest:
-        return {}
-    wanted = {day for day, _lo, _hi in rest}
-    live = live_days(store, sites, tz, rest[0][1], rest[-1][2])
-    return {i: {d: acc.seconds for d, acc in found if d in wanted} for i, found in live.items()}
+        return index.split(index.mask(s.id for s in sites), spans)
 
 
 def good_masks(
     index: ProgressIndex, store: Store, sites: Sequence[Site], start: float, end: float
 ) -> dict[dt.date, int]:
     """Per local day of ``[start, end)``, the mask of ``sites`` fully functional that day (what
-    netmon.progress.good_days finds over site_accounts), in date order."""
+    netmon.progress.good_days finds over site_accounts), in date order. The sites and days
+    without a final row are accounted live as site_accounts does: one read of the raw tables
+    for those sites, from the first such day to the end of the last."""
     if end <= start:
         return {}
-    spans = days(start, end, index.tz)
-    _want, done, rest = _fresh(index, store, sites, spans)
-    live = _live(store, sites, index.tz, rest)
-    for day, _lo, _hi in rest:
-        mask = 0
-        for site in sites:
-            ratio = fully_functional_ratio(live[site.id][day])
-            if ratio is not None and ratio >= index.threshold:
-                mask |= 1 << index.bits[site.id]
-        done[day] = mask
+    done, missing = _fresh(index, store, sites, days(start, end, index.tz))
+    if missing:
+        lacking = 0
+        for _span, mask in missing.values():
+            lacking |= mask
+        needy = [s for s in sites if lacking >> index.bits[s.id] & 1]
+        spans = [span for span, _mask in missing.values()]
+        lo, hi = min(s[1] for s in spans), max(s[2] for s in spans)
+        live = live_days(store, needy, index.tz, lo, hi)
+        for site in needy:
+            bit = 1 << index.bits[site.id]
+            for day, acc in live[site.id]:
+                if day in missing and missing[day][1] & bit:
+                    ratio = fully_functional_ratio(acc.seconds)
+                    if ratio is not None and ratio >= index.threshold:
+                        done[day] |= bit
     return dict(sorted(done.items()))
 
 
@@ -313,21 +307,24 @@ def progress_rows(
 def site_totals(
     index: ProgressIndex, store: Store, sites: Sequence[Site], start: float, end: float
 ) -> dict[str, Seconds]:
-    """Per site, its seconds over ``[start, end)``: ``total(site_accounts(...))`` with the final
-    days summed in SQL (one grouped query) and the others accounted live."""
+    """Per site, its seconds over ``[start, end)``: ``total(site_accounts(...))``, with the
+    days final for every site summed in SQL (one grouped query) and the others from
+    site_accounts."""
     out = {s.id: dict.fromkeys(STATES, 0.0) for s in sites}
     if end <= start:
         return out
-    _want, done, rest = _fresh(index, store, sites, days(start, end, index.tz))
-    if done:
-        for site_id, *sums in _sums(store, sorted(done), [d for d, _lo, _hi in rest]):
+    done, missing = _fresh(index, store, sites, days(start, end, index.tz))
+    final = sorted(day for day in done if day not in missing)
+    if final:
+        for site_id, *sums in _sums(store, final, list(missing)):
             if site_id in out:
                 out[site_id] = {k: float(v) for k, v in zip(STATES, sums, strict=True)}
-    for site_id, found in _live(store, sites, index.tz, rest).items():
-        seconds = out[site_id]
-        for day_seconds in found.values():
-            for k, v in day_seconds.items():
-                seconds[k] += v
+    if missing:
+        for site_id, found in site_accounts(store, sites, index.tz, start, end, final).items():
+            seconds = out[site_id]
+            for _day, day_seconds in found:
+                for k, v in day_seconds.items():
+                    seconds[k] += v
     return out
 
 

@@ -398,34 +398,50 @@ Seconds = dict[str, float]
 
 
 def site_accounts(
-    store: Store, sites: Sequence[Site], tz: ZoneInfo, start: float, end: float
+    store: Store,
+    sites: Sequence[Site],
+    tz: ZoneInfo,
+    start: float,
+    end: float,
+    skip: Collection[dt.date] = (),
 ) -> dict[str, list[tuple[dt.date, Seconds]]]:
-    """Per site, the seconds of each local day of ``[start, end)``: a whole day's final
-    site_day row where there is one, else the day accounted live (the same arithmetic)."""
+    """Per site, the seconds of each local day of ``[start, end)`` but those in ``skip``: the
+    site's final site_day row of a whole day where it has one, else the day accounted live
+    (the same arithmetic), one site at a time: a site without a row (added to the inventory
+    later) is accounted live alone, the others keep their rows."""
     out: dict[str, list[tuple[dt.date, Seconds]]] = {s.id: [] for s in sites}
-    if end <= start:
+    spans = [span for span in days(start, end, tz) if span[0] not in skip] if end > start else []
+    if not spans:
         return out
-    spans = days(start, end, tz)
     ids = [s.id for s in sites]
     stored = {(r.site_id, r.day): r for r in stored_days(store, ids, spans[0][0], spans[-1][0])}
-    final: dict[dt.date, dict[str, Any]] = {}
+    final: dict[tuple[str, dt.date], Seconds] = {}
     for day, lo, hi in spans:
         d0, d1 = day_bounds(day, tz)
-        rows = {i: stored.get((i, day.isoformat())) for i in ids}
-        if (
-            lo == d0
-            and hi == d1
-            and all(r is not None and r.rolled_at >= d1 for r in rows.values())
-        ):
-            final[day] = rows
-    rest = [(lo, hi) for day, lo, hi in spans if day not in final]
-    # one read of the raw tables for all the days that are not final, not one per day
-    live = live_days(store, sites, tz, rest[0][0], rest[-1][1]) if rest else {}
+        for i in ids if (lo, hi) == (d0, d1) else ():
+            row = stored.get((i, day.isoformat()))
+            if row is not None and row.rolled_at >= d1:
+                final[i, day] = {k: float(getattr(row, k)) for k in STATES}
+    live = _live_rest(store, sites, tz, spans, final)
     for i in ids:
-        accounted = {d: acc.seconds for d, acc in live.get(i, [])}
-        for day, _lo, _hi in spans:
-            row = final[day][i] if day in final else None
-            out[i].append(
-                (day, {k: float(getattr(row, k)) for k in STATES} if row else accounted[day])
-            )
+        out[i] = [(day, final[i, day] if (i, day) in final else live[i][day])
+                  for day, _lo, _hi in spans]  # fmt: skip
     return out
+
+
+def _live_rest(
+    store: Store,
+    sites: Sequence[Site],
+    tz: ZoneInfo,
+    spans: Sequence[tuple[dt.date, float, float]],
+    final: Collection[tuple[str, dt.date]],
+) -> dict[str, dict[dt.date, Seconds]]:
+    """Per site, the seconds of its ``spans`` days not in ``final``: one read of the raw
+    tables for the sites that need one, from the first such day to the end of the last."""
+    need = [(site, span) for site in sites for span in spans if (site.id, span[0]) not in final]
+    if not need:
+        return {}
+    needy = list({site.id: site for site, _span in need}.values())
+    first, last = min(span[1] for _s, span in need), max(span[2] for _s, span in need)
+    found = live_days(store, needy, tz, first, last)
+    return {i: {day: acc.seconds for day, acc in accounts} for i, accounts in found.items()}

@@ -60,7 +60,7 @@ def site_day_rows(rng: random.Random, sites: list[Site], now: float) -> list[dic
         end = day_bounds(day, IST)[1]
         for site in sites:
             fate = rng.random()
-            if k == 9 and fate < 0.08:
+            if k in (9, DAYS - 3) and fate < 0.1:
                 continue  # no row: the day is live for any request with this site
             late = k >= DAYS - 2 or (k == 6 and fate < 0.1)  # rolled before the day ended
             rolled = (
@@ -201,4 +201,27 @@ def test_a_build_cut_short_goes_on_at_the_next_request(
     assert len(calls) == 1 + (DAYS + 3) // 4  # the second chunk read twice, the others once
     start = day_bounds(FIRST, IST)[0]
     assert fast(index, store, sites, start, start, now) == slow(store, sites, start, start, now)
+    store.close()
+
+
+def test_a_site_added_later_leaves_the_others_rows_alone(tmp_path: Any) -> None:
+    """Days before a site joined the inventory have no row for it: it is accounted live
+    (nothing in the raw tables: no data), the others keep their final rows (their raw results
+    are long pruned: accounted live they would be no data too)."""
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    old, new = make_sites(random.Random(1), 2)
+    end = day_bounds(FIRST, IST)[1]
+    seconds = {**dict.fromkeys(STATES, 0.0), "fully_functional": 86000.0, "down": 400.0}
+    write_rows(store, [{"site_id": old.id, "day": FIRST.isoformat(), "district": old.district,
+                        "type": old.type, **seconds, "rolled_at": end + 60}])  # fmt: skip
+    start = day_bounds(FIRST, IST)[0]
+    found = site_accounts(store, [old, new], IST, start, end)
+    assert found[old.id] == [(FIRST, seconds)]
+    assert found[new.id] == [(FIRST, {**dict.fromkeys(STATES, 0.0), "no_data": 86400.0})]
+    index = ProgressIndex(IST, THRESHOLD)
+    assert good_masks(index, store, [old, new], start, end) == {FIRST: 1 << index.bits[old.id]}
+    assert site_totals(index, store, [old, new], start, end) == {
+        i: d[0][1] for i, d in found.items()
+    }
     store.close()
