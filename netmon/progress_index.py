@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
-from netmon.progress import ProgressRow
 from netmon.rollup import Seconds, SiteDayRow, live_days, site_accounts
 from netmon.timeline import STATES, day_bounds, days, fully_functional_ratio
 
@@ -265,6 +264,24 @@ def good_masks(
     return dict(sorted(done.items()))
 
 
+def _groups(
+    index: ProgressIndex, sites: Sequence[Site], group_of: Callable[[Site], str]
+) -> tuple[list[tuple[str, int]], int, list[tuple[dt.date, int]]]:
+    """The mask of each group (by name), of the sites without a commissioned date, and the
+    bit of each other site with its date (oldest first)."""
+    groups: dict[str, int] = {}
+    always, later = 0, []
+    for site in sites:
+        bit, name = 1 << index.bits[site.id], group_of(site)
+        groups[name] = groups.get(name, 0) | bit
+        if site.commissioned is None:
+            always |= bit
+        else:
+            later.append((site.commissioned, bit))
+    later.sort(key=lambda c: c[0])
+    return sorted(groups.items()), always, later
+
+
 def progress_rows(
     index: ProgressIndex,
     sites: Sequence[Site],
@@ -272,35 +289,27 @@ def progress_rows(
     good: dict[dt.date, int],
     shown: Sequence[dt.date],
     rollout: Rollout | None,
-) -> list[ProgressRow]:
+) -> list[dict[str, Any]]:
     """netmon.progress.progress_rows over the masks of :func:`good_masks` (every day read, in
-    date order; ``shown`` among them): one row per shown day and group, groups by name."""
-    groups: dict[str, int] = {}
-    always, later = 0, []
-    for site in sites:
-        bit = 1 << index.bits[site.id]
-        groups[group_of(site)] = groups.get(group_of(site), 0) | bit
-        if site.commissioned is None:
-            always |= bit
-        else:
-            later.append((site.commissioned, bit))
-    later.sort(key=lambda c: c[0])
-    named, wanted = sorted(groups.items()), set(shown)
-    rows, ever, counted_all, k = [], 0, always, 0
+    date order; ``shown`` among them), as the API's rows: one per shown day and group."""
+    named, always, later = _groups(index, sites, group_of)
+    wanted = set(shown)
+    rows: list[dict[str, Any]] = []
+    ever, counted_all, k = 0, always, 0
+    counted = [(n, c := m & always, c.bit_count()) for n, m in named]
     for day, mask in good.items():
         ever |= mask
-        while k < len(later) and later[k][0] <= day:
-            counted_all, k = counted_all | later[k][1], k + 1
+        if k < len(later) and later[k][0] <= day:  # sites commissioned: the groups' counts
+            while k < len(later) and later[k][0] <= day:
+                counted_all, k = counted_all | later[k][1], k + 1
+            counted = [(n, c := m & counted_all, c.bit_count()) for n, m in named]
         if day not in wanted:
             continue
         left = (rollout.deadline - day).days if rollout else None
-        for name, members in named:
-            counted = members & counted_all
-            n = counted.bit_count()
-            rows.append(ProgressRow(day=day, group=name, sites=n,
-                                    fully_functional=(counted & mask).bit_count(),
-                                    never_fully_functional=n - (counted & ever).bit_count(),
-                                    days_to_deadline=left))  # fmt: skip
+        rows += [{"day": day, "group": name, "sites": n,
+                  "fully_functional": (c & mask).bit_count(),
+                  "never_fully_functional": n - (c & ever).bit_count(),
+                  "days_to_deadline": left} for name, c, n in counted]  # fmt: skip
     return rows
 
 
@@ -340,3 +349,19 @@ def _sums(store: Store, final: Sequence[dt.date], other: Sequence[dt.date]) -> l
         q = q.where(t.c.day.not_in(skipped))
     with store.reading("rollups"), store.engine.connect() as conn:
         return list(conn.execute(q.group_by(t.c.site_id)))
+
+
+def progress(
+    index: ProgressIndex,
+    store: Store,
+    sites: Sequence[Site],
+    group_of: Callable[[Site], str],
+    window: tuple[float, float, float],
+    rollout: Rollout | None,
+) -> list[dict[str, Any]]:
+    """The progress rows of the days of ``[lo, hi)``, "never fully functional" counted from
+    ``read_from`` (``window`` is (read_from, lo, hi)): one call, for the store's reader thread."""
+    read_from, lo, hi = window
+    good = good_masks(index, store, sites, read_from, hi)
+    shown = [day for day, _lo, _hi in days(lo, hi, index.tz)]
+    return progress_rows(index, sites, group_of, good, shown, rollout)

@@ -190,14 +190,13 @@ def live_days(
     covered = read_coverage(store, start, end)
     changes = read_changes(store, [s.id for s in sites], start, end)
     posted = api_windows(store, start, end)
+    spans = [(day, lo, hi, _clip(covered, lo, hi)) for day, lo, hi in days(start, end, tz)]
     out: dict[str, list[tuple[dt.date, Account]]] = {}
     for site in sites:
         mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
         mine = changes.get(site.id, [])
-        out[site.id] = [
-            (day, account(mine, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi))
-            for day, lo, hi in days(start, end, tz)
-        ]
+        out[site.id] = [(day, account(mine, cov, _clip(mnt, lo, hi), lo, hi))
+                        for day, lo, hi, cov in spans]  # fmt: skip
     return out
 
 

@@ -98,7 +98,8 @@ def raw_tables(
 def slow(store: Store, sites: list[Site], read_lo: float, lo: float, hi: float) -> list[Any]:
     accounts = site_accounts(store, sites, IST, read_lo, hi)
     shown = [d for d, _lo, _hi in days(lo, hi, IST)]
-    return slow_rows(sites, lambda s: s.district, good_days(accounts, THRESHOLD), shown, ROLLOUT)
+    rows = slow_rows(sites, lambda s: s.district, good_days(accounts, THRESHOLD), shown, ROLLOUT)
+    return [{k: getattr(r, k) for k in r.__slots__} for r in rows]  # the API's rows
 
 
 def fast(

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from netmon.api import csv, problems
 from netmon.api.deps import MonitorDep
-from netmon.api.models import ProgressDay, ProgressPublic, RolloutPublic, iso
+from netmon.api.models import ProgressPublic, iso
 from netmon.api.routes.availability import (
     MAX_DAYS,
     From,
@@ -30,9 +30,9 @@ from netmon.api.routes.availability import (
 )
 from netmon.inventory import FacilityType
 from netmon.monitor import Monitor
-from netmon.progress_index import good_masks, progress_rows
+from netmon.progress_index import progress
 from netmon.rollup import local_date
-from netmon.timeline import day_bounds, days
+from netmon.timeline import day_bounds
 
 router = APIRouter(prefix="/api/v1", tags=["progress"])
 FIELDS = ("day", "group", "sites", "fully_functional", "never_fully_functional",
@@ -83,15 +83,14 @@ async def get_progress(
     inv, tz, store = monitor.inventory, tz_of(monitor), monitor.store
     sites = sites_in(monitor, district, type)
     index = request.app.state.indexes.of(tz, inv.report.day_threshold)
-    good = await store.read_async(good_masks, index, store, sites, read_from(monitor, lo), hi)
-    shown = [day for day, _lo, _hi in days(lo, hi, tz)]
     group = lambda s: group_of(s, by, monitor)  # noqa: E731
-    found = progress_rows(index, sites, group, good, shown, inv.rollout)
-    data = [ProgressDay.model_validate(row, from_attributes=True) for row in found]
+    found = await store.read_async(progress, index, store, sites, group,
+                                   (read_from(monitor, lo), lo, hi), inv.rollout)  # fmt: skip
     if csv.wanted(request, format):
-        return csv.response(FIELDS, (d.model_dump() for d in data), f"progress-by-{by}")
+        return csv.response(FIELDS, found, f"progress-by-{by}")
     rollout = inv.rollout
-    return ProgressPublic(
-        start=iso(lo), end=iso(hi), by=by, day_threshold=inv.report.day_threshold, data=data,
-        rollout=RolloutPublic(start=rollout.start, deadline=rollout.deadline) if rollout else None,
-    )  # fmt: skip
+    return ProgressPublic.model_validate({
+        "start": iso(lo), "end": iso(hi), "by": by, "day_threshold": inv.report.day_threshold,
+        "data": found, "rollout": {"start": rollout.start, "deadline": rollout.deadline}
+        if rollout else None,
+    })  # fmt: skip
