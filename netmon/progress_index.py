@@ -7,11 +7,15 @@ Per local day of the report time zone the index keeps two Python ints used as bi
 - ``final``: the sites whose site_day row of that day is final (rolled at or after the day's
   end: what :func:`netmon.rollup.site_accounts` takes from the table);
 - ``good``: of those, the sites fully functional that day (the row's fully_functional_ratio at
-  least ``report.day_threshold``, the arithmetic of :func:`netmon.timeline.fully_functional_ratio`:
-  its ``judged`` sum is computed in SQL in the same order of additions).
+  least ``report.day_threshold``, the arithmetic of :func:`netmon.timeline.fully_functional_ratio`
+  in IEEE doubles: its ``judged`` sum, :func:`netmon.timeline.judged_seconds`, is computed in
+  SQL in the same order of additions).
 
-**Built** once, at the first request, from every site_day row (one query, four numbers a row:
-O(rows), ~1.8 M for 5,000 sites x a year). **Kept up to date** by reading only the rows rolled
+**Built** once, at the first request, from every site_day row: per day, in SQL, the earliest
+rolled_at and the ids of the sites with a row and of those fully functional, joined
+(``group_concat``/``string_agg``); a day with a row not yet final is read row by row. O(rows),
+~1.8 M for 5,000 sites x a year, 31 days a read, so a build cut by the store's 12 s deadline
+goes on from where it stopped at the next request. **Kept up to date** by reading only the rows rolled
 since the newest one read (``rolled_at >`` it, on the index ``ix_site_day_rolled_at``): the
 monitor re-rolls yesterday and today each minute, so the first request after a roll reads 2 x
 sites rows and the others none. A row committed with a ``rolled_at`` older than one already
