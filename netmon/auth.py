@@ -7,7 +7,8 @@ token is hashed and compared with :func:`hmac.compare_digest`. A revoked token s
 
     maintenance:write  POST and DELETE /api/v1/sites/{id}/maintenance
     audit:read         GET /api/v1/audit
-    read               every other GET /api/v1/* when NETMON_API_READ_REQUIRES_TOKEN is true
+    read               every other GET /api/v1/* when the inventory's api.read_requires_token
+                       (or NETMON_API_READ_REQUIRES_TOKEN, which overrides it) is true
 
 Every write (over the API, and ``netmon token create``/``revoke``) appends one
 :class:`AuditRow`: who (the token's name), what (method, path, action, detail JSON), when.

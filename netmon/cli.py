@@ -318,9 +318,14 @@ class _Reloader:
             log.error("reload refused, keeping the running inventory:\n%s", exc)
             self.monitor.last_reload = (False, time.time())
             return None
+        before = self.monitor.announced.api.read_requires_token
         await self.monitor.reload(config.inventory, config)  # the poller's engines, too
         self.monitor.last_reload = (True, time.time())
         log.info("reloaded %s: %s", self.settings.config, config.summary)
+        if self.settings.api_read_requires_token is None and (
+            config.inventory.api.read_requires_token != before
+        ):
+            log.warning("api.read_requires_token changed: it takes effect at the next restart")
         return config
 
     def _prepare(self) -> ValidatedConfig:
@@ -365,7 +370,8 @@ async def serve(config: ValidatedConfig) -> None:
     if settings.snapshot_every > 0:
         monitor.snapshot = Snapshotter(settings.data_dir / SNAPSHOT_FILE, settings.snapshot_every)
     registry = make_registry(monitor, __version__, icmp_mode)
-    app = create_app(monitor, registry, read_requires_token=settings.api_read_requires_token)
+    closed = settings.read_requires_token(config.inventory.api.read_requires_token)
+    app = create_app(monitor, registry, read_requires_token=closed)
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False,
                                     **server_options()))  # fmt: skip

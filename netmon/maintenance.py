@@ -1,7 +1,8 @@
 """Maintenance windows announced over the API, beside the ones the inventory announces.
 
 The verdict knows one kind of maintenance: a site's ``maintenance`` list in the inventory
-(:class:`netmon.inventory.Maintenance`): results inside a window are stored but not folded,
+(:class:`netmon.inventory.Maintenance` windows and :class:`netmon.inventory.Recurring` rules,
+expanded by ``Site.in_maintenance`` and ``Site.maintenance_spans``): results inside a window are stored but not folded,
 an outage ends where the window begins, and silence is counted from its end. Windows posted to
 ``/api/v1/sites/{id}/maintenance`` are rows of ``maintenance_window``; :func:`with_windows`
 adds them to their sites' lists (as :class:`ApiMaintenance`), so they go through the same seam.

@@ -10,7 +10,8 @@ that counts and was fully functional on no day from the start of what was read (
 start, else the window's) up to and including that one.
 
 The seconds come from :func:`netmon.rollup.site_accounts` (final site_day rows, live arithmetic
-elsewhere). The site figures are two SQL queries over site_day rows, cached for a minute.
+elsewhere). :func:`good_days` and :func:`progress_rows` are the plain computation; the API
+answers the same rows through the bitsets of :mod:`netmon.progress_index` (tested equal). The site figures are two SQL queries over site_day rows, cached for a minute.
 """
 
 from __future__ import annotations

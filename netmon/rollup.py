@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select
+from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -64,7 +64,7 @@ class SiteDayRow(SQLModel, table=True):
     __tablename__ = "site_day"
 
     site_id: str = Field(primary_key=True, max_length=64)
-    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, report time zone
+    day: str = Field(primary_key=True, max_length=10, index=True)  # YYYY-MM-DD, report zone
     district: str = Field(max_length=128, index=True)
     type: str = Field(max_length=32)
     fully_functional: float = 0.0  # seconds in each state (netmon.timeline.STATES)
@@ -73,7 +73,7 @@ class SiteDayRow(SQLModel, table=True):
     not_installed: float = 0.0
     maintenance: float = 0.0
     no_data: float = 0.0
-    rolled_at: float  # Unix seconds; at or after the day's end: final
+    rolled_at: float = Field(index=True)  # Unix seconds; at or after the day's end: final
 
 
 class DeviceHourRow(SQLModel, table=True):
@@ -93,6 +93,20 @@ class DeviceHourRow(SQLModel, table=True):
     rtt_avg: float | None = None  # over every received echo of the hour
     rtt_max: float | None = None
     outage_seconds: float  # from each failed result to the next result (or the hour's end)
+
+
+# the indexes of site_day, for a database made before create_all knew them (netmon.progress_index)
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_site_day_day ON site_day (day)",
+    "CREATE INDEX IF NOT EXISTS ix_site_day_rolled_at ON site_day (rolled_at)",
+)
+
+
+def ensure_indexes(store: Store) -> None:
+    """The indexes the reports read site_day by, on a database created before them."""
+    with store.writing("rollup indexes"), store.engine.begin() as conn:
+        for statement in INDEXES:
+            conn.execute(text(statement))
 
 
 def slot_of(ts: float) -> int:
@@ -149,8 +163,12 @@ def _loads(text: str | None) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else []
 
 
-def maintenance_of(site: Site, extra: Iterable[Interval] = ()) -> list[Interval]:
-    return merge([*((m.start.timestamp(), m.end.timestamp()) for m in site.maintenance), *extra])
+def maintenance_of(
+    site: Site, start: float, end: float, extra: Iterable[Interval] = ()
+) -> list[Interval]:
+    """The site's announced windows over ``[start, end)`` (recurring ones expanded) and
+    ``extra``, merged."""
+    return merge([*site.maintenance_spans(start, end), *extra])
 
 
 def api_windows(store: Store, start: float, end: float) -> dict[str, list[Interval]]:
@@ -177,13 +195,13 @@ def live_days(
     covered = read_coverage(store, start, end)
     changes = read_changes(store, [s.id for s in sites], start, end)
     posted = api_windows(store, start, end)
+    spans = [(day, lo, hi, _clip(covered, lo, hi)) for day, lo, hi in days(start, end, tz)]
     out: dict[str, list[tuple[dt.date, Account]]] = {}
     for site in sites:
-        mnt, mine = maintenance_of(site, posted.get(site.id, ())), changes.get(site.id, [])
-        out[site.id] = [
-            (day, account(mine, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi))
-            for day, lo, hi in days(start, end, tz)
-        ]
+        mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
+        mine = changes.get(site.id, [])
+        out[site.id] = [(day, account(mine, cov, _clip(mnt, lo, hi), lo, hi))
+                        for day, lo, hi, cov in spans]  # fmt: skip
     return out
 
 
@@ -191,7 +209,7 @@ def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
     """The site's outages inside ``[start, end)``: its down spans, less the time netmon was
     not running and the maintenance inside them (coverage read only where it was down)."""
     changes = read_changes(store, [site.id], start, end).get(site.id, [])
-    mnt = maintenance_of(site, api_windows(store, start, end).get(site.id, ()))
+    mnt = maintenance_of(site, start, end, api_windows(store, start, end).get(site.id, ()))
     found = []
     for span in timeline(changes, start, end):
         if span.verdict == "down":
@@ -277,6 +295,7 @@ class Rollups:
         today = local_date(now, self.tz)
         first = today - dt.timedelta(days=1)
         if not self.caught_up:
+            ensure_indexes(store)
             last = last_rolled_day(store)
             if last is not None:
                 first = min(first, max(last, today - dt.timedelta(days=CATCH_UP_DAYS)))
@@ -383,34 +402,50 @@ Seconds = dict[str, float]
 
 
 def site_accounts(
-    store: Store, sites: Sequence[Site], tz: ZoneInfo, start: float, end: float
+    store: Store,
+    sites: Sequence[Site],
+    tz: ZoneInfo,
+    start: float,
+    end: float,
+    skip: Collection[dt.date] = (),
 ) -> dict[str, list[tuple[dt.date, Seconds]]]:
-    """Per site, the seconds of each local day of ``[start, end)``: a whole day's final
-    site_day row where there is one, else the day accounted live (the same arithmetic)."""
+    """Per site, the seconds of each local day of ``[start, end)`` but those in ``skip``: the
+    site's final site_day row of a whole day where it has one, else the day accounted live
+    (the same arithmetic), one site at a time: a site without a row (added to the inventory
+    later) is accounted live alone, the others keep their rows."""
     out: dict[str, list[tuple[dt.date, Seconds]]] = {s.id: [] for s in sites}
-    if end <= start:
+    spans = [span for span in days(start, end, tz) if span[0] not in skip] if end > start else []
+    if not spans:
         return out
-    spans = days(start, end, tz)
     ids = [s.id for s in sites]
     stored = {(r.site_id, r.day): r for r in stored_days(store, ids, spans[0][0], spans[-1][0])}
-    final: dict[dt.date, dict[str, Any]] = {}
+    final: dict[tuple[str, dt.date], Seconds] = {}
     for day, lo, hi in spans:
         d0, d1 = day_bounds(day, tz)
-        rows = {i: stored.get((i, day.isoformat())) for i in ids}
-        if (
-            lo == d0
-            and hi == d1
-            and all(r is not None and r.rolled_at >= d1 for r in rows.values())
-        ):
-            final[day] = rows
-    rest = [(lo, hi) for day, lo, hi in spans if day not in final]
-    # one read of the raw tables for all the days that are not final, not one per day
-    live = live_days(store, sites, tz, rest[0][0], rest[-1][1]) if rest else {}
+        for i in ids if (lo, hi) == (d0, d1) else ():
+            row = stored.get((i, day.isoformat()))
+            if row is not None and row.rolled_at >= d1:
+                final[i, day] = {k: float(getattr(row, k)) for k in STATES}
+    live = _live_rest(store, sites, tz, spans, final)
     for i in ids:
-        accounted = {d: acc.seconds for d, acc in live.get(i, [])}
-        for day, _lo, _hi in spans:
-            row = final[day][i] if day in final else None
-            out[i].append(
-                (day, {k: float(getattr(row, k)) for k in STATES} if row else accounted[day])
-            )
+        out[i] = [(day, final[i, day] if (i, day) in final else live[i][day])
+                  for day, _lo, _hi in spans]  # fmt: skip
     return out
+
+
+def _live_rest(
+    store: Store,
+    sites: Sequence[Site],
+    tz: ZoneInfo,
+    spans: Sequence[tuple[dt.date, float, float]],
+    final: Collection[tuple[str, dt.date]],
+) -> dict[str, dict[dt.date, Seconds]]:
+    """Per site, the seconds of its ``spans`` days not in ``final``: one read of the raw
+    tables for the sites that need one, from the first such day to the end of the last."""
+    need = [(site, span) for site in sites for span in spans if (site.id, span[0]) not in final]
+    if not need:
+        return {}
+    needy = list({site.id: site for site, _span in need}.values())
+    first, last = min(span[1] for _s, span in need), max(span[2] for _s, span in need)
+    found = live_days(store, needy, tz, first, last)
+    return {i: {day: acc.seconds for day, acc in accounts} for i, accounts in found.items()}

@@ -1,8 +1,9 @@
 """Process settings: command-line flags over environment variables over defaults.
 
     NETMON_API_READ_REQUIRES_TOKEN  true: every GET of /api/v1 needs a bearer token with the
-                         scope ``read`` (default false: reads are open; writes always need a
-                         token, netmon.auth; /healthz and /metrics stay open)
+                         scope ``read``; false: reads are open (writes always need a token,
+                         netmon.auth; /healthz and /metrics stay open). Unset: the inventory's
+                         ``api.read_requires_token`` (default false); set, it overrides that
     NETMON_CONFIG        inventory file (default: the bundled Jharkhand example)
     NETMON_DATABASE_URL  SQLAlchemy URL (default: SQLite file in NETMON_DATA_DIR)
     NETMON_DATA_DIR      where the embedded SQLite database lives (default: $STATE_DIRECTORY
@@ -78,7 +79,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     poller: str = "process"  # see POLLER_MODES
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
-    api_read_requires_token: bool = False  # GET /api/v1/* needs a token with the scope "read"
+    api_read_requires_token: bool | None = None  # None: the inventory's api.read_requires_token
 
     @field_validator("icmp_mode", "log_level", "poller", mode="before")
     @classmethod
@@ -112,6 +113,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.report_timezone)
+
+    def read_requires_token(self, configured: bool) -> bool:
+        """Whether reads need a token: the environment's word (or --flag's), else the
+        inventory's ``api.read_requires_token`` (``configured``)."""
+        return configured if self.api_read_requires_token is None else self.api_read_requires_token
 
     @model_validator(mode="before")
     @classmethod

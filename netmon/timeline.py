@@ -146,14 +146,25 @@ def _extend(outages: list[Outage], a: float, b: float, reasons: tuple[str, ...])
         outages.append(Outage(a, b, reasons))
 
 
+def judged_seconds(seconds: dict[str, float]) -> float:
+    """Observed time outside maintenance: every state's seconds added in order, less no_data
+    and maintenance (plain left-to-right additions, as SQL adds them: netmon.progress_index
+    counts fully functional days in SQL and must find the same; ``sum`` compensates from
+    Python 3.12 on)."""
+    total = 0.0
+    for value in seconds.values():
+        total += value
+    return total - seconds["no_data"] - seconds["maintenance"]
+
+
 def availability(seconds: dict[str, float]) -> float | None:
     """1 − down / (observed − maintenance); None when nothing was observed outside maintenance."""
-    judged = sum(seconds.values()) - seconds["no_data"] - seconds["maintenance"]
+    judged = judged_seconds(seconds)
     return 1.0 - seconds["down"] / judged if judged > 0 else None
 
 
 def fully_functional_ratio(seconds: dict[str, float]) -> float | None:
-    judged = sum(seconds.values()) - seconds["no_data"] - seconds["maintenance"]
+    judged = judged_seconds(seconds)
     return seconds["fully_functional"] / judged if judged > 0 else None
 
 

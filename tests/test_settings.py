@@ -120,3 +120,15 @@ def test_docstring_names_every_variable() -> None:
 
     named = set(re.findall(r"\bNETMON_[A-Z_]+\b", module.__doc__ or ""))
     assert {f"NETMON_{name.upper()}" for name in Settings.model_fields} == named
+
+
+@pytest.mark.parametrize(
+    ("env", "configured", "closed"),
+    [({}, False, False), ({}, True, True),
+     ({"NETMON_API_READ_REQUIRES_TOKEN": "false"}, True, False),
+     ({"NETMON_API_READ_REQUIRES_TOKEN": "true"}, False, True)],
+)  # fmt: skip
+def test_read_requires_token_env_overrides_the_inventory(
+    env: dict[str, str], configured: bool, closed: bool
+) -> None:
+    assert Settings.from_env(env).read_requires_token(configured) is closed

@@ -29,13 +29,15 @@ from netmon.api.routes import (
 from netmon.auth import Recent
 from netmon.monitor import Monitor
 from netmon.progress import FiguresCache
+from netmon.progress_index import Indexes
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
     "Is the Wi-Fi of each public health facility fully functional — why not, since when.\n\n"
     "Every error is an RFC 9457 problem (`application/problem+json`) with a short `error` code.\n\n"
     "Writes need a bearer token (`netmon token create`) with their scope; reads are open unless "
-    "NETMON_API_READ_REQUIRES_TOKEN is true, then they need the scope `read`."
+    "the inventory's api.read_requires_token (or NETMON_API_READ_REQUIRES_TOKEN) is true, then "
+    "they need the scope `read`."
 )
 # The API's resources and the status board (netmon.status); their reads close with
 # NETMON_API_READ_REQUIRES_TOKEN. The audit log always needs its own scope; /healthz and
@@ -59,6 +61,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.registry = registry
     app.state.figures = FiguresCache()
+    app.state.indexes = Indexes()  # the fast path of /progress and /availability
     app.state.read_requires_token = read_requires_token
     app.state.callers = Recent()  # tokens accepted lately, for a database outage (netmon.auth)
     for module in READS:  # open reads declare no security: the document says what is asked

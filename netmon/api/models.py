@@ -285,6 +285,14 @@ class MaintenanceCreate(BaseModel):
         return self
 
 
+class RecurrencePublic(BaseModel):
+    every: Literal["daily", "weekly", "monthly"]
+    days: list[str | int] | None = None  # weekly: mon .. sun; monthly: days of the month
+    start: str  # HH:MM local time in ``timezone``
+    duration_seconds: float
+    timezone: str
+
+
 class MaintenancePublic(BaseModel):
     id: str  # "inventory-N" (the inventory's N-th window of the site) or the API window's number
     site_id: str
@@ -295,6 +303,11 @@ class MaintenancePublic(BaseModel):
     active: bool  # the window covers now
     created_by: str | None = None  # the token's name (API windows)
     created_at: datetime | None = None
+    recurrence: RecurrencePublic | None = Field(
+        default=None,
+        description="A recurring inventory window: its rule; start/end are then the occurrence "
+        "on now, else the next one",
+    )
 
 
 class MaintenanceList(BaseModel):

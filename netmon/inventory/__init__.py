@@ -5,6 +5,7 @@ with the file, the line and the field (``file.yaml:12: sites[3].devices[0].role:
 problems in a file are collected, not just the first.
 
     models    the pydantic models (Site, Device, Policy, ...)
+    recurring maintenance that repeats (every: daily, weekly, monthly), expanded on demand
     loader    the YAML line-mapping loader (parse once, locate every problem)
     checks    cross checks (duplicates, parents, districts, timing, each probe kind's)
 
@@ -34,6 +35,7 @@ from netmon.inventory.models import (
     SiteInfo,
     Slug,
 )
+from netmon.inventory.recurring import Recurring
 from netmon.schema import Seconds
 from probes.snmp_settings import (
     DeviceSnmp,
@@ -59,6 +61,7 @@ __all__ = [
     "ProbeKind",
     "ProbeSettings",
     "Ratio",
+    "Recurring",
     "Report",
     "Role",
     "Rollout",

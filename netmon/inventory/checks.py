@@ -42,6 +42,16 @@ def cross_checks(
     for name in inv.districts:
         if name not in used:
             yield ("districts", name), f"no site is in a district named {name!r}"
+    yield from _wide_maintenance(inv)
+
+
+def _wide_maintenance(inv: Inventory) -> Iterator[tuple[Loc, str]]:
+    """A top-level window's districts must be some site's (any case)."""
+    known = {s.district.lower() for s in inv.sites}
+    for i, window in enumerate(inv.maintenance):
+        for j, name in enumerate(window.districts or ()):
+            if name.lower() not in known:
+                yield ("maintenance", i, "districts", j), f"no site is in the district {name!r}"
 
 
 def _timing_checks(inv: Inventory, site: Site, here: Loc) -> Iterator[tuple[Loc, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -15,13 +16,17 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     BeforeValidator,
+    Discriminator,
     Field,
     PrivateAttr,
+    StrictBool,
+    Tag,
     create_model,
     field_validator,
     model_validator,
 )
 
+from netmon.inventory.recurring import PERIOD, Recurring
 from netmon.schema import Int, Real, Seconds, Strict
 from probes import KINDS
 from probes.snmp_settings import DeviceSnmp, SnmpConfig
@@ -197,6 +202,43 @@ class Maintenance(Strict):
         return self.start.timestamp() <= ts < self.end.timestamp()
 
 
+def _entry_kind(value: object) -> str:
+    every = isinstance(value, Recurring) or (isinstance(value, dict) and "every" in value)
+    return "Maintenance[every]" if every else "Maintenance[once]"
+
+
+# a site's maintenance entry: one window (start, end: date-times) or a rule (every: ...)
+MaintenanceEntry = Annotated[
+    Annotated[Maintenance, Tag("Maintenance[once]")]
+    | Annotated[Recurring, Tag("Maintenance[every]")],
+    Discriminator(_entry_kind),
+]
+
+
+class WideMaintenance(Maintenance):
+    """A top-level window: for every site, or those of ``districts``."""
+
+    districts: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+class WideRecurring(Recurring):
+    """A top-level recurring window: for every site, or those of ``districts``."""
+
+    districts: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+WideEntry = Annotated[
+    Annotated[WideMaintenance, Tag("Maintenance[once]")]
+    | Annotated[WideRecurring, Tag("Maintenance[every]")],
+    Discriminator(_entry_kind),
+]
+LOOK_BACK = 63 * 86400.0  # the longest gap between two occurrences (monthly on the 31st: 61 days)
+
+
+def _aware(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
 class Rollout(Strict):
     """The rollout the progress report counts against (``GET /api/v1/progress``)."""
 
@@ -223,6 +265,12 @@ class District(Strict):
     name_hi: Annotated[str, Field(min_length=1)] | None = None  # the status board's Hindi name
 
 
+class Api(Strict):
+    """The API's own settings (``NETMON_API_READ_REQUIRES_TOKEN`` overrides them)."""
+
+    read_requires_token: StrictBool = False  # GET /api/v1/* needs a token with the scope "read"
+
+
 class SiteInfo(Strict):
     """What identifies a facility and how it is probed and judged (shared with the lab)."""
 
@@ -238,7 +286,7 @@ class SiteInfo(Strict):
 
 class Site(SiteInfo):
     commissioned: Day | None = None  # counted in the rollout's progress from this day on
-    maintenance: list[Maintenance] = []
+    maintenance: list[MaintenanceEntry] = []
     devices: list[Device] = []
 
     _by_name: dict[str, Device] = PrivateAttr(default_factory=dict)
@@ -250,7 +298,52 @@ class Site(SiteInfo):
         return self._by_name.get(name)
 
     def in_maintenance(self, ts: float) -> Maintenance | None:
-        return next((m for m in self.maintenance if m.covers(ts)), None)
+        """The window covering ``ts`` (a recurring rule's occurrence as a window of its own)."""
+        for m in self.maintenance:
+            if isinstance(m, Maintenance):
+                if m.covers(ts):
+                    return m
+            elif found := [s for s in m.spans(ts, math.nextafter(ts, math.inf)) if s[0] <= ts]:
+                a, b = found[0]
+                return Maintenance.model_construct(start=_aware(a), end=_aware(b), reason=m.reason)
+        return None
+
+    def maintenance_spans(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Every announced window overlapping ``[start, end)`` (recurring ones expanded), as
+        Unix seconds, unmerged."""
+        out: list[tuple[float, float]] = []
+        for m in self.maintenance:
+            if isinstance(m, Maintenance):
+                a, b = m.start.timestamp(), m.end.timestamp()
+                if a < end and b > start:
+                    out.append((a, b))
+            else:
+                out.extend(m.spans(start, end))
+        return out
+
+    def maintenance_ended(self, now: float) -> float | None:
+        """When the last window that ended at or before ``now`` ended."""
+        ends = [e for m in self.maintenance if isinstance(m, Maintenance)
+                and (e := m.end.timestamp()) <= now]  # fmt: skip
+        for m in self.maintenance:
+            if isinstance(m, Recurring):
+                for back in (PERIOD[m.every] + m.duration, LOOK_BACK + m.duration):
+                    if found := [b for _a, b in m.spans(now - back, now) if b <= now]:
+                        ends.append(found[-1])
+                        break
+        return max(ends, default=None)
+
+    def maintenance_next(self, now: float) -> float:
+        """The next time after ``now`` a window begins or ends (inf: none)."""
+        times = [t for m in self.maintenance if isinstance(m, Maintenance)
+                 for t in (m.start.timestamp(), m.end.timestamp()) if t > now]  # fmt: skip
+        for m in self.maintenance:
+            if isinstance(m, Recurring):
+                for ahead in (PERIOD[m.every], LOOK_BACK):
+                    if found := [t for s in m.spans(now, now + ahead) for t in s if t > now]:
+                        times.append(min(found))
+                        break
+        return min(times, default=math.inf)
 
 
 class InventoryBase(Strict):
@@ -263,17 +356,30 @@ class InventoryBase(Strict):
     rollout: Rollout | None = None
     report: Report = Report()
     districts: dict[str, District] = {}  # by the name the sites' ``district`` gives
+    api: Api = Api()
+    maintenance: list[WideEntry] = []  # state-wide or district-wide, added to each site's own
     sites: list[Site] = []
 
     _by_id: dict[str, Site] = PrivateAttr(default_factory=dict)
     _policies: dict[str, Policy] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, _context: Any) -> None:
+        if self.maintenance:  # each site's list gets the wide windows that apply to it, once
+            object.__setattr__(self, "sites", [self._spread(s) for s in self.sites])
         self._by_id = {s.id: s for s in reversed(self.sites)}  # first one wins
         self._policies = {s.id: self.policy.merged(s.policy) for s in self.sites}
 
     def site(self, site_id: str) -> Site | None:
         return self._by_id.get(site_id)
+
+    def _spread(self, site: Site) -> Site:
+        district = site.district.lower()
+        extra = [w for w in self.maintenance
+                 if (w.districts is None or district in (d.lower() for d in w.districts))
+                 and not any(m is w for m in site.maintenance)]  # fmt: skip
+        return (
+            site.model_copy(update={"maintenance": [*site.maintenance, *extra]}) if extra else site
+        )
 
     def probe_settings(self, site: Site) -> Defaults:
         if site.probe is None:

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from netmon.inventory import FacilityType, Inventory, Site
+from netmon.inventory.models import Maintenance
 from netmon.monitor import Monitor, SiteStatus
 from netmon.timeline import Outage, availability, day_bounds, fully_functional_ratio
 from netmon.verdict import device_state
@@ -241,7 +242,7 @@ def site_data(
                for c in history]  # fmt: skip
     maintenance = [{"start": iso(m.start.timestamp()), "end": iso(m.end.timestamp()),
                     "reason": m.reason, "now": m.covers(now)}
-                   for m in sorted(site.maintenance, key=lambda m: m.start)
+                   for m in sorted(one_off(site), key=lambda m: m.start)
                    if m.end.timestamp() > now - 86400 * BAR_DAYS]  # fmt: skip
     return {"page": "site", **row, "hfr_id": site.hfr_id, "generated_at": iso(now),
             "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
@@ -249,3 +250,8 @@ def site_data(
             "commissioned": site.commissioned.isoformat() if site.commissioned else None,
             "devices": devices, "history": changes, "maintenance": maintenance,
             "history_unavailable": bool(reads.get("unavailable"))}  # fmt: skip
+
+
+def one_off(site: Site) -> list[Maintenance]:
+    """The site's one-off announced windows (recurring ones are not listed on the page yet)."""
+    return [m for m in site.maintenance if isinstance(m, Maintenance)]

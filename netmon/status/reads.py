@@ -68,7 +68,7 @@ def read_outages(
     out: dict[str, list[Outage]] = {}
     for site in sites:
         mine = changes.get(site.id, [])
-        mnt = maintenance_of(site, posted.get(site.id, ()))
+        mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
         found: list[Outage] = []
         for span in timeline(mine, start, end):
             if span.verdict != "down":

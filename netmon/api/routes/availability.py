@@ -28,6 +28,7 @@ from netmon.api.models import (
 )
 from netmon.inventory import FacilityType, Site
 from netmon.monitor import Monitor
+from netmon.progress_index import site_totals
 from netmon.rollup import Seconds, outages, site_accounts
 from netmon.timeline import STATES, availability, fully_functional_ratio, period
 
@@ -136,11 +137,12 @@ async def grouped_availability(
     its sites' (a site with nothing observed is left out of the mean)."""
     lo, hi = window(monitor, start, end, shortcut)
     sites = sites_in(monitor, district, type)
-    store = monitor.store
-    accounts = await store.read_async(site_accounts, store, sites, tz_of(monitor), lo, hi)
+    store, tz = monitor.store, tz_of(monitor)
+    index = request.app.state.indexes.of(tz, monitor.inventory.report.day_threshold)
+    totals = await store.read_async(site_totals, index, store, sites, lo, hi)
     groups: dict[str, list[Seconds]] = {}
     for site in sites:
-        groups.setdefault(group_of(site, by, monitor), []).append(total(accounts[site.id]))
+        groups.setdefault(group_of(site, by, monitor), []).append(totals[site.id])
     data = [_grouped(name, members) for name, members in sorted(groups.items())]
     if csv.wanted(request, format):
         rows = [{"group": g.group, "sites": g.sites, **g.seconds.model_dump(), "availability":

@@ -1,4 +1,6 @@
 """A site's maintenance windows: the inventory's and those announced over the API.
+A recurring inventory window (``every:``, netmon.inventory.recurring) is listed once, with its
+``recurrence`` and its occurrence on now (else the next one) as start and end.
 
     GET    /api/v1/sites/{site_id}/maintenance        both kinds, each with its ``source``
     GET    /api/v1/sites/{site_id}/maintenance/{id}   one window
@@ -14,16 +16,23 @@ folded again, so results already taken inside it stop (or start) counting.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
 from netmon.api import problems
 from netmon.api.deps import MonitorDep, SiteDep, scope
-from netmon.api.models import MaintenanceCreate, MaintenanceList, MaintenancePublic
+from netmon.api.models import (
+    MaintenanceCreate,
+    MaintenanceList,
+    MaintenancePublic,
+    RecurrencePublic,
+)
 from netmon.api.problems import Conflict, NotFound
 from netmon.auth import Caller
-from netmon.inventory import Maintenance, Site
+from netmon.inventory import Maintenance, Recurring, Site
+from netmon.inventory.models import LOOK_BACK
 from netmon.maintenance import (
     ApiMaintenance,
     create_window,
@@ -39,14 +48,33 @@ WindowId = Annotated[str, Path(description="`inventory-N` or the number of an AP
 INVENTORY = "inventory-"
 
 
-def window_public(site_id: str, index: int | None, w: Maintenance, now: float) -> MaintenancePublic:
+def window_public(
+    site_id: str, index: int | None, w: Maintenance | Recurring, now: float
+) -> MaintenancePublic:
     """An inventory window (its ``index`` in the site's list) or an API one (``index`` None)."""
+    if isinstance(w, Recurring):
+        return recurring_public(site_id, index, w, now)
     api = w if isinstance(w, ApiMaintenance) else None
     return MaintenancePublic(
         id=str(api.id) if api else f"{INVENTORY}{index}", site_id=site_id,
         source="api" if api else "inventory", start=w.start, end=w.end, reason=w.reason,
         active=w.covers(now), created_by=api.created_by if api else None,
         created_at=api.created_at if api else None,
+    )  # fmt: skip
+
+
+def recurring_public(
+    site_id: str, index: int | None, w: Recurring, now: float
+) -> MaintenancePublic:
+    """A recurring window: its occurrence on ``now``, else its next one (within 63 days)."""
+    spans = w.spans(now, now + LOOK_BACK)
+    a, b = spans[0] if spans else (now, now)
+    rule = RecurrencePublic(every=w.every, days=w.days, start=w.start,
+                            duration_seconds=w.duration, timezone=w.timezone)  # fmt: skip
+    return MaintenancePublic(
+        id=f"{INVENTORY}{index}", site_id=site_id, source="inventory",
+        start=datetime.fromtimestamp(a, UTC), end=datetime.fromtimestamp(b, UTC),
+        reason=w.reason, active=a <= now < b, recurrence=rule,
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """Rollout progress: GET /api/v1/progress, one row per local day and group of sites (district,
 type or state): sites counted, fully functional that day, never fully functional yet, days to
-the deadline (netmon.progress says how each is counted). The window is whole local days of the
+the deadline (netmon.progress says how each is counted; netmon.progress_index how it is
+computed fast). The window is whole local days of the
 report time zone: ``from``/``to`` (RFC 3339) or ``period`` (as for availability); default the
 rollout's start (else 30 days back) to today; at most 400 days; today until now. Days before
 the window back to the rollout's start (at most 400 more) are read for "never fully
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 
 from netmon.api import csv, problems
 from netmon.api.deps import MonitorDep
-from netmon.api.models import ProgressDay, ProgressPublic, RolloutPublic, iso
+from netmon.api.models import ProgressPublic, iso
 from netmon.api.routes.availability import (
     MAX_DAYS,
     From,
@@ -29,9 +30,9 @@ from netmon.api.routes.availability import (
 )
 from netmon.inventory import FacilityType
 from netmon.monitor import Monitor
-from netmon.progress import good_days, progress_rows
-from netmon.rollup import local_date, site_accounts
-from netmon.timeline import day_bounds, days
+from netmon.progress_index import progress
+from netmon.rollup import local_date
+from netmon.timeline import day_bounds
 
 router = APIRouter(prefix="/api/v1", tags=["progress"])
 FIELDS = ("day", "group", "sites", "fully_functional", "never_fully_functional",
@@ -81,15 +82,15 @@ async def get_progress(
     lo, hi = whole_days(monitor, start, end, shortcut)
     inv, tz, store = monitor.inventory, tz_of(monitor), monitor.store
     sites = sites_in(monitor, district, type)
-    accounts = await store.read_async(site_accounts, store, sites, tz, read_from(monitor, lo), hi)
-    good = good_days(accounts, inv.report.day_threshold)
-    shown = [day for day, _lo, _hi in days(lo, hi, tz)]
-    found = progress_rows(sites, lambda s: group_of(s, by, monitor), good, shown, inv.rollout)
-    data = [ProgressDay.model_validate(row, from_attributes=True) for row in found]
+    index = request.app.state.indexes.of(tz, inv.report.day_threshold)
+    group = lambda s: group_of(s, by, monitor)  # noqa: E731
+    found = await store.read_async(progress, index, store, sites, group,
+                                   (read_from(monitor, lo), lo, hi), inv.rollout)  # fmt: skip
     if csv.wanted(request, format):
-        return csv.response(FIELDS, (d.model_dump() for d in data), f"progress-by-{by}")
+        return csv.response(FIELDS, found, f"progress-by-{by}")
     rollout = inv.rollout
-    return ProgressPublic(
-        start=iso(lo), end=iso(hi), by=by, day_threshold=inv.report.day_threshold, data=data,
-        rollout=RolloutPublic(start=rollout.start, deadline=rollout.deadline) if rollout else None,
-    )  # fmt: skip
+    return ProgressPublic.model_validate({
+        "start": iso(lo), "end": iso(hi), "by": by, "day_threshold": inv.report.day_threshold,
+        "data": found, "rollout": {"start": rollout.start, "deadline": rollout.deadline}
+        if rollout else None,
+    })  # fmt: skip

@@ -21,7 +21,8 @@ def quiet_from(site: Site, seen: Mapping[str, DeviceSummary], now: float) -> flo
         return None
     if site.in_maintenance(now):
         return None
-    return max([*heard, *(e for m in site.maintenance if (e := m.end.timestamp()) <= now)])
+    ended = site.maintenance_ended(now) if site.maintenance else None
+    return max(heard) if ended is None else max(*heard, ended)
 
 
 def silence_boundary(
@@ -29,9 +30,7 @@ def silence_boundary(
 ) -> float:
     """When this rule's answer next changes with no new result (for ``steady_until``)."""
     since = quiet_from(site, seen, now)
-    starts = [t for m in site.maintenance if (t := m.start.timestamp()) > now]
-    ends = [t for m in site.maintenance if (t := m.end.timestamp()) > now]
-    due = min([*starts, *ends], default=math.inf)
+    due = site.maintenance_next(now) if site.maintenance else math.inf
     return min(due, since + limit) if since is not None and since + limit > now else due
 
 
