@@ -210,9 +210,11 @@ class _Monitor:
         self.inventories: list[Inventory] = []
         self.poller = LocalPoller(lambda *_: None, engines)
         self.last_reload = (True, 0.0)
+        self.announced = Inventory()  # the reload compares its api settings with the new one's
 
     async def reload(self, inventory: Inventory, config: config.ValidatedConfig) -> None:
         self.inventories.append(inventory)
+        self.announced = inventory
         await self.poller.assign(inventory, config)
 
 
