@@ -206,17 +206,34 @@ def live_days(
 
 
 def outages(store: Store, site: Site, start: float, end: float) -> list[Any]:
-    """The site's outages inside ``[start, end)``: its down spans, less the time netmon was
-    not running and the maintenance inside them (coverage read only where it was down)."""
-    changes = read_changes(store, [site.id], start, end).get(site.id, [])
-    mnt = maintenance_of(site, start, end, api_windows(store, start, end).get(site.id, ()))
-    found = []
-    for span in timeline(changes, start, end):
-        if span.verdict == "down":
-            covered = read_coverage(store, span.start, span.end)
-            acc = account(changes, covered, _clip(mnt, span.start, span.end), span.start, span.end)
-            found.extend(acc.outages)
-    return found
+    """The site's outages inside ``[start, end)``: see :func:`outages_of`."""
+    return outages_of(store, [site], start, end)[site.id]
+
+
+def outages_of(
+    store: Store,
+    sites: Sequence[Site],
+    start: float,
+    end: float,
+    reasons: Callable[[Sequence[dict[str, Any]]], tuple[str, ...]] = reasons_of,
+) -> dict[str, list[Any]]:
+    """Per site, its outages inside ``[start, end)``: its down spans, less the time netmon
+    was not running and the maintenance inside them (one read of the changes for all the
+    sites; coverage read only where one was down). ``reasons`` as :func:`read_changes`."""
+    changes = read_changes(store, [s.id for s in sites], start, end, reasons=reasons)
+    posted = api_windows(store, start, end)
+    out: dict[str, list[Any]] = {}
+    for site in sites:
+        mine = changes.get(site.id, [])
+        mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
+        found: list[Any] = []
+        for span in timeline(mine, start, end):
+            if span.verdict == "down":
+                covered = read_coverage(store, span.start, span.end)
+                clipped = _clip(mnt, span.start, span.end)
+                found.extend(account(mine, covered, clipped, span.start, span.end).outages)
+        out[site.id] = found
+    return out
 
 
 # --- the rollup table -------------------------------------------------------------------------

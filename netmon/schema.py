@@ -7,6 +7,7 @@ can use them without importing the inventory that imports it.
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo
 from pydantic_core import ErrorDetails
@@ -75,3 +76,12 @@ def _is_type_tag(part: str) -> bool:
         or "(" in part
         or part in {"constrained-int", "int", "float", "str", "SecretStr"}
     )
+
+
+def zone_name(value: str) -> str:
+    """``value`` if it names an IANA time zone; a validator's ValueError otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError("must be an IANA time zone name, e.g. Asia/Kolkata") from None
+    return value

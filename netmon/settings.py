@@ -39,13 +39,14 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.resources import example_inventory
+from netmon.schema import zone_name
 
 EXAMPLE_INVENTORY = example_inventory()
 ENV_PREFIX = "NETMON_"
@@ -104,11 +105,7 @@ class Settings(BaseSettings):
     @field_validator("report_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ValueError("must be an IANA time zone name, e.g. Asia/Kolkata") from None
-        return value
+        return zone_name(value)
 
     @property
     def tz(self) -> ZoneInfo:

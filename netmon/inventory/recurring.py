@@ -24,11 +24,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from netmon.schema import Seconds, Strict
+from netmon.schema import Seconds, Strict, zone_name
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIOD = {"daily": 86400.0, "weekly": 7 * 86400.0, "monthly": 28 * 86400.0}
@@ -88,11 +88,7 @@ class Recurring(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ValueError("must be an IANA time zone name, e.g. Asia/Kolkata") from None
-        return value
+        return zone_name(value)
 
     @property
     def tz(self) -> ZoneInfo:

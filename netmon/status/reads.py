@@ -2,8 +2,8 @@
 
 Everything comes from what netmon already keeps: the site_day rollups (``netmon.rollup``:
 seconds per state per site and local day, as last rolled: today's row is re-rolled each
-minute), the verdict changes and coverage behind each outage (the same arithmetic as
-``netmon.rollup.outages``, one read of the changes for all the sites of a page), and the
+minute), the outages of a page's sites (``netmon.rollup.outages_of``, one read of the changes for
+all of them), and the
 per-day count of fully functional sites (netmon.progress's day rule, as SQL over site_day).
 Blocking functions: run them with ``store.read_async``.
 """
@@ -20,15 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from netmon.errors import StoreError
-from netmon.rollup import (
-    SiteDayRow,
-    api_windows,
-    maintenance_of,
-    read_changes,
-    read_coverage,
-    stored_days,
-)
-from netmon.timeline import STATES, Outage, account, timeline
+from netmon.rollup import SiteDayRow, outages_of, stored_days
+from netmon.timeline import STATES, Outage
 
 if TYPE_CHECKING:
     from netmon.inventory import Inventory, Site
@@ -61,24 +54,8 @@ def coded(raw: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 def read_outages(
     store: Store, sites: Sequence[Site], start: float, end: float
 ) -> dict[str, list[Outage]]:
-    """Per site, its outages inside ``[start, end)`` (reasons :func:`coded`): its down spans,
-    less the time netmon was not running and the maintenance inside them."""
-    changes = read_changes(store, [s.id for s in sites], start, end, reasons=coded)
-    posted = api_windows(store, start, end)
-    out: dict[str, list[Outage]] = {}
-    for site in sites:
-        mine = changes.get(site.id, [])
-        mnt = maintenance_of(site, start, end, posted.get(site.id, ()))
-        found: list[Outage] = []
-        for span in timeline(mine, start, end):
-            if span.verdict != "down":
-                continue
-            covered = read_coverage(store, span.start, span.end)
-            inside = [(max(a, span.start), min(b, span.end)) for a, b in mnt
-                      if b > span.start and a < span.end]  # fmt: skip
-            found += account(mine, covered, inside, span.start, span.end).outages
-        out[site.id] = found
-    return out
+    """Per site, its outages inside ``[start, end)``, reasons :func:`coded`."""
+    return outages_of(store, sites, start, end, reasons=coded)
 
 
 def read_progress(
