@@ -9,6 +9,8 @@ token is hashed and compared with :func:`hmac.compare_digest`. A revoked token s
     audit:read         GET /api/v1/audit
     read               every other GET /api/v1/* when the inventory's api.read_requires_token
                        (or NETMON_API_READ_REQUIRES_TOKEN, which overrides it) is true
+    poller             a remote poller's calls, /api/v1/pollers/* (netmon.fleet): the token's
+                       name is the poller's name
 
 Every write (over the API, and ``netmon token create``/``revoke``) appends one
 :class:`AuditRow`: who (the token's name), what (method, path, action, detail JSON), when.
@@ -33,7 +35,7 @@ from netmon.errors import ConfigError, ConfigProblem
 from netmon.store import Store
 
 PREFIX = "nmt_"
-SCOPES = ("maintenance:write", "audit:read", "read")
+SCOPES = ("maintenance:write", "audit:read", "read", "poller")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOUCH_EVERY = 60.0  # seconds: last_used_at is written at most this often per token
 CLI = "netmon token"  # where a CLI error is said to come from (``netmon token: --name: ...``)

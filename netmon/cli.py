@@ -28,6 +28,7 @@ import uvicorn
 from netmon import __version__
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
+from netmon.fleet import Fleet  # its tables, before the store's schema is made
 from netmon.journal import Journal
 from netmon.monitor import Monitor
 from netmon.poller import build_jobs
@@ -63,20 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netmon {__version__}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="probe, judge and serve the API and /metrics in one process")
-    run.add_argument(
-        "--config", type=Path, help="inventory YAML (default: bundled Jharkhand example)"
-    )
-    _add_snmp_profiles(run)
-    run.add_argument("--host", help="listen address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, help="listen port (default 8000)")
-    run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
-    run.add_argument("--icmp-mode", choices=["auto", "raw", "dgram"])
-    run.add_argument("--icmp-rate-limit", type=float, metavar="ECHO_PER_S",
-                     help="cap on echo requests per second over all devices (default: none)")  # fmt: skip
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _add_server_args(run, probes=True)
     run.add_argument("--poller", choices=["process", "inline"],
                      help="probe in a child process (default) or on the server's own loop")  # fmt: skip
     run.set_defaults(func=cmd_run)
+    serve = sub.add_parser(
+        "serve", help="judge and serve the API; remote pollers (`netmon poll`) probe"
+    )
+    _add_server_args(serve, probes=False)
+    serve.set_defaults(func=cmd_serve)
+    _add_poll(sub)
     check = sub.add_parser(
         "check-config", help="validate what `run` would use; print every problem (exit 78)"
     )
@@ -88,6 +85,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token(sub)
     _add_lab(sub)
     return parser
+
+
+def _add_server_args(run: argparse.ArgumentParser, probes: bool) -> None:
+    run.add_argument(
+        "--config", type=Path, help="inventory YAML (default: bundled Jharkhand example)"
+    )
+    _add_snmp_profiles(run)
+    run.add_argument("--host", help="listen address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default 8000)")
+    run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    if probes:
+        run.add_argument("--icmp-mode", choices=["auto", "raw", "dgram"])
+        run.add_argument("--icmp-rate-limit", type=float, metavar="ECHO_PER_S",
+                         help="cap on echo requests per second over all devices (default: none)")  # fmt: skip
+
+
+def _add_poll(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    poll = sub.add_parser(
+        "poll", help="probe a share of a `netmon serve`'s devices and send it the results"
+    )
+    poll.add_argument(
+        "--server", required=True, help="the server's URL, e.g. https://netmon.example:8000"
+    )
+    poll.add_argument("--token-file", type=Path, required=True,
+                      help="a file holding a token with the scope poller (its name is the poller's)")  # fmt: skip
+    poll.add_argument(
+        "--group", default="central", help="poller group (the sites' poller_group; default central)"
+    )
+    poll.add_argument(
+        "--outbox", type=Path, help="outbox file (default: outbox.db in the data dir)"
+    )
+    poll.add_argument("--icmp-mode", choices=["auto", "raw", "dgram"])
+    poll.add_argument("--icmp-rate-limit", type=float, metavar="ECHO_PER_S")
+    poll.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    poll.set_defaults(func=cmd_poll, snmp_profiles=None)
 
 
 def _add_rollup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -279,6 +312,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(
+        args, config=args.config, host=args.host, port=args.port, database_url=args.database_url,
+        log_level=args.log_level, poller="remote",
+    )  # fmt: skip
+    config = validate(settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from netmon.remote_poller import poll
+
+    settings = settings_from(args, icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit,
+                             log_level=args.log_level)  # fmt: skip
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return poll(settings, args.server, args.token_file, args.group, args.outbox)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling (it re-raises SIGTERM after shutdown, which
     would kill the process before netmon flushes its pending results)."""
@@ -357,7 +414,12 @@ async def serve(config: ValidatedConfig) -> None:
     retention = settings.retention_days * 86400 or None
     monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
                       retention=retention)  # fmt: skip
-    monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
+    if settings.poller == "remote":  # netmon serve: pollers elsewhere (netmon.fleet)
+        fleet = Fleet(monitor.record, store, settings.failover_delay)
+        fleet.on_change = monitor.rejudge
+        monitor.poller = fleet
+    else:
+        monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
     monitor.rollups = Rollups(settings.tz, hourly_days=settings.rollup_hourly_days)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes

@@ -323,7 +323,14 @@ class Monitor:
                 found = ev.facts(dev, now) if dev is not None else None
                 if found is not None:
                     out.setdefault(name, {})[device] = found
+        unwatched = self.poller.unwatched_since(site.id)
+        if unwatched is not None:  # netmon serve: no remote poller serves it (netmon.fleet)
+            out["poller"] = {"": {"since": unwatched, "group": site.poller_group}}
         return out
+
+    def rejudge(self, site_ids: set[str]) -> None:
+        """Judge these sites at the next evaluation (their poller came or went)."""
+        self._changed.update(site_ids)
 
     def evaluate(self, full: bool = False) -> list[VerdictChange]:
         """Judge the sites that changed or reached a time boundary (``full``: every site) now;

@@ -61,6 +61,11 @@ class PollerLink(Protocol):
 
     def stats(self) -> PollerStats: ...
 
+    def unwatched_since(self, site_id: str) -> float | None:
+        """Since when no poller has served the site; None: one serves it (the server's own
+        poller serves every site)."""
+        ...
+
 
 class LocalPoller:
     """The poller on the server's own event loop."""
@@ -94,6 +99,9 @@ class LocalPoller:
 
     def stats(self) -> PollerStats:
         return self.poller.stats()
+
+    def unwatched_since(self, site_id: str) -> float | None:
+        return None
 
 
 class PollerProcess:
@@ -286,6 +294,9 @@ class PollerProcess:
 
     def stats(self) -> PollerStats:
         return self._stats
+
+    def unwatched_since(self, site_id: str) -> float | None:
+        return None
 
     @property
     def pid(self) -> int | None:

@@ -9,13 +9,19 @@
     NETMON_DATA_DIR      where the embedded SQLite database lives (default: $STATE_DIRECTORY
                          under systemd, else ~/.local/state/netmon)
     NETMON_HOST, NETMON_PORT   where the API and /metrics listen (default 127.0.0.1:8000)
+    NETMON_FAILOVER_DELAY   seconds a poller's lease lasts without a heartbeat; then its sites
+                         go to the other pollers of its group (netmon serve; default 60; netmon.fleet)
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_JOURNAL_MAX_MB   disk the write-ahead journal of results not yet in the database may
                          take in NETMON_DATA_DIR/journal (default 1024; netmon.journal)
     NETMON_LOG_LEVEL     debug | info | warning | error (default info)
-    NETMON_POLLER        process | inline: probe in a child process of its own (default), or
-                         on the server's event loop
+    NETMON_OUTBOX_MAX_MB, NETMON_OUTBOX_MAX_AGE_HOURS  netmon poll: the on-disk outbox of
+                         results the server has not taken yet, bounded by size (default 256 MB)
+                         and age (default 24 h); the oldest dropped are counted (netmon.outbox)
+    NETMON_POLLER        process | inline | remote: probe in a child process of its own
+                         (default), on the server's event loop, or only in remote pollers
+                         (``netmon serve`` sets it; netmon.fleet)
     NETMON_REPORT_TIMEZONE  the time zone whose days the daily rollups and reports count
                          (default Asia/Kolkata; netmon.rollup)
     NETMON_RETENTION_DAYS   days of raw probe results kept in the store (default 35; 0 = forever)
@@ -52,7 +58,8 @@ EXAMPLE_INVENTORY = example_inventory()
 ENV_PREFIX = "NETMON_"
 ICMP_MODES = ("auto", "raw", "dgram")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-POLLER_MODES = ("process", "inline")  # the poller in a child process, or on the server's loop
+# the poller in a child process, on the server's loop, or on other machines (netmon serve)
+POLLER_MODES = ("process", "inline", "remote")
 SECRET_FIELDS = frozenset({"database_url"})  # never echoed in an error (it may hold a password)
 
 
@@ -79,6 +86,9 @@ class Settings(BaseSettings):
     journal_max_mb: int = Field(default=1024, ge=16)  # the journal's bound (netmon.journal)
     log_level: str = "info"
     poller: str = "process"  # see POLLER_MODES
+    failover_delay: float = Field(default=60.0, ge=5)  # seconds: a silent poller's lease (fleet)
+    outbox_max_mb: int = Field(default=256, ge=1)  # netmon poll: the outbox's bound on disk
+    outbox_max_age_hours: float = Field(default=24.0, gt=0)  # netmon poll: older batches dropped
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
     api_read_requires_token: bool | None = None  # None: the inventory's api.read_requires_token
 

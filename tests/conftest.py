@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest import CollectReport, TestReport
@@ -113,3 +114,48 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+# -- Running the suite on several workers (pytest-xdist, `scripts/test` passes -n) ----------------
+# Tests that share one resource of the host run on one worker, in their own order: the network
+# namespace labs (they all route 198.18.0.0/15 and add namespaces) and the deploy checks (real
+# Prometheus/Alertmanager processes of their own). Every other file is its own unit. Heavy units
+# go first so that neither worker is left with a long tail.
+SHARED_UNITS: dict[str, tuple[str, ...]] = {
+    "lab": ("tests/lab/", "tests/test_icmp.py", "tests/test_icmp_kernel_clock.py"),
+    "deploy": ("tests/deploy/",),
+}
+HEAVY_FIRST = ("lab", "tests/test_wheel.py", "deploy", "tests/test_status_browser.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """The scheduling unit of a test: a shared unit's name, else its file."""
+    path = nodeid.split("::", 1)[0]
+    for unit, prefixes in SHARED_UNITS.items():
+        if path.startswith(prefixes):
+            return unit
+    return path
+
+
+def _heaviness(item: pytest.Item) -> int:
+    unit = work_unit(item.nodeid)
+    return HEAVY_FIRST.index(unit) if unit in HEAVY_FIRST else len(HEAVY_FIRST)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_heaviness)  # stable: the order inside a unit stays as collected
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        """LoadScope with :func:`work_unit` as the scope, in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return UnitScheduling(config, log)

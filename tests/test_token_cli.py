@@ -68,7 +68,7 @@ def test_create_list_revoke(database_url: str, capsys: pytest.CaptureFixture[str
          "netmon token: --name: a token named 'tracker' exists already"),
         (["create", "--name", "x", "--scope", "write:everything"],
          "netmon token: --scope: unknown scope 'write:everything' (known: maintenance:write, "
-         "audit:read, read)"),
+         "audit:read, read, poller)"),
         (["create", "--name", "x"], "netmon token: --scope: give at least one scope"),
         (["create", "--name", "no spaces", "--scope", "read"], "netmon token: --name: a name is"),
         (["revoke", "nobody"], "netmon token: NAME: no token named 'nobody'"),

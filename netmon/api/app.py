@@ -21,6 +21,7 @@ from netmon.api.routes import (
     history,
     maintenance,
     metrics,
+    pollers,
     progress,
     results,
     sites,
@@ -42,7 +43,18 @@ DESCRIPTION = (
 # The API's resources and the status board (netmon.status); their reads close with
 # NETMON_API_READ_REQUIRES_TOKEN. The audit log always needs its own scope; /healthz and
 # /metrics stay open.
-READS = (sites, history, results, availability, progress, changes, summary, maintenance, status)
+READS = (
+    sites,
+    history,
+    results,
+    availability,
+    progress,
+    changes,
+    summary,
+    maintenance,
+    status,
+    pollers,
+)
 OPEN = (health, metrics)
 # FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
 _REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -72,6 +84,7 @@ def create_app(
             app.include_router(module.router)
     for module in (audit, *OPEN):
         app.include_router(module.router)
+    app.include_router(pollers.calls)  # scope poller
     problems.install(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

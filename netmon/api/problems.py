@@ -23,6 +23,7 @@ A 422 adds ``errors``: one ``{field, message}`` per invalid request parameter.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -186,10 +187,33 @@ def _headers(exc: Exception) -> dict[str, str]:
     return {}
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allowed(request: Request) -> str:
+    """Every method the OpenAPI document gives this path (Starlette's own 405 names only the
+    first route whose path matches: GET /x when POST /x is another route); "" when the path
+    is not in the document."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", path) + "$"),
+                  {m.upper() for m in ops if m in HTTP_METHODS})
+                 for path, ops in request.app.openapi()["paths"].items()]  # fmt: skip
+        request.app.state.allow_table = table
+    found: set[str] = set()
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            found |= methods
+    return ", ".join(sorted(found))
+
+
 async def handle(request: Request, exc: Exception) -> ProblemResponse:
     """The one exception handler: every error leaves as a problem."""
     body = to_problem(exc, request)
-    return ProblemResponse(body.model_dump(), status_code=body.status, headers=_headers(exc))
+    headers = _headers(exc)
+    if body.status == 405 and "Allow" in headers:
+        headers["Allow"] = allowed(request) or headers["Allow"]
+    return ProblemResponse(body.model_dump(), status_code=body.status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

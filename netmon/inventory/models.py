@@ -286,6 +286,9 @@ class SiteInfo(Strict):
 
 class Site(SiteInfo):
     commissioned: Day | None = None  # counted in the rollout's progress from this day on
+    poller_group: Slug = (
+        "central"  # which pollers probe it (netmon serve + netmon poll; netmon.fleet)
+    )
     maintenance: list[MaintenanceEntry] = []
     devices: list[Device] = []
 

@@ -69,7 +69,9 @@ def judge(
         reasons += found
         settled = rule.settle(ctx, found)
         if settled is not None:
-            return Judgement(settled, tuple(reasons), _outage_since(ctx, settled))
+            return Judgement(
+                settled, tuple(reasons), rule.began(ctx) or _outage_since(ctx, settled)
+            )
     return Judgement(Verdict.DEGRADED if reasons else Verdict.FULLY_FUNCTIONAL, tuple(reasons))
 
 

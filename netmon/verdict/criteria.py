@@ -21,6 +21,7 @@ class Unit(StrEnum):
 
 class Criterion(StrEnum):
     NO_DEVICES = "no_devices"
+    NO_POLLER = "no_poller"
     NO_DATA = "no_data"
     NO_RECENT_DATA = "no_recent_data"
     NEVER_SEEN = "never_seen"
@@ -91,6 +92,7 @@ def _flapping(what: str) -> CriterionInfo:
 _I = CriterionInfo
 CRITERIA: dict[Criterion, CriterionInfo] = {
     Criterion.NO_DEVICES: _I(Unit.NONE, None, "no gear registered for the site"),
+    Criterion.NO_POLLER: _I(Unit.NONE, None, "no live poller serves the site's `poller_group` (`netmon serve`): unknown, not down"),
     Criterion.NO_DATA: _I(Unit.COUNT, "min_probes", "fewer uplink probes in the window than `min_probes`"),
     Criterion.NO_RECENT_DATA: _I(Unit.SECONDS, "max_silence", "no result from any uplink for longer than `max_silence` (a poller or agent not reporting): unknown, not down"),
     Criterion.NEVER_SEEN: _I(Unit.NONE, None, "none of the site's devices has ever answered"),

@@ -25,6 +25,10 @@ class Rule:
     def check(self, ctx: SiteContext) -> Iterator[Reason]:
         raise NotImplementedError
 
+    def began(self, ctx: SiteContext) -> float | None:
+        """When the state this rule settles began, if before now (the verdict's ``since``)."""
+        return None
+
     def settle(self, ctx: SiteContext, found: Sequence[Reason]) -> Verdict | None:
         """The verdict that ends the judgement now, or None to go on with the next rule."""
         return self.settles if found else None

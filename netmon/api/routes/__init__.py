@@ -8,6 +8,7 @@ from netmon.api.routes import (
     history,
     maintenance,
     metrics,
+    pollers,
     progress,
     results,
     sites,
@@ -15,4 +16,4 @@ from netmon.api.routes import (
 )
 
 __all__ = ["audit", "availability", "changes", "health", "history", "maintenance", "metrics",
-           "progress", "results", "sites", "summary"]  # fmt: skip
+           "pollers", "progress", "results", "sites", "summary"]  # fmt: skip

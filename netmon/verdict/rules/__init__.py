@@ -15,6 +15,7 @@ from netmon.verdict.rules.never_seen import NeverSeen
 from netmon.verdict.rules.no_ap_up import NoApUp
 from netmon.verdict.rules.no_data import NoData
 from netmon.verdict.rules.no_devices import NoDevices
+from netmon.verdict.rules.no_poller import NoPoller
 from netmon.verdict.rules.no_recent_data import NoRecentData
 from netmon.verdict.rules.outages import Outages
 from netmon.verdict.rules.reboots import Reboots
@@ -28,6 +29,7 @@ from netmon.verdict.rules.uplink_rtt import UplinkRttP95
 
 RULES: tuple[Rule, ...] = (
     NoDevices(),  # settles not_installed
+    NoPoller(),  # settles unknown
     NoData(),  # settles unknown
     NoRecentData(),  # settles unknown
     NeverSeen(),  # settles not_installed
