@@ -11,7 +11,8 @@ other dashboard query, with the template variables resolved against VictoriaMetr
 would with the "netmon VictoriaMetrics" data source picked.
 
 The sharding configs are checked with ``promtool check service-discovery``, which runs the file
-discovery and the relabelling without scraping anything.
+discovery and the relabelling without scraping anything (``promtool check config`` checks every
+deploy/prometheus/*.yml in test_deploy_prometheus.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from test_deploy_live import (
     substitute,
     write_prometheus_config,
 )
+from test_deploy_prometheus import promtool
 
 if TYPE_CHECKING:  # pytest imports tests/deploy/conftest.py as "conftest"
     from collections.abc import Callable
@@ -49,19 +51,6 @@ WAIT = 90.0  # seconds, at most, for data to reach VictoriaMetrics; normally abo
 
 def load(repo: Path, name: str) -> dict[str, Any]:
     return dict(yaml.safe_load((repo / PROMETHEUS / name).read_text()))
-
-
-def promtool(which: Callable[..., str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [which("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
-@pytest.mark.parametrize("name", [VM_CONFIG, *SHARD_CONFIGS])
-def test_promtool_accepts_the_config(which: Callable[..., str], repo: Path, name: str) -> None:
-    out = promtool(which, "check", "config", name, cwd=repo / PROMETHEUS)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
 
 
 def test_victoriametrics_config_is_prometheus_yml_plus_remote_write(repo: Path) -> None:
