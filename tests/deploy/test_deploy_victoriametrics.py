@@ -8,7 +8,10 @@ victoria-metrics (Debian's package), each its own process on loopback with its o
 directory in tmp_path. It then asks VictoriaMetrics, not Prometheus, the "Sites by verdict" query
 of the state overview dashboard (a recording rule's series, so rule results travel too) and every
 other dashboard query, with the template variables resolved against VictoriaMetrics as Grafana
-would with the "netmon VictoriaMetrics" data source picked.
+would with the "netmon VictoriaMetrics" data source picked. A second live test runs
+prometheus-shard-district.yml on two Prometheus servers, one district each, into one
+VictoriaMetrics: each server holds its own district's site, VictoriaMetrics both, and every
+dashboard query again has data there.
 
 The sharding configs are checked with ``promtool check service-discovery``, which runs the file
 discovery and the relabelling without scraping anything (``promtool check config`` checks every
@@ -18,7 +21,6 @@ deploy/prometheus/*.yml in test_deploy_prometheus.py).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,10 +43,12 @@ if TYPE_CHECKING:  # pytest imports tests/deploy/conftest.py as "conftest"
 
     from conftest import Bench
 
+REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = Path("deploy/prometheus")
 VM_CONFIG = "prometheus-victoriametrics.yml"
 SHARD_CONFIGS = ["prometheus-shard-hashmod.yml", "prometheus-shard-district.yml"]
-SITES = [("dh-vm-dumka", "Dumka", "district_hospital"), ("chc-vm-ranchi", "Ranchi", "chc")]
+# id, district, type: two healthy ICMP-only sites in two districts (the district shards' test)
+SITES = [("chc-vm-ranchi", "Ranchi", "chc"), ("dh-vm-dumka", "Dumka", "district_hospital")]
 PICKED = ("netmon-state-overview.json", "Sites by verdict")  # the dashboard query asked first
 WAIT = 90.0  # seconds, at most, for data to reach VictoriaMetrics; normally about 10
 
@@ -168,15 +172,139 @@ def write_inventory(path: Path) -> None:
 def test_dashboard_queries_answered_by_victoriametrics_from_prometheus_remote_write(
     bench: Bench,
 ) -> None:
-    prometheus, vm = bench.which("prometheus"), bench.which("victoria-metrics")
-    vm_port = bench.free_port()
-    prom_proc, prom_port, netmon_port = start_netmon_and_prometheus(bench, prometheus, vm_port)
-    vm_proc = bench.processes.start(
+    netmon_port = start_netmon(bench)
+    vm = start_victoriametrics(bench)
+    prom = start_prometheus(bench, "prometheus", VM_CONFIG, netmon_port, vm.base)
+    queries = dashboard_queries(bench.repo)
+    wait_for_sites(bench, vm, len(SITES))
+    assert by_verdict(vm) == by_verdict(prom)  # the same answer from both data sources
+    # The series came from netmon through Prometheus (VictoriaMetrics scrapes nothing itself).
+    (series,) = vm.query(f'up{{job="netmon", instance="127.0.0.1:{netmon_port}"}}')
+    assert series["metric"]["monitor"] == "netmon-noc"  # Prometheus's external label
+    empty = every_query_empty_in(vm, queries)
+    assert not empty, "dashboard queries VictoriaMetrics answers without data:\n" + "\n".join(empty)
+
+
+@pytest.mark.slow
+def test_two_district_shards_write_one_victoriametrics_that_sees_every_site(
+    bench: Bench,
+) -> None:
+    """prometheus-shard-district.yml on two servers, one district each (the first also keeps
+    netmon's own series): each Prometheus has its district's site, VictoriaMetrics both."""
+    netmon_port = start_netmon(bench)
+    vm = start_victoriametrics(bench)
+    groups = yaml.safe_load((bench.repo / PROMETHEUS / "file_sd/netmon-districts.yml").read_text())
+    districts = {d for _, d, _ in SITES}
+    targets = [
+        dict(g, targets=[f"127.0.0.1:{netmon_port}"])
+        for g in groups
+        if g["labels"].get("__param_district", "") in districts | {""}
+    ]
+    assert len(targets) == 1 + len(districts)  # every test district is in the shipped list
+    file_sd = bench.tmp_path / "netmon-districts.yml"
+    file_sd.write_text(yaml.safe_dump(targets, sort_keys=False))
+    (first, _, _), (second, _, _) = SITES
+    servers = {}
+    for name, regex in (
+        ("a", f"own;|inventory;({SITES[0][1]})"),
+        ("b", f"inventory;({SITES[1][1]})"),
+    ):
+
+        def shard(conf: dict[str, Any], name: str = name, regex: str = regex) -> None:
+            conf["global"]["external_labels"]["prometheus_shard"] = name
+            job = next(j for j in conf["scrape_configs"] if j["job_name"] == "netmon")
+            del job["static_configs"]  # the targets come from the file, as shipped
+            job["file_sd_configs"] = [{"files": [str(file_sd)]}]
+            (keep,) = job["relabel_configs"]
+            keep["regex"] = regex
+
+        servers[name] = start_prometheus(
+            bench,
+            f"prometheus-{name}",
+            "prometheus-shard-district.yml",
+            netmon_port,
+            vm.base,
+            shard,
+        )
+    wait_for_sites(bench, vm, len(SITES))
+    for name, site in (("a", first), ("b", second)):
+        ff = servers[name].query("netmon_site_fully_functional")
+        assert [r["metric"]["site"] for r in ff] == [site], name  # its own district only
+    per_shard = vm.query("count by (prometheus_shard) (netmon_site_fully_functional)")
+    assert {r["metric"]["prometheus_shard"]: r["value"][1] for r in per_shard} == {
+        "a": "1",
+        "b": "1",
+    }
+    assert [r["metric"]["prometheus_shard"] for r in vm.query("netmon_build_info")] == ["a"]
+    empty = every_query_empty_in(vm, dashboard_queries(bench.repo))
+    assert not empty, "dashboard queries VictoriaMetrics answers without data:\n" + "\n".join(empty)
+
+
+def picked_query(repo: Path) -> tuple[list[dict[str, Any]], str]:
+    """The template variables of the PICKED dashboard and the PICKED panel's query."""
+    variables, exprs = dashboard_queries(repo)[PICKED[0]]
+    return variables, next(expr for title, expr, _ in exprs if title == PICKED[1])
+
+
+def by_verdict(source: Prom) -> dict[str, float]:
+    """The PICKED query's answer, with "All" for every variable: sites per verdict."""
+    variables, expr = picked_query(REPO)
+    query = substitute(expr, resolve_variables(source, variables, True, {}))
+    return {r["metric"]["verdict"]: float(r["value"][1]) for r in source.query(query)}
+
+
+def wait_for_sites(bench: Bench, source: Prom, sites: int) -> None:
+    """Until the PICKED dashboard query counts ``sites`` fully functional sites in ``source``."""
+
+    def counted() -> bool:
+        try:
+            return by_verdict(source).get("fully_functional") == sites
+        except AssertionError:  # no label values yet: the variables cannot resolve
+            return False
+
+    try:
+        bench.wait_for(counted, f"{sites} fully functional sites in {source.base}", WAIT)
+    except pytest.fail.Exception:
+        logs = "\n".join(
+            f"{log.name}:\n{log.read_text()[-2000:]}" for log in bench.tmp_path.glob("*.log")
+        )
+        pytest.fail(f"{source.base}: {by_verdict(source)}\n{logs}")
+
+
+def start_netmon(bench: Bench) -> int:
+    """netmon on the loopback inventory, serving /metrics; its port."""
+    inventory = bench.tmp_path / "inventory.yaml"
+    write_inventory(inventory)
+    port = bench.free_port()
+    netmon = bench.processes.start(
+        "netmon",
+        [sys.executable, "-m", "netmon.cli", "run", "--config", str(inventory), "--host",
+         "127.0.0.1", "--port", str(port), "--database-url",
+         f"sqlite:///{bench.tmp_path / 'netmon.db'}"],
+        cwd=bench.repo,
+    )  # fmt: skip
+
+    def serves() -> bool:
+        if netmon.poll() is not None:
+            log = bench.processes.log(netmon)
+            if "CAP_NET_RAW" in log or "ping_group_range" in log:  # netmon's IcmpUnavailable advice
+                pytest.skip(f"netmon cannot open an ICMP socket here:\n{log}")
+            pytest.fail(f"netmon exited with {netmon.returncode}:\n{log}")
+        return "netmon_site_fully_functional" in _get_text(f"http://127.0.0.1:{port}/metrics")
+
+    bench.wait_for(serves, "netmon to serve /metrics", timeout=30)
+    return port
+
+
+def start_victoriametrics(bench: Bench) -> Prom:
+    """victoria-metrics on loopback with its data in tmp_path, answering /health."""
+    binary, port = bench.which("victoria-metrics"), bench.free_port()
+    proc = bench.processes.start(
         "victoria-metrics",
         [
-            vm,
+            binary,
             f"-storageDataPath={bench.tmp_path / 'victoria-metrics'}",
-            f"-httpListenAddr=127.0.0.1:{vm_port}",
+            f"-httpListenAddr=127.0.0.1:{port}",
             "-retentionPeriod=400d",  # as docs/deploy.md and compose.victoriametrics.yaml
             "-search.latencyOffset=1s",  # default 30 s: the newest samples hidden that long
             "-search.disableCache",  # the test polls: no cached empty answer
@@ -184,89 +312,47 @@ def test_dashboard_queries_answered_by_victoriametrics_from_prometheus_remote_wr
         ],
     )
 
-    def vm_healthy() -> bool:
-        assert vm_proc.poll() is None, f"victoria-metrics exited:\n{bench.processes.log(vm_proc)}"
-        return _get_text(f"http://127.0.0.1:{vm_port}/health").strip() == "OK"
+    def healthy() -> bool:
+        assert proc.poll() is None, f"victoria-metrics exited:\n{bench.processes.log(proc)}"
+        return _get_text(f"http://127.0.0.1:{port}/health").strip() == "OK"
 
-    bench.wait_for(vm_healthy, "VictoriaMetrics to answer /health", timeout=30)
-    vmq = Prom(f"http://127.0.0.1:{vm_port}", bench.http)
-    prom = Prom(f"http://127.0.0.1:{prom_port}", bench.http)
-    queries = dashboard_queries(bench.repo)
-    variables, exprs = queries[PICKED[0]]
-    picked = next(expr for title, expr, _ in exprs if title == PICKED[1])
-
-    def by_verdict(source: Prom) -> dict[str, float]:
-        expr = substitute(picked, resolve_variables(source, variables, True, {}))
-        return {r["metric"]["verdict"]: float(r["value"][1]) for r in source.query(expr)}
-
-    def sites_fully_functional_in_vm() -> bool:
-        try:
-            return by_verdict(vmq).get("fully_functional") == len(SITES)
-        except AssertionError:  # no label values yet: the variables cannot resolve
-            return False
-
-    try:
-        bench.wait_for(
-            sites_fully_functional_in_vm, "the dashboard query's answer in VictoriaMetrics", WAIT
-        )
-    except pytest.fail.Exception:
-        log = bench.processes.log
-        pytest.fail(f"prometheus log:\n{log(prom_proc)}\nvm log:\n{log(vm_proc)}")
-    assert by_verdict(vmq) == by_verdict(prom)  # the same answer from both data sources
-    # The series came from netmon through Prometheus (VictoriaMetrics scrapes nothing itself).
-    (series,) = vmq.query(f'up{{job="netmon", instance="127.0.0.1:{netmon_port}"}}')
-    assert series["metric"]["monitor"] == "netmon-noc"  # Prometheus's external label
-    empty = every_query_empty_in(vmq, queries)
-    assert not empty, "dashboard queries VictoriaMetrics answers without data:\n" + "\n".join(empty)
+    bench.wait_for(healthy, "VictoriaMetrics to answer /health", timeout=30)
+    return Prom(f"http://127.0.0.1:{port}", bench.http)
 
 
-def start_netmon_and_prometheus(
-    bench: Bench, prometheus: str, vm_port: int
-) -> tuple[subprocess.Popen[bytes], int, int]:
-    """netmon on the loopback inventory and Prometheus remote-writing to ``vm_port``, both
-    serving; (the Prometheus process, its port, netmon's port)."""
-    inventory = bench.tmp_path / "inventory.yaml"
-    write_inventory(inventory)
-    netmon_port, prom_port = bench.free_port(), bench.free_port()
-    netmon = bench.processes.start(
-        "netmon",
-        [sys.executable, "-m", "netmon.cli", "run", "--config", str(inventory), "--host",
-         "127.0.0.1", "--port", str(netmon_port), "--database-url",
-         f"sqlite:///{bench.tmp_path / 'netmon.db'}"],
-        cwd=bench.repo,
-    )  # fmt: skip
-
-    def netmon_serves() -> bool:
-        if netmon.poll() is not None:
-            log = bench.processes.log(netmon)
-            if "CAP_NET_RAW" in log or "ping_group_range" in log:  # netmon's IcmpUnavailable advice
-                pytest.skip(f"netmon cannot open an ICMP socket here:\n{log}")
-            pytest.fail(f"netmon exited with {netmon.returncode}:\n{log}")
-        return "netmon_site_fully_functional" in _get_text(
-            f"http://127.0.0.1:{netmon_port}/metrics"
-        )
-
-    bench.wait_for(netmon_serves, "netmon to serve /metrics", timeout=30)
-    config = write_prometheus_config(
-        bench.repo, bench.tmp_path, netmon_port, prom_port, source=VM_CONFIG
-    )
+def start_prometheus(
+    bench: Bench,
+    name: str,
+    source: str,
+    netmon_port: int,
+    vm_base: str,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Prom:
+    """Prometheus with deploy/prometheus/``source`` (as test_deploy_live.py adapts it, then
+    ``edit``), remote-writing to ``vm_base``; its own directory in tmp_path; ready."""
+    workdir, port = bench.tmp_path / name, bench.free_port()
+    workdir.mkdir()
+    config = write_prometheus_config(bench.repo, workdir, netmon_port, port, source=source)
     conf = yaml.safe_load(config.read_text())
     (remote,) = conf["remote_write"]
-    remote["url"] = remote["url"].replace("127.0.0.1:8428", f"127.0.0.1:{vm_port}")
+    remote["url"] = remote["url"].replace("http://127.0.0.1:8428", vm_base)
     remote["queue_config"]["batch_send_deadline"] = "1s"
+    if edit:
+        edit(conf)
     config.write_text(yaml.safe_dump(conf, sort_keys=False))
     proc = bench.processes.start(
-        "prometheus",
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={bench.tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
+        name,
+        [bench.which("prometheus"), f"--config.file={config}",
+         f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--log.level=warn"],
     )  # fmt: skip
 
     def ready() -> bool:
-        assert proc.poll() is None, f"prometheus exited:\n{bench.processes.log(proc)}"
-        return _get_text(f"http://127.0.0.1:{prom_port}/-/ready").startswith("Prometheus")
+        assert proc.poll() is None, f"{name} exited:\n{bench.processes.log(proc)}"
+        return _get_text(f"http://127.0.0.1:{port}/-/ready").startswith("Prometheus")
 
-    bench.wait_for(ready, "Prometheus to be ready", timeout=30)
-    return proc, prom_port, netmon_port
+    bench.wait_for(ready, f"{name} to be ready", timeout=30)
+    return Prom(f"http://127.0.0.1:{port}", bench.http)
 
 
 def every_query_empty_in(source: Prom, queries: dict[str, Any]) -> list[str]:
