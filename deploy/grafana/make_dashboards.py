@@ -3,7 +3,9 @@
 Run ``python deploy/grafana/make_dashboards.py`` after editing a panel here; never hand-edit the
 JSON (tests/deploy/ checks that the files match this script). Standard library only.
 
-Dashboards (all on the provisioned Prometheus data source, uid ``netmon-prometheus``):
+Dashboards (every query on the data source the ``datasource`` variable picks: by default the
+provisioned Prometheus, uid ``netmon-prometheus``; the provisioned VictoriaMetrics, uid
+``netmon-victoriametrics``, answers the same PromQL from what Prometheus remote-writes to it):
 
     netmon-state-overview  the state at a glance: fully functional by district and facility type,
                            why sites are not fully functional, worst sites, every site's verdict,
@@ -30,7 +32,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
-DS = {"type": "prometheus", "uid": "netmon-prometheus"}
+DEFAULT_DS = {"name": "netmon Prometheus", "uid": "netmon-prometheus"}
+DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 
 # Label filter shared by every site-level query of the overview.
@@ -197,6 +200,24 @@ def fixed_colors(colors: dict[str, str]) -> list[dict[str, Any]]:
     return [override(v, ("color", {"mode": "fixed", "fixedColor": c})) for v, c in colors.items()]
 
 
+def datasource_var() -> dict[str, Any]:
+    """The dashboard's first variable: which Prometheus-API data source every query reads."""
+    current = {"selected": False, "text": DEFAULT_DS["name"], "value": DEFAULT_DS["uid"]}
+    return {
+        "type": "datasource",
+        "name": "datasource",
+        "label": "Data source",
+        "query": "prometheus",
+        "regex": "",
+        "refresh": 1,
+        "hide": 0,
+        "multi": False,
+        "includeAll": False,
+        "current": current,
+        "options": [],
+    }
+
+
 def query_var(name: str, label: str, query: str, *, multi: bool = True) -> dict[str, Any]:
     v: dict[str, Any] = {
         "type": "query",
@@ -264,7 +285,7 @@ def dashboard(
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
         "time": {"from": time_from, "to": "now"},
-        "templating": {"list": variables},
+        "templating": {"list": [datasource_var(), *variables]},
         "annotations": {"list": []},
         "links": [
             {

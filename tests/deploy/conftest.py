@@ -1,7 +1,7 @@
 """Shared fixtures for the NOC bundle tests (deploy/ and docs/), run against real binaries.
 
-Binaries come from PATH (Debian: prometheus, prometheus-alertmanager, promtool, amtool,
-systemd-analyze); a test whose binary is missing is skipped and says which one.
+Binaries come from PATH (Debian: prometheus, prometheus-alertmanager, victoria-metrics, promtool,
+amtool, systemd-analyze); a test whose binary is missing is skipped and says which one.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def _which(*names: str) -> str:
         if found:
             return found
     pytest.skip(
-        f"none of {', '.join(names)} is on PATH (Debian: apt-get install prometheus prometheus-alertmanager)"
+        f"none of {', '.join(names)} is on PATH (Debian: apt-get install prometheus"
+        " prometheus-alertmanager victoria-metrics)"
     )
 
 

@@ -51,6 +51,11 @@ def test_runbook_explains_silencing_for_announced_maintenance(repo: Path) -> Non
         "deploy/compose/compose.yaml",
         "grafana",
         "retention",
+        "victoria-metrics",
+        "remote_write",
+        "deploy/compose/compose.victoriametrics.yaml",
+        "hashmod",
+        "prometheus-shard-district.yml",
     ],
 )
 def test_deploy_guide_covers(repo: Path, needed: str) -> None:

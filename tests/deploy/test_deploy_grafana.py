@@ -1,4 +1,5 @@
-"""deploy/grafana/: dashboards match their generator, use the provisioned data source, have the
+"""deploy/grafana/: dashboards match their generator, read the data source their "datasource"
+variable picks (the provisioned Prometheus by default, or VictoriaMetrics), have the
 template variables the NOC filters by, and query only metrics and recordings that exist.
 (tests/deploy/test_deploy_live.py runs every query against a real Prometheus.)"""
 
@@ -42,13 +43,35 @@ def panels(dash: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def datasource_uid(repo: Path) -> str:
+def datasource_uid(repo: Path, name: str = "prometheus") -> str:
     conf = yaml.safe_load(
-        (repo / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text()
+        (repo / f"deploy/grafana/provisioning/datasources/{name}.yaml").read_text()
     )
     (ds,) = conf["datasources"]
-    assert ds["type"] == "prometheus"
+    assert ds["type"] == "prometheus"  # VictoriaMetrics answers the Prometheus query API
     return str(ds["uid"])
+
+
+# Every panel, target and query variable reads the data source the "datasource" variable picks.
+PICKED = "${datasource}"
+
+
+def test_dashboards_default_to_prometheus_and_offer_victoriametrics(repo: Path) -> None:
+    provisioned = {
+        datasource_uid(repo, "prometheus"): True,
+        datasource_uid(repo, "victoriametrics"): False,
+    }
+    assert list(provisioned) == ["netmon-prometheus", "netmon-victoriametrics"]
+    defaults = {}
+    for path in sorted((repo / "deploy/grafana/provisioning/datasources").glob("*.yaml")):
+        for ds in yaml.safe_load(path.read_text())["datasources"]:
+            defaults[ds["uid"]] = ds.get("isDefault", False)
+    assert defaults == provisioned  # one default, and only these two
+    for name, dash in load(repo).items():
+        var = dash["templating"]["list"][0]
+        assert var["type"] == "datasource" and var["name"] == "datasource", name
+        assert var["query"] == "prometheus", name  # lists every Prometheus-API source
+        assert var["current"]["value"] == "netmon-prometheus", name
 
 
 def test_dashboards_match_their_generator(repo: Path) -> None:
@@ -74,11 +97,11 @@ def test_three_dashboards_with_unique_uids(repo: Path) -> None:
 )
 def test_template_variables(repo: Path, name: str, variables: list[str]) -> None:
     dash = load(repo)[name]
-    found = dash["templating"]["list"]
+    picker, *found = dash["templating"]["list"]
+    assert picker["name"] == "datasource"
     assert [v["name"] for v in found] == variables
-    uid = datasource_uid(repo)
     for var in found:
-        assert var["type"] == "query" and var["datasource"]["uid"] == uid
+        assert var["type"] == "query" and var["datasource"]["uid"] == PICKED
         assert re.fullmatch(r"label_values\(.+, " + var["name"] + r"\)", var["query"]), var["query"]
     # Each variable filters panels, or narrows a later variable (district and type narrow site).
     used = " ".join(
@@ -89,8 +112,8 @@ def test_template_variables(repo: Path, name: str, variables: list[str]) -> None
         assert f"${var}" in used, f"{name}: ${var} is never used"
 
 
-def test_panels_use_the_provisioned_datasource_and_fit_the_grid(repo: Path) -> None:
-    uid = datasource_uid(repo)
+def test_panels_use_the_picked_datasource_and_fit_the_grid(repo: Path) -> None:
+    uid = PICKED
     for name, dash in load(repo).items():
         ids = [p["id"] for p in panels(dash)]
         assert len(ids) == len(set(ids)), name

@@ -132,8 +132,11 @@ def write_inventory(path: Path, snmp_port: int) -> None:
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
 
-def write_prometheus_config(repo: Path, tmp: Path, netmon_port: int, prom_port: int) -> Path:
-    conf = yaml.safe_load((repo / "deploy/prometheus/prometheus.yml").read_text())
+def write_prometheus_config(
+    repo: Path, tmp: Path, netmon_port: int, prom_port: int, source: str = "prometheus.yml"
+) -> Path:
+    """deploy/prometheus/``source`` for this test: its targets and ports, 1 s intervals."""
+    conf = yaml.safe_load((repo / "deploy/prometheus" / source).read_text())
     conf["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     conf.pop("alerting", None)
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
@@ -227,6 +230,8 @@ def resolve_variables(
     value."""
     values: dict[str, str] = {}
     for var in variables:
+        if var["type"] == "datasource":  # which server answers: the one ``prom`` talks to
+            continue
         m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
         assert m, f"variable {var['name']}: unsupported query {var['query']!r}"
         selector, label = substitute(m.group(1), values), m.group(2)

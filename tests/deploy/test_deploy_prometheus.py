@@ -1,4 +1,4 @@
-"""deploy/prometheus/: the config and rules pass promtool, and every alert is unit-tested."""
+"""deploy/prometheus/: the configs and rules pass promtool, and every alert is unit-tested."""
 
 from __future__ import annotations
 
@@ -28,8 +28,24 @@ def seconds(duration: str) -> float:
     return sum(int(n) * units[u] for n, u in parts)
 
 
-def test_promtool_check_config(which: Callable[..., str], repo: Path) -> None:
-    out = promtool(which, "check", "config", "prometheus.yml", cwd=repo / "deploy/prometheus")
+# prometheus.yml, and its variants: remote-writing to VictoriaMetrics, and the sharded scrape.
+CONFIGS = sorted(
+    p.name for p in (Path(__file__).resolve().parents[2] / "deploy/prometheus").glob("*.yml")
+)
+
+
+def test_the_config_and_its_variants() -> None:
+    assert CONFIGS == [
+        "prometheus-shard-district.yml",
+        "prometheus-shard-hashmod.yml",
+        "prometheus-victoriametrics.yml",
+        "prometheus.yml",
+    ]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_promtool_check_config(which: Callable[..., str], repo: Path, config: str) -> None:
+    out = promtool(which, "check", "config", config, cwd=repo / "deploy/prometheus")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout
 
