@@ -322,13 +322,14 @@ class Fleet:
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         claim = insert(table).values(poller=name, batch=batch, received_at=now, results=results)
         with self.store.session("writing", "poller batch") as s:
-            added = s.connection().execute(claim.on_conflict_do_nothing()).rowcount
+            added = s.connection().execute(
+                claim.on_conflict_do_nothing().returning(table.c.batch)).first() is not None  # fmt: skip
             if now - self._pruned > PRUNE_EVERY:
                 s.connection().execute(table.delete().where(
                     table.c.received_at < now - BATCHES_KEPT))  # fmt: skip
                 self._pruned = now
             s.commit()
-        return bool(added)
+        return added
 
     def _allowed(self, name: str, site_id: str, device: str, started_at: float) -> bool:
         site = self.inventory.site(site_id) if self.inventory is not None else None

@@ -329,8 +329,11 @@ class Monitor:
         return out
 
     def rejudge(self, site_ids: set[str]) -> None:
-        """Judge these sites at the next evaluation (their poller came or went)."""
+        """Judge these sites now: their poller came or went (netmon.fleet). Not at the next
+        evaluation: a hand-over shorter than its period would leave no trace in the history."""
         self._changed.update(site_ids)
+        if self.ready:
+            self.evaluate()
 
     def evaluate(self, full: bool = False) -> list[VerdictChange]:
         """Judge the sites that changed or reached a time boundary (``full``: every site) now;
