@@ -4,6 +4,8 @@
     netmon check-config [--snmp-profiles DIR] [FILE ...]
     netmon token create --name NAME --scope SCOPE [--scope ...] [--database-url URL]
     netmon token list | netmon token revoke NAME
+    netmon import csv SITES.csv [DEVICES.csv] --into FILE [--dry-run] [--prune]
+    netmon export csv [--from FILE] SITES.csv [DEVICES.csv]
 
 Exit status: 0; 78 (EX_CONFIG) for a configuration error, printed as ``file:line: field:
 message`` lines, the same from ``run`` and ``check-config``; 1 for any other netmon error, as one
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollup(sub)
     _add_token(sub)
     _add_lab(sub)
+    _add_onboard(sub)
     return parser
 
 
@@ -170,6 +173,12 @@ def _add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         from netmon.lab.cli import add_parser
     except ImportError:
         return
+    add_parser(sub)
+
+
+def _add_onboard(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from netmon.onboard.cli import add_parser
+
     add_parser(sub)
 
 
