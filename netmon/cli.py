@@ -1,7 +1,7 @@
 """The ``netmon`` command.
 
     netmon run [--config FILE] [--snmp-profiles DIR] [--host H] [--port P] [--database-url URL] ...
-    netmon check-config [--snmp-profiles DIR] [FILE ...]
+    netmon check-config [--snmp-profiles DIR] [--report] [FILE ...]
     netmon token create --name NAME --scope SCOPE [--scope ...] [--database-url URL]
     netmon token list | netmon token revoke NAME
     netmon import csv SITES.csv [DEVICES.csv] --into FILE [--dry-run] [--prune]
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", type=Path,
                        help="inventory files (default: the one `run` would use)")  # fmt: skip
     _add_snmp_profiles(check)
+    check.add_argument("--report", action="store_true",
+                       help="also list what a valid inventory lacks (sites without an hfr_id)")  # fmt: skip
     check.set_defaults(func=cmd_check_config)
     _add_rollup(sub)
     _add_token(sub)
@@ -209,6 +211,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             _print_problems(exc)
             continue
         print(f"{path}: OK ({config.summary})")
+        if args.report:
+            from netmon.inventory.report import report_lines
+
+            print("\n".join(f"{path}: {line}" if not line.startswith(" ") else line
+                            for line in report_lines(config.inventory)))  # fmt: skip
     return EX_CONFIG if failed else 0
 
 
