@@ -203,6 +203,16 @@ class OwnCollector(Collector):
                          "When the configuration was last loaded or a reload tried"), at)  # fmt: skip
         yield from self._inventory_metrics()
         yield self._engine_events(poller.engines)
+        if m.traps is not None and m.traps.receiver is not None:
+            yield self._traps(m.traps.receiver.counts)
+
+    def _traps(self, counts: dict[str, int]) -> Metric:
+        """SNMP traps received, by what became of them (netmon.traps: accepted ones are hints)."""
+        family = CounterMetricFamily("netmon_traps", "SNMP traps received, by outcome",
+                                     labels=["outcome"])  # fmt: skip
+        for outcome, n in counts.items():
+            family.add_metric([outcome], n)
+        return family
 
     def _inventory_metrics(self) -> Iterator[Metric]:
         m = self.monitor

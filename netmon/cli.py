@@ -336,6 +336,8 @@ class _Reloader:
             return None
         before = self.monitor.announced.api.read_requires_token
         await self.monitor.reload(config.inventory, config)  # the poller's engines, too
+        if self.monitor.traps is not None and self.monitor.traps.receiver is not None:
+            self.monitor.traps.receiver.update(config.inventory)  # who may send traps
         self.monitor.last_reload = (True, time.time())
         log.info("reloaded %s: %s", self.settings.config, config.summary)
         if self.settings.api_read_requires_token is None and (
@@ -392,6 +394,7 @@ async def serve(config: ValidatedConfig) -> None:
                                     log_level=settings.log_level, lifespan="off", access_log=False,
                                     **server_options()))  # fmt: skip
     reloader = _Reloader(monitor, settings)
+    traps = await _trap_listener(monitor, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
@@ -400,10 +403,29 @@ async def serve(config: ValidatedConfig) -> None:
         await _serve_until_stopped(server, monitor)
     finally:
         reloader.cancel()
+        if traps is not None:
+            traps.close()
         log.info("stopping: flushing %d pending results", len(store.pending))
         await monitor.stop()  # the poller's last results, then the store's last flush
         store.close()
         log.info("stopped; %d results written in all", store.written)
+
+
+async def _trap_listener(monitor: Monitor, settings: Settings) -> asyncio.DatagramTransport | None:
+    """The SNMP trap listener (netmon.traps) if NETMON_TRAP_LISTEN names where."""
+    if settings.trap_listen is None:
+        return None
+    from netmon.traps import TrapHints, parse_listen
+
+    host, port = parse_listen(settings.trap_listen)
+    try:
+        transport = await TrapHints(monitor).listen(host, port)
+    except OSError as exc:
+        raise NetmonError(
+            f"cannot listen for SNMP traps on {settings.trap_listen}: {exc.strerror}"
+        ) from exc
+    log.info("taking SNMP traps as hints on %s", settings.trap_listen)
+    return transport
 
 
 def _database_folder(url: str) -> None:
