@@ -296,3 +296,35 @@ async def answered(hints: TrapHints, monitor: Monitor, traps: int) -> None:
     await until(lambda: len(hints.events) == traps and hints.outstanding == 0)
     last = max(ts for ts in monitor.folded_until.values())
     await until(lambda: monitor.last_evaluation >= last)
+
+
+async def test_poll_now_reaches_the_poller_process_over_the_channel(tmp_path: Path) -> None:
+    """``poll_now`` on the default link (a poller process): a device whose next scheduled probe
+    is days away is probed at once, each time it is asked."""
+    if os.geteuid() != 0:
+        pytest.skip("raw ICMP for the poller needs root")
+    from netmon.config import validate
+    from netmon.poller_link import PollerProcess
+    from netmon.settings import Settings
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text("defaults: {interval: 30d, count: 1, timeout: 500ms}\nsites:\n"
+                    "  - {id: chc-x, name: CHC X, district: Ranchi, type: chc, devices: "
+                    "[{name: wan-1, role: wan, address: 127.0.0.1}]}\n")  # fmt: skip
+    config = validate(Settings.from_env({"NETMON_CONFIG": str(path),
+                                         "NETMON_DATA_DIR": str(tmp_path)}))  # fmt: skip
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    monitor = Monitor(config.inventory, store)
+    monitor.poller = link = PollerProcess(monitor.record)
+    await link.open(config)
+    await monitor.start(evaluate_every=3600.0)
+    try:
+        for n in (1, 2):
+            await link.poll_now("chc-x", "wan-1")
+            await until(lambda n=n: monitor.results_taken == n, seconds=20)  # type: ignore[misc]
+        summary = monitor.evidence[("chc-x", "wan-1", "icmp")].summary(time.time())
+        assert summary is not None and (summary.probes, summary.up) == (2, 2)
+    finally:
+        await monitor.stop()
+        store.close()
