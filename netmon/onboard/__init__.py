@@ -12,6 +12,7 @@ problem is found, and ``--dry-run`` prints the field-by-field diff without writi
     register    the records (Register, SiteRecord, DeviceRecord, Origin) and Change (the diff)
     columns     the CSV columns: which inventory field each one sets
     csv_io      reading CSV files into a register (structural problems by row); export to CSV
+    netbox      NetBox's REST API (sites, devices by tag and status) into a register, by a mapping
     merge       applying a register to the YAML document; the diff; locating problems
-    cli         ``netmon import csv`` and ``netmon export csv`` (registered once in netmon.cli)
+    cli         ``netmon import csv|netbox`` and ``netmon export csv`` (registered once in netmon.cli)
 """

@@ -1,6 +1,7 @@
 """``netmon import`` and ``netmon export``: a site register into the inventory file and back.
 
     netmon import csv SITES.csv [DEVICES.csv] --into inventory.yaml [--dry-run] [--prune]
+    netmon import netbox --url URL --token-file FILE [--tag netmon] [--mapping MAP.yaml] --into ...
     netmon export csv [--from inventory.yaml] SITES.csv [DEVICES.csv]
 
 The import prints the diff (one line per site or device added, changed field by field, or
@@ -32,6 +33,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     csv.add_argument("devices", type=Path, nargs="?", metavar="DEVICES.csv")
     _import_options(csv)
     csv.set_defaults(func=_importer(lambda a: read_csv(a.sites, a.devices)))
+    netbox = sources.add_parser("netbox", help="NetBox's sites and devices with a tag (REST API)")
+    netbox.add_argument(
+        "--url", required=True, help="NetBox's base URL (https://netbox.example.org)"
+    )
+    netbox.add_argument(
+        "--token-file", type=Path, required=True, help="a file holding the API token"
+    )
+    netbox.add_argument(
+        "--tag", default="netmon", help="import objects with this tag (default netmon)"
+    )
+    netbox.add_argument("--mapping", type=Path, help="field mapping YAML (netmon.onboard.netbox)")
+    _import_options(netbox)
+    netbox.set_defaults(func=_importer(_read_netbox))
     exp = sub.add_parser("export", help="write an inventory's sites and devices as CSV")
     targets = exp.add_subparsers(dest="target", required=True)
     out = targets.add_parser("csv", help="SITES.csv [DEVICES.csv], the columns import reads")
@@ -61,6 +75,15 @@ def _importer(
     return run
 
 
+def _read_netbox(args: argparse.Namespace) -> Register:
+    from netmon.onboard.netbox import fetch, load_mapping, read_netbox, read_token
+
+    mapping, token = load_mapping(args.mapping), read_token(args.token_file)
+    sites = fetch(args.url, token, "dcim/sites", args.tag)
+    devices = fetch(args.url, token, "dcim/devices", args.tag)
+    return read_netbox(sites, devices, mapping)
+
+
 def known_profiles(extra: Path | None) -> set[str]:
     return profile_names(DEFAULT_DIR, *([extra] if extra is not None else []))
 
@@ -78,6 +101,8 @@ def import_register(
         validate(result, text, str(into), profiles)
     if result.problems:
         raise ConfigError(result.problems)
+    for note in register.notes:
+        print(f"note: {note}")
     for change in result.changes:
         print(change)
     print(f"{into}: {summary(result.changes)}")

@@ -52,6 +52,7 @@ class Register:
     devices: list[DeviceRecord] = field(default_factory=list)
     problems: list[ConfigProblem] = field(default_factory=list)
     devices_given: bool = False  # the source lists devices (a DEVICES.csv): prune may remove some
+    notes: list[str] = field(default_factory=list)  # what was left out on purpose, and why
 
 
 @dataclass(frozen=True)
