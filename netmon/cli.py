@@ -336,8 +336,9 @@ class _Reloader:
             return None
         before = self.monitor.announced.api.read_requires_token
         await self.monitor.reload(config.inventory, config)  # the poller's engines, too
-        if self.monitor.traps is not None and self.monitor.traps.receiver is not None:
-            self.monitor.traps.receiver.update(config.inventory)  # who may send traps
+        traps = getattr(self.monitor, "traps", None)  # netmon.traps, if listening
+        if traps is not None and traps.receiver is not None:
+            traps.receiver.update(config.inventory)  # who may send traps
         self.monitor.last_reload = (True, time.time())
         log.info("reloaded %s: %s", self.settings.config, config.summary)
         if self.settings.api_read_requires_token is None and (

@@ -13,6 +13,7 @@ problem is found, and ``--dry-run`` prints the field-by-field diff without writi
     columns     the CSV columns: which inventory field each one sets
     csv_io      reading CSV files into a register (structural problems by row); export to CSV
     netbox      NetBox's REST API (sites, devices by tag and status) into a register, by a mapping
+    discover    ``netmon discover``: the controllers' APs the inventory lacks, and the drift
     merge       applying a register to the YAML document; the diff; locating problems
     cli         ``netmon import csv|netbox`` and ``netmon export csv`` (registered once in netmon.cli)
 """

@@ -3,6 +3,7 @@
     netmon import csv SITES.csv [DEVICES.csv] --into inventory.yaml [--dry-run] [--prune]
     netmon import netbox --url URL --token-file FILE [--tag netmon] [--mapping MAP.yaml] --into ...
     netmon export csv [--from inventory.yaml] SITES.csv [DEVICES.csv]
+    netmon discover [--config inventory.yaml]   (netmon.onboard.discover)
 
 The import prints the diff (one line per site or device added, changed field by field, or
 removed) and then writes the file, unless ``--dry-run``; any bad row is a
@@ -55,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     out.add_argument("devices", type=Path, nargs="?", metavar="DEVICES.csv")
     out.add_argument("--snmp-profiles", type=Path, metavar="DIR", help="extra SNMP profiles")
     out.set_defaults(func=cmd_export_csv)
+    disc = sub.add_parser("discover", help="APs the controllers report that the inventory lacks")
+    disc.add_argument("--config", type=Path, help="inventory YAML (default: as `run`)")
+    disc.add_argument("--snmp-profiles", type=Path, metavar="DIR", help="extra SNMP profiles")
+    disc.set_defaults(func=cmd_discover)
 
 
 def _import_options(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +116,19 @@ def import_register(
     elif result.changes:
         write_atomically(into, text)
         print(f"wrote {into}")
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Poll every controller once; print new APs as entries to paste, and the drift."""
+    import asyncio
+
+    from netmon.cli import settings_from
+    from netmon.config import validate
+    from netmon.onboard.discover import discover
+
+    config = validate(settings_from(args, config=args.config))
+    print("\n".join(asyncio.run(discover(config)).lines()))
     return 0
 
 
