@@ -22,7 +22,8 @@ Each datagram, cheapest check first, ends as one counted outcome (``netmon_traps
 
 An accepted trap is evidence, never a verdict: :class:`TrapHints` notes it with the trap's
 time and asks the poller to probe that device now with every kind it has (ping and SNMP,
-``PollerLink.poll_now``; at most once per :data:`POKE_GAP` per device); when that probe's
+``PollerLink.poll_now``; at most once per :data:`POKE_GAP` per device, and not before the
+monitor is ready: a judgement before the history is loaded would rest on nothing); when that probe's
 result arrives the site is judged at once instead of at the next evaluation. The verdict comes
 from what the probe then measured (e.g. the uplink's ifOperStatus), as it would an interval
 later.
@@ -308,6 +309,8 @@ class TrapHints:
         self.events.append(event)
         key = (event.site, event.device)
         log.info("trap %s from %s/%s (ifIndex %s)", event.trap, *key, event.if_index)
+        if not self.monitor.ready:  # still loading history: judging now would judge on nothing
+            return
         if event.at - self._poked.get(key, -math.inf) < POKE_GAP:
             return
         site = self.monitor.inventory.site(event.site)
@@ -324,7 +327,12 @@ class TrapHints:
         """A result taken: if it answers a trap's poll, judge its site now, not at the next
         evaluation (each kind's answer, so the SNMP one counts when the ping came first)."""
         waiting = self._waiting.get((site_id, device))
-        if waiting is None or result.started_at < waiting[0] or result.kind not in waiting[1]:
+        if (
+            waiting is None
+            or not self.monitor.ready
+            or result.started_at < waiting[0]
+            or result.kind not in waiting[1]
+        ):
             return
         waiting[1].discard(result.kind)
         if not waiting[1]:

@@ -328,3 +328,33 @@ async def test_poll_now_reaches_the_poller_process_over_the_channel(tmp_path: Pa
     finally:
         await monitor.stop()
         store.close()
+
+
+class _CountingLink:
+    """A PollerLink that only counts poll_now calls (a fake behind the seam, for this unit)."""
+
+    connected, restarts = True, 0
+
+    def __init__(self) -> None:
+        self.polled: list[tuple[str, str]] = []
+
+    async def poll_now(self, site_id: str, device: str) -> None:
+        self.polled.append((site_id, device))
+
+
+async def test_a_trap_before_the_monitor_is_ready_is_kept_but_polls_nothing(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.migrate()
+    link = _CountingLink()
+    monitor = Monitor(parse_inventory(RECEIVER_INVENTORY), store, poller=link)  # type: ignore[arg-type]
+    hints = TrapHints(monitor)
+    event = TrapEvent(time.time(), "chc-a", "sw-1", "linkDown", 1, "127.0.0.1")
+    hints.hint(event)
+    await asyncio.sleep(0)
+    assert (list(hints.events), link.polled) == ([event], [])  # loading history: no judging yet
+    monitor.ready = True
+    hints.hint(TrapEvent(time.time(), "chc-a", "sw-1", "linkDown", 1, "127.0.0.1"))
+    hints.hint(TrapEvent(time.time(), "chc-a", "sw-1", "linkUp", 1, "127.0.0.1"))  # within POKE_GAP
+    await asyncio.sleep(0)
+    assert link.polled == [("chc-a", "sw-1")] and len(hints.events) == 3
+    store.close()
