@@ -205,6 +205,12 @@ class OwnCollector(Collector):
         yield self._engine_events(poller.engines)
         if m.traps is not None and m.traps.receiver is not None:
             yield self._traps(m.traps.receiver.counts)
+            last = _g("netmon_trap_last_timestamp_seconds",
+                      "When a device last sent this trap (netmon.traps: a hint, not a verdict)",
+                      ["site", "device", "trap"])  # fmt: skip
+            for (site, device, trap), at in list(m.traps.last.items()):
+                last.add_metric([site, device, trap], at)
+            yield last
 
     def _traps(self, counts: dict[str, int]) -> Metric:
         """SNMP traps received, by what became of them (netmon.traps: accepted ones are hints)."""

@@ -297,6 +297,7 @@ class TrapHints:
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
         self.events: deque[TrapEvent] = deque(maxlen=EVIDENCE)
+        self.last: dict[tuple[str, str, str], float] = {}  # (site, device, trap) -> its time
         self.receiver: TrapReceiver | None = None
         self._poked: dict[tuple[str, str], float] = {}  # device -> when it was last polled now
         # device -> (trap time, the kinds whose poll since then is not back yet)
@@ -307,6 +308,7 @@ class TrapHints:
 
     def hint(self, event: TrapEvent) -> None:
         self.events.append(event)
+        self.last[(event.site, event.device, event.trap)] = event.at
         key = (event.site, event.device)
         log.info("trap %s from %s/%s (ifIndex %s)", event.trap, *key, event.if_index)
         if not self.monitor.ready:  # still loading history: judging now would judge on nothing

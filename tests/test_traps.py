@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from exporters.prometheus import OwnCollector
 from netmon.inventory import Inventory, parse_inventory
 from netmon.lab.snmp import PASSPERSIST, SUBTREES
 from netmon.monitor import Monitor
@@ -289,6 +290,14 @@ async def check_trap_path(monitor: Monitor, hints: TrapHints, state: Path, trap_
     assert scheduler.started == scheduler.run_now_started == 4  # icmp + snmp, twice
     assert all(job.next_due - scheduler._clock() > 86400 for job in scheduler.jobs.values())
     assert hints.receiver is not None and hints.receiver.counts["accepted"] == 2
+    families = {f.name: f for f in OwnCollector(monitor).collect()}
+    outcomes = {s.labels["outcome"]: s.value for s in families["netmon_traps"].samples
+                if s.name == "netmon_traps_total"}  # fmt: skip
+    assert outcomes["accepted"] == 2 and outcomes["bad_community"] == 0
+    last = {
+        s.labels["trap"]: s.value for s in families["netmon_trap_last_timestamp_seconds"].samples
+    }
+    assert last["linkDown"] == linkdown[0].at
 
 
 async def answered(hints: TrapHints, monitor: Monitor, traps: int) -> None:
