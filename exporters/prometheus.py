@@ -203,6 +203,25 @@ class OwnCollector(Collector):
                          "When the configuration was last loaded or a reload tried"), at)  # fmt: skip
         yield from self._inventory_metrics()
         yield self._engine_events(poller.engines)
+        yield from self._trap_metrics()
+
+    def _trap_metrics(self) -> Iterator[Metric]:
+        """SNMP traps received, by what became of them, and when each device last sent each
+        trap (netmon.traps: hints, never a verdict); nothing when no listener runs."""
+        traps = self.monitor.traps
+        if traps is None or traps.receiver is None:
+            return
+        family = CounterMetricFamily("netmon_traps", "SNMP traps received, by outcome",
+                                     labels=["outcome"])  # fmt: skip
+        for outcome, n in traps.receiver.counts.items():
+            family.add_metric([outcome], n)
+        yield family
+        last = _g("netmon_trap_last_timestamp_seconds",
+                  "When a device last sent this trap (netmon.traps: a hint, not a verdict)",
+                  ["site", "device", "trap"])  # fmt: skip
+        for (site, device, trap), at in list(traps.last.items()):
+            last.add_metric([site, device, trap], at)
+        yield last
 
     def _inventory_metrics(self) -> Iterator[Metric]:
         m = self.monitor

@@ -17,6 +17,8 @@ type          direction        codec   body
                                        reconfigured, jobs replaced; devices that stay keep
                                        their schedule)
 ``stop``      server → poller  JSON    finish: cancel probes, send what is taken, ``bye``
+``poll_now``  server → poller  JSON    ``site``, ``device``: probe it now with every kind it
+                                       has, off schedule (a trap's hint, ``netmon.traps``)
 ``hello``     poller → server  JSON    ``version``, ``pid``, ``modes`` (engine modes by kind),
                                        or ``error`` (engines could not open: the run fails)
 ``results``   poller → server  JSON    ``items``: results as :func:`encode_result` rows

@@ -1,9 +1,11 @@
 """The ``netmon`` command.
 
     netmon run [--config FILE] [--snmp-profiles DIR] [--host H] [--port P] [--database-url URL] ...
-    netmon check-config [--snmp-profiles DIR] [FILE ...]
+    netmon check-config [--snmp-profiles DIR] [--report] [FILE ...]
     netmon token create --name NAME --scope SCOPE [--scope ...] [--database-url URL]
     netmon token list | netmon token revoke NAME
+    netmon import csv SITES.csv [DEVICES.csv] --into FILE [--dry-run] [--prune]
+    netmon export csv [--from FILE] SITES.csv [DEVICES.csv]
 
 Exit status: 0; 78 (EX_CONFIG) for a configuration error, printed as ``file:line: field:
 message`` lines, the same from ``run`` and ``check-config``; 1 for any other netmon error, as one
@@ -22,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -37,6 +40,9 @@ from netmon.settings import Settings
 from netmon.snapshot import FILE_NAME as SNAPSHOT_FILE
 from netmon.snapshot import Snapshotter
 from netmon.store import Store
+
+if TYPE_CHECKING:
+    from netmon.poller_link import PollerLink
 
 log = logging.getLogger("netmon")
 
@@ -80,10 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", type=Path,
                        help="inventory files (default: the one `run` would use)")  # fmt: skip
     _add_snmp_profiles(check)
+    check.add_argument("--report", action="store_true",
+                       help="also list what a valid inventory lacks (sites without an hfr_id)")  # fmt: skip
     check.set_defaults(func=cmd_check_config)
     _add_rollup(sub)
     _add_token(sub)
     _add_lab(sub)
+    _add_onboard(sub)
     return parser
 
 
@@ -206,6 +215,12 @@ def _add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_parser(sub)
 
 
+def _add_onboard(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from netmon.onboard.cli import add_parser
+
+    add_parser(sub)
+
+
 def _print_problems(exc: ConfigError) -> None:
     for problem in exc.problems:
         print(problem, file=sys.stderr)
@@ -233,6 +248,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             _print_problems(exc)
             continue
         print(f"{path}: OK ({config.summary})")
+        if args.report:
+            from netmon.inventory.report import report_lines
+
+            print("\n".join(f"{path}: {line}" if not line.startswith(" ") else line
+                            for line in report_lines(config.inventory)))  # fmt: skip
     return EX_CONFIG if failed else 0
 
 
@@ -377,6 +397,9 @@ class _Reloader:
             return None
         before = self.monitor.announced.api.read_requires_token
         await self.monitor.reload(config.inventory, config)  # the poller's engines, too
+        traps = getattr(self.monitor, "traps", None)  # netmon.traps, if listening
+        if traps is not None and traps.receiver is not None:
+            traps.receiver.update(config.inventory)  # who may send traps
         self.monitor.last_reload = (True, time.time())
         log.info("reloaded %s: %s", self.settings.config, config.summary)
         if self.settings.api_read_requires_token is None and (
@@ -406,7 +429,6 @@ async def serve(config: ValidatedConfig) -> None:
     from exporters.prometheus import make_registry
     from netmon.api import create_app
     from netmon.api.connections import server_options
-    from netmon.poller_link import poller_for
 
     settings = config.settings
     journal = Journal(settings.data_dir / "journal", max_bytes=settings.journal_max_mb << 20)
@@ -414,12 +436,7 @@ async def serve(config: ValidatedConfig) -> None:
     retention = settings.retention_days * 86400 or None
     monitor = Monitor(config.inventory, store, spill_dir=settings.data_dir / "spill",
                       retention=retention)  # fmt: skip
-    if settings.poller == "remote":  # netmon serve: pollers elsewhere (netmon.fleet)
-        fleet = Fleet(monitor.record, store, settings.failover_delay)
-        fleet.on_change = monitor.rejudge
-        monitor.poller = fleet
-    else:
-        monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
+    monitor.poller = _poller_link(settings, monitor, store)
     monitor.rollups = Rollups(settings.tz, hourly_days=settings.rollup_hourly_days)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes
@@ -438,6 +455,7 @@ async def serve(config: ValidatedConfig) -> None:
                                     log_level=settings.log_level, lifespan="off", access_log=False,
                                     **server_options()))  # fmt: skip
     reloader = _Reloader(monitor, settings)
+    traps = await _trap_listener(monitor, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_exit, sig)
@@ -446,10 +464,40 @@ async def serve(config: ValidatedConfig) -> None:
         await _serve_until_stopped(server, monitor)
     finally:
         reloader.cancel()
+        if traps is not None:
+            traps.close()
         log.info("stopping: flushing %d pending results", len(store.pending))
         await monitor.stop()  # the poller's last results, then the store's last flush
         store.close()
         log.info("stopped; %d results written in all", store.written)
+
+
+async def _trap_listener(monitor: Monitor, settings: Settings) -> asyncio.DatagramTransport | None:
+    """The SNMP trap listener (netmon.traps) if NETMON_TRAP_LISTEN names where."""
+    if settings.trap_listen is None:
+        return None
+    from netmon.traps import TrapHints, parse_listen
+
+    host, port = parse_listen(settings.trap_listen)
+    try:
+        transport = await TrapHints(monitor).listen(host, port)
+    except OSError as exc:
+        raise NetmonError(
+            f"cannot listen for SNMP traps on {settings.trap_listen}: {exc.strerror}"
+        ) from exc
+    log.info("taking SNMP traps as hints on %s", settings.trap_listen)
+    return transport
+
+
+def _poller_link(settings: Settings, monitor: Monitor, store: Store) -> PollerLink:
+    """The server's own poller (``netmon run``), or the remote pollers (``netmon serve``)."""
+    from netmon.poller_link import poller_for
+
+    if settings.poller != "remote":
+        return poller_for(settings.poller, monitor.record, settings.log_level)
+    fleet = Fleet(monitor.record, store, settings.failover_delay)
+    fleet.on_change = monitor.rejudge
+    return fleet
 
 
 def _database_folder(url: str) -> None:

@@ -6,7 +6,8 @@ share of the devices from it and send results back over the API (``netmon.api.ro
 as the child does over its socketpair -- the same results, encoded as ``netmon.channel`` rows.
 
 Leases. A poller is a token with the scope ``poller``; its token's name is its name. It heart-
-beats every :data:`HEARTBEAT_EVERY` seconds (``POST /api/v1/pollers/heartbeat``), which upserts its
+beats every ``heartbeat_every`` seconds (``POST /api/v1/pollers/heartbeat``; :data:`HEARTBEAT_EVERY`,
+or a quarter of ``failover_delay`` if that is shorter: a lease outlives three late beats), which upserts its
 row in ``poller_lease`` (name, group, heartbeat time) in the store: PostgreSQL when several
 servers share one database, so every server sees every poller. A poller is *live* while its last
 heartbeat is younger than ``failover_delay`` (``NETMON_FAILOVER_DELAY``, default 60 s).
@@ -18,7 +19,7 @@ with no coordination; a poller that joins takes about 1/n of its group's sites (
 poller evenly), one that leaves gives each of its sites to the next-highest -- nobody else's
 sites move. A poller that stops heart-beating keeps its sites until its lease runs out
 (``failover_delay``); the others take them at their next heartbeat, so a site is without a
-poller for at most ``failover_delay`` + :data:`HEARTBEAT_EVERY`.
+poller for at most ``failover_delay`` + ``heartbeat_every``.
 
 No poller is not down. A site whose group has no live poller is judged ``unknown`` with the
 reason ``no_poller`` (``netmon.verdict.rules.no_poller``), and its time counts as ``no_data``.
@@ -140,6 +141,7 @@ class Fleet:
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.sink, self.store, self.clock = sink, store, clock
         self.failover_delay = failover_delay
+        self.heartbeat_every = min(HEARTBEAT_EVERY, failover_delay / 4)
         self.connected = False  # some poller is live
         self.restarts = 0
         self.counts = IntakeCounts()
@@ -150,6 +152,7 @@ class Fleet:
         self.share_changed: dict[str, float] = {}  # poller -> when its share last changed
         self.modes: dict[str, dict[str, str]] = {}  # poller -> its engine modes
         self.heard: dict[str, float] = {}  # poller -> its last heartbeat seen
+        self.urgent: dict[str, list[tuple[str, str]]] = {}  # poller -> devices to probe at once
         self.unwatched: dict[str, float] = {}  # site id -> since when no poller has served it
         self.on_change: Callable[[set[str]], None] = lambda sites: None  # sites to re-judge
         self.digest = ""
@@ -164,7 +167,7 @@ class Fleet:
     async def start(self, inventory: Inventory) -> None:
         self._set_inventory(inventory)
         await self.refresh()
-        self._task = asyncio.create_task(self._every(HEARTBEAT_EVERY), name="fleet")
+        self._task = asyncio.create_task(self._every(self.heartbeat_every), name="fleet")
 
     async def assign(self, inventory: Inventory, config: ValidatedConfig | None) -> None:
         if config is not None:
@@ -177,6 +180,16 @@ class Fleet:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def poll_now(self, site_id: str, device: str) -> None:
+        """Probe one device at once (a trap, netmon.traps): its poller is told in the answer to
+        its next heartbeat (pollers call the server, never the other way: NAT)."""
+        name = self.owners.get(site_id)
+        if name is not None:
+            self.urgent.setdefault(name, []).append((site_id, device))
+
+    def take_urgent(self, name: str) -> list[tuple[str, str]]:
+        return self.urgent.pop(name, [])
 
     def stats(self) -> PollerStats:
         modes: dict[str, str] = {}
@@ -340,4 +353,4 @@ class Fleet:
         return self.owners.get(site_id) == name or started_at < self.share_changed.get(name, 0.0)
 
 
-__all__ = ["HEARTBEAT_EVERY", "Fleet", "Heartbeat", "IntakeCounts", "owner", "shares"]
+__all__ = ["Fleet", "Heartbeat", "IntakeCounts", "owner", "shares"]

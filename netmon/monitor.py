@@ -58,6 +58,7 @@ from probes.base import by_reachability
 if TYPE_CHECKING:
     from netmon.config import ValidatedConfig
     from netmon.snapshot import Snapshotter
+    from netmon.traps import TrapHints
 
 log = logging.getLogger("netmon.monitor")
 
@@ -128,6 +129,7 @@ class Monitor:
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
         self.rollups: Rollups | None = None  # the daily rollups (netmon.rollup), if rolled here
+        self.traps: TrapHints | None = None  # SNMP traps as hints (netmon.traps), if listening
         self._covered = -1  # the last coverage slot queued
         self._make_evidence()
 

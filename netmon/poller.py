@@ -10,7 +10,8 @@ and the unit tests), then its results go straight to the monitor.
 Flow inside the poller: a ``config`` message (the server's validated configuration) opens the
 engines (or reconfigures them) and replaces the job set -- one job per (site, device, kind),
 each kind's ``job()`` giving its interval and params; the scheduler runs each job on its own
-phase; each result is handed to the sink. The child sends what it has taken every
+phase; each result is handed to the sink. A ``poll_now`` message (a trap's hint) probes one
+device at once with every kind it has, its schedule unchanged. The child sends what it has taken every
 ``BATCH_EVERY`` seconds and its counters every ``STATS_EVERY`` seconds; it exits when the server
 says ``stop`` or its channel closes (a server that died), never leaving probes running.
 """
@@ -106,6 +107,13 @@ class Poller:
             KINDS[name].forget(self.engines.named(name), site_id, device)
         self.scheduler.update(jobs)
 
+    def poll_now(self, site_id: str, device: str) -> int:
+        """Probe one device now with every kind it has, off schedule; how many probes started."""
+        keys = [
+            k for k in self.scheduler.jobs if isinstance(k, tuple) and k[:2] == (site_id, device)
+        ]
+        return sum(self.scheduler.run_now(key) for key in keys)
+
     async def _probe(self, job: Job) -> None:
         pj = job.payload
         assert isinstance(pj, ProbeJob)
@@ -151,6 +159,9 @@ class _ChildPoller:
             while (message := await self.channel.receive()) is not None:
                 if message["type"] == "stop":
                     break
+                if message["type"] == "poll_now" and self.poller is not None:
+                    self.poller.poll_now(str(message["site"]), str(message["device"]))
+                    continue
                 configured = message["type"] == "config" and await self._configure(
                     message["config"]
                 )

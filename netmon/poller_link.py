@@ -11,8 +11,9 @@
   (``--poller inline``; unit tests that hand the monitor their own engines).
 
 Both: ``open(config)`` (engines ready; a failure to open them ends the run), ``start()``
-(probe; results flow), ``assign(config)`` (a reload), ``stop()`` (every result taken is
-delivered before it returns), ``stats()``.
+(probe; results flow), ``assign(config)`` (a reload), ``poll_now(site, device)`` (probe one
+device at once, off schedule: a trap's hint), ``stop()`` (every result taken is delivered before
+it returns), ``stats()``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class PollerLink(Protocol):
 
     async def assign(self, inventory: Inventory, config: ValidatedConfig | None) -> None: ...
 
+    async def poll_now(self, site_id: str, device: str) -> None: ...
+
     async def stop(self) -> None: ...
 
     def stats(self) -> PollerStats: ...
@@ -88,6 +91,9 @@ class LocalPoller:
         if config is not None:
             self.poller.engines.reconfigure(config)
         self.poller.assign(inventory)
+
+    async def poll_now(self, site_id: str, device: str) -> None:
+        self.poller.poll_now(site_id, device)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -253,6 +259,11 @@ class PollerProcess:
         if self._channel is not None and self.connected:
             with contextlib.suppress(ConnectionError, OSError):
                 await self._channel.send({"type": "config", "config": self._config}, pickled=True)
+
+    async def poll_now(self, site_id: str, device: str) -> None:
+        if self._channel is not None and self.connected:  # else: no poller, nothing to hint
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._channel.send({"type": "poll_now", "site": site_id, "device": device})
 
     async def stop(self) -> None:
         """Tell the poller to stop; take what it still sends; reap it (killed if it hangs)."""

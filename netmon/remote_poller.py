@@ -172,6 +172,9 @@ class RemotePoller:
         if data["digest"] != self.digest or data["sites"] != self.sites:
             assignment = self._check(await self.client.get("/api/v1/pollers/assignment")).json()
             await self._configure(assignment)
+        for site, device in data.get("poll_now", []):  # a trap the server received (netmon.traps)
+            if self.poller is not None:
+                self.poller.poll_now(site, device)
 
     async def _configure(self, assignment: dict[str, Any]) -> None:
         inventory = Inventory.model_validate(assignment["inventory"])

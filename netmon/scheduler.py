@@ -5,6 +5,8 @@ devices (``update``) never moves the others. One loop sleeps until the earliest 
 it as a task, bounded by a semaphore. A job still running when it is due again is an *overrun*:
 it is counted and logged, and the next run starts as soon as the previous one ends (late, never
 silently skipped). ``lag`` is how late the latest starts were, the probe-cycle lag.
+``run_now`` starts a job at once, off its schedule (a trap's hint: ``netmon.traps``); its
+timeline does not move, and a job already running is not started twice.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Scheduler:
         self._waiter: asyncio.Future[None] | None = None  # run_forever's sleep, if asleep
         self.overruns = 0
         self.started = 0
+        self.run_now_started = 0  # of ``started``: off schedule, by run_now
         self.lag = 0.0  # seconds: the largest start delay seen in the last interval
 
     @property
@@ -113,6 +116,16 @@ class Scheduler:
             job.late_by = max(0.0, now - due)
             self.lag = max(self.lag * 0.9, job.late_by)  # decays as starts catch up
             job.running = asyncio.create_task(self._guarded(job), name=str(job.key))
+
+    def run_now(self, key: Hashable) -> bool:
+        """Start job ``key`` now, its schedule unchanged; False if unknown or running already."""
+        job = self._jobs.get(key)
+        if job is None or (job.running is not None and not job.running.done()):
+            return False
+        job.late_by = 0.0
+        job.running = asyncio.create_task(self._guarded(job), name=f"{job.key} now")
+        self.run_now_started += 1
+        return True
 
     def _overrun(self, job: Job) -> None:
         self.overruns += 1

@@ -30,6 +30,9 @@
     NETMON_SNAPSHOT_EVERY   seconds between snapshots of the judged state in NETMON_DATA_DIR,
                          restored at start instead of re-reading the window (default 300; also
                          one at each clean stop; 0 = none written or read)
+    NETMON_TRAP_LISTEN   host:port where SNMPv2c traps are taken as hints (e.g. 0.0.0.0:162;
+                         port 162 needs CAP_NET_BIND_SERVICE; default none: no listener;
+                         netmon.traps)
     NETMON_SNMP_PROFILES a directory of the site's own SNMP profiles, next to the bundled ones
                          (e.g. /etc/netmon/snmp-profiles; default none)
 
@@ -91,6 +94,7 @@ class Settings(BaseSettings):
     outbox_max_age_hours: float = Field(default=24.0, gt=0)  # netmon poll: older batches dropped
     snmp_profiles: Path | None = None  # the site's own SNMP profiles (bundled ones always load)
     api_read_requires_token: bool | None = None  # None: the inventory's api.read_requires_token
+    trap_listen: str | None = None  # host:port of the SNMP trap listener (netmon.traps); None: off
 
     @field_validator("icmp_mode", "log_level", "poller", mode="before")
     @classmethod
@@ -111,6 +115,15 @@ class Settings(BaseSettings):
     @classmethod
     def _poller(cls, value: str) -> str:
         return _one_of(value, POLLER_MODES)
+
+    @field_validator("trap_listen")
+    @classmethod
+    def _trap_listen(cls, value: str | None) -> str | None:
+        from netmon.traps import parse_listen
+
+        if value is not None:
+            parse_listen(value)
+        return value
 
     @field_validator("report_timezone")
     @classmethod

@@ -18,6 +18,7 @@ def cross_checks(
     """``positions[k]``: where ``inv.sites[k]`` is in the file (sites that failed to validate
     are not in ``inv``); default: in order."""
     site_ids: dict[str, int] = {}
+    hfr_ids: dict[str, str] = {}
     addresses: dict[str, str] = {}
     for k, site in enumerate(inv.sites):
         i = positions[k] if positions is not None else k
@@ -28,6 +29,9 @@ def cross_checks(
                 f"duplicate site id {site.id!r} (first at sites[{site_ids[site.id]}])",
             )
         site_ids.setdefault(site.id, i)
+        if site.hfr_id is not None and hfr_ids.setdefault(site.hfr_id, site.id) != site.id:
+            message = f"HFR id {site.hfr_id} is already the id of site {hfr_ids[site.hfr_id]!r}"
+            yield here + ("hfr_id",), message
         if inv.state.lower() == "jharkhand" and site.district not in JHARKHAND_DISTRICTS:
             yield (
                 here + ("district",),

@@ -60,6 +60,22 @@ def _day(value: object) -> object:
 
 
 Day = Annotated[dt.date, BeforeValidator(_day)]
+_HFR_ID = re.compile(r"^IN\d{10}$")
+
+
+def _hfr_id(value: object) -> object:
+    """An ABDM Health Facility Registry facility id: ``IN`` and 10 digits (12 characters, the
+    "12 digit Facility ID" of NHA's HFR guide, e.g. ``IN2010000123``). Unique across the
+    inventory (:mod:`netmon.inventory.checks`)."""
+    if isinstance(value, str) and not _HFR_ID.match(value):
+        raise ValueError(
+            f"not a Health Facility Registry id: {value!r} (expected IN and 10 digits, "
+            "e.g. IN2010000123)"
+        )
+    return value
+
+
+HfrId = Annotated[str, BeforeValidator(_hfr_id)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 
 
@@ -279,7 +295,7 @@ class SiteInfo(Strict):
     name_hi: Annotated[str, Field(min_length=1)] | None = None  # the status board's Hindi name
     district: Annotated[str, Field(min_length=1)]
     type: FacilityType
-    hfr_id: Annotated[str, Field(pattern=r"^IN\d{10}$")] | None = None
+    hfr_id: HfrId | None = None  # ABDM Health Facility Registry id
     probe: ProbeSettings | None = None
     policy: PolicyOverride | None = None
 

@@ -26,7 +26,7 @@ from netmon.api.deps import MonitorDep, scope
 from netmon.api.models import iso
 from netmon.api.problems import Conflict
 from netmon.auth import Caller
-from netmon.fleet import HEARTBEAT_EVERY, Fleet, Heartbeat
+from netmon.fleet import Fleet, Heartbeat
 from netmon.monitor import Monitor
 
 router = APIRouter(prefix="/api/v1", tags=["pollers"])  # the listing: a read like the others
@@ -47,6 +47,9 @@ class HeartbeatIn(BaseModel):
 
 class HeartbeatOut(BaseModel):
     sites: list[str]
+    poll_now: list[tuple[str, str]] = Field(
+        default=[], description="(site, device) to probe at once: a trap came (netmon.traps)"
+    )
     digest: str
     heartbeat_every: float
     failover_delay: float
@@ -93,8 +96,8 @@ async def heartbeat(caller: PollerDep, monitor: MonitorDep, body: HeartbeatIn) -
     beat = Heartbeat(body.group, body.version, body.pid, body.started_at, body.outbox,
                      body.dropped, dict(body.modes))  # fmt: skip
     sites = await fleet.heartbeat(caller.name, beat)
-    return HeartbeatOut(sites=sites, digest=fleet.digest, heartbeat_every=HEARTBEAT_EVERY,
-                        failover_delay=fleet.failover_delay)  # fmt: skip
+    return HeartbeatOut(sites=sites, poll_now=fleet.take_urgent(caller.name), digest=fleet.digest,
+                        heartbeat_every=fleet.heartbeat_every, failover_delay=fleet.failover_delay)  # fmt: skip
 
 
 @calls.get("/pollers/assignment", operation_id="pollerAssignment",
