@@ -41,6 +41,9 @@ netmon itself:
   kind's ``engine_stats``: ICMP sent, received, timed_out, late, late_reads,
   no_kernel_timestamp, foreign, kernel_drops, send_errors, send_retries, ...),
   netmon_poller_up, netmon_poller_restarts_total (the poller process),
+  netmon_poller_results_taken_total, netmon_poller_results_rejected_total,
+  netmon_poller_duplicate_batches_total, netmon_pollers_live, netmon_sites_unwatched
+  (netmon serve: remote pollers, netmon.fleet),
   netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds,
   netmon_journal_backlog_rows, netmon_journal_bytes, netmon_journal_write_failing,
   netmon_journal_torn_tails_total, netmon_journal_corrupt_lines_total,
@@ -70,6 +73,7 @@ from exporters.families import (
     site_samples,
 )
 from exporters.render import Renderer, Scrape
+from netmon.fleet import Fleet
 from netmon.inventory import Inventory, Site
 from netmon.verdict import parent_down
 from probes import KINDS
@@ -204,6 +208,24 @@ class OwnCollector(Collector):
         yield from self._inventory_metrics()
         yield self._engine_events(poller.engines)
         yield from self._trap_metrics()
+        yield from self._fleet_metrics()
+
+    def _fleet_metrics(self) -> Iterator[Metric]:
+        """Remote pollers (netmon serve, netmon.fleet): what came from them and what was
+        refused; nothing under netmon run."""
+        fleet = self.monitor.poller
+        if not isinstance(fleet, Fleet):
+            return
+        c = fleet.counts
+        yield _counter("netmon_poller_results_taken", "Results taken from remote pollers", c.taken)
+        yield _counter("netmon_poller_results_rejected",
+                       "Results refused: not a device assigned to the poller that sent them", c.rejected)  # fmt: skip
+        yield _counter("netmon_poller_duplicate_batches", "Batches sent again and taken once",
+                       c.duplicate_batches)  # fmt: skip
+        yield _single(_g("netmon_pollers_live", "Remote pollers holding a lease"), len(fleet.live))
+        yield _single(_g("netmon_sites_unwatched", "Sites no live poller serves now (unknown, no_poller)"),
+                      sum(1 for s in fleet.inventory.sites if fleet.unwatched_since(s.id) is not None)
+                      if fleet.inventory is not None else 0)  # fmt: skip
 
     def _trap_metrics(self) -> Iterator[Metric]:
         """SNMP traps received, by what became of them, and when each device last sent each

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
+from exporters.prometheus import make_registry
 from netmon.channel import encode_result
 from netmon.fleet import Fleet, Heartbeat, owner, shares
 from netmon.inventory.loader import load_inventory
@@ -134,6 +136,10 @@ async def test_a_batch_is_taken_once_and_foreign_results_are_rejected(
     assert await fleet.take("p2", "b1", rows[:1]) == (0, 1, False)  # not its group's site
     assert monitor.results_taken == 1
     assert (fleet.counts.taken, fleet.counts.rejected, fleet.counts.duplicate_batches) == (1, 4, 1)
+    text = generate_latest(make_registry(monitor, "test", "raw")).decode()
+    for line in ("netmon_poller_results_taken_total 1.0", "netmon_poller_results_rejected_total 4.0",
+                 "netmon_poller_duplicate_batches_total 1.0", "netmon_pollers_live 2.0"):  # fmt: skip
+        assert line in text.splitlines(), line
     await fleet.stop()
 
 
