@@ -157,6 +157,7 @@ class Fleet:
         self.on_change: Callable[[set[str]], None] = lambda sites: None  # sites to re-judge
         self.digest = ""
         self._pruned = 0.0
+        self._refreshing = asyncio.Lock()
         self.started_at = clock()
         self._task: asyncio.Task[None] | None = None
 
@@ -219,9 +220,12 @@ class Fleet:
                 log.warning("poller leases not read: %s", exc)
 
     async def refresh(self) -> None:
-        """Read the live leases; reshare when the set of live pollers changed."""
-        live = await asyncio.to_thread(self._read_live, self.clock())
-        self._reshare(live)
+        """Read the live leases; reshare when the set of live pollers changed. One at a time:
+        a read that began before a heartbeat's write must not land after the heartbeat's own
+        refresh (the new poller would be "live" and "lost" in the same instant)."""
+        async with self._refreshing:
+            live = await asyncio.to_thread(self._read_live, self.clock())
+            self._reshare(live)
 
     def _read_live(self, now: float) -> dict[str, str]:
         with self.store.session("reading", "poller leases") as s:

@@ -97,6 +97,7 @@ class RemotePoller:
         self.reachable: bool | None = None  # None: not tried yet
         self.refused = 0  # results in batches the server refused as malformed
         self._tasks: list[asyncio.Task[None]] = []
+        self._answered = asyncio.Event()  # set when the server answers again after a cut
 
     def _take(self, site: str, device: str, result: ProbeResult) -> None:
         self.batch.append(encode_result(site, device, result))
@@ -146,6 +147,7 @@ class RemotePoller:
         if reachable != self.reachable:
             if reachable:
                 log.info("server %s answers: sending the outbox", self.server)
+                self._answered.set()  # the sender stops backing off
             else:
                 log.warning("server %s unreachable (%s): results wait in the outbox %s",
                             self.server, why, self.outbox.path)  # fmt: skip
@@ -202,7 +204,11 @@ class RemotePoller:
         while True:
             sent = await self._send_round()
             if sent is None:  # the server did not take the oldest batch: wait, try again
-                await asyncio.sleep(BACKOFF[min(tries, len(BACKOFF) - 1)])
+                self._answered.clear()
+                with contextlib.suppress(TimeoutError):  # or until a heartbeat gets through
+                    await asyncio.wait_for(
+                        self._answered.wait(), BACKOFF[min(tries, len(BACKOFF) - 1)]
+                    )
                 tries += 1
             else:
                 tries = 0

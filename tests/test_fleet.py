@@ -234,8 +234,14 @@ def test_a_killed_poller_hands_its_sites_over_and_none_is_ever_down(fleetwork: F
     work.serve()
     for name in ("p1", "p2", "p3"):
         work.poller(name)
-    wait_for(lambda: set(work.verdicts().values()) == {"fully_functional"} and
-             sum(n for _, n in work.pollers().values()) == SITES, seconds=60)  # fmt: skip
+
+    def settled() -> bool:  # every poller live with its share, every site judged
+        found = work.pollers()
+        return (set(work.verdicts().values()) == {"fully_functional"} and len(found) == 3
+                and all(live for live, _ in found.values())
+                and sum(n for _, n in found.values()) == SITES)  # fmt: skip
+
+    wait_for(settled, seconds=90)
     shares_before = work.pollers()
     victim = max(shares_before, key=lambda p: shares_before[p][1])
     killed_at = time.time()

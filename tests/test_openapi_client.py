@@ -144,6 +144,10 @@ OPERATIONS = {
     ("/api/v1/sites/{site_id}/maintenance/{window_id}", "deleteSiteMaintenance", "maintenance"),
     ("/api/v1/audit", "listAudit", "audit"),
     ("/api/v1/summary", "getSummary", "summary"),
+    ("/api/v1/pollers", "listPollers", "pollers"),
+    ("/api/v1/pollers/heartbeat", "pollerHeartbeat", "pollers"),
+    ("/api/v1/pollers/assignment", "pollerAssignment", "pollers"),
+    ("/api/v1/pollers/results", "pollerResults", "pollers"),
     ("/healthz", "health", "health"),
     ("/metrics", "metrics", "metrics"),
 }

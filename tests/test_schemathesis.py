@@ -37,10 +37,12 @@ MAX_EXAMPLES = "30"
 
 
 def token(database_url: str) -> str:
-    """A bearer token for the writes and the audit log (``netmon token create``)."""
+    """A bearer token for the writes, the audit log and the pollers' calls (which answer 409
+    under ``netmon run``: it has no remote pollers) (``netmon token create``)."""
     done = subprocess.run(
         [sys.executable, "-m", "netmon.cli", "token", "create", "--name", "schemathesis",
-         "--scope", "maintenance:write", "--scope", "audit:read", "--database-url", database_url],
+         "--scope", "maintenance:write", "--scope", "audit:read", "--scope", "poller",
+         "--database-url", database_url],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return done.stdout.strip()
