@@ -40,6 +40,13 @@ class RawPoll:
             values for table in self.tables.values() for values in table.values()
         )
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (its longest column): sizes the next poll's first GETBULK."""
+        return {
+            name: max((len(values) for values in columns.values()), default=0)
+            for name, columns in self.tables.items()
+        }
+
     def column(self, table: str, column: str | None) -> dict[str, Value]:
         return self.tables.get(table, {}).get(column, {}) if column else {}
 

@@ -152,8 +152,12 @@ def start_snmpd(workdir: Path, port: int | None = None) -> Agent:
     return _wait_ready(Agent(proc, HOST, port, log), COMMUNITY)
 
 
-def start_snmpsim(workdir: Path, data_dir: Path = DATA, host: str = HOST) -> Agent:
-    """snmpsim serving ``data_dir/*.snmprec`` (community = file stem) on host:<free port>."""
+def start_snmpsim(
+    workdir: Path, data_dir: Path = DATA, host: str = HOST, max_varbinds: int = 64
+) -> Agent:
+    """snmpsim serving ``data_dir/*.snmprec`` (community = file stem) on host:<free port>,
+    answering at most ``max_varbinds`` varbinds per GETBULK (snmpsim's default: 64; net-snmp's
+    snmpd has no such cap, only the datagram size)."""
     _need("gufo.snmp", "gufo-snmp is not installed (pip install gufo-snmp)")
     _need("snmpsim", "snmpsim is not installed (pip install snmpsim pysmi)")
     _need("pysmi", "snmpsim needs pysmi, which it does not declare (pip install pysmi)")
@@ -163,7 +167,7 @@ def start_snmpsim(workdir: Path, data_dir: Path = DATA, host: str = HOST) -> Age
     code = "import sys; from snmpsim.commands.responder import main; sys.exit(main())"
     cmd = [sys.executable, "-c", code, f"--data-dir={data_dir}",
            f"--agent-udpv4-endpoint={host}:{port}", f"--cache-dir={workdir / 'cache'}",
-           "--logging-method=null"]  # fmt: skip
+           "--logging-method=null", f"--max-var-binds={max_varbinds}"]  # fmt: skip
     env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -1,0 +1,281 @@
+"""SNMPv2c polls as multi-column GETBULK walks over one shared UDP socket.
+
+What a poll sends
+    One GETBULK per table and step: the profile's scalars (sysUpTime, sysName, ...) as
+    non-repeaters of the first table's first request, and *every* column of the table as a
+    repeater, so the agent answers row by row (``non-repeaters + columns x max-repetitions``
+    varbinds). A column ends at its subtree boundary (the first OID outside it, or
+    endOfMibView); the next request carries only the columns still open, each from its last
+    OID. ``max-repetitions`` of the first request is the table's row count at the device's last
+    poll + 1 (learned by the poller, so a known table ends in one request), else
+    ``settings.max_repetitions``; a request asks for at most :data:`MAX_VARBINDS` varbinds.
+    A 24-port switch (sysUpTime and 3 other scalars + 9 columns of 25 rows) is one request;
+    bench/snmp.py counts them. Up to ``max_walks`` tables are read at once.
+
+Misbehaving agents (each falls back for the columns concerned, never silently loses rows)
+    * tooBig: max-repetitions is halved and the request repeated; at 1 the columns are walked
+      one by one (and a single column still tooBig is an error).
+    * out of order: every answer is checked against itself. Each column's OIDs must be the
+      agent's consecutive objects: among all OIDs of the answer (sorted), each varbind of a
+      column must be the next one after that column's previous OID. An agent that interleaves
+      the columns wrongly (or skips rows) breaks that; the columns concerned are then walked
+      one by one, where OIDs must increase ("OIDs not increasing" otherwise, as net-snmp says).
+    * any other error-status for a multi-column request: the columns are walked one by one.
+    * SNMPv1 has no GETBULK: v1 devices stay on gufo-snmp's per-column GETNEXT walks
+      (:class:`probes.snmp_client.GufoClient`), and so does SNMPv3 (see below).
+
+Why not gufo-snmp, and why not for v3
+    gufo-snmp 0.13 sends one OID per GETBULK (its ``GetIter`` takes one OID) and has no
+    multi-OID walk. This client uses netmon's own codec (probes/snmp_ber.py) on the shared
+    socket (probes/snmp_socket.py); measured in bench/snmp.py and bench/README.md (CPU per
+    varbind beside snmpbulkget and snmp_exporter; gufo and pysnmp in ``--libs``). SNMPv3 needs
+    USM (key localisation, HMAC, AES-CFB, engine discovery and time windows): ``cryptography``
+    is only a test dependency of netmon, and a second USM implementation is more risk than the
+    few v3 devices are worth, so v3 keeps gufo's Rust USM and its per-column walks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from probes.snmp_ber import (
+    END_OF_MIB,
+    GET,
+    GETBULK,
+    TOO_BIG,
+    VERSIONS,
+    BerError,
+    Marker,
+    Response,
+    decode_response,
+    encode_request,
+    index_text,
+    oid_bytes,
+    oid_key,
+    oid_text,
+)
+from probes.snmp_client import (
+    RequestStats,
+    SnmpRequestError,
+    SnmpTimeout,
+    TableRead,
+    Value,
+    in_lanes,
+    timeout_message,
+)
+from probes.snmp_socket import exchange
+
+if TYPE_CHECKING:
+    from probes.snmp import SnmpSettings
+
+MAX_VARBINDS = 1000  # per answer asked for: columns x max-repetitions (a ~30 KB datagram)
+_GET_CHUNK = 16  # varbinds per GET request
+
+
+class OutOfOrder(SnmpRequestError):
+    pass
+
+
+@dataclass(slots=True)
+class _Column:
+    """One column of a multi-column walk: where it continues, and what it read."""
+
+    prefix: bytes  # the column OID's BER content
+    values: dict[str, Value]
+    last: bytes = b""  # the OID to continue from
+    done: bool = False
+    rank: int = 0  # scratch: position of ``last`` among the answer's sorted OIDs
+    oid: str = field(default="")
+
+
+class BulkClient:
+    """:class:`probes.snmp_client.SnmpClient` for SNMPv2c: multi-column GETBULK walks."""
+
+    def __init__(self, ip: str, settings: SnmpSettings) -> None:
+        self.stats = RequestStats()
+        self.engine_id: bytes | None = None
+        self._address = (ip, settings.port)
+        self._settings = settings
+        self._community = settings.community.encode()
+        self._version = VERSIONS[settings.version]
+
+    def __repr__(self) -> str:
+        return f"<BulkClient v{self._settings.version} port {self._settings.port}>"
+
+    async def open(self, engine_id: bytes | None = None) -> None:
+        return None  # v2c: nothing to learn before the first request
+
+    async def get(self, oids: Sequence[str]) -> dict[str, Value]:
+        values: dict[str, Value] = {}
+        for start in range(0, len(oids), _GET_CHUNK):
+            chunk = [oid_bytes(oid) for oid in oids[start : start + _GET_CHUNK]]
+            answer = await self._request(GET, chunk)
+            if answer.error_status:
+                raise SnmpRequestError(f"SNMP request failed: error-status {answer.error_status}")
+            values.update(_scalars(answer.varbinds))
+        return values
+
+    async def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
+        column = _Column(oid_bytes(oid), {}, oid=oid)
+        column.last = column.prefix
+        text = oid + "."
+        async for index, value in self._walk_alone(column):
+            yield text + index, value
+
+    async def read(
+        self,
+        scalars: Sequence[str],
+        tables: Sequence[TableRead],
+        into: dict[str, Value],
+        max_walks: int,
+    ) -> None:
+        if not tables:
+            into.update(await self.get(scalars))
+            return
+        pending = iter(enumerate(tables))
+
+        async def lane() -> None:
+            for i, table in pending:
+                await self._read_table(table, scalars if i == 0 else (), into)
+
+        await in_lanes(lane, min(max_walks, len(tables)))
+
+    async def _read_table(
+        self, table: TableRead, scalars: Sequence[str], into: dict[str, Value]
+    ) -> None:
+        """One table's columns in multi-column GETBULKs (see the module docstring)."""
+        columns = []
+        for oid in table.columns:
+            column = _Column(oid_bytes(oid), table.values.setdefault(oid, {}), oid=oid)
+            column.last = column.prefix
+            columns.append(column)
+        instances = [oid for oid in scalars if oid.endswith(".0")]  # the rest: GET
+        fixed = [oid_bytes(oid[:-2]) for oid in instances]  # GETNEXT of X is X.0 if it exists
+        reps, shrunk = table.repetitions or self._settings.max_repetitions, False
+        alone: list[_Column] = []
+        while open_ := [c for c in columns if not c.done and c not in alone]:
+            if len(open_) == 1 and not fixed:
+                break  # one column: its own walk (the same requests, stricter checks)
+            reps = max(1, min(reps, MAX_VARBINDS // len(open_)))
+            answer = await self._request(GETBULK, fixed + [c.last for c in open_], len(fixed), reps)
+            if answer.error_status == TOO_BIG and reps > 1:
+                reps, shrunk = reps // 2, True
+                continue
+            if answer.error_status:
+                alone += open_  # tooBig at 1 row, or an error: column by column
+                break
+            into.update(_instances(instances, answer.varbinds[: len(fixed)]))
+            alone += _advance(open_, answer.varbinds[len(fixed) :])
+            fixed = []
+            if not shrunk:  # the table grew since the last poll: continue at the usual size
+                reps = max(reps, self._settings.max_repetitions)
+        for column in columns:
+            if not column.done:
+                await self._finish_alone(column, table)
+        if others := [oid for oid in scalars if fixed or oid not in instances]:
+            into.update(await self.get(others))
+        table.done.update(c.oid for c in columns if c.done)
+
+    async def _finish_alone(self, column: _Column, table: TableRead) -> None:
+        async for index, value in self._walk_alone(column):
+            column.values[index] = value
+        table.done.add(column.oid)
+
+    async def _walk_alone(self, column: _Column) -> AsyncIterator[tuple[str, Value]]:
+        """(index, value) of one column from ``column.last`` on, one GETBULK at a time."""
+        reps, size = self._settings.max_repetitions, len(column.prefix)
+        while not column.done:
+            answer = await self._request(GETBULK, [column.last], 0, reps)
+            if answer.error_status == TOO_BIG and reps > 1:
+                reps //= 2
+                continue
+            if answer.error_status:
+                raise SnmpRequestError(f"SNMP request failed: error-status {answer.error_status}")
+            if not answer.varbinds:
+                raise SnmpRequestError("SNMP request failed: empty GETBULK answer")
+            for oid, value in answer.varbinds:
+                if value is END_OF_MIB or not oid.startswith(column.prefix) or len(oid) == size:
+                    column.done = True
+                    break
+                if oid_key(oid) <= oid_key(column.last):
+                    raise OutOfOrder(f"SNMP agent error: OIDs not increasing under {column.oid}")
+                column.last = oid
+                if not isinstance(value, Marker):
+                    yield index_text(oid[size:]), value
+
+    async def _request(
+        self, pdu: int, oids: list[bytes], non_repeaters: int = 0, reps: int = 0
+    ) -> Response:
+        """One request, retried on timeout (a new request-id each attempt)."""
+
+        def build(request_id: int) -> bytes:
+            return encode_request(
+                self._version, self._community, pdu, request_id, oids, non_repeaters, reps
+            )
+
+        for _attempt in range(self._settings.retries + 1):
+            self.stats.sent += 1
+            try:
+                data = await exchange(self._address, build, self._settings.timeout)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise SnmpRequestError(f"SNMP request failed: {type(exc).__name__}") from exc
+            self.stats.received += 1
+            try:
+                return decode_response(data, self._community)
+            except BerError as exc:
+                raise SnmpRequestError(f"SNMP answer did not decode: {exc}") from exc
+        raise SnmpTimeout(timeout_message(self._settings))
+
+
+def _instances(scalars: Sequence[str], varbinds: Sequence[tuple[bytes, Value]]) -> dict[str, Value]:
+    """The non-repeaters' answers that are the scalars asked for (GETNEXT of ``X``: ``X.0``)."""
+    return {
+        oid: value
+        for oid, (got, value) in zip(scalars, varbinds, strict=False)
+        if not isinstance(value, Marker) and oid_text(got) == oid
+    }
+
+
+def _scalars(varbinds: Sequence[tuple[bytes, Value]]) -> dict[str, Value]:
+    return {oid_text(oid): v for oid, v in varbinds if not isinstance(v, Marker)}
+
+
+# hot loop: once per varbind of a multi-column answer (bench/snmp.py: netmon CPU per varbind)
+def _advance(columns: list[_Column], varbinds: Sequence[tuple[bytes, Value]]) -> list[_Column]:
+    """Take one answer's rows into ``columns``; the columns it got out of order (to walk
+    alone). A column whose answer slots all came back without a new OID is among them."""
+    if not varbinds:
+        return list(columns)
+    if b"".join(oid for oid, _ in varbinds).isascii() and all(c.last.isascii() for c in columns):
+        key = bytes  # arcs below 128: the bytes sort as the arcs do
+    else:
+        key = oid_key  # type: ignore[assignment]
+    ordered = sorted({key(oid) for oid, _ in varbinds})
+    rank = {k: i for i, k in enumerate(ordered)}
+    for column in columns:
+        column.rank = bisect.bisect_right(ordered, key(column.last)) - 1
+    width, bad = len(columns), set()
+    for i, (oid, value) in enumerate(varbinds):
+        column = columns[i % width]
+        if column.done or i % width in bad:
+            continue
+        if value is END_OF_MIB:
+            column.done = True
+            continue
+        place = rank[key(oid)]
+        if place != column.rank + 1:
+            bad.add(i % width)
+            continue
+        column.rank = place
+        if not oid.startswith(column.prefix) or len(oid) == len(column.prefix):
+            column.done = True
+            continue
+        column.last = oid
+        if not isinstance(value, Marker):
+            column.values[index_text(oid[len(column.prefix) :])] = value
+    return [columns[i] for i in sorted(bad)]
