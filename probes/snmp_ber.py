@@ -21,6 +21,7 @@ Hot path
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ def _int(n: int) -> bytes:
     return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
 
 
+@functools.lru_cache(maxsize=4096)  # a profile's few dozen OIDs, encoded once
 def oid_bytes(oid: str) -> bytes:
     """The BER content of a dotted OID (``1.3.6.1...`` -> ``2b 06 01 ...``)."""
     arcs = [int(arc) for arc in oid.strip(".").split(".")]
@@ -88,6 +90,11 @@ def oid_bytes(oid: str) -> bytes:
     return bytes(out)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # the OIDs of the next requests are mostly known ones
+def _null_varbind(oid: bytes) -> bytes:
+    return _tlv(0x30, _tlv(0x06, oid) + b"\x05\x00")
+
+
 def encode_request(
     version: int,
     community: bytes,
@@ -98,7 +105,7 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """A GET/GETNEXT/GETBULK message for ``oids`` (OID content bytes, each with a NULL value)."""
-    binds = b"".join(_tlv(0x30, _tlv(0x06, oid) + b"\x05\x00") for oid in oids)
+    binds = b"".join(_null_varbind(oid) for oid in oids)
     body = _int(request_id) + _int(non_repeaters) + _int(max_repetitions) + _tlv(0x30, binds)
     return _tlv(0x30, _int(version) + _tlv(0x04, community) + _tlv(pdu, body))
 

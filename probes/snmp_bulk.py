@@ -37,6 +37,7 @@ Why not gufo-snmp, and why not for v3
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -45,6 +46,8 @@ from probes.snmp_ber import (
     END_OF_MIB,
     GET,
     GETBULK,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
     TOO_BIG,
     VERSIONS,
     BerError,
@@ -245,16 +248,81 @@ def _scalars(varbinds: Sequence[tuple[bytes, Value]]) -> dict[str, Value]:
     return {oid_text(oid): v for oid, v in varbinds if not isinstance(v, Marker)}
 
 
-# hot loop: once per varbind of a multi-column answer (bench/snmp.py: netmon CPU per varbind)
 def _advance(columns: list[_Column], varbinds: Sequence[tuple[bytes, Value]]) -> list[_Column]:
-    """Take one answer's rows into ``columns``; the columns it got out of order (to walk
-    alone). A column whose answer slots all came back without a new OID is among them."""
+    """Take one answer's rows into ``columns``; return the columns it got out of order (to
+    walk alone). A column whose slots all lack a new OID is among them.
+
+    Fast path: while no arc needs three BER bytes (>= 16384), OID bytes sort as the arcs do,
+    so the order check is ``sorted``/``bisect`` on the bytes and list compares per column."""
     if not varbinds:
         return list(columns)
-    if b"".join(oid for oid, _ in varbinds).isascii() and all(c.last.isascii() for c in columns):
-        key = bytes  # arcs below 128: the bytes sort as the arcs do
-    else:
-        key = oid_key  # type: ignore[assignment]
+    oids = [oid for oid, _ in varbinds]
+    if _LONG_ARC.search(b"\0".join(oids + [c.last for c in columns])):
+        return _advance_slowly(columns, varbinds)
+    ordered = sorted(set(oids))
+    rank = dict(zip(ordered, range(len(ordered)), strict=True))
+    width = len(columns)
+    return [
+        column
+        for c, column in enumerate(columns)
+        if not _take(column, varbinds[c::width], ordered, rank)
+    ]
+
+
+def _take(
+    column: _Column,
+    slots: Sequence[tuple[bytes, Value]],
+    ordered: list[bytes],
+    rank: dict[bytes, int],
+) -> bool:
+    """One column's slots of an answer (bytes order: see :func:`_advance`); False if they are
+    not the agent's next objects after ``column.last``."""
+    oids = [oid for oid, _ in slots]
+    values = [value for _, value in slots]
+    prefix = column.prefix
+    inside = bisect.bisect_left(oids, prefix[:-1] + bytes((prefix[-1] + 1,)))  # if sorted
+    checked = min(inside + 1, len(oids))  # and the first OID past the subtree
+    if END_OF_MIB in values[:checked]:
+        inside = checked = values.index(END_OF_MIB)
+    start = bisect.bisect_right(ordered, column.last)
+    if [rank[oid] for oid in oids[:checked]] != list(range(start, start + checked)):
+        return False  # not consecutive: out of order, a gap, or nothing new
+    if inside < len(oids):
+        column.done = True
+    if inside:
+        size, index = len(prefix), _INDEX
+        texts = [index.get(oid[size:]) or _index(oid[size:]) for oid in oids[:inside]]
+        taken = values[:inside]
+        if NO_SUCH_INSTANCE in taken or NO_SUCH_OBJECT in taken:
+            texts, taken = _without_markers(texts, taken)
+        column.values.update(zip(texts, taken, strict=True))
+        column.last = oids[inside - 1]
+    return True
+
+
+def _without_markers(texts: list[str], values: list[Value]) -> tuple[list[str], list[Value]]:
+    kept = [(t, v) for t, v in zip(texts, values, strict=True) if not isinstance(v, Marker)]
+    return [t for t, _ in kept], [v for _, v in kept]
+
+
+def _index(raw: bytes) -> str:
+    """A row index's text, cached (the same few indexes come back every poll)."""
+    if len(_INDEX) >= _INDEX_CACHE:
+        _INDEX.clear()
+    text = _INDEX[raw] = index_text(raw)
+    return text
+
+
+_LONG_ARC = re.compile(rb"[\x80-\xff]{2}")  # an arc of 3+ bytes: bytes no longer sort as arcs
+_INDEX: dict[bytes, str] = {}
+_INDEX_CACHE = 1 << 16
+
+
+def _advance_slowly(
+    columns: list[_Column], varbinds: Sequence[tuple[bytes, Value]]
+) -> list[_Column]:
+    """:func:`_advance` with OIDs compared as arcs, varbind by varbind."""
+    key = oid_key
     ordered = sorted({key(oid) for oid, _ in varbinds})
     rank = {k: i for i, k in enumerate(ordered)}
     for column in columns:

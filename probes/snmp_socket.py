@@ -96,8 +96,14 @@ async def _socket_for(family: int) -> SharedSocket:
         for key in [k for k, s in _sockets.items() if s.transport is None]:
             del _sockets[key]  # closed ones (also those of finished event loops)
         shared = SharedSocket(family)
-        local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-        await loop.create_datagram_endpoint(lambda: shared, local_addr=local, family=family)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:  # our own socket: local_addr= would resolve "0.0.0.0" in the executor first
+            sock.setblocking(False)
+            sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+            await loop.create_datagram_endpoint(lambda: shared, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         _sockets[(loop, family)] = shared
     return shared
 

@@ -164,10 +164,16 @@ def start_snmpsim(
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_udp_port(host)
     log = workdir / "snmpsim.log"
-    code = "import sys; from snmpsim.commands.responder import main; sys.exit(main())"
+    # snmpsim 1.2 sets ``maxVarBinds`` on pysnmp 7's responder, which reads ``max_varbinds``:
+    # its --max-var-binds does nothing, so the cap is set on the class here
+    code = (
+        "import sys; from pysnmp.entity.rfc3413 import cmdrsp; "
+        f"cmdrsp.BulkCommandResponder.max_varbinds = {int(max_varbinds)}; "
+        "from snmpsim.commands.responder import main; sys.exit(main())"
+    )
     cmd = [sys.executable, "-c", code, f"--data-dir={data_dir}",
            f"--agent-udpv4-endpoint={host}:{port}", f"--cache-dir={workdir / 'cache'}",
-           "--logging-method=null", f"--max-var-binds={max_varbinds}"]  # fmt: skip
+           "--logging-method=null"]  # fmt: skip
     env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
