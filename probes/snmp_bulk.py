@@ -8,7 +8,9 @@ What a poll sends
     endOfMibView); the next request carries only the columns still open, each from its last
     OID. ``max-repetitions`` of the first request is the table's row count at the device's last
     poll + 1 (learned by the poller, so a known table ends in one request), else
-    ``settings.max_repetitions``; a request asks for at most :data:`MAX_VARBINDS` varbinds.
+    ``settings.max_repetitions``; each further request of the chain asks for twice as many rows
+    (at least ``settings.max_repetitions``), and no request for more than :data:`MAX_VARBINDS`
+    varbinds. An agent may answer fewer (snmpsim: 64 by default): the walk goes on from there.
     A 24-port switch (sysUpTime and 3 other scalars + 9 columns of 25 rows) is one request;
     bench/snmp.py counts them. Up to ``max_walks`` tables are read at once.
 
@@ -160,8 +162,6 @@ class BulkClient:
         reps, shrunk = table.repetitions or self._settings.max_repetitions, False
         alone: list[_Column] = []
         while open_ := [c for c in columns if not c.done and c not in alone]:
-            if len(open_) == 1 and not fixed:
-                break  # one column: its own walk (the same requests, stricter checks)
             reps = max(1, min(reps, MAX_VARBINDS // len(open_)))
             answer = await self._request(GETBULK, fixed + [c.last for c in open_], len(fixed), reps)
             if answer.error_status == TOO_BIG and reps > 1:
@@ -173,8 +173,8 @@ class BulkClient:
             into.update(_instances(instances, answer.varbinds[: len(fixed)]))
             alone += _advance(open_, answer.varbinds[len(fixed) :])
             fixed = []
-            if not shrunk:  # the table grew since the last poll: continue at the usual size
-                reps = max(reps, self._settings.max_repetitions)
+            if not shrunk:  # more rows than expected: ask for twice as many each time
+                reps = max(2 * reps, self._settings.max_repetitions)
         for column in columns:
             if not column.done:
                 await self._finish_alone(column, table)
