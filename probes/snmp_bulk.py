@@ -42,7 +42,7 @@ import bisect
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from probes.snmp_ber import (
     END_OF_MIB,
@@ -285,13 +285,16 @@ def _take(
     if END_OF_MIB in values[:checked]:
         inside = checked = values.index(END_OF_MIB)
     start = bisect.bisect_right(ordered, column.last)
-    if [rank[oid] for oid in oids[:checked]] != list(range(start, start + checked)):
+    if list(map(rank.__getitem__, oids[:checked])) != list(range(start, start + checked)):
         return False  # not consecutive: out of order, a gap, or nothing new
     if inside < len(oids):
         column.done = True
     if inside:
-        size, index = len(prefix), _INDEX
-        texts = [index.get(oid[size:]) or _index(oid[size:]) for oid in oids[:inside]]
+        inner = oids[:inside]
+        cached = list(map(_INDEX.get, inner))  # by the whole OID: no slicing
+        if None in cached:
+            cached = [t or _index(oid, len(prefix)) for t, oid in zip(cached, inner, strict=True)]
+        texts = cast(list[str], cached)
         taken = values[:inside]
         if NO_SUCH_INSTANCE in taken or NO_SUCH_OBJECT in taken:
             texts, taken = _without_markers(texts, taken)
@@ -305,16 +308,17 @@ def _without_markers(texts: list[str], values: list[Value]) -> tuple[list[str], 
     return [t for t, _ in kept], [v for _, v in kept]
 
 
-def _index(raw: bytes) -> str:
-    """A row index's text, cached (the same few indexes come back every poll)."""
+def _index(oid: bytes, size: int) -> str:
+    """The text of ``oid``'s row index after a ``size``-byte column prefix, cached by the
+    whole OID (the same rows come back every poll)."""
     if len(_INDEX) >= _INDEX_CACHE:
         _INDEX.clear()
-    text = _INDEX[raw] = index_text(raw)
+    text = _INDEX[oid] = index_text(oid[size:])
     return text
 
 
 _LONG_ARC = re.compile(rb"[\x80-\xff]{2}")  # an arc of 3+ bytes: bytes no longer sort as arcs
-_INDEX: dict[bytes, str] = {}
+_INDEX: dict[bytes, str] = {}  # column OID + index -> index text
 _INDEX_CACHE = 1 << 16
 
 

@@ -149,7 +149,7 @@ def interface_rows(
     widths = _widths(profile)
     usable = interval.elapsed is not None and not interval.rebooted
     for index in indexes:
-        values = {f: _int(columns[f].get(index)) for f in _NUMERIC_FIELDS}
+        values = {f: v if type(v := columns[f].get(index)) is int else None for f in _NUMERIC}
         prev = interval.prev.interfaces.get(int(index)) if interval.prev else None
         state = _interface_state(values, prev)
         row = _interface_row(index, columns["name"].get(index), values, role)
@@ -167,7 +167,7 @@ _IF_FIELDS = (
 )  # fmt: skip
 
 
-_NUMERIC_FIELDS = _IF_FIELDS[1:]
+_NUMERIC = _IF_FIELDS[1:]  # (an int, not a bool: type() is int)
 _COUNTERS = ("in_octets", "out_octets", "in_errors", "out_errors")
 
 
