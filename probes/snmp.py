@@ -12,10 +12,12 @@ Wiring
       poll slot)`` so it returns a (partial) result before the runner gives up.
     * Evidence, verdict facts and the controllers' view of APs: ``probes.snmp_view``;
       metrics: ``probes.snmp_metrics``.
-    * A poll reads the profile's scalars (GET), then walks its columns with up to
-      ``settings.max_walks`` (default 4) walks in flight at once, AP tables first; 1 walks them
-      one after another. Over a 100 ms RTT link a generic poll (1 GET + 9 walks) takes ~4 round
-      trips instead of ~10.
+    * A poll is one ``client.read`` of the profile's scalars and tables, AP tables first
+      (:func:`read_profile`). SNMPv2c (probes/snmp_bulk.py): each table is one chain of
+      multi-column GETBULKs, the scalars non-repeaters of the first, up to
+      ``settings.max_walks`` tables at once; the poller remembers each table's row count, which
+      sizes the next poll's first request, so a 24-port switch is one request (bench/snmp.py).
+      SNMPv1 and v3 (gufo-snmp): a GET, then one walk per column, ``max_walks`` at once.
     * SNMPv3: the poller remembers each device's engine id between polls (per ``(site,
       device)``, for the same address and port) and passes it to the client, which saves the
       discovery exchange; a stale id costs one unanswered attempt, then is rediscovered.
@@ -157,8 +159,8 @@ class SnmpSettings:
     timeout: float = 2.0  # seconds to wait for each response
     retries: int = 1  # extra attempts per request after a timeout
     max_poll_time: float = 20.0  # bound on one poll of the device, all requests together
-    max_repetitions: int = 40  # GETBULK max-repetitions
-    max_walks: int = DEFAULT_MAX_WALKS  # column walks in flight at once (1: one at a time)
+    max_repetitions: int = 40  # GETBULK max-repetitions while a table's size is unknown
+    max_walks: int = DEFAULT_MAX_WALKS  # walks (v2c: tables) in flight at once (1: in turn)
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}

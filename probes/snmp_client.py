@@ -1,4 +1,9 @@
-"""SNMP transport for netmon: GET and GETBULK walks over gufo-snmp, with retries.
+"""The SNMP client seam, and its gufo-snmp client for SNMPv1 and SNMPv3.
+
+:func:`open_client` picks the client by version: SNMPv2c goes to
+:class:`probes.snmp_bulk.BulkClient` (multi-column GETBULK walks on netmon's own codec and one
+shared UDP socket: why, and the figures, in its docstring and bench/README.md); SNMPv1 (no
+GETBULK) and SNMPv3 (USM) to :class:`GufoClient` below, which walks one column at a time.
 
 Why gufo-snmp
     Its encoder/decoder is Rust; measured here against snmpd/snmpsim on loopback it did
@@ -9,9 +14,11 @@ Why gufo-snmp
     dropped, not mistaken for the new one) and stops GETBULK walks at the end of the subtree.
 
 The seam
-    :class:`SnmpClient` is what the poller uses; :func:`open_client` makes the real one. Tests
-    put a fake behind the same protocol. A client is used for one poll of one device and then
-    dropped (gufo opens one connected UDP socket per session; it closes when collected).
+    :class:`SnmpClient` is what the poller uses: ``read`` (a poll's scalars and tables, see
+    :class:`TableRead`), plus ``get`` and ``walk``; :func:`open_client` makes the real one.
+    :class:`PerColumn` gives ``read`` as a GET and column walks (GufoClient and test fakes).
+    A client is used for one poll of one device and then dropped (gufo opens one connected UDP
+    socket per session; it closes when collected).
 
 Concurrent walks
     The poller walks up to ``settings.max_walks`` columns of a device at once. A gufo session
