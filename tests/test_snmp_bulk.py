@@ -13,8 +13,11 @@ from pysnmp.proto import api, rfc1902, rfc1905
 from probes.base import Target
 from probes.snmp import SnmpPoller, SnmpSettings
 from probes.snmp_ber import GETBULK, decode_response, encode_request, oid_bytes, oid_text
-from tests.snmp import extra
+from tests.snmp import agents, extra
+from tests.snmp.agents import COMMUNITY, Agent
 from tests.snmp.bulk_agent import BulkAgent
+
+snmpd_fixture = agents.snmpd_fixture
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 ROWS = 30
@@ -51,7 +54,7 @@ async def poll(agent: BulkAgent, **settings: Any) -> tuple[dict[str, Any], int]:
     """Two polls (the second starts from the row count learned by the first): the last
     poll's findings and the requests of both."""
     poller, sent = SnmpPoller.from_directory(), 0
-    config = SnmpSettings(community="c", port=agent.port, timeout=1.0, **settings)
+    config = SnmpSettings(**{"community": "c", "port": agent.port, "timeout": 1.0, **settings})
     for _ in range(2):
         result = await poller.poll(Target("s", "sw", "127.0.0.1"), config)
         assert result.ok and result.reason == "", result.reason
@@ -97,6 +100,34 @@ async def test_an_agent_returning_columns_out_of_order_is_walked_column_by_colum
         found, sent = await poll(agent, max_repetitions=10)
     assert found == reference
     assert sent > good_sent
+
+
+async def test_a_late_answer_to_a_retried_request_is_not_taken_for_a_later_one() -> None:
+    """The first GETBULK's answer arrives while the third request waits: each attempt has
+    its own request-id, so it is dropped, not taken for the third's answer (which would have
+    failed the order check and cost column-by-column requests)."""
+    async with BulkAgent(device(), "c") as good:
+        reference, good_sent = await poll(good, max_repetitions=2)
+    async with BulkAgent(device(), "c", hold_first=True) as agent:
+        found, sent = await poll(agent, max_repetitions=2, timeout=0.2, retries=1)
+    assert agent.late_sent and found == reference
+    assert sent == agent.requests == good_sent + 1  # the retry, nothing else
+
+
+async def test_snmpv1_stays_on_per_column_walks_with_the_same_data(snmpd: Agent) -> None:
+    """v1 has no GETBULK: gufo-snmp's GETNEXT walks, column by column, read what the v2c
+    multi-column walk reads (in many more requests)."""
+    poller = SnmpPoller.from_directory()
+    results = {}
+    for version in ("1", "2c"):
+        config = SnmpSettings(version=version, community=COMMUNITY, port=snmpd.port)
+        result = await poller.poll(Target("s", f"snmpd-v{version}", snmpd.host), config)
+        assert result.ok and result.reason == "", result.reason
+        found = extra(result)
+        results[version] = (result.sent, [i["name"] for i in found["interfaces"]])
+    (v1_sent, v1_names), (v2_sent, v2_names) = results["1"], results["2c"]
+    assert v1_names == v2_names and v1_names
+    assert v2_sent == 1 < v1_sent
 
 
 def test_the_codec_reads_what_pysnmp_writes_and_writes_what_it_reads() -> None:

@@ -8,6 +8,9 @@ the agent and the client must not share a bug), and can misbehave the ways agent
 * ``scramble`` = True: a GETBULK with several repeaters gets each row's varbinds in reverse
   column order, so the answer's slots no longer line up with the columns asked for (a single
   repeater is answered correctly, as such agents do).
+* ``hold_first`` = True: the answer to the very first request is held back and sent just
+  before the answer to the third (the client has timed out, retried, and asked the next
+  thing), as a slow path on the network would deliver it.
 
     agent = BulkAgent(objects, community="c", too_big=40)
     async with agent:        # listens on 127.0.0.1:<free port> until the block ends
@@ -35,12 +38,16 @@ class BulkAgent(asyncio.DatagramProtocol):
         community: str,
         too_big: int | None = None,
         scramble: bool = False,
+        hold_first: bool = False,
     ) -> None:
         self.objects = objects
         self.names = sorted(objects)
         self.community = community
         self.too_big = too_big
         self.scramble = scramble
+        self.hold_first = hold_first  # the first answer is sent when the third request comes
+        self.held: tuple[bytes, tuple[str | int, ...]] | None = None
+        self.late_sent = False
         self.requests = 0
         self.refused = 0  # GETBULKs answered tooBig
         self.transport: asyncio.DatagramTransport | None = None
@@ -76,6 +83,12 @@ class BulkAgent(asyncio.DatagramProtocol):
         V2C.apiPDU.set_error_status(pdu, status)
         V2C.apiPDU.set_varbinds(pdu, [] if status else binds)
         assert self.transport is not None
+        if self.hold_first and self.requests == 1:
+            self.held = (encoder.encode(answer), addr)
+            return
+        if self.held is not None and self.requests == 3:
+            self.transport.sendto(*self.held)  # late: the client retried and moved on
+            self.held, self.late_sent = None, True
         self.transport.sendto(encoder.encode(answer), addr)
 
     def _answer(self, request: Any) -> tuple[list[tuple[rfc1902.ObjectName, Any]], int]:
