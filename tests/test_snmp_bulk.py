@@ -7,15 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pyasn1.codec.ber import decoder, encoder
-from pysnmp.proto import api, rfc1902, rfc1905
 
-from probes.base import Target
-from probes.snmp import SnmpPoller, SnmpSettings
-from probes.snmp_ber import GETBULK, decode_response, encode_request, oid_bytes, oid_text
-from tests.snmp import agents, extra
-from tests.snmp.agents import COMMUNITY, Agent
-from tests.snmp.bulk_agent import BulkAgent
+pytest.importorskip("pysnmp", reason="the test agent needs pysnmp (pip install snmpsim)")
+
+from pyasn1.codec.ber import decoder, encoder  # noqa: E402
+from pysnmp.proto import api, rfc1902, rfc1905  # noqa: E402
+
+from probes.base import Target  # noqa: E402
+from probes.snmp import SnmpPoller, SnmpSettings  # noqa: E402
+from probes.snmp_ber import GETBULK, decode_response, encode_request, oid_bytes, oid_text  # noqa: E402
+from tests.snmp import agents, extra  # noqa: E402
+from tests.snmp.agents import COMMUNITY, Agent  # noqa: E402
+from tests.snmp.bulk_agent import BulkAgent  # noqa: E402
 
 snmpd_fixture = agents.snmpd_fixture
 
