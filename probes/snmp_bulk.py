@@ -36,11 +36,12 @@ Why not gufo-snmp, and why not for v3
     few v3 devices are worth, so v3 keeps gufo's Rust USM and its per-column walks.
 
 Measured (bench/snmp.py, 3 Dec 2026, loaded 2-core machine; bench/README.md has the tables)
-    24-port switch on snmpsim: 1 request per poll (gufo per column: 10), 8.8-10.2 us CPU per
-    varbind (gufo per column 25-29, snmp_exporter 26-28 and snmpbulkget 31-35 in the same
-    runs); through a 100 ms RTT proxy one round trip (250 ms, snmpbulkget 240 ms, gufo x4
-    520 ms); the 200-AP controller 1010 ms vs snmpbulkwalk's 3722 ms. The codec alone walks
-    1,078 varbinds at 1.08x gufo's CPU and 0.04x pysnmp 7's.
+    24-port switch on snmpsim: 1 request per poll (gufo per column: 10), 7.2-10.2 us CPU per
+    varbind (gufo per column 22-29, snmp_exporter 26-55 and snmpbulkget 27-35 in the same
+    runs; the goal of 5 us is not reached on that machine). Through a 100 ms RTT proxy: one
+    round trip (175 ms; snmpbulkget 197 ms, gufo x4 476 ms); the 200-AP controller 744 ms vs
+    snmpbulkwalk's 3550 ms (0.21x). The codec alone walks 1,078 varbinds at 1.08x gufo's CPU
+    and 0.04x pysnmp 7's.
 """
 
 from __future__ import annotations
