@@ -10,9 +10,11 @@ the first attempt cannot be mistaken for the second's.
 Why shared
     gufo-snmp opens a connected socket per session (and netmon a session per walk in flight):
     a socket(), connect() and close() per device poll, and one more file descriptor per device
-    in flight. One socket is one descriptor for all and no per-poll setup (bench/snmp.py
-    measures the poll's CPU both ways: see bench/README.md). The socket closes when no request
-    is in flight (so tests' event loops end with nothing open); under load it stays open.
+    in flight. One socket is one descriptor for all and no per-poll setup. Measured ad hoc on
+    the bench machine (not a bench/ figure): opening and closing this socket costs ~68 us of
+    CPU, one exchange on it ~120 us (user + kernel, 6 KB answer from a trivial responder). The
+    socket closes when no request is in flight (so tests' event loops end with nothing open);
+    under load it stays open, and a device polled alone pays the 68 us per poll.
 
 Request-ids are drawn from a counter with a random start (31 bits, never 0), like net-snmp.
 """
