@@ -41,15 +41,26 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # procstat, snmp_exporter
+
+import snmp_exporter  # noqa: E402
 
 from probes.base import Target  # noqa: E402
 from probes.snmp import SnmpPoller, SnmpSettings  # noqa: E402
+from probes.snmp_client import (  # noqa: E402
+    ClientFactory,
+    GufoClient,
+    SnmpClient,
+    TableRead,
+    Value,
+    open_client,
+)
 from tests.snmp import extra  # noqa: E402
 from tests.snmp.agents import (  # noqa: E402
     COMMUNITY,
@@ -70,6 +81,8 @@ IF_COLUMNS = [  # what netmon's generic profile walks, as the CLI reads them
     "1.3.6.1.2.1.2.2.1.14", "1.3.6.1.2.1.2.2.1.20", "1.3.6.1.2.1.31.1.1.1.1",
     "1.3.6.1.2.1.31.1.1.1.6", "1.3.6.1.2.1.31.1.1.1.10", "1.3.6.1.2.1.31.1.1.1.15",
 ]  # fmt: skip
+SCALAR_PARENTS = ["1.3.6.1.2.1.1.1", "1.3.6.1.2.1.1.2", "1.3.6.1.2.1.1.3", "1.3.6.1.2.1.1.5"]
+IF_WANTED = tuple(f".{oid}." for oid in [*SCALAR_PARENTS, *IF_COLUMNS])  # -On output lines
 WLC_COLUMNS = [
     "1.3.6.1.4.1.14179.2.2.1.1.1", "1.3.6.1.4.1.14179.2.2.1.1.3",
     "1.3.6.1.4.1.14179.2.2.1.1.6", "1.3.6.1.4.1.14179.2.2.2.1.15",
@@ -84,6 +97,12 @@ class Run:
     wall: float
     cpu: float
     failed: int
+    varbinds: int = 0  # objects of the poll's data brought back, all polls (0: not counted)
+    requests: int = 0  # SNMP requests sent, all polls (0: not counted)
+
+    @property
+    def us_per_varbind(self) -> float:
+        return self.cpu / self.varbinds * 1e6 if self.varbinds else 0.0
 
     @property
     def rate(self) -> float:
@@ -110,35 +129,76 @@ async def bounded(n: int, concurrency: int, job: Callable[[int], Awaitable[bool]
     return sum(not ok for ok in await asyncio.gather(*(one(i) for i in range(n))))
 
 
+class Counted:
+    """A client factory that counts the values every poll's ``read`` brought back."""
+
+    def __init__(self, inner: ClientFactory = open_client) -> None:
+        self.inner, self.varbinds = inner, 0
+
+    async def __call__(self, address: str, settings: SnmpSettings) -> SnmpClient:
+        client = await self.inner(address, settings)
+        read = client.read
+
+        async def counted(
+            scalars: Sequence[str], tables: Sequence[TableRead], into: dict[str, Value], walks: int
+        ) -> None:
+            try:
+                await read(scalars, tables, into, walks)
+            finally:
+                self.varbinds += len(into) + sum(len(v) for t in tables for v in t.values.values())
+
+        client.read = counted  # type: ignore[method-assign]
+        return client
+
+
+async def gufo_factory(address: str, settings: SnmpSettings) -> SnmpClient:
+    """The client before #16: gufo-snmp sessions, one GETBULK walk per column (v2c too)."""
+    return GufoClient(address, settings)
+
+
 async def netmon_run(
-    scenario: str, agent: Agent, community: str, profile: str, n: int, concurrency: int
-) -> Run:
-    poller = SnmpPoller.from_directory(max_concurrency=concurrency)
+    scenario: str, agent: Agent, community: str, profile: str, n: int, concurrency: int,
+    before: bool = False,
+) -> Run:  # fmt: skip
+    counter = Counted(gufo_factory if before else open_client)
+    poller = SnmpPoller.from_directory(max_concurrency=concurrency, client_factory=counter)
     settings = SnmpSettings(community=community, port=agent.port, profile=profile, timeout=5.0)
     devices = [Target("bench", f"d{i % 500}", agent.host) for i in range(n)]
+    sent = 0
 
     async def job(i: int) -> bool:
+        nonlocal sent
         result = await poller.poll(devices[i], settings)
-        return result.ok and bool(extra(result)["complete"])
+        sent += result.sent
+        return result.ok and result.reason == ""
 
+    for i in range(min(n, 500)):  # every device polled once: the row counts are learned
+        await job(i)
+    counter.varbinds, sent = 0, 0
     cpu0, wall0 = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
     failed = await bounded(n, concurrency, job)
     wall = time.perf_counter() - wall0
-    return Run(
-        scenario, f"netmon ({profile})", n, wall, cpu_seconds(resource.RUSAGE_SELF) - cpu0, failed
-    )
+    tool = f"netmon {profile}" + (" gufo per column (before)" if before else "")
+    cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu0
+    return Run(scenario, tool, n, wall, cpu, failed, counter.varbinds, sent)
 
 
-async def cli(args: list[str], env: dict[str, str]) -> bool:
+async def cli(args: list[str], env: dict[str, str], wanted: tuple[str, ...] = ()) -> int:
+    """Run one CLI command: -1 if it failed, else how many varbinds it printed that are under
+    ``wanted`` (0 when nothing is wanted)."""
+    out = asyncio.subprocess.PIPE if wanted else asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env
+        *args, stdout=out, stderr=asyncio.subprocess.DEVNULL, env=env
     )
     try:
-        return await asyncio.wait_for(proc.wait(), CLI_TIMEOUT) == 0
+        stdout, _ = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return False
+        return -1
+    if proc.returncode != 0:
+        return -1
+    return sum(1 for line in (stdout or b"").decode().splitlines() if line.startswith(wanted))
 
 
 async def cli_run(
@@ -148,16 +208,23 @@ async def cli_run(
     n: int,
     concurrency: int,
     env: dict[str, str],
+    wanted: tuple[str, ...] = (),
 ) -> Run:
-    """n device polls, each running ``commands`` one after another."""
+    """n device polls, each running ``commands`` one after another; counts the varbinds of
+    the poll's objects (``wanted``) that they printed."""
+    varbinds = 0
 
     async def job(_i: int) -> bool:
-        return all([await cli(command, env) for command in commands])
+        nonlocal varbinds
+        counts = [await cli(command, env, wanted) for command in commands]
+        varbinds += sum(c for c in counts if c > 0)
+        return all(c >= 0 for c in counts)
 
     cpu0, wall0 = cpu_seconds(resource.RUSAGE_CHILDREN), time.perf_counter()
     failed = await bounded(n, concurrency, job)
     wall = time.perf_counter() - wall0
-    return Run(scenario, tool, n, wall, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0, failed)
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0
+    return Run(scenario, tool, n, wall, cpu, failed, varbinds)
 
 
 class Endpoint(Protocol):
@@ -186,47 +253,73 @@ def base(tool: str, agent: Endpoint, community: str) -> list[str]:
 
 
 def bulkget(agent: Endpoint, community: str, rows: int) -> list[list[str]]:
-    return [[*base("snmpbulkget", agent, community), "-Cn1", f"-Cr{rows + 1}",
-             "1.3.6.1.2.1.1.3.0", *IF_COLUMNS]]  # fmt: skip
+    """What netmon's generic poll asks for, in ONE GETBULK: the four scalars as non-repeaters
+    (GETNEXT of ``X`` is ``X.0``) and the nine columns, ``rows`` + 1 repetitions."""
+    return [[*base("snmpbulkget", agent, community), f"-Cn{len(SCALAR_PARENTS)}",
+             f"-Cr{rows + 1}", *SCALAR_PARENTS, *IF_COLUMNS]]  # fmt: skip
 
 
 def bulkwalk(agent: Endpoint, community: str, subtrees: list[str]) -> list[list[str]]:
     return [[*base("snmpbulkwalk", agent, community), "-Cr40", tree] for tree in subtrees]
 
 
+async def exporter_run(
+    scenario: str, exporter: snmp_exporter.Exporter, module: str, agent: Agent, n: int, c: int
+) -> Run:
+    """n scrapes of ``module`` for ``agent``, c at once; the exporter's CPU from /proc."""
+    varbinds = 0
+
+    async def job(_i: int) -> bool:
+        nonlocal varbinds
+        ok, samples = await snmp_exporter.scrape(
+            exporter.port, module, f"{agent.host}:{agent.port}"
+        )
+        varbinds += samples
+        return ok
+
+    await job(0)  # its first scrape of a module
+    varbinds = 0
+    cpu0, wall0 = exporter.cpu(), time.perf_counter()
+    failed = await bounded(n, c, job)
+    wall, cpu = time.perf_counter() - wall0, exporter.cpu() - cpu0
+    return Run(scenario, "snmp_exporter (9 walks + GET)", n, wall, cpu, failed, varbinds)
+
+
 async def device_scenarios(
-    sim: Agent, snmpd: Agent, args: argparse.Namespace, env: dict[str, str]
+    sim: Agent, snmpd: Agent, args: argparse.Namespace, env: dict[str, str], work: Path
 ) -> list[Run]:
     n, c = args.polls, args.concurrency
-    walk_trees = ["1.3.6.1.2.1.1.3", "1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1.1"]
+    walk_trees = ["1.3.6.1.2.1.1", "1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1.1"]
     runs = []
-    for scenario, agent, community in (
-        ("switch-24", sim, "switch-24"),
-        ("snmpd", snmpd, COMMUNITY),
-    ):
-        runs.append(await netmon_run(scenario, agent, community, "generic", n, c))
-        runs.append(
-            await cli_run(
-                scenario, "snmpbulkget (1 request)", bulkget(agent, community, 25), n, c, env
+    modules = {"switch24": "switch-24", "snmpd": COMMUNITY}
+    with contextlib.ExitStack() as stack:
+        exporter = None
+        if snmp_exporter.available():
+            exporter = stack.enter_context(
+                snmp_exporter.running(work, modules, args.exporter_port, 26)
             )
-        )
-        runs.append(
-            await cli_run(
-                scenario,
-                "snmpbulkwalk (ifTable+ifXTable)",
-                bulkwalk(agent, community, walk_trees),
-                n,
-                c,
-                env,
-            )
-        )
+        for scenario, agent, community, module in (
+            ("switch-24", sim, "switch-24", "switch24"),
+            ("snmpd", snmpd, COMMUNITY, "snmpd"),
+        ):
+            runs.append(await netmon_run(scenario, agent, community, "generic", n, c))
+            runs.append(await netmon_run(scenario, agent, community, "generic", n, c, True))
+            get = bulkget(agent, community, 25)
+            runs.append(await cli_run(scenario, "snmpbulkget (1 request)", get, n, c, env,
+                                      IF_WANTED))  # fmt: skip
+            walks = bulkwalk(agent, community, walk_trees)
+            runs.append(await cli_run(scenario, "snmpbulkwalk (system, ifTable, ifXTable)",
+                                      walks, n, c, env, IF_WANTED))  # fmt: skip
+            if exporter is not None:
+                runs.append(await exporter_run(scenario, exporter, module, agent, n, c))
     return runs
 
 
 async def controller_scenario(sim: Agent, reps: int, env: dict[str, str]) -> list[Run]:
     netmon = await netmon_run("wlc-200", sim, "cisco-wlc", "cisco-wlc", reps, 1)
     walks = bulkwalk(sim, "cisco-wlc", WLC_COLUMNS)
-    cli_runs = await cli_run("wlc-200", "snmpbulkwalk x4 columns", walks, reps, 1, env)
+    wanted = tuple(f".{oid}." for oid in WLC_COLUMNS)
+    cli_runs = await cli_run("wlc-200", "snmpbulkwalk x4 columns", walks, reps, 1, env, wanted)
     return [netmon, cli_runs]
 
 
@@ -281,6 +374,20 @@ async def gufo_walks(sim: Agent) -> Run:
     return Run("lib-walk", "gufo-snmp 1,078-varbind walk", LIB_WALKS, wall, cpu, failed)
 
 
+async def netmon_walks(sim: Agent) -> Run:
+    """The same walk through netmon's own codec and shared socket (probes/snmp_bulk.py)."""
+    from probes.snmp_bulk import BulkClient
+
+    settings = SnmpSettings(community="bench-49", port=sim.port, timeout=5.0, max_repetitions=25)
+    cpu0, wall0, failed = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter(), 0
+    for _ in range(LIB_WALKS):
+        client = BulkClient(sim.host, settings)
+        varbinds = [item async for item in client.walk(IFTABLE)]
+        failed += len(varbinds) != 1078
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds(resource.RUSAGE_SELF) - cpu0
+    return Run("lib-walk", "netmon codec 1,078-varbind walk", LIB_WALKS, wall, cpu, failed)
+
+
 async def pysnmp_walks(sim: Agent) -> Run:
     from pysnmp.hlapi.v3arch import asyncio as hl
 
@@ -302,6 +409,7 @@ async def pysnmp_walks(sim: Agent) -> Run:
 
 async def lib_scenarios(sim: Agent, snmpd: Agent, env: dict[str, str]) -> list[Run]:
     runs = [await gufo_gets(snmpd), await pysnmp_gets(snmpd), await gufo_walks(sim)]
+    runs.append(await netmon_walks(sim))
     runs.append(await pysnmp_walks(sim))
     walk = [[*base("snmpbulkwalk", sim, "bench-49"), "-Cr25", IFTABLE]]
     runs.append(await cli_run("lib-walk", "snmpbulkwalk 1,078 varbinds", walk, LIB_WALKS, 1, env))
@@ -309,11 +417,15 @@ async def lib_scenarios(sim: Agent, snmpd: Agent, env: dict[str, str]) -> list[R
 
 
 def table(runs: list[Run]) -> str:
-    lines = [f"{'scenario':<10} {'tool':<34} {'polls':>6} {'wall s':>8} {'polls/s':>9} "
-             f"{'CPU ms/poll':>12} {'failed':>6}"]  # fmt: skip
+    lines = [f"{'scenario':<10} {'tool':<42} {'polls':>6} {'wall s':>7} {'polls/s':>8} "
+             f"{'CPU ms/poll':>11} {'vb/poll':>7} {'CPU us/vb':>9} {'req/poll':>8} "
+             f"{'failed':>6}"]  # fmt: skip
     for r in runs:
-        lines.append(f"{r.scenario:<10} {r.tool:<34} {r.polls:>6} {r.wall:>8.2f} {r.rate:>9.1f} "
-                     f"{r.cpu_ms:>12.2f} {r.failed:>6}")  # fmt: skip
+        vb = f"{r.varbinds / r.polls:.0f}" if r.varbinds else "-"
+        us = f"{r.us_per_varbind:.2f}" if r.varbinds else "-"
+        req = f"{r.requests / r.polls:.2f}" if r.requests else "-"
+        lines.append(f"{r.scenario:<10} {r.tool:<42} {r.polls:>6} {r.wall:>7.2f} {r.rate:>8.1f} "
+                     f"{r.cpu_ms:>11.3f} {vb:>7} {us:>9} {req:>8} {r.failed:>6}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -323,9 +435,14 @@ def ratios(runs: list[Run]) -> str:
         group = [r for r in runs if r.scenario == scenario]
         ours = group[0]
         for other in group[1:]:
+            per_vb = (
+                f", {ours.us_per_varbind / other.us_per_varbind:.2f}x CPU per varbind"
+                if ours.varbinds and other.varbinds
+                else ""
+            )
             lines.append(
                 f"{scenario}: {ours.tool} vs {other.tool}: {ours.rate / other.rate:.2f}x polls/s, "
-                f"{ours.cpu_ms / other.cpu_ms:.2f}x CPU per poll"
+                f"{ours.cpu_ms / other.cpu_ms:.2f}x CPU per poll{per_vb}"
             )
     return "\n".join(lines)
 
@@ -366,14 +483,17 @@ async def timed(
 
 
 def netmon_poll(
-    proxy: DelayProxy, settings: SnmpSettings, fresh: bool = False
+    proxy: DelayProxy,
+    settings: SnmpSettings,
+    fresh: bool = False,
+    factory: ClientFactory = open_client,
 ) -> Callable[[], Awaitable[bool]]:
     """One device poll through ``proxy``; ``fresh``: a new poller each time (nothing kept)."""
-    shared = SnmpPoller.from_directory()
+    shared = SnmpPoller.from_directory(client_factory=factory)
     device = Target("bench", "device-1", proxy.host)
 
     async def poll() -> bool:
-        poller = SnmpPoller.from_directory() if fresh else shared
+        poller = SnmpPoller.from_directory(client_factory=factory) if fresh else shared
         result = await poller.poll(device, settings)
         return result.ok and bool(extra(result)["complete"])
 
@@ -382,7 +502,7 @@ def netmon_poll(
 
 def cli_poll(commands: list[list[str]], env: dict[str, str]) -> Callable[[], Awaitable[bool]]:
     async def poll() -> bool:
-        return all([await cli(command, env) for command in commands])
+        return all([await cli(command, env) >= 0 for command in commands])
 
     return poll
 
@@ -395,11 +515,14 @@ async def latency_scenarios(
     devices = (("switch-24", "switch-24", "generic"), ("wlc-200", "cisco-wlc", "cisco-wlc"))
     for scenario, community, profile in devices:
         async with DelayProxy((sim.host, sim.port), delay, lifetime=lifetime) as proxy:
-            for walks, when in ((1, "before"), (4, "after")):
-                settings = SnmpSettings(community=community, port=proxy.port, profile=profile,
-                                        timeout=5.0, max_walks=walks)  # fmt: skip
-                tool = f"netmon {profile}, max_walks={walks} ({when})"
-                runs.append(await timed(scenario, tool, proxy, reps, netmon_poll(proxy, settings)))
+            settings = SnmpSettings(community=community, port=proxy.port, profile=profile,
+                                    timeout=5.0, max_walks=4)  # fmt: skip
+            for factory, tool in (
+                (gufo_factory, f"netmon {profile}, gufo per column x4 (before)"),
+                (open_client, f"netmon {profile}, multi-column GETBULK"),
+            ):
+                poll = netmon_poll(proxy, settings, factory=factory)
+                runs.append(await timed(scenario, tool, proxy, reps, poll))
             if profile == "generic":
                 get = bulkget(proxy, community, 25)
                 runs.append(await timed(scenario, "snmpbulkget (1 request)", proxy, reps,
@@ -449,17 +572,19 @@ def latency_table(runs: list[LatencyRun], delay_ms: int, reps: int) -> str:
 
 
 @contextlib.contextmanager
-def local_agents() -> Iterator[tuple[Agent, Agent, dict[str, str]]]:
-    """snmpsim and snmpd on loopback, and an environment for the net-snmp CLI; always stopped."""
+def local_agents(max_varbinds: int) -> Iterator[tuple[Agent, Agent, dict[str, str], Path]]:
+    """snmpsim and snmpd on loopback, an environment for the net-snmp CLI and a work folder;
+    always stopped."""
     with tempfile.TemporaryDirectory(prefix="netmon-bench-snmp-") as tmp:
         work = Path(tmp)
-        with start_snmpsim(work / "snmpsim") as sim, start_snmpd(work / "snmpd") as snmpd:
+        sim_agent = start_snmpsim(work / "snmpsim", max_varbinds=max_varbinds)
+        with sim_agent as sim, start_snmpd(work / "snmpd") as snmpd:
             (work / "cli").mkdir()
-            yield sim, snmpd, quiet_env(work / "cli")
+            yield sim, snmpd, quiet_env(work / "cli"), work
 
 
 async def latency_main(args: argparse.Namespace) -> None:
-    with local_agents() as (sim, snmpd, env):
+    with local_agents(args.sim_max_varbinds) as (sim, snmpd, env, _work):
         runs = await latency_scenarios(sim, snmpd, args.latency_ms, args.latency_reps, env)
     print(latency_table(runs, args.latency_ms, args.latency_reps))
 
@@ -468,11 +593,15 @@ async def main(args: argparse.Namespace) -> None:
     if args.latency_ms is not None:
         await latency_main(args)
         return
-    with local_agents() as (sim, snmpd, env):
-        runs = await device_scenarios(sim, snmpd, args, env)
+    with local_agents(args.sim_max_varbinds) as (sim, snmpd, env, work):
+        runs = await device_scenarios(sim, snmpd, args, env, work)
         runs += await controller_scenario(sim, args.controller_reps, env)
         if args.libs:
             runs += await lib_scenarios(sim, snmpd, env)
+    print(f"snmpsim answers at most {args.sim_max_varbinds} varbinds per GETBULK; "
+          f"{args.polls} polls, {args.concurrency} in flight")  # fmt: skip
+    if not snmp_exporter.available():
+        print("snmp_exporter: not installed (apt-get install prometheus-snmp-exporter)")
     print(table(runs))
     print()
     print(ratios(runs))
@@ -498,6 +627,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--latency-reps", type=int, default=5, help="polls per tool with --latency-ms"
+    )
+    parser.add_argument(
+        "--sim-max-varbinds", type=int, default=300,
+        help="snmpsim's cap on varbinds per GETBULK answer (its own default: 64)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exporter-port", type=int, default=21100, help="snmp_exporter's port on 127.0.0.1"
     )
     args = parser.parse_args()
     if not 1 <= args.polls <= MAX_POLLS or args.concurrency < 1 or args.controller_reps < 1:

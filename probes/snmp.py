@@ -12,10 +12,12 @@ Wiring
       poll slot)`` so it returns a (partial) result before the runner gives up.
     * Evidence, verdict facts and the controllers' view of APs: ``probes.snmp_view``;
       metrics: ``probes.snmp_metrics``.
-    * A poll reads the profile's scalars (GET), then walks its columns with up to
-      ``settings.max_walks`` (default 4) walks in flight at once, AP tables first; 1 walks them
-      one after another. Over a 100 ms RTT link a generic poll (1 GET + 9 walks) takes ~4 round
-      trips instead of ~10.
+    * A poll is one ``client.read`` of the profile's scalars and tables, AP tables first
+      (:func:`read_profile`). SNMPv2c (probes/snmp_bulk.py): each table is one chain of
+      multi-column GETBULKs, the scalars non-repeaters of the first, up to
+      ``settings.max_walks`` tables at once; the poller remembers each table's row count, which
+      sizes the next poll's first request, so a 24-port switch is one request (bench/snmp.py).
+      SNMPv1 and v3 (gufo-snmp): a GET, then one walk per column, ``max_walks`` at once.
     * SNMPv3: the poller remembers each device's engine id between polls (per ``(site,
       device)``, for the same address and port) and passes it to the client, which saves the
       discovery exchange; a stale id costs one unanswered attempt, then is rediscovered.
@@ -81,6 +83,8 @@ from probes.snmp_client import (
     RequestStats,
     SnmpClient,
     SnmpError,
+    TableRead,
+    Value,
     open_client,
 )
 from probes.snmp_counters import DeviceState, reboots
@@ -155,8 +159,8 @@ class SnmpSettings:
     timeout: float = 2.0  # seconds to wait for each response
     retries: int = 1  # extra attempts per request after a timeout
     max_poll_time: float = 20.0  # bound on one poll of the device, all requests together
-    max_repetitions: int = 40  # GETBULK max-repetitions
-    max_walks: int = DEFAULT_MAX_WALKS  # column walks in flight at once (1: one at a time)
+    max_repetitions: int = 40  # GETBULK max-repetitions while a table's size is unknown
+    max_walks: int = DEFAULT_MAX_WALKS  # walks (v2c: tables) in flight at once (1: in turn)
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -235,6 +239,7 @@ class SnmpPoller:
         self._clock = clock
         self._states: dict[tuple[str, str], DeviceState] = {}
         self._engine_ids: dict[tuple[str, str], tuple[str, int, bytes]] = {}  # address, port
+        self._rows: dict[tuple[str, str], dict[str, int]] = {}  # table rows at the last poll
 
     @classmethod
     def from_directory(cls, directory: Path | str = DEFAULT_DIR, **kwargs: Any) -> SnmpPoller:
@@ -250,6 +255,7 @@ class SnmpPoller:
         """Drop a device's state (removed from the inventory, or replaced)."""
         self._states.pop((target.site, target.device), None)
         self._engine_ids.pop((target.site, target.device), None)
+        self._rows.pop((target.site, target.device), None)
 
     def engine_id_of(self, target: Target, settings: SnmpSettings) -> bytes | None:
         """The SNMPv3 engine id remembered for ``target`` at its current address and port."""
@@ -289,7 +295,9 @@ class SnmpPoller:
                 client = await self._client_factory(target.address, settings)
                 stats = client.stats
                 await client.open(self.engine_id_of(target, settings))
-                await read_profile(client, profile, raw, settings.max_walks)
+                rows = self._rows.get((target.site, target.device))
+                await read_profile(client, profile, raw, settings.max_walks, rows)
+            self._rows[(target.site, target.device)] = raw.row_counts()
         except TimeoutError:
             error = f"poll exceeded its {bound:.3g}s bound"
         except SnmpError as exc:
@@ -350,44 +358,37 @@ class _Poll:
 
 
 async def read_profile(
-    client: SnmpClient, profile: Profile, raw: RawPoll, max_walks: int = DEFAULT_MAX_WALKS
+    client: SnmpClient,
+    profile: Profile,
+    raw: RawPoll,
+    max_walks: int = DEFAULT_MAX_WALKS,
+    rows: Mapping[str, int] | None = None,
 ) -> None:
-    """Read the profile's scalars (GET), then walk its columns, AP tables first, with up to
-    ``max_walks`` walks in flight. The first failing walk ends the read (the others are
-    cancelled) and its error is raised; what was read so far stays in ``raw``."""
-    if profile.scalars:
-        values = await client.get([c.oid for c in profile.scalars.values()])
+    """Read the profile's scalars and columns into ``raw`` through ``client.read`` (tables AP
+    first; ``rows``: each table's row count at the last poll, which sizes the first GETBULK).
+    The first failure ends the read and is raised; what was read so far stays in ``raw``."""
+    scalars = [column.oid for column in profile.scalars.values()]
+    order = _table_order(profile)
+    tables = [
+        TableRead(
+            [c.oid for c in profile.tables[name].columns.values()],
+            repetitions=(rows or {}).get(name, -1) + 1,
+        )
+        for name in order
+    ]
+    values: dict[str, Value] = {}
+    try:
+        await client.read(scalars, tables, values, max_walks)
+    finally:
         for name, column in profile.scalars.items():
             if column.oid in values:
                 raw.scalars[name] = values[column.oid]
-    columns = [
-        (table_name, column_name, column.oid)
-        for table_name in _table_order(profile)
-        for column_name, column in profile.tables[table_name].columns.items()
-    ]
-    pending = iter(columns)  # shared by the lanes: each takes the next column when it is free
-
-    async def lane() -> None:
-        for table_name, column_name, oid in pending:
-            into = raw.tables.setdefault(table_name, {}).setdefault(column_name, {})
-            prefix = oid + "."
-            async for name, value in client.walk(oid):
-                if name.startswith(prefix):
-                    into[name[len(prefix) :]] = value
-            raw.walked.add((table_name, column_name))
-
-    lanes = min(max_walks, len(columns))
-    if lanes <= 1:
-        await lane()
-        return
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(lanes):
-                group.create_task(lane())
-    except ExceptionGroup as failed:
-        if all(isinstance(exc, SnmpError) for exc in failed.exceptions):
-            raise failed.exceptions[0] from None  # the first failure, as a sequential read
-        raise
+        for name, table in zip(order, tables, strict=True):
+            for column_name, column in profile.tables[name].columns.items():
+                if column.oid in table.values:
+                    raw.tables.setdefault(name, {})[column_name] = table.values[column.oid]
+                if column.oid in table.done:
+                    raw.walked.add((name, column_name))
 
 
 def _table_order(profile: Profile) -> list[str]:

@@ -1,4 +1,9 @@
-"""SNMP transport for netmon: GET and GETBULK walks over gufo-snmp, with retries.
+"""The SNMP client seam, and its gufo-snmp client for SNMPv1 and SNMPv3.
+
+:func:`open_client` picks the client by version: SNMPv2c goes to
+:class:`probes.snmp_bulk.BulkClient` (multi-column GETBULK walks on netmon's own codec and one
+shared UDP socket: why, and the figures, in its docstring and bench/README.md); SNMPv1 (no
+GETBULK) and SNMPv3 (USM) to :class:`GufoClient` below, which walks one column at a time.
 
 Why gufo-snmp
     Its encoder/decoder is Rust; measured here against snmpd/snmpsim on loopback it did
@@ -9,9 +14,11 @@ Why gufo-snmp
     dropped, not mistaken for the new one) and stops GETBULK walks at the end of the subtree.
 
 The seam
-    :class:`SnmpClient` is what the poller uses; :func:`open_client` makes the real one. Tests
-    put a fake behind the same protocol. A client is used for one poll of one device and then
-    dropped (gufo opens one connected UDP socket per session; it closes when collected).
+    :class:`SnmpClient` is what the poller uses: ``read`` (a poll's scalars and tables, see
+    :class:`TableRead`), plus ``get`` and ``walk``; :func:`open_client` makes the real one.
+    :class:`PerColumn` gives ``read`` as a GET and column walks (GufoClient and test fakes).
+    A client is used for one poll of one device and then dropped (gufo opens one connected UDP
+    socket per session; it closes when collected).
 
 Concurrent walks
     The poller walks up to ``settings.max_walks`` columns of a device at once. A gufo session
@@ -46,10 +53,10 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 try:
     import gufo.snmp as gufo
@@ -90,6 +97,17 @@ class RequestStats:
     received: int = 0
 
 
+@dataclass(slots=True)
+class TableRead:
+    """One table's columns for :meth:`SnmpClient.read`, filled as answers arrive (what was
+    read stays when the poll is cut short)."""
+
+    columns: Sequence[str]  # column OIDs (no index)
+    repetitions: int = 0  # GETBULK max-repetitions to start with (0: the settings')
+    values: dict[str, dict[str, Value]] = field(default_factory=dict)  # column: {index: value}
+    done: set[str] = field(default_factory=set)  # columns read to the end of their subtree
+
+
 class SnmpClient(Protocol):
     """One device's SNMP sessions for one poll."""
 
@@ -109,18 +127,84 @@ class SnmpClient(Protocol):
         flight at once (up to ``settings.max_walks``)."""
         ...
 
+    async def read(
+        self,
+        scalars: Sequence[str],
+        tables: Sequence[TableRead],
+        into: dict[str, Value],
+        max_walks: int,
+    ) -> None:
+        """A poll's reads: the values of ``scalars`` into ``into`` and every column of
+        ``tables`` into its :class:`TableRead`, tables in the order given, at most
+        ``max_walks`` walks (or multi-column table reads) in flight. Raises the first failure;
+        what was read until then stays in ``into`` and ``tables``."""
+
+
+class PerColumn:
+    """:meth:`SnmpClient.read` as a GET of the scalars, then one :meth:`walk` per column with
+    up to ``max_walks`` in flight (gufo-snmp's v1 and v3 sessions, and test fakes)."""
+
+    async def get(self, oids: Sequence[str]) -> dict[str, Value]:
+        raise NotImplementedError
+
+    def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
+        raise NotImplementedError
+
+    async def read(
+        self,
+        scalars: Sequence[str],
+        tables: Sequence[TableRead],
+        into: dict[str, Value],
+        max_walks: int,
+    ) -> None:
+        if scalars:
+            into.update(await self.get(scalars))
+        pending = iter([(t, oid) for t in tables for oid in t.columns])  # shared by the lanes
+
+        async def lane() -> None:
+            for table, oid in pending:
+                values = table.values.setdefault(oid, {})
+                prefix = oid + "."
+                async for name, value in self.walk(oid):
+                    if name.startswith(prefix):
+                        values[name[len(prefix) :]] = value
+                table.done.add(oid)
+
+        lanes = min(max_walks, sum(len(t.columns) for t in tables))
+        await in_lanes(lane, lanes)
+
+
+async def in_lanes(lane: Callable[[], Coroutine[Any, Any, None]], lanes: int) -> None:
+    """Run ``lanes`` copies of ``lane`` at once; the first :class:`SnmpError` ends them all
+    and is raised as such (a sequential read would have raised it too)."""
+    if lanes <= 1:
+        await lane()
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(lanes):
+                group.create_task(lane())
+    except ExceptionGroup as failed:
+        if all(isinstance(exc, SnmpError) for exc in failed.exceptions):
+            raise failed.exceptions[0] from None
+        raise
+
 
 ClientFactory = Callable[[str, "SnmpSettings"], Awaitable[SnmpClient]]
 
 
 async def open_client(address: str, settings: SnmpSettings) -> SnmpClient:
     """The real client: resolve ``address`` and build a gufo-snmp session for ``settings``."""
+    if settings.version == "2c":
+        from probes.snmp_bulk import BulkClient  # (it imports this module)
+
+        return BulkClient(await _resolve(address), settings)
     if gufo is None:
         raise SnmpError("gufo-snmp is not installed (pip install gufo-snmp)")
     return GufoClient(await _resolve(address), settings)
 
 
-class GufoClient:
+class GufoClient(PerColumn):
     """:class:`SnmpClient` over gufo-snmp sessions (one per walk in flight): per-request
     timeout and retries."""
 
@@ -225,13 +309,19 @@ class GufoClient:
         raise SnmpTimeout(self._timeout_message())
 
     def _timeout_message(self) -> str:
-        attempts = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
-        hint = (
-            " (device down or unreachable, or wrong community)"
-            if self._settings.version != "3"
-            else " (device down or unreachable, or wrong privacy key)"
-        )
-        return f"no SNMP response after {attempts} of {self._settings.timeout:g}s{hint}"
+        return timeout_message(self._settings)
+
+
+def timeout_message(settings: SnmpSettings) -> str:
+    """Why a request went unanswered, as the poll's reason says it."""
+    tries = settings.retries + 1
+    attempts = f"{tries} attempt{'s' if tries != 1 else ''}"
+    hint = (
+        " (device down or unreachable, or wrong community)"
+        if settings.version != "3"
+        else " (device down or unreachable, or wrong privacy key)"
+    )
+    return f"no SNMP response after {attempts} of {settings.timeout:g}s{hint}"
 
 
 def _session(ip: str, settings: SnmpSettings, engine_id: bytes | None = None) -> SnmpSession:

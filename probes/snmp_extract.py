@@ -40,6 +40,13 @@ class RawPoll:
             values for table in self.tables.values() for values in table.values()
         )
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (its longest column): sizes the next poll's first GETBULK."""
+        return {
+            name: max((len(values) for values in columns.values()), default=0)
+            for name, columns in self.tables.items()
+        }
+
     def column(self, table: str, column: str | None) -> dict[str, Value]:
         return self.tables.get(table, {}).get(column, {}) if column else {}
 
@@ -139,12 +146,15 @@ def interface_rows(
     columns = {f: raw.column(role.table, getattr(role, f)) for f in _IF_FIELDS}
     indexes = sorted({i for col in columns.values() for i in col if i.isdigit()}, key=int)
     rows, states = [], {}
+    widths = _widths(profile)
+    usable = interval.elapsed is not None and not interval.rebooted
     for index in indexes:
-        values = {f: _int(columns[f].get(index)) for f in _IF_FIELDS if f != "name"}
+        values = {f: v if type(v := columns[f].get(index)) is int else None for f in _NUMERIC}
         prev = interval.prev.interfaces.get(int(index)) if interval.prev else None
         state = _interface_state(values, prev)
         row = _interface_row(index, columns["name"].get(index), values, role)
-        _add_deltas(row, profile, values, prev, interval, notes)
+        if prev is not None and usable:
+            _add_deltas(row, widths, profile.max_bps, values, prev, interval, notes)
         row["flaps"] = state.flaps
         rows.append(row)
         states[int(index)] = state
@@ -155,6 +165,22 @@ _IF_FIELDS = (
     "name", "oper_status", "admin_status", "in_octets", "out_octets",
     "in_errors", "out_errors", "last_change", "speed_mbps",
 )  # fmt: skip
+
+
+_NUMERIC = _IF_FIELDS[1:]  # (an int, not a bool: type() is int)
+_COUNTERS = ("in_octets", "out_octets", "in_errors", "out_errors")
+
+
+def _widths(profile: Profile) -> dict[str, int | None]:
+    """Bits of the interface role's octet and error counters (None: the role has none)."""
+    role = profile.interfaces
+    assert role is not None
+    table = profile.tables[role.table].columns
+    widths: dict[str, int | None] = {}
+    for field_name in _COUNTERS:
+        column = getattr(role, field_name)
+        widths[field_name] = (64 if table[column].type == "counter64" else 32) if column else None
+    return widths
 
 
 def _int(value: Value) -> int | None:
@@ -202,34 +228,32 @@ def _interface_state(
 
 def _add_deltas(
     row: dict[str, Json],
-    profile: Profile,
+    widths: Mapping[str, int | None],
+    max_bps: float,
     values: Mapping[str, int | None],
-    prev: InterfaceState | None,
+    prev: InterfaceState,
     interval: Interval,
     notes: list[str],
 ) -> None:
-    """Fill in_bps/out_bps/in_errors/out_errors from the previous poll, where usable."""
-    if prev is None or interval.elapsed is None or interval.rebooted:
-        return
-    role = profile.interfaces
-    assert role is not None
-    table = profile.tables[role.table].columns
+    """Fill in_bps/out_bps/in_errors/out_errors from the previous poll (``widths``: counter
+    bits per field, from :func:`_widths`; ``max_bps``: the profile's cap without a speed)."""
+    assert interval.elapsed is not None
     speed = values["speed_mbps"]
-    max_bps = speed * 1e6 * 1.05 if speed else profile.max_bps
-    for direction in ("in", "out"):
-        cur, old = values[f"{direction}_octets"], getattr(prev, f"{direction}_octets")
-        column = getattr(role, f"{direction}_octets")
-        if cur is not None and old is not None and column:
-            width = 64 if table[column].type == "counter64" else 32
-            bps, note = octet_rate(old, cur, width, interval.elapsed, max_bps)
+    if speed:
+        max_bps = speed * 1e6 * 1.05
+    for direction, octets, errors, old_octets, old_errors in (
+        ("in", "in_octets", "in_errors", prev.in_octets, prev.in_errors),
+        ("out", "out_octets", "out_errors", prev.out_octets, prev.out_errors),
+    ):
+        cur, width = values[octets], widths[octets]
+        if cur is not None and old_octets is not None and width:
+            bps, note = octet_rate(old_octets, cur, width, interval.elapsed, max_bps)
             row[f"{direction}_bps"] = None if bps is None else round(bps, 1)
             if note:
                 notes.append(f"ifIndex {row['index']}: {direction} octets {note}")
-        cur, old = values[f"{direction}_errors"], getattr(prev, f"{direction}_errors")
-        column = getattr(role, f"{direction}_errors")
-        if cur is not None and old is not None and column:
-            width = 64 if table[column].type == "counter64" else 32
-            row[f"{direction}_errors"] = error_increase(old, cur, width)
+        cur, width = values[errors], widths[errors]
+        if cur is not None and old_errors is not None and width:
+            row[errors] = error_increase(old_errors, cur, width)
 
 
 # -- access points ---------------------------------------------------------------------------

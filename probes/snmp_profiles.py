@@ -12,9 +12,10 @@ Schema::
     description: free text
     extends: generic                   # optional: inherit scalars, tables and roles (one level
                                        # of dict merge: a table of the same name is replaced)
-    scalars:                           # read with GET (a few requests for all of them)
+    scalars:                           # v2c: non-repeaters of the first GETBULK; else GET
       sys_uptime: {oid: 1.3.6.1.2.1.1.3.0, type: timeticks}
-    tables:                            # one GETBULK walk per column; rows keyed by OID index
+    tables:                            # v2c: a table's columns in one GETBULK chain (v1/v3:
+                                       # a walk per column); rows keyed by OID index
       ap:
         columns:
           mac:  {oid: 1.3.6.1.4.1.14179.2.2.1.1.1, type: mac}

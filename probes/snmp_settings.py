@@ -139,7 +139,8 @@ class SnmpLimits(Strict):
     timeout: Seconds = 2.0  # per request
     retries: Annotated[Int, Field(ge=0, le=10)] = 1  # extra attempts per request after a timeout
     max_poll_time: Seconds = 20.0  # bound on one whole poll of a device
-    # column walks in flight per device poll (1: one after another)
+    # walks in flight per device poll (1: one after another): v2c tables (each one chain of
+    # multi-column GETBULKs), v1/v3 single columns
     max_walks: Annotated[Int, Field(ge=1, le=MAX_WALKS_LIMIT)] = 4
 
 
@@ -151,7 +152,8 @@ class SnmpPoll(SnmpCredentials, SnmpLimits):
     """Everything one poll of one device needs, with every rule: credentials, profile, limits."""
 
     profile: ProfileName = "generic"
-    max_repetitions: Annotated[Int, Field(ge=1, le=1000)] = 40  # GETBULK max-repetitions
+    # GETBULK max-repetitions when the table's size is not known from the last poll
+    max_repetitions: Annotated[Int, Field(ge=1, le=1000)] = 40
 
 
 def check_poll(values: Mapping[str, object]) -> SnmpPoll:

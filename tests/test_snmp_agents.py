@@ -9,12 +9,15 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from probes.base import ProbeResult, Target, run_probe
 from probes.snmp import KIND as SNMP
 from probes.snmp import SnmpParams, SnmpPoller, SnmpSettings
+from probes.snmp_ber import Response
+from probes.snmp_bulk import BulkClient
 from probes.snmp_client import SnmpClient, open_client
 from tests.snmp import agents, extra
 from tests.snmp.agents import (
@@ -71,7 +74,7 @@ def poller() -> SnmpPoller:
 async def test_v2c_reads_system_and_interfaces(snmpd: Agent, poller: SnmpPoller) -> None:
     result = await poller.poll(target(snmpd), v2c(snmpd))
     assert result.ok and result.reason == "" and extra(result)["complete"]
-    assert result.kind == "snmp" and result.sent == result.received >= 2
+    assert result.kind == "snmp" and result.sent == result.received >= 1
     assert extra(result)["sys_name"] == "netmon-test-snmpd"
     assert extra(result)["sys_uptime_seconds"] > 0 and not extra(result)["rebooted"]
     names = {row["name"] for row in extra(result)["interfaces"]}
@@ -186,15 +189,17 @@ async def test_wrong_credentials_fail_without_leaking_them(
 async def test_agent_stopping_mid_walk_gives_a_partial_result(
     own_snmpd: Agent, poller: SnmpPoller, caplog: pytest.LogCaptureFixture, max_walks: int
 ) -> None:
-    """SIGSTOP snmpd when the second column walk starts: the poll returns within its bound,
-    partial; every walk then in flight spends its attempts unanswered."""
+    """SIGSTOP snmpd once the first GETBULK (scalars and the first row) is answered: the poll
+    returns within its bound, partial; the table's next request spends its attempts unanswered
+    (the generic profile has one table: one chain in flight whatever ``max_walks`` allows)."""
     caplog.set_level(logging.DEBUG)
 
     async def pausing_factory(address: str, settings: SnmpSettings) -> SnmpClient:
-        return PauseAfterFirstWalk(await open_client(address, settings), own_snmpd)
+        return PauseAfterFirstAnswer(address, settings, own_snmpd)
 
     poller = SnmpPoller(poller.profiles, client_factory=pausing_factory)
-    settings = v2c(own_snmpd, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=max_walks)
+    settings = v2c(own_snmpd, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=max_walks,
+                   max_repetitions=1)  # fmt: skip
     begun = time.monotonic()
     result = await poller.poll(target(own_snmpd), settings)
     assert time.monotonic() - begun < 3.0
@@ -204,34 +209,28 @@ async def test_agent_stopping_mid_walk_gives_a_partial_result(
         "unreachable, or wrong community)"
     )
     assert extra(result)["sys_name"] == "netmon-test-snmpd"  # what came before the stop is kept
-    if max_walks == 1:  # one walk in flight: its two attempts went unanswered
-        assert result.sent == result.received + 2
-    else:  # walks 2-4 (and walk 1 if the stop beat its answer): two attempts each
-        assert 2 * 3 <= result.sent - result.received <= 2 * max_walks
+    assert result.sent == result.received + 2  # the table's second request, twice
     assert_no_secret(result, caplog)
 
 
-class PauseAfterFirstWalk:
-    """Wraps a real client; pauses the agent once the first column walk has finished."""
+class PauseAfterFirstAnswer(BulkClient):
+    """The real v2c client; pauses the agent once its first request has been answered (and
+    asks for ``settings.max_repetitions`` rows per request, so a poll takes several)."""
 
-    def __init__(self, client: SnmpClient, agent: Agent) -> None:
-        self.client, self.agent, self.walks = client, agent, 0
-        self.stats = client.stats
-        self.engine_id: bytes | None = None
+    def __init__(self, ip: str, settings: SnmpSettings, agent: Agent) -> None:
+        super().__init__(ip, settings)
+        self.agent = agent
 
-    async def open(self, engine_id: bytes | None = None) -> None:
-        await self.client.open(engine_id)
-        self.engine_id = self.client.engine_id
+    async def read(self, *args: Any) -> None:
+        for table in args[1]:
+            table.repetitions = 0  # not the size learned at the last poll: settings' rows each
+        await super().read(*args)
 
-    async def get(self, oids):  # type: ignore[no-untyped-def]
-        return await self.client.get(oids)
-
-    async def walk(self, oid):  # type: ignore[no-untyped-def]
-        self.walks += 1
-        if self.walks == 2:
+    async def _request(self, *args: Any) -> Response:
+        answer = await super()._request(*args)
+        if self.stats.received == 1:
             self.agent.pause()
-        async for item in self.client.walk(oid):
-            yield item
+        return answer
 
 
 async def test_a_stopped_agent_is_bounded_by_max_poll_time(
@@ -272,17 +271,17 @@ async def test_concurrency_is_bounded(snmpd: Agent) -> None:
         in_flight += 1
         peak = max(peak, in_flight)
         client = await open_client(address, settings)
-        original = client.get
+        original = client.read
 
-        async def get(oids):  # type: ignore[no-untyped-def]
+        async def read(*args):  # type: ignore[no-untyped-def]
             nonlocal in_flight
             try:
                 await asyncio.sleep(0.05)  # hold the slot so polls overlap
-                return await original(oids)
+                return await original(*args)
             finally:
                 in_flight -= 1
 
-        client.get = get  # type: ignore[method-assign]
+        client.read = read  # type: ignore[method-assign]
         return client
 
     poller = SnmpPoller.from_directory(max_concurrency=3, client_factory=counting_factory)
@@ -302,11 +301,13 @@ async def test_a_reboot_is_counted_once_when_the_poll_after_it_is_partial(
     pause_next: list[Agent] = []
 
     async def factory(address: str, settings: SnmpSettings) -> SnmpClient:
-        client = await open_client(address, settings)
-        return PauseAfterFirstWalk(client, pause_next.pop()) if pause_next else client  # type: ignore[return-value]
+        if pause_next:
+            return PauseAfterFirstAnswer(address, settings, pause_next.pop())
+        return await open_client(address, settings)
 
     poller = SnmpPoller(poller.profiles, client_factory=factory)
-    settings = v2c(agent, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=1)
+    settings = v2c(agent, timeout=0.3, retries=1, max_poll_time=3.0, max_walks=1,
+                   max_repetitions=1)  # fmt: skip
     await asyncio.sleep(1.5)  # an uptime the restarted agent's is well below
     before = await poller.poll(target(agent), settings)
     assert before.ok and extra(before)["complete"] and not extra(before)["rebooted"]

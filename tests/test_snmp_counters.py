@@ -10,7 +10,7 @@ import pytest
 
 from probes.base import Target
 from probes.snmp import SnmpPoller, SnmpSettings, match_aps, missing_aps, normalize_mac
-from probes.snmp_client import RequestStats, SnmpClient, SnmpRequestError, Value
+from probes.snmp_client import PerColumn, RequestStats, SnmpClient, SnmpRequestError, Value
 from probes.snmp_counters import (
     DeviceState,
     counter_increase,
@@ -111,7 +111,7 @@ class FakeAgent:
         self.walks_in_flight = self.peak_walks = 0
 
 
-class FakeClient:
+class FakeClient(PerColumn):
     """An :class:`SnmpClient` over a :class:`FakeAgent` (no network)."""
 
     def __init__(self, agent: FakeAgent) -> None:

@@ -152,15 +152,25 @@ def start_snmpd(workdir: Path, port: int | None = None) -> Agent:
     return _wait_ready(Agent(proc, HOST, port, log), COMMUNITY)
 
 
-def start_snmpsim(workdir: Path, data_dir: Path = DATA, host: str = HOST) -> Agent:
-    """snmpsim serving ``data_dir/*.snmprec`` (community = file stem) on host:<free port>."""
+def start_snmpsim(
+    workdir: Path, data_dir: Path = DATA, host: str = HOST, max_varbinds: int = 64
+) -> Agent:
+    """snmpsim serving ``data_dir/*.snmprec`` (community = file stem) on host:<free port>,
+    answering at most ``max_varbinds`` varbinds per GETBULK (snmpsim's default: 64; net-snmp's
+    snmpd has no such cap, only the datagram size)."""
     _need("gufo.snmp", "gufo-snmp is not installed (pip install gufo-snmp)")
     _need("snmpsim", "snmpsim is not installed (pip install snmpsim pysmi)")
     _need("pysmi", "snmpsim needs pysmi, which it does not declare (pip install pysmi)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_udp_port(host)
     log = workdir / "snmpsim.log"
-    code = "import sys; from snmpsim.commands.responder import main; sys.exit(main())"
+    # snmpsim 1.2 sets ``maxVarBinds`` on pysnmp 7's responder, which reads ``max_varbinds``:
+    # its --max-var-binds does nothing, so the cap is set on the class here
+    code = (
+        "import sys; from pysnmp.entity.rfc3413 import cmdrsp; "
+        f"cmdrsp.BulkCommandResponder.max_varbinds = {int(max_varbinds)}; "
+        "from snmpsim.commands.responder import main; sys.exit(main())"
+    )
     cmd = [sys.executable, "-c", code, f"--data-dir={data_dir}",
            f"--agent-udpv4-endpoint={host}:{port}", f"--cache-dir={workdir / 'cache'}",
            "--logging-method=null"]  # fmt: skip
