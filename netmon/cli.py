@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 
 from netmon import __version__
+from netmon.compaction import Compactor
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
 from netmon.journal import Journal
@@ -359,6 +360,7 @@ async def serve(config: ValidatedConfig) -> None:
                       retention=retention)  # fmt: skip
     monitor.poller = poller_for(settings.poller, monitor.record, settings.log_level)
     monitor.rollups = Rollups(settings.tz, hourly_days=settings.rollup_hourly_days)
+    monitor.compactor = Compactor(settings.compact_after_hours)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes
     except BaseException:

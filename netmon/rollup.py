@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select, text
+from sqlalchemy import Row, and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -358,35 +358,81 @@ def rebuild(
 
 # --- device hours -------------------------------------------------------------------------
 def device_hour_rows(store: Store, first_hour: int, end: float) -> list[dict[str, Any]]:
-    """The device_hour rows of the hours from ``first_hour`` up to ``end``, from probe_result
-    (one grouped query; the next result of each device found with a window function)."""
+    """The device_hour rows of the results started from ``first_hour`` up to ``end``, raw and
+    packed alike (netmon.compaction), read an hour at a time. A failed result's outage lasts
+    until the device's next result in the range (or its own end), kept inside its hour; the
+    sums are exact (``math.fsum``), so the figures do not depend on the order rows are read."""
+    hours: dict[tuple[str, str, str, int], _Hour] = {}
+    pending: dict[tuple[str, str, str], tuple[_Hour, Any]] = {}  # each key's latest result
+    for lo in range(int(first_hour // 3600 * 3600), math.ceil(end), 3600):
+        for key, rows in _hour_results(store, max(lo, first_hour), min(lo + 3600, end)).items():
+            if key in pending:
+                acc, last = pending.pop(key)
+                acc.add(last, rows[0][0])
+            acc = hours.setdefault((*key, lo), _Hour())
+            for row, nxt in zip(rows, rows[1:], strict=False):
+                acc.add(row, nxt[0])
+            pending[key] = (acc, rows[-1])
+    for acc, last in pending.values():
+        acc.add(last, last[0] + last[1])
+    return [{"site_id": s, "device": d, "kind": k, "hour": h, **acc.figures()}
+            for (s, d, k, h), acc in hours.items()]  # fmt: skip
+
+
+HOUR_COLUMNS = ("ts", "duration", "ok", "sent", "received", "rtt_min", "rtt_avg", "rtt_max")
+
+
+def _hour_results(store: Store, lo: float, hi: float) -> dict[tuple[str, str, str], list[Any]]:
+    """Per (site, device, kind), its results started in ``[lo, hi)`` as tuples of
+    :data:`HOUR_COLUMNS`, by start: the raw rows and the packed ones."""
+    from netmon.compaction import chunk_results
     from netmon.store import ProbeResultRow
 
     t = ProbeResultRow.__table__  # type: ignore[attr-defined]
-    nxt = func.lead(t.c.ts).over(partition_by=(t.c.site_id, t.c.device, t.c.kind), order_by=t.c.ts)
-    inner = select(t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok, t.c.sent,
-                   t.c.received, t.c.rtt_min, t.c.rtt_avg, t.c.rtt_max, nxt.label("next_ts"))  # fmt: skip
-    r = inner.where(t.c.ts >= first_hour, t.c.ts < end).subquery()
-    pg = store.engine.dialect.name == "postgresql"
-    hour = (func.floor(r.c.ts / 3600) if pg else cast(r.c.ts / 3600, Integer)) * 3600
-    failed = case((r.c.ok, 0), else_=1)
-    until = func.coalesce(r.c.next_ts, r.c.ts + r.c.duration)
-    weighted = func.sum(r.c.rtt_avg * r.c.received)
-    q = select(
-        r.c.site_id, r.c.device, r.c.kind, hour.label("hour"), func.count(), func.sum(failed),
-        func.sum(r.c.sent), func.sum(r.c.received), func.min(r.c.rtt_min),
-        weighted / func.nullif(func.sum(case((r.c.rtt_avg.is_(None), 0), else_=r.c.received)), 0),
-        func.max(r.c.rtt_max), func.sum(failed * (until - r.c.ts)),
-    ).group_by(r.c.site_id, r.c.device, r.c.kind, hour)  # fmt: skip
+    q = select(t.c.site_id, t.c.device, t.c.kind, *(t.c[n] for n in HOUR_COLUMNS))
+    out: dict[tuple[str, str, str], list[Any]] = {}
     with store.reading("hourly figures"), store.engine.connect() as conn:
-        found = conn.execute(q).all()
-    names = ("site_id", "device", "kind", "hour", "probes", "failed", "sent", "received",
-             "rtt_min", "rtt_avg", "rtt_max", "outage_seconds")  # fmt: skip
-    rows = [dict(zip(names, row, strict=True)) for row in found]
-    for row in rows:  # an outage's seconds stay inside their hour
-        row["hour"] = int(row["hour"])
-        row["outage_seconds"] = min(float(row["outage_seconds"] or 0.0), 3600.0)
-    return rows
+        for site, dev, kind, *values in conn.execute(q.where(t.c.ts >= lo, t.c.ts < hi)):
+            out.setdefault((site, dev, kind), []).append(tuple(values))
+    for site, dev, kind, row in chunk_results(store, None, lo, hi):
+        out.setdefault((site, dev, kind), []).append(tuple(row[n] for n in HOUR_COLUMNS))
+    for rows in out.values():
+        rows.sort(key=lambda r: r[0])
+    return out
+
+
+class _Hour:
+    """One device hour's figures, added a result at a time (see :func:`device_hour_rows`)."""
+
+    def __init__(self) -> None:
+        self.probes = self.failed = self.sent = self.received = self.weight = 0
+        self.rtt_min: float | None = None
+        self.rtt_max: float | None = None
+        self.weighted: list[float] = []  # rtt_avg x received of each result with an average
+        self.outage: list[float] = []  # seconds of each failed result
+
+    def add(self, row: Any, until: float) -> None:
+        ts, _duration, ok, sent, received, rtt_min, rtt_avg, rtt_max = row
+        self.probes += 1
+        self.sent += sent
+        self.received += received
+        if not ok:
+            self.failed += 1
+            self.outage.append(until - ts)
+        if rtt_min is not None:
+            self.rtt_min = rtt_min if self.rtt_min is None else min(self.rtt_min, rtt_min)
+        if rtt_max is not None:
+            self.rtt_max = rtt_max if self.rtt_max is None else max(self.rtt_max, rtt_max)
+        if rtt_avg is not None:
+            self.weighted.append(rtt_avg * received)
+            self.weight += received
+
+    def figures(self) -> dict[str, Any]:
+        avg = math.fsum(self.weighted) / self.weight if self.weight else None
+        return {"probes": self.probes, "failed": self.failed, "sent": self.sent,
+                "received": self.received, "rtt_min": self.rtt_min, "rtt_avg": avg,
+                "rtt_max": self.rtt_max,
+                "outage_seconds": min(math.fsum(self.outage), 3600.0)}  # fmt: skip
 
 
 def write_hours(store: Store, rows: list[dict[str, Any]]) -> int:
