@@ -227,3 +227,33 @@ def _stats(rows: list[Row], lists: Sequence[list[Any] | None], flags: bytes,
         for i, row in enumerate(rows):
             d = derived[i]
             row[name] = d[name] if flags[j * n + i] and d is not None else next(kept)
+
+
+# --- device hours (netmon.rollup's device_day) ------------------------------------------------
+HOUR_INTS = ("probes", "failed", "sent", "received")
+HOUR_FLOATS = ("rtt_min", "rtt_avg", "rtt_max", "outage_seconds")
+
+
+def pack_hours(rows: Sequence[Row]) -> bytes:
+    """One device day's ``device_hour`` figures (dicts with ``hour``, :data:`HOUR_INTS` and
+    :data:`HOUR_FLOATS`) as one blob; :func:`unpack_hours` gives them back by hour, exactly."""
+    rows = sorted(rows, key=lambda r: r["hour"])
+    columns = [_varints([r["hour"] // 3600 for r in rows])]
+    columns += [_varints([r[name] for r in rows]) for name in HOUR_INTS]
+    columns += [_floats([r[name] for r in rows]) for name in HOUR_FLOATS]
+    body = _varints([len(rows)]) + b"".join(map(_section, columns))
+    return VERSION + zlib.compress(body, 9)
+
+
+def unpack_hours(blob: bytes) -> list[Row]:
+    if blob[:1] != VERSION:
+        raise ValueError(f"unknown device day version {blob[:1]!r}")
+    body = zlib.decompress(blob[1:])
+    n, head = _varint_at(body, 0)
+    cols, _rest = _split(body[head:], 1 + len(HOUR_INTS) + len(HOUR_FLOATS))
+    hours = [h * 3600 for h in _read_varints(cols[0], n)]
+    ints = [_read_varints(c, n) for c in cols[1 : 1 + len(HOUR_INTS)]]
+    floats = [_read_floats(c, n) for c in cols[1 + len(HOUR_INTS) :]]
+    return [{"hour": hours[i], **{k: v[i] for k, v in zip(HOUR_INTS, ints, strict=True)},
+             **{k: v[i] for k, v in zip(HOUR_FLOATS, floats, strict=True)}}
+            for i in range(n)]  # fmt: skip

@@ -46,7 +46,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from sqlalchemy import Boolean, Float, Index, Integer, String, and_, event, func, or_, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -54,7 +54,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 from netmon.compaction import ResultChunkRow, chunk_results, hour_of, prune_chunks
 from netmon.errors import StoreError, StoreUnavailable
 from netmon.journal import Journal
-from netmon.rollup import CoverageRow
+from netmon.rollup import CoverageRow, migrate_device_hours
 from probes import KINDS
 from probes.base import Findings, ProbeResult
 
@@ -65,7 +65,7 @@ READ_WORKERS = 4  # threads of the API's store reads (their own: a hung read hol
 READS_WAITING = 16  # API reads running or waiting beyond which a new one fails at once (503)
 SCHEMA_VERSION = 4
 # Steps that bring an existing database from version N-1 to N (new databases get create_all).
-MIGRATIONS: dict[int, list[str]] = {
+MIGRATIONS: dict[int, list[str | Callable[[Connection], None]]] = {
     2: ["ALTER TABLE probe_result ADD COLUMN extra TEXT NOT NULL DEFAULT ''"],
     # v3: unique keys, so a replayed journal (or a batch re-sent after its COMMIT's reply was
     # lost) never duplicates a row; duplicates an older netmon wrote are removed first
@@ -79,7 +79,11 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # v4: raw results older than a few hours packed a device-hour a row (netmon.compaction;
     # the table itself is made by create_all)
-    4: ["CREATE INDEX IF NOT EXISTS ix_result_chunk_hour ON result_chunk (hour)"],
+    # the device hours likewise a device day a row (netmon.rollup.DeviceDayRow)
+    4: [
+        "CREATE INDEX IF NOT EXISTS ix_result_chunk_hour ON result_chunk (hour)",
+        migrate_device_hours,
+    ],
 }
 
 
@@ -317,8 +321,11 @@ class Store:
             )
         for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
             with self.engine.begin() as conn:
-                for statement in MIGRATIONS[version]:
-                    conn.execute(text(statement))
+                for step in MIGRATIONS[version]:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        conn.execute(text(step))
             self._set_version(version)
             log.info("database migrated to schema v%d", version)
         self.migrated = True

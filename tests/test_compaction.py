@@ -1,7 +1,8 @@
 """Packed raw hours (netmon.chunks, netmon.compaction) on SQLite and PostgreSQL: the format's
 round trip is exact; after compaction every reader of raw results (the store's readers, the
 device hours, availability) gives the answer it gave before; a late row is merged into its
-packed hour once; a second run changes nothing; a run that fails mid-hour leaves all as it was."""
+packed hour once; a second run changes nothing; a run that fails mid-hour leaves all as it was.
+Device hours packed a device day a row: written, re-rolled, read back and migrated exactly."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 import netmon.compaction as compaction
 from netmon.chunks import pack, unpack
 from netmon.compaction import ResultChunkRow, compact
 from netmon.errors import StoreError
-from netmon.rollup import device_hour_rows, live_days
+from netmon.rollup import (
+    DeviceDayRow,
+    device_hour_rows,
+    last_hour,
+    live_days,
+    prune_rollups,
+    read_hours,
+    write_hours,
+)
 from netmon.store import ProbeResultRow, Store
 from probes.base import ProbeResult
 from tests.test_rollup import DAY0, IST, SITE, Drive, result
@@ -72,12 +81,18 @@ def _answers(store: Store, d: Drive, end: float) -> dict[str, Any]:
         "hours": sorted(device_hour_rows(store, int(t0), end), key=lambda r: sorted(r.items())),
         "since": sorted(keyed, key=lambda x: (x[0], x[1], x[2].kind, x[2].started_at)),
         "device": list(store.device_results(SITE, "wan-1", "icmp", t0)),
-        "listing": [(r.ts, r.device, r.ok, r.rtt_min, r.rtt_avg, r.duration, r.rtts, r.reason)
-                    for r in store.results(SITE, None, t0, limit=10_000)],  # fmt: skip
-        "page": [r.ts for r in store.results(SITE, "ap-1", t0, limit=7, before=(t0 + 4000, "", ""))],
+        "listing": [
+            (r.ts, r.device, r.ok, r.rtt_min, r.rtt_avg, r.duration, r.rtts, r.reason)
+            for r in store.results(SITE, None, t0, limit=10_000)
+        ],  # fmt: skip
+        "page": [
+            r.ts for r in store.results(SITE, "ap-1", t0, limit=7, before=(t0 + 4000, "", ""))
+        ],
         "ever_up": (store.devices_ever_up(), store.ever_up(SITE, "wan-1", "icmp")),
-        "days": {i: [(day, a.seconds, a.outages) for day, a in acc]
-                 for i, acc in live_days(store, sites, IST, DAY0, end).items()},  # fmt: skip
+        "days": {
+            i: [(day, a.seconds, a.outages) for day, a in acc]
+            for i, acc in live_days(store, sites, IST, DAY0, end).items()
+        },  # fmt: skip
     }
 
 
@@ -170,4 +185,66 @@ def test_compaction_never_packs_above_the_snapshot_cut(driven: Drive) -> None:
         left = set(conn.execute(select(t.c.id)).scalars())
     assert left == {i for i in ids if i > cut}
     assert len(list(store.results_after(cut))) == len(left)  # what a restart refolds by id
+    store.close()
+
+
+def _hours(n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` device hours of two devices from an hour before a UTC midnight on (full floats)."""
+    rng = random.Random(seed)
+    h0 = 1_780_012_800 - 3600  # 23:00 UTC
+    return [{"site_id": "s", "device": dev, "kind": "icmp", "hour": h0 + i * 3600,
+             "probes": 60, "failed": rng.randrange(3), "sent": 300, "received": 290 + i % 10,
+             "rtt_min": round(rng.uniform(0.001, 0.01), 7) if i % 5 else None,
+             "rtt_avg": rng.uniform(0.01, 0.02) if i % 5 else None, "rtt_max": rng.uniform(0.02, 1),
+             "outage_seconds": rng.choice([0.0, rng.uniform(0, 3600)])}
+            for dev in ("a", "b") for i in range(n)]  # fmt: skip
+
+
+def _by_key(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (r["site_id"], r["device"], r["kind"], r["hour"]))
+
+
+def test_device_hours_are_packed_a_day_a_row_exactly(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    rows = _hours(30, 4)  # 23:00 to 04:00 of the day after next: 3 days a device
+    assert write_hours(store, rows[:20] + rows[30:50]) == 40
+    again = [dict(r, failed=r["failed"] + 7) for r in rows[18:30] + rows[48:]]
+    assert write_hours(store, again) == 24  # 2 hours rolled again, 10 new, per device
+    want = _by_key(rows[:18] + rows[30:48] + again)
+    lo, hi = rows[0]["hour"], rows[-1]["hour"] + 3600
+    got = _by_key(read_hours(store, lo, hi))
+    assert [{k: repr(v) for k, v in r.items()} for r in got] == [
+        {k: repr(r[k]) for k in got[0]} for r in want
+    ]
+    assert read_hours(store, lo + 3600, lo + 7200) == [r for r in want if r["hour"] == lo + 3600]
+    assert last_hour(store) == rows[-1]["hour"]
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(DeviceDayRow)).scalar_one() == 2 * 3
+    assert prune_rollups(store, lo + 3600 * 2) == 2  # the first day (one hour long) of each
+    store.close()
+
+
+def test_a_version_3_database_gets_its_device_hours_packed(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    rows = _hours(26, 5)
+    names = list(rows[0])
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE device_hour (site_id VARCHAR(64), device VARCHAR(64), "
+                          "kind VARCHAR(16), hour INTEGER, probes INTEGER, failed INTEGER, "
+                          "sent INTEGER, received INTEGER, rtt_min FLOAT, rtt_avg FLOAT, "
+                          "rtt_max FLOAT, outage_seconds FLOAT)"))  # fmt: skip
+        marks = ", ".join(f":{n}" for n in names)
+        conn.execute(text(f"INSERT INTO device_hour ({', '.join(names)}) VALUES ({marks})"), rows)
+        conn.execute(text("DELETE FROM schema_version"))
+        conn.execute(text("INSERT INTO schema_version (version) VALUES (3)"))
+    store.close()
+    store = Store(database_url)
+    store.migrate()
+    assert not inspect(store.engine).has_table("device_hour")
+    got = read_hours(store, 0, 2e9)
+    assert [{k: repr(v) for k, v in r.items()} for r in _by_key(got)] == [
+        {k: repr(r[k]) for k in got[0]} for r in _by_key(rows)
+    ]
     store.close()
