@@ -94,7 +94,7 @@ def results(store: Store, hours: float) -> tuple[int, int, int]:
 def hours_of(store: Store, days: float) -> tuple[int, int]:
     """Write ``days`` of device_hour rows for DEVICES devices: (rows, bytes they added)."""
     rng = random.Random(13)
-    before, n = size(store), 0
+    before, n = size(store, vacuum=True), 0
     for h in range(int(days * 24)):
         rows = []
         for d in range(DEVICES):
@@ -107,7 +107,7 @@ def hours_of(store: Store, days: float) -> tuple[int, int]:
                          "rtt_avg": avg, "rtt_max": round(avg + 0.001, 7),
                          "outage_seconds": 60.0 * failed})  # fmt: skip
         n += write_hours(store, rows)
-    return n, size(store) - before
+    return n, size(store, vacuum=True) - before
 
 
 def sites(n: int) -> list[Site]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from probes.base import ProbeResult
 
-VERSION = b"\x01"
+VERSION = b"\x02"
 BITS = 0xFF  # float column mode: IEEE bit patterns (else the mode byte is the decimal scale k)
 STATS = ("rtt_min", "rtt_avg", "rtt_max", "jitter")
 Row = dict[str, Any]
@@ -71,6 +71,91 @@ def _read_varints(data: bytes, n: int) -> list[int]:
     return out
 
 
+def _zigzag(values: Sequence[int]) -> bytes:
+    """Zigzag varints of the values themselves (no differences)."""
+    out = bytearray()
+    for v in values:
+        z = v * 2 if v >= 0 else -v * 2 - 1
+        while z >= 0x80:
+            out.append((z & 0x7F) | 0x80)
+            z >>= 7
+        out.append(z)
+    return bytes(out)
+
+
+def _diff(values: Sequence[int], order: int) -> list[int]:
+    out = list(values)
+    for _ in range(order):
+        out = out[:1] + [b - a for a, b in zip(out, out[1:], strict=False)]
+    return out
+
+
+def _undiff(values: list[int], order: int) -> list[int]:
+    for _ in range(order):
+        total, out = 0, []
+        for v in values:
+            total += v
+            out.append(total)
+        values = out
+    return values
+
+
+def _bitpack(values: Sequence[int]) -> bytes:
+    """Frame of reference: the minimum, a width, then each value less the minimum in that
+    many bits (near the entropy of noisy values, where varints round up to 7-bit groups)."""
+    lo = min(values, default=0)
+    width = max((v - lo for v in values), default=0).bit_length()
+    big = 0
+    for i, v in enumerate(values):
+        big |= (v - lo) << (i * width)
+    return _zigzag([lo, width]) + big.to_bytes((len(values) * width + 7) // 8, "little")
+
+
+def _unbitpack(data: bytes, n: int) -> list[int]:
+    pos, (lo, width) = _zigzag_at(data, 0, 2)
+    big, mask = int.from_bytes(data[pos:], "little"), (1 << width) - 1
+    return [((big >> (i * width)) & mask) + lo for i in range(n)]
+
+
+def _zigzag_at(data: bytes, pos: int, n: int) -> tuple[int, list[int]]:
+    """``n`` plain zigzag varints from ``pos``: the position after them, and the values."""
+    out = []
+    for _ in range(n):
+        z = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            z |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        out.append(z >> 1 if z % 2 == 0 else -((z + 1) >> 1))
+    return pos, out
+
+
+def _ints(values: Sequence[int]) -> bytes:
+    """An integer column, whichever of four layouts zlib makes smallest: first or second
+    differences (steady starts a minute apart: second), as varints or bit-packed."""
+    best = b""
+    for order in (1, 2):
+        d = _diff(values, order)
+        head, rest = _zigzag(d[:order]), d[order:]
+        for mode, body in ((0, _zigzag(rest)), (1, _bitpack(rest))):
+            candidate = bytes([order * 2 + mode]) + head + body
+            if not best or len(zlib.compress(candidate, 1)) < len(zlib.compress(best, 1)):
+                best = candidate
+    return best
+
+
+def _read_ints(data: bytes, n: int) -> list[int]:
+    order, mode = divmod(data[0], 2)
+    pos, head = _zigzag_at(data, 1, min(order, n))
+    rest = (
+        _unbitpack(data[pos:], n - len(head)) if mode else _zigzag_at(data, pos, n - len(head))[1]
+    )
+    return _undiff(head + rest, order)
+
+
 # --- floats -----------------------------------------------------------------------------------
 def _bits(v: float) -> int:
     return int(struct.unpack("<q", struct.pack("<d", v))[0])
@@ -97,12 +182,12 @@ def _floats(values: Sequence[float | None]) -> bytes:
     k = _scale(present)
     ints = [_bits(v) for v in present] if k is None else [round(v * 10**k) for v in present]
     mask = bytes(v is not None for v in values)
-    return bytes([BITS if k is None else k]) + _section(mask) + _varints(ints)
+    return bytes([BITS if k is None else k]) + _section(mask) + _ints(ints)
 
 
 def _read_floats(data: bytes, n: int) -> list[float | None]:
     mode, ([mask], rest) = data[0], _split(data[1:], 1)
-    ints = iter(_read_varints(rest, sum(mask)))
+    ints = iter(_read_ints(rest, sum(mask)))
     p = 10**mode if mode != BITS else 0
     to = _from_bits if mode == BITS else (lambda i: i / p)
     return [to(next(ints)) if m else None for m in mask[:n]]
@@ -182,8 +267,8 @@ def pack(rows: Sequence[Row]) -> bytes:
                 kept.append(row[name])
     columns = [
         _floats([r["ts"] for r in rows]), _floats([r["duration"] for r in rows]),
-        bytes(bool(r["ok"]) for r in rows), _varints([r["sent"] for r in rows]),
-        _varints([r["received"] for r in rows]), _varints(counts),
+        bytes(bool(r["ok"]) for r in rows), _ints([r["sent"] for r in rows]),
+        _ints([r["received"] for r in rows]), _ints(counts),
         _floats([x for v in lists if v is not None for x in v]),
         _strings([r["rtts"] for r, v in zip(rows, lists, strict=True) if v is None]),
         bytes(flags), _floats(kept), _strings([r["reason"] for r in rows]),
@@ -201,8 +286,8 @@ def unpack(blob: bytes) -> list[Row]:
     n, head = _varint_at(body, 0)
     cols, _rest = _split(body[head:], 12)
     ts, duration = _read_floats(cols[0], n), _read_floats(cols[1], n)
-    sent, received = _read_varints(cols[3], n), _read_varints(cols[4], n)
-    counts = _read_varints(cols[5], n)
+    sent, received = _read_ints(cols[3], n), _read_ints(cols[4], n)
+    counts = _read_ints(cols[5], n)
     flat = iter(_read_floats(cols[6], sum(max(c - 1, 0) for c in counts)))
     odd = iter(_read_strings(cols[7], counts.count(0)))
     lists = [[next(flat) for _ in range(c - 1)] if c else None for c in counts]
