@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 import netmon.compaction as compaction
 from netmon.chunks import pack, unpack
-from netmon.compaction import ResultChunkRow, compact
+from netmon.compaction import Compactor, ResultChunkRow, compact
 from netmon.errors import StoreError
 from netmon.rollup import (
     DeviceDayRow,
@@ -28,6 +29,7 @@ from netmon.rollup import (
     read_hours,
     write_hours,
 )
+from netmon.snapshot import Snapshotter
 from netmon.store import ProbeResultRow, Store
 from probes.base import ProbeResult
 from tests.test_rollup import DAY0, IST, SITE, Drive, result
@@ -247,4 +249,20 @@ def test_a_version_3_database_gets_its_device_hours_packed(database_url: str) ->
     assert [{k: repr(v) for k, v in r.items()} for r in _by_key(got)] == [
         {k: repr(r[k]) for k in got[0]} for r in _by_key(rows)
     ]
+    store.close()
+
+
+async def test_the_monitor_packs_nothing_a_restart_would_refold_by_id(
+    driven: Drive, tmp_path: Path
+) -> None:
+    """With snapshots on, nothing above the latest written snapshot's cut is packed (none
+    yet: nothing); without them, every old hour is."""
+    monitor, store = driven.monitor, driven.monitor.store
+    monitor.compactor = Compactor()
+    monitor.snapshot = Snapshotter(tmp_path / "state.snapshot", every=300)
+    driven.clock.advance(3 * 3600)
+    assert await monitor.compact() == 0
+    raw = _counts(store)[0]
+    monitor.snapshot = None
+    assert await monitor.compact() == raw - 1
     store.close()
