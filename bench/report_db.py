@@ -58,7 +58,11 @@ def size(store: Store, vacuum: bool = False) -> int:
     url = store.engine.url
     if vacuum:
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if url.get_backend_name() != "sqlite":
+                conn.execute(text("SET statement_timeout = 0"))
             conn.execute(text("VACUUM" if url.get_backend_name() == "sqlite" else "VACUUM FULL"))
+            if url.get_backend_name() != "sqlite":
+                conn.execute(text("RESET statement_timeout"))
             if url.get_backend_name() == "sqlite":
                 conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     if url.get_backend_name() == "sqlite":

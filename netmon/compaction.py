@@ -9,8 +9,8 @@ up" without unpacking). A row that arrives late for an hour already packed (a jo
 after a long database outage) is merged into that hour's chunk at the next run; a row whose
 start is already in the chunk (a replay) adds nothing.
 
-One hour is one transaction: its chunks written and exactly its packed raw rows (by id)
-deleted, so a crash or a dead database mid-run loses and duplicates nothing, and a re-run
+A batch (the sites of one hour, :data:`BATCH_ROWS` raw rows or so) is one transaction: its
+chunks written and exactly its packed raw rows (by id) deleted, so a crash or a dead database mid-run loses and duplicates nothing, and a re-run
 packs only what is still raw. The raw row with the highest id is never packed (SQLite would
 give its id to the next row: ids must only grow, ``netmon.snapshot``'s cut), nor any above
 ``upto_id`` (the monitor passes its latest snapshot's cut, so the rows a restart refolds by id
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.compaction")
 HOUR = 3600
 EVERY = 600.0  # seconds between compactions
+BATCH_ROWS = 20_000  # raw rows packed a transaction (whole sites of one hour; ~1 s)
 AFTER_HOURS = 2.0  # an hour is packed this long after it ended (NETMON_COMPACT_AFTER_HOURS)
 VALUES = ("ts", "duration", "ok", "sent", "received", "rtt_min", "rtt_avg", "rtt_max",
           "jitter", "rtts", "reason", "extra")  # fmt: skip
@@ -92,20 +93,38 @@ def compact(store: Store, now: float, after_hours: float = AFTER_HOURS,
 
 def compact_hour(store: Store, hour: int, bound: int) -> int:
     """Pack one hour's raw rows with ids up to ``bound`` into its chunks, merging the chunks
-    already there; one transaction. The raw rows packed."""
+    already there, :data:`BATCH_ROWS` rows (whole sites) a transaction. The raw rows packed."""
+    from netmon.store import ProbeResultRow
+
+    t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+    where = (t.c.ts >= hour) & (t.c.ts < hour + HOUR) & (t.c.id <= bound)
+    q = select(t.c.site_id, func.count()).where(where).group_by(t.c.site_id)
+    with store.reading(f"raw results of hour {hour}"), store.engine.connect() as conn:
+        counts = sorted((str(site), int(n)) for site, n in conn.execute(q))
+    packed, batch, size = 0, [], 0
+    for site, n in counts:
+        batch.append(site)
+        size += n
+        if size >= BATCH_ROWS:
+            packed, batch, size = packed + _compact_sites(store, hour, bound, batch), [], 0
+    return packed + (_compact_sites(store, hour, bound, batch) if batch else 0)
+
+
+def _compact_sites(store: Store, hour: int, bound: int, sites: Sequence[str]) -> int:
+    """:func:`compact_hour` for these sites: one transaction."""
     from netmon.store import ProbeResultRow
 
     t = ProbeResultRow.__table__  # type: ignore[attr-defined]
     c = ResultChunkRow.__table__  # type: ignore[attr-defined]
     cols = (t.c.id, t.c.site_id, t.c.device, t.c.kind, *(t.c[name] for name in VALUES))
-    q = select(*cols).where(t.c.ts >= hour, t.c.ts < hour + HOUR, t.c.id <= bound)
+    q = select(*cols).where(t.c.ts >= hour, t.c.ts < hour + HOUR, t.c.id <= bound,
+                            t.c.site_id.in_(sites))  # fmt: skip
     with store.writing(f"result chunks of hour {hour}"), store.engine.begin() as conn:
         raw: dict[Key, list[dict[str, Any]]] = {}
         ids = []
         for row_id, site, dev, kind, *values in conn.execute(q):
             ids.append(row_id)
             raw.setdefault((site, dev, kind), []).append(dict(zip(VALUES, values, strict=True)))
-        sites = {key[0] for key in raw}
         old = conn.execute(select(c.c.site_id, c.c.device, c.c.kind, c.c.blob)
                            .where(c.c.hour == hour, c.c.site_id.in_(sites)))  # fmt: skip
         stored = {(s, d, k): unpack(b) for s, d, k, b in old if (s, d, k) in raw}
