@@ -103,7 +103,7 @@ def hours_of(store: Store, days: float) -> tuple[int, int]:
         rows = []
         for d in range(DEVICES):
             failed = int(rng.random() < 0.05)
-            avg = 0.002 + (d % 40) / 1000 + rng.gauss(0, 0.0002)
+            avg = round(0.002 + (d % 40) / 1000 + rng.gauss(0, 0.0002), 7)  # as rolled
             rows.append({"site_id": f"site-{d // 20:04d}", "device": f"dev-{d % 20:02d}",
                          "kind": "icmp", "hour": int(T0 // 3600 * 3600) + h * 3600,
                          "probes": 60, "failed": failed, "sent": 300,
