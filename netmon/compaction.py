@@ -86,9 +86,10 @@ def compact(store: Store, now: float, after_hours: float = AFTER_HOURS,
         where = (t.c.ts < cutoff) & (t.c.id <= bound)
         with store.reading("the oldest raw result"), store.engine.connect() as conn:
             first = conn.execute(select(func.min(t.c.ts)).where(where)).scalar()
-        if first is None:
+        n = compact_hour(store, hour_of(first), bound) if first is not None else 0
+        if n == 0:  # nothing left (or the rows went meanwhile: pruned)
             return packed
-        packed += compact_hour(store, hour_of(first), bound)
+        packed += n
 
 
 def compact_hour(store: Store, hour: int, bound: int) -> int:

@@ -395,8 +395,9 @@ def _hour_results(store: Store, lo: float, hi: float) -> dict[tuple[str, str, st
             out.setdefault((site, dev, kind), []).append(tuple(values))
     for site, dev, kind, row in chunk_results(store, None, lo, hi):
         out.setdefault((site, dev, kind), []).append(tuple(row[n] for n in HOUR_COLUMNS))
-    for rows in out.values():
+    for key, rows in out.items():  # a raw row also packed (a replay that raced compaction): once
         rows.sort(key=lambda r: r[0])
+        out[key] = [r for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
     return out
 
 

@@ -571,7 +571,9 @@ class Store:
         q = q.order_by(t.ts.desc(), t.device.desc(), t.kind.desc()).limit(limit)  # type: ignore[attr-defined]
         with self._guarded("reading", f"results of {site_id}"), Session(self.engine) as s:
             stored = list(s.exec(q).all())
-        stored += self._packed_page(site_id, device, since, limit, before)
+        raw = {result_key(r) for r in stored}
+        packed = self._packed_page(site_id, device, since, limit, before)
+        stored += [r for r in packed if result_key(r) not in raw]  # a replay raced compaction
         seen = {result_key(r) for r in stored}
         fresh = [t(**r) for r in queued if (r["ts"], r["device"], r["kind"]) not in seen]
         return sorted(stored + fresh, key=result_key, reverse=True)[:limit]

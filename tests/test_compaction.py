@@ -266,3 +266,18 @@ async def test_the_monitor_packs_nothing_a_restart_would_refold_by_id(
     monitor.snapshot = None
     assert await monitor.compact() == raw - 1
     store.close()
+
+
+def test_a_replayed_row_of_a_packed_hour_counts_once_before_it_is_merged(driven: Drive) -> None:
+    """A journal replayed after compaction packed its (already written) row: the hourly
+    figures and the listing count it once while it is both raw and packed."""
+    store, end = driven.monitor.store, driven.clock.now
+    compact(store, end + 3 * 3600)
+    before = _answers(store, driven, end)
+    again = store.results(SITE, "wan-1", DAY0, limit=10_000)[-1]  # the oldest: packed
+    store.add_result(SITE, "wan-1", result(again.ts, again.ok))
+    store.flush()
+    assert _counts(store)[0] == 2
+    after = _answers(store, driven, end)
+    assert (after["hours"], after["listing"]) == (before["hours"], before["listing"])
+    store.close()
