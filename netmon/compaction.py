@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.compaction")
 HOUR = 3600
 EVERY = 600.0  # seconds between compactions
-BATCH_ROWS = 20_000  # raw rows packed a transaction (whole sites of one hour; ~1 s)
+BATCH_ROWS = 6_000  # raw rows packed a transaction (whole sites of one hour; ~1 s of packing)
 AFTER_HOURS = 2.0  # an hour is packed this long after it ended (NETMON_COMPACT_AFTER_HOURS)
 VALUES = ("ts", "duration", "ok", "sent", "received", "rtt_min", "rtt_avg", "rtt_max",
           "jitter", "rtts", "reason", "extra")  # fmt: skip
