@@ -1,13 +1,19 @@
 """Database size and report latency, on SQLite and PostgreSQL (issue "Reports").
 
     .venv/bin/python -m bench.report_db [--sites 5000] [--days 365] [--sample-hours 1]
-        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench]
+        [--hour-days 1] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench]
 
-* raw results: 5,000 devices probed every 60 s for ``--sample-hours`` are written through the
-  store's own write path (the journal off); the bytes per row measured on that sample give the
-  size of 30 days (43,200 results per device), printed as a projection with the sample it
-  comes from;
-* rollups: ``--sites`` sites x ``--days`` days of site_day rows written through
+* raw results: 5,000 devices probed every 60 s (5 echoes, as the bundled example's defaults)
+  for ``--sample-hours`` are written through the store's own write path (the journal off),
+  then packed by netmon.compaction as the monitor does once they are old enough; the bytes
+  per result measured raw and packed (after VACUUM: the space a steady state reuses) give the
+  size of 30 days (43,200 results per device), printed as a projection with its sample. The
+  data: per device a base RTT of 2-40 ms, each echo that +- gauss(0.5 ms), starts a minute
+  apart with up to 20 ms of scheduling jitter (full float bits, as time.time() gives them),
+  durations 4 s + the last RTT, 1 % failed probes;
+* device hours: ``--hour-days`` days of device_hour rows for the 5,000 devices written through
+  netmon.rollup.write_hours, projected to 365 days;
+* site days: ``--sites`` sites x ``--days`` days of site_day rows written through
   netmon.rollup.write_rows (the monitor's upsert), and their size;
 * latency (median of 7, after one warm-up): one site's availability over a year
   (netmon.rollup.site_accounts over final rows, as GET /api/v1/sites/{id}/availability reads
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -31,8 +38,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
 
+import netmon.maintenance  # noqa: F401  (its table, read by site_accounts, made by migrate)
+from netmon.compaction import compact
 from netmon.inventory.models import Site
-from netmon.rollup import site_accounts, write_rows
+from netmon.rollup import site_accounts, write_hours, write_rows
 from netmon.store import Store
 from netmon.timeline import STATES
 from probes.base import ProbeResult
@@ -43,8 +52,19 @@ PER_DEVICE_30D = 30 * 1440
 FIRST = dt.date(2025, 12, 1)
 
 
-def size(store: Store) -> int:
+def size(store: Store, vacuum: bool = False) -> int:
+    """The database's bytes (SQLite: its files, WAL included; PostgreSQL: pg_database_size),
+    after a VACUUM when asked (what pages deleted rows leave free is reused, not counted)."""
     url = store.engine.url
+    if vacuum:
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if url.get_backend_name() != "sqlite":
+                conn.execute(text("SET statement_timeout = 0"))
+            conn.execute(text("VACUUM" if url.get_backend_name() == "sqlite" else "VACUUM FULL"))
+            if url.get_backend_name() != "sqlite":
+                conn.execute(text("RESET statement_timeout"))
+            if url.get_backend_name() == "sqlite":
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     if url.get_backend_name() == "sqlite":
         path = Path(str(url.database))
         return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
@@ -52,19 +72,46 @@ def size(store: Store) -> int:
         return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
 
 
-def results(store: Store, hours: float) -> tuple[int, int]:
-    """Write ``hours`` of 60 s results for DEVICES devices; (rows, bytes they added)."""
-    before, t0 = size(store), 1_780_000_000.0
-    rows = 0
+T0 = 1_780_002_000.0  # a UTC hour: a one-hour sample packs one chunk per device
+
+
+def results(store: Store, hours: float) -> tuple[int, int, int]:
+    """Write ``hours`` of 60 s results for DEVICES devices, then pack them: (rows, bytes
+    they added raw, bytes packed)."""
+    rng = random.Random(12)
+    base = [rng.uniform(0.002, 0.040) for _ in range(DEVICES)]
+    before, rows = size(store, vacuum=True), 0
     for minute in range(int(hours * 60)):
         for d in range(DEVICES):
-            ok = (d + minute) % 97 != 0
-            rtts = (0.012, 0.013, 0.011) if ok else ()
-            r = ProbeResult("icmp", ok, t0 + minute * 60 + d % 60, 0.25, 3, len(rtts), rtts,
-                            "" if ok else "no reply to 3 echoes")  # fmt: skip
+            ok = rng.random() >= 0.01
+            rtts = tuple(max(1e-4, base[d] + rng.gauss(0, 0.0005)) for _ in range(5)) if ok else ()
+            start = T0 + minute * 60 + d % 60 + rng.random() * 0.02
+            r = ProbeResult("icmp", ok, start, 4.0 + (rtts[-1] if ok else 1.0), 5, len(rtts),
+                            rtts, "" if ok else "no reply to 5 echoes")  # fmt: skip
             store.add_result(f"site-{d // 20:04d}", f"dev-{d % 20:02d}", r)
         rows += store.flush()
-    return rows, size(store) - before
+    raw = size(store, vacuum=True) - before
+    compact(store, T0 + (hours + 2) * 3600, after_hours=0)
+    return rows, raw, size(store, vacuum=True) - before
+
+
+def hours_of(store: Store, days: float) -> tuple[int, int]:
+    """Write ``days`` of device_hour rows for DEVICES devices: (rows, bytes they added)."""
+    rng = random.Random(13)
+    before, n = size(store, vacuum=True), 0
+    for h in range(int(days * 24)):
+        rows = []
+        for d in range(DEVICES):
+            failed = int(rng.random() < 0.05)
+            avg = round(0.002 + (d % 40) / 1000 + rng.gauss(0, 0.0002), 7)  # as rolled
+            rows.append({"site_id": f"site-{d // 20:04d}", "device": f"dev-{d % 20:02d}",
+                         "kind": "icmp", "hour": int(T0 // 3600 * 3600) + h * 3600,
+                         "probes": 60, "failed": failed, "sent": 300,
+                         "received": 300 - 5 * failed, "rtt_min": round(avg - 0.001, 7),
+                         "rtt_avg": avg, "rtt_max": round(avg + 0.001, 7),
+                         "outage_seconds": 60.0 * failed})  # fmt: skip
+        n += write_hours(store, rows)
+    return n, size(store, vacuum=True) - before
 
 
 def sites(n: int) -> list[Site]:
@@ -98,22 +145,29 @@ def median_ms(fn: Callable[[], object], runs: int = 7) -> float:
 def bench(url: str, args: argparse.Namespace) -> list[str]:
     store = Store(url)
     store.migrate()
-    rows, grew = results(store, args.sample_hours)
-    per_row = grew / rows
-    projected = per_row * DEVICES * PER_DEVICE_30D
+    rows, raw, packed = results(store, args.sample_hours)
+    month_raw, month = (
+        raw / rows * DEVICES * PER_DEVICE_30D,
+        packed / rows * DEVICES * PER_DEVICE_30D,
+    )
+    hour_rows, hour_bytes = hours_of(store, args.hour_days)
+    year_hours = hour_bytes / hour_rows * DEVICES * 24 * 365
     all_sites = sites(args.sites)
     n, rollup_bytes, took = rollups(store, all_sites, args.days)
     start = dt.datetime.combine(FIRST, dt.time(), TZ).timestamp()
     year = start + args.days * 86400
     one = median_ms(lambda: site_accounts(store, all_sites[:1], TZ, start, year))
-    month = median_ms(lambda: site_accounts(store, all_sites, TZ, year - 30 * 86400, year), 3)
+    month_ms = median_ms(lambda: site_accounts(store, all_sites, TZ, year - 30 * 86400, year), 3)
     store.close()
     backend = url.split(":", 1)[0].split("+")[0]
-    mb = 1 << 20
+    gib = 2**30
+    total = month + year_hours + rollup_bytes / args.days * 365
     return [
-        f"| {backend} | {rows:,} results: {per_row:.0f} B/row | {projected / 2**30:.2f} GiB "
-        f"| {n:,} site days: {rollup_bytes / mb:.0f} MiB (written in {took:.0f} s) "
-        f"| {(projected + rollup_bytes) / 2**30:.2f} GiB | {one:.1f} ms | {month:.0f} ms |"
+        f"| {backend} | {rows:,} results: {raw / rows:.0f} B raw, {packed / rows:.1f} B packed "
+        f"| {month_raw / gib:.2f} GiB raw, {month / gib:.2f} GiB packed "
+        f"| {hour_rows:,} device hours: {hour_bytes / hour_rows:.0f} B/row, a year {year_hours / gib:.2f} GiB "
+        f"| {n:,} site days: {rollup_bytes / 2**20:.0f} MiB (written in {took:.0f} s) "
+        f"| {total / gib:.2f} GiB ({total / 1e9:.2f} GB) | {one:.1f} ms | {month_ms:.0f} ms |"
     ]
 
 
@@ -122,11 +176,14 @@ def main() -> None:
     p.add_argument("--sites", type=int, default=5000)
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--sample-hours", type=float, default=1.0)
+    p.add_argument("--hour-days", type=float, default=1.0)
     default_pg = "postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench"
     p.add_argument("--postgres", default=os.environ.get("NETMON_BENCH_POSTGRES", default_pg))
     args = p.parse_args()
-    lines = ["| backend | raw sample | 30 days x 5,000 devices (projected) | rollups | total "
-             f"| 1 site x {args.days} d | {args.sites:,} sites x 30 d |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| backend | raw sample | 30 days x 5,000 devices (projected) | device hours "
+             "(5,000 devices) | site days | total: 30 d packed + a year of hours and of days "
+             f"| 1 site x {args.days} d | {args.sites:,} sites x 30 d |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         lines += bench(f"sqlite:///{tmp}/bench.db", args)
     if args.postgres:

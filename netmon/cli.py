@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from netmon import __version__
+from netmon.compaction import Compactor
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
 from netmon.fleet import Fleet  # its tables, before the store's schema is made
@@ -438,6 +439,7 @@ async def serve(config: ValidatedConfig) -> None:
                       retention=retention)  # fmt: skip
     monitor.poller = _poller_link(settings, monitor, store)
     monitor.rollups = Rollups(settings.tz, hourly_days=settings.rollup_hourly_days)
+    monitor.compactor = Compactor(settings.compact_after_hours)
     try:
         await monitor.poller.open(config)  # every registered kind's engine, where it probes
     except BaseException:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from netmon.compaction import Compactor
 from netmon.errors import StoreError
 from netmon.inventory import Inventory, Site
 from netmon.maintenance import ApiMaintenance, load_windows, with_windows
@@ -130,6 +131,7 @@ class Monitor:
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
         self.rollups: Rollups | None = None  # the daily rollups (netmon.rollup), if rolled here
         self.traps: TrapHints | None = None  # SNMP traps as hints (netmon.traps), if listening
+        self.compactor: Compactor | None = None  # packs old raw hours (netmon.compaction)
         self._covered = -1  # the last coverage slot queued
         self._make_evidence()
 
@@ -406,6 +408,9 @@ class Monitor:
         if self.rollups is not None:
             self._tasks.append(asyncio.create_task(self._every(self.rollups.every, self.roll),
                                                    name="rollup"))  # fmt: skip
+        if self.compactor is not None:
+            self._tasks.append(asyncio.create_task(self._every(self.compactor.every,
+                                                               self.compact), name="compact"))  # fmt: skip
         self.ready = True
 
     def cover(self) -> None:
@@ -424,6 +429,18 @@ class Monitor:
             )
         except StoreError as exc:
             log.warning("rollup: %s; tried again in %.0f s", exc, self.rollups.every)
+            return 0
+
+    async def compact(self) -> int:
+        """Pack the raw hours old enough (netmon.compaction), never a row above the latest
+        snapshot's cut (a failure is logged; the next run tries again)."""
+        assert self.compactor is not None
+        snap = self.snapshot
+        upto = snap.cut if snap is not None and snap.every > 0 else None
+        try:
+            return await asyncio.to_thread(self.compactor.run_once, self.store, self.clock(), upto)
+        except StoreError as exc:
+            log.warning("compaction: %s; tried again in %.0f s", exc, self.compactor.every)
             return 0
 
     def _requeue(self) -> None:

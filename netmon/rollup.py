@@ -23,11 +23,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, and_, case, cast, func, or_, select, text
+from sqlalchemy import Column, Index, LargeBinary, Row, and_, func, inspect, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from netmon.chunks import HOUR_FLOATS, HOUR_INTS, pack_hours, unpack_hours
 from netmon.timeline import (
     STATES,
     Account,
@@ -76,23 +78,21 @@ class SiteDayRow(SQLModel, table=True):
     rolled_at: float = Field(index=True)  # Unix seconds; at or after the day's end: final
 
 
-class DeviceHourRow(SQLModel, table=True):
-    """One device's results of one kind in one UTC hour (kept HOURLY_RETENTION_DAYS)."""
+class DeviceDayRow(SQLModel, table=True):
+    """One device's hourly figures of one kind over one UTC day, packed (netmon.chunks.
+    pack_hours: per hour probes, failed, sent, received, rtt_min/avg/max, outage seconds;
+    exact). One row a device day instead of 24: a year of 5,000 devices is 1.8 M rows, not
+    44 M. Kept ``NETMON_ROLLUP_HOURLY_DAYS`` (whole days); read with :func:`read_hours`."""
 
-    __tablename__ = "device_hour"
+    __tablename__ = "device_day"
+    __table_args__ = (Index("ix_device_day_day", "day"),)
 
     site_id: str = Field(primary_key=True, max_length=64)
     device: str = Field(primary_key=True, max_length=64)
     kind: str = Field(primary_key=True, max_length=16)
-    hour: int = Field(primary_key=True, index=True)  # Unix seconds, a multiple of 3600
-    probes: int
-    failed: int
-    sent: int
-    received: int
-    rtt_min: float | None = None
-    rtt_avg: float | None = None  # over every received echo of the hour
-    rtt_max: float | None = None
-    outage_seconds: float  # from each failed result to the next result (or the hour's end)
+    day: int = Field(primary_key=True)  # Unix seconds, a multiple of 86400 (a UTC day)
+    last_hour: int  # the latest hour in the blob
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 # the indexes of site_day, for a database made before create_all knew them (netmon.progress_index)
@@ -325,8 +325,7 @@ class Rollups:
     def _roll_hours(self, store: Store, now: float) -> int:
         first = int(now // 3600 * 3600) - 3600
         if not self.caught_up:
-            with store.reading("hourly figures"), store.engine.connect() as conn:
-                last = conn.execute(select(func.max(DeviceHourRow.hour))).scalar()
+            last = last_hour(store)
             if last is not None:
                 first = min(first, max(int(last), first - CATCH_UP_HOURS * 3600))
         n = write_hours(store, device_hour_rows(store, first, now))
@@ -358,60 +357,190 @@ def rebuild(
 
 # --- device hours -------------------------------------------------------------------------
 def device_hour_rows(store: Store, first_hour: int, end: float) -> list[dict[str, Any]]:
-    """The device_hour rows of the hours from ``first_hour`` up to ``end``, from probe_result
-    (one grouped query; the next result of each device found with a window function)."""
+    """The device_hour rows of the results started from ``first_hour`` up to ``end``, raw and
+    packed alike (netmon.compaction), read an hour at a time. A failed result's outage lasts
+    until the device's next result in the range (or its own end), kept inside its hour; the
+    sums are exact (``math.fsum``), so the figures do not depend on the order rows are read."""
+    hours: dict[tuple[str, str, str, int], _Hour] = {}
+    pending: dict[tuple[str, str, str], tuple[_Hour, Any]] = {}  # each key's latest result
+    for lo in range(int(first_hour // 3600 * 3600), math.ceil(end), 3600):
+        for key, rows in _hour_results(store, max(lo, first_hour), min(lo + 3600, end)).items():
+            if key in pending:
+                acc, last = pending.pop(key)
+                acc.add(last, rows[0][0])
+            acc = hours.setdefault((*key, lo), _Hour())
+            for row, nxt in zip(rows, rows[1:], strict=False):
+                acc.add(row, nxt[0])
+            pending[key] = (acc, rows[-1])
+    for acc, last in pending.values():
+        acc.add(last, last[0] + last[1])
+    return [{"site_id": s, "device": d, "kind": k, "hour": h, **acc.figures()}
+            for (s, d, k, h), acc in hours.items()]  # fmt: skip
+
+
+HOUR_COLUMNS = ("ts", "duration", "ok", "sent", "received", "rtt_min", "rtt_avg", "rtt_max")
+
+
+def _hour_results(store: Store, lo: float, hi: float) -> dict[tuple[str, str, str], list[Any]]:
+    """Per (site, device, kind), its results started in ``[lo, hi)`` as tuples of
+    :data:`HOUR_COLUMNS`, by start: the raw rows and the packed ones."""
+    from netmon.compaction import chunk_results
     from netmon.store import ProbeResultRow
 
     t = ProbeResultRow.__table__  # type: ignore[attr-defined]
-    nxt = func.lead(t.c.ts).over(partition_by=(t.c.site_id, t.c.device, t.c.kind), order_by=t.c.ts)
-    inner = select(t.c.site_id, t.c.device, t.c.kind, t.c.ts, t.c.duration, t.c.ok, t.c.sent,
-                   t.c.received, t.c.rtt_min, t.c.rtt_avg, t.c.rtt_max, nxt.label("next_ts"))  # fmt: skip
-    r = inner.where(t.c.ts >= first_hour, t.c.ts < end).subquery()
-    pg = store.engine.dialect.name == "postgresql"
-    hour = (func.floor(r.c.ts / 3600) if pg else cast(r.c.ts / 3600, Integer)) * 3600
-    failed = case((r.c.ok, 0), else_=1)
-    until = func.coalesce(r.c.next_ts, r.c.ts + r.c.duration)
-    weighted = func.sum(r.c.rtt_avg * r.c.received)
-    q = select(
-        r.c.site_id, r.c.device, r.c.kind, hour.label("hour"), func.count(), func.sum(failed),
-        func.sum(r.c.sent), func.sum(r.c.received), func.min(r.c.rtt_min),
-        weighted / func.nullif(func.sum(case((r.c.rtt_avg.is_(None), 0), else_=r.c.received)), 0),
-        func.max(r.c.rtt_max), func.sum(failed * (until - r.c.ts)),
-    ).group_by(r.c.site_id, r.c.device, r.c.kind, hour)  # fmt: skip
+    q = select(t.c.site_id, t.c.device, t.c.kind, *(t.c[n] for n in HOUR_COLUMNS))
+    out: dict[tuple[str, str, str], list[Any]] = {}
     with store.reading("hourly figures"), store.engine.connect() as conn:
-        found = conn.execute(q).all()
-    names = ("site_id", "device", "kind", "hour", "probes", "failed", "sent", "received",
-             "rtt_min", "rtt_avg", "rtt_max", "outage_seconds")  # fmt: skip
-    rows = [dict(zip(names, row, strict=True)) for row in found]
-    for row in rows:  # an outage's seconds stay inside their hour
-        row["hour"] = int(row["hour"])
-        row["outage_seconds"] = min(float(row["outage_seconds"] or 0.0), 3600.0)
-    return rows
+        for site, dev, kind, *values in conn.execute(q.where(t.c.ts >= lo, t.c.ts < hi)):
+            out.setdefault((site, dev, kind), []).append(tuple(values))
+    for site, dev, kind, row in chunk_results(store, None, lo, hi):
+        out.setdefault((site, dev, kind), []).append(tuple(row[n] for n in HOUR_COLUMNS))
+    for key, rows in out.items():  # a raw row also packed (a replay that raced compaction): once
+        rows.sort(key=lambda r: r[0])
+        out[key] = [r for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
+    return out
+
+
+class _Hour:
+    """One device hour's figures, added a result at a time (see :func:`device_hour_rows`)."""
+
+    def __init__(self) -> None:
+        self.probes = self.failed = self.sent = self.received = self.weight = 0
+        self.rtt_min: float | None = None
+        self.rtt_max: float | None = None
+        self.weighted: list[float] = []  # rtt_avg x received of each result with an average
+        self.outage: list[float] = []  # seconds of each failed result
+
+    def add(self, row: Any, until: float) -> None:
+        ts, _duration, ok, sent, received, rtt_min, rtt_avg, rtt_max = row
+        self.probes += 1
+        self.sent += sent
+        self.received += received
+        if not ok:
+            self.failed += 1
+            self.outage.append(until - ts)
+        if rtt_min is not None:
+            self.rtt_min = rtt_min if self.rtt_min is None else min(self.rtt_min, rtt_min)
+        if rtt_max is not None:
+            self.rtt_max = rtt_max if self.rtt_max is None else max(self.rtt_max, rtt_max)
+        if rtt_avg is not None:
+            self.weighted.append(rtt_avg * received)
+            self.weight += received
+
+    def figures(self) -> dict[str, Any]:
+        """The hour's row. The average RTT is kept to 0.1 µs, as the RTTs are, and the outage
+        seconds to 1 µs: a device day packs them in a few bits each (netmon.chunks), where
+        their full float bits would take eight bytes."""
+        avg = round(math.fsum(self.weighted) / self.weight, 7) if self.weight else None
+        return {"probes": self.probes, "failed": self.failed, "sent": self.sent,
+                "received": self.received, "rtt_min": self.rtt_min, "rtt_avg": avg,
+                "rtt_max": self.rtt_max,
+                "outage_seconds": round(min(math.fsum(self.outage), 3600.0), 6)}  # fmt: skip
+
+
+DayKey = tuple[str, str, str, int]  # (site, device, kind, UTC day)
+
+
+HOURS_BATCH = 500  # device days read, merged and written back a transaction
 
 
 def write_hours(store: Store, rows: list[dict[str, Any]]) -> int:
-    keys = ("site_id", "device", "kind", "hour")
-    return _upsert(store, DeviceHourRow.__table__, rows, keys)  # type: ignore[attr-defined]
+    """Upsert device hours (an hour rolled again replaces its figures): each one's device
+    day read, merged and written back, :data:`HOURS_BATCH` device days a transaction (a
+    5,000-device roll in one ran past the store's deadline on PostgreSQL). The hours written."""
+    new: dict[DayKey, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["site_id"], r["device"], r["kind"], r["hour"] // 86400 * 86400)
+        new.setdefault(key, {})[r["hour"]] = {k: r[k] for k in ("hour", *HOUR_INTS, *HOUR_FLOATS)}
+    keys = sorted(new)
+    for i in range(0, len(keys), HOURS_BATCH):
+        _write_days(store, {k: new[k] for k in keys[i : i + HOURS_BATCH]})
+    return len(rows)
+
+
+def _write_days(store: Store, new: dict[DayKey, dict[int, dict[str, Any]]]) -> None:
+    """Merge these device days' new hours into the stored ones: one transaction."""
+    t = DeviceDayRow.__table__  # type: ignore[attr-defined]
+    days, sites = {k[3] for k in new}, {k[0] for k in new}
+    q = select(t.c.site_id, t.c.device, t.c.kind, t.c.day, t.c.blob)
+    with store.writing(f"{len(new)} device days"), store.engine.begin() as conn:
+        for site, dev, kind, day, blob in conn.execute(
+            q.where(t.c.day.in_(days), t.c.site_id.in_(sites))
+        ):
+            if (old := (site, dev, kind, day)) in new:
+                new[old] = {h["hour"]: h for h in unpack_hours(blob)} | new[old]
+        out = [{"site_id": s_, "device": d, "kind": k, "day": day, "last_hour": max(hours),
+                "blob": pack_hours(list(hours.values()))}
+               for (s_, d, k, day), hours in new.items()]  # fmt: skip
+        _upsert_in(conn, t, out, ("site_id", "device", "kind", "day"))
+
+
+def read_hours(store: Store, first_hour: float, end: float) -> list[dict[str, Any]]:
+    """The stored device hours from ``first_hour`` up to ``end``, as the rows
+    :func:`device_hour_rows` makes (site_id, device, kind, hour and the figures)."""
+    t = DeviceDayRow.__table__  # type: ignore[attr-defined]
+    q = select(t.c.site_id, t.c.device, t.c.kind, t.c.blob)
+    q = q.where(t.c.day > first_hour - 86400, t.c.day < end)
+    with store.reading("hourly figures"), store.engine.connect() as conn:
+        found = conn.execute(q.order_by(t.c.day, t.c.site_id, t.c.device, t.c.kind)).all()
+    return [{"site_id": s_, "device": d, "kind": k, **h}
+            for s_, d, k, blob in found for h in unpack_hours(blob)
+            if first_hour <= h["hour"] < end]  # fmt: skip
+
+
+def last_hour(store: Store) -> int | None:
+    """The latest device hour stored (None: none)."""
+    t = DeviceDayRow.__table__  # type: ignore[attr-defined]
+    newest = select(func.max(t.c.day)).scalar_subquery()
+    with store.reading("hourly figures"), store.engine.connect() as conn:
+        last = conn.execute(select(func.max(t.c.last_hour)).where(t.c.day == newest)).scalar()
+    return None if last is None else int(last)
 
 
 def _upsert(store: Store, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> int:
     """Insert ``rows``, replacing those whose ``keys`` are already stored."""
     if not rows:
         return 0
-    ins = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(table)
-    update = {c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys}
-    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=update)
     with store.writing(f"{len(rows)} rollup rows"), store.engine.begin() as conn:
-        for i in range(0, len(rows), 2000):
-            conn.execute(stmt, rows[i : i + 2000])
+        _upsert_in(conn, table, rows, keys)
     return len(rows)
 
 
+def _upsert_in(
+    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    update = {c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys}
+    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=update)
+    for i in range(0, len(rows), 2000):
+        conn.execute(stmt, rows[i : i + 2000])
+
+
+def migrate_device_hours(conn: Connection) -> None:
+    """Schema v4: the device_hour rows of an older netmon packed a device day a row."""
+    if not inspect(conn).has_table("device_hour"):
+        return
+    names = ("site_id", "device", "kind", "hour", *HOUR_INTS, *HOUR_FLOATS)
+    q = text(f"SELECT {', '.join(names)} FROM device_hour ORDER BY site_id, device, kind, hour")
+    days: dict[DayKey, list[dict[str, Any]]] = {}
+    for row in conn.execute(q):
+        r = dict(zip(names, row, strict=True))
+        days.setdefault(
+            (r["site_id"], r["device"], r["kind"], r["hour"] // 86400 * 86400), []
+        ).append(r)
+    out = [{"site_id": s_, "device": d, "kind": k, "day": day,
+            "last_hour": max(h["hour"] for h in hours), "blob": pack_hours(hours)}
+           for (s_, d, k, day), hours in days.items()]  # fmt: skip
+    _upsert_in(conn, DeviceDayRow.__table__, out, ("site_id", "device", "kind", "day"))  # type: ignore[attr-defined]
+    conn.execute(text("DROP TABLE device_hour"))
+
+
 def prune_rollups(store: Store, before: float) -> int:
-    """Delete device hours older than ``before`` (daily rows are kept forever)."""
-    t = DeviceHourRow.__table__  # type: ignore[attr-defined]
+    """Delete the device days that ended at or before ``before`` (whole days; daily site rows
+    are kept forever): the device days deleted."""
+    t = DeviceDayRow.__table__  # type: ignore[attr-defined]
     with store.writing("old hourly figures"), store.engine.begin() as conn:
-        return int(conn.execute(t.delete().where(t.c.hour < before)).rowcount or 0)
+        return int(conn.execute(t.delete().where(t.c.day + 86400 <= before)).rowcount or 0)
 
 
 # --- reports: rolled days where final, live days elsewhere ------------------------------------

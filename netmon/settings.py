@@ -4,6 +4,8 @@
                          scope ``read``; false: reads are open (writes always need a token,
                          netmon.auth; /healthz and /metrics stay open). Unset: the inventory's
                          ``api.read_requires_token`` (default false); set, it overrides that
+    NETMON_COMPACT_AFTER_HOURS  hours after its end at which an hour of raw results is packed
+                         a device-hour a row (default 2; netmon.compaction)
     NETMON_CONFIG        inventory file (default: the bundled Jharkhand example)
     NETMON_DATABASE_URL  SQLAlchemy URL (default: SQLite file in NETMON_DATA_DIR)
     NETMON_DATA_DIR      where the embedded SQLite database lives (default: $STATE_DIRECTORY
@@ -85,6 +87,7 @@ class Settings(BaseSettings):
     report_timezone: str = "Asia/Kolkata"  # an IANA zone name (see :attr:`tz`)
     retention_days: float = Field(default=35.0, ge=0)  # raw results kept; 0 keeps them forever
     rollup_hourly_days: float = Field(default=400.0, ge=0)  # device hours kept; 0: forever
+    compact_after_hours: float = Field(default=2.0, ge=0)  # raw hours packed after (compaction)
     snapshot_every: float = Field(default=300.0, ge=0)  # seconds (netmon.snapshot); 0: off
     journal_max_mb: int = Field(default=1024, ge=16)  # the journal's bound (netmon.journal)
     log_level: str = "info"

@@ -138,6 +138,8 @@ class Snapshotter:
         self._row_id = 0  # the latest cut read from the store (a valid cut later, too)
         self._taken = 0  # snapshots captured (their order)
         self._written = 0  # the latest one on disk
+        self.cut = 0  # the cut of the latest one this process wrote (netmon.compaction packs
+        # no row above it: a restart refolds those by id)
         self._lock = threading.Lock()  # one writer; an older capture never replaces a newer
         code_hashes()  # hash the code now, while the files are the code that runs
 
@@ -201,6 +203,7 @@ class Snapshotter:
             finally:
                 os.close(fd)
             self._written = seq
+            self.cut = int(header["row_id"])
         return len(head) + sum(header["parts"])
 
     # --- restoring --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -45,14 +46,15 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from sqlalchemy import Boolean, Float, Index, Integer, String, and_, event, func, or_, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from netmon.compaction import ResultChunkRow, chunk_results, hour_of, prune_chunks
 from netmon.errors import StoreError, StoreUnavailable
 from netmon.journal import Journal
-from netmon.rollup import CoverageRow
+from netmon.rollup import CoverageRow, migrate_device_hours
 from probes import KINDS
 from probes.base import Findings, ProbeResult
 
@@ -61,9 +63,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 READ_WORKERS = 4  # threads of the API's store reads (their own: a hung read holds no other work)
 READS_WAITING = 16  # API reads running or waiting beyond which a new one fails at once (503)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Steps that bring an existing database from version N-1 to N (new databases get create_all).
-MIGRATIONS: dict[int, list[str]] = {
+MIGRATIONS: dict[int, list[str | Callable[[Connection], None]]] = {
     2: ["ALTER TABLE probe_result ADD COLUMN extra TEXT NOT NULL DEFAULT ''"],
     # v3: unique keys, so a replayed journal (or a batch re-sent after its COMMIT's reply was
     # lost) never duplicates a row; duplicates an older netmon wrote are removed first
@@ -74,6 +76,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE UNIQUE INDEX IF NOT EXISTS ux_probe_result_key ON probe_result (site_id, device, kind, ts)",
         "ALTER TABLE verdict_change ADD COLUMN changed_at FLOAT",
         "CREATE UNIQUE INDEX IF NOT EXISTS ux_verdict_change_key ON verdict_change (site_id, changed_at)",
+    ],
+    # v4: raw results older than a few hours packed a device-hour a row (netmon.compaction;
+    # the table itself is made by create_all)
+    # the device hours likewise a device day a row (netmon.rollup.DeviceDayRow)
+    4: [
+        "CREATE INDEX IF NOT EXISTS ix_result_chunk_hour ON result_chunk (hour)",
+        migrate_device_hours,
     ],
 }
 
@@ -102,12 +111,17 @@ class ProbeResultRow(SQLModel, table=True):
 
     @staticmethod
     def values(site_id: str, device: str, r: ProbeResult) -> dict[str, Any]:
-        """The column values of one result (plain dict: queued, written and spilled as is)."""
+        """The column values of one result (plain dict: queued, written and spilled as is).
+
+        RTTs are kept to 0.1 µs and the duration to 1 µs, and the RTT statistics are those of
+        the RTTs kept (what a result re-read from the store has): so a packed hour stores
+        them in a few bits each, not eight bytes (netmon.chunks)."""
+        kept = ProbeResult(r.kind, r.ok, r.started_at, rtts=tuple(round(x, 7) for x in r.rtts))
         return {
             "site_id": site_id, "device": device, "kind": r.kind, "ts": r.started_at,
-            "duration": r.duration, "ok": r.ok, "sent": r.sent, "received": r.received,
-            "rtt_min": r.rtt_min, "rtt_avg": r.rtt_avg, "rtt_max": r.rtt_max, "jitter": r.jitter,
-            "rtts": json.dumps([round(x, 7) for x in r.rtts]), "reason": r.reason,
+            "duration": round(r.duration, 6), "ok": r.ok, "sent": r.sent, "received": r.received,
+            "rtt_min": kept.rtt_min, "rtt_avg": kept.rtt_avg, "rtt_max": kept.rtt_max,
+            "jitter": kept.jitter, "rtts": json.dumps(list(kept.rtts)), "reason": r.reason,
             "extra": _findings_json(r.findings),
         }  # fmt: skip
 
@@ -240,6 +254,9 @@ class _Deadlines:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # a new database only (an existing one keeps its own): 16 KiB pages hold packed hours
+    # (~1 KiB rows, netmon.compaction) with less left over than 4 KiB pages do
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -307,8 +324,11 @@ class Store:
             )
         for version in range((current or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
             with self.engine.begin() as conn:
-                for statement in MIGRATIONS[version]:
-                    conn.execute(text(statement))
+                for step in MIGRATIONS[version]:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        conn.execute(text(step))
             self._set_version(version)
             log.info("database migrated to schema v%d", version)
         self.migrated = True
@@ -455,9 +475,12 @@ class Store:
         """Every result at or after ``since``, oldest first, as (site, device, result).
 
         Reads plain columns in id-ordered chunks (no ORM objects): a restart refolds a whole
-        24 h window, millions of rows, from here.
+        24 h window, millions of rows, from here. The packed hours come first (by hour), then
+        the raw rows by id (netmon.compaction).
         """
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        for site, dev, kind, row in chunk_results(self, None, since, bulk=True):
+            yield site, dev, _packed(kind, row)
         for _id, site, dev, result in self._read_results(t.c.ts >= since, 0, chunk, bulk=True):
             yield site, dev, result
 
@@ -472,8 +495,13 @@ class Store:
     def device_results(
         self, site_id: str, device: str, kind: str, since: float
     ) -> Iterator[ProbeResult]:
-        """One device's results of one kind at or after ``since``, in id order (its index)."""
+        """One device's results of one kind at or after ``since``: the packed ones by start,
+        then the raw rows in id order (its index)."""
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        c = ResultChunkRow.__table__  # type: ignore[attr-defined]
+        mine = (c.c.site_id == site_id) & (c.c.device == device) & (c.c.kind == kind)
+        for _site, _dev, _kind, row in chunk_results(self, mine, since):
+            yield _packed(kind, row)
         where = (t.c.site_id == site_id) & (t.c.device == device) & (t.c.kind == kind)
         for _id, _site, _dev, result in self._read_results(where & (t.c.ts >= since), 0):
             yield result
@@ -492,7 +520,7 @@ class Store:
             q = select(*cols).where(cond).order_by(t.c.id).limit(chunk)  # type: ignore[call-overload]
             with self._guarded("reading", "stored results", bulk), self.engine.connect() as conn:
                 if bulk:
-                    self._allow_bulk(conn)
+                    self.allow_bulk(conn)
                 rows = conn.execute(q).all()
             if not rows:
                 return
@@ -508,10 +536,12 @@ class Store:
 
     def ever_up(self, site_id: str, device: str, kind: str) -> bool:
         """Whether this device ever answered this kind (one device's rows, its index)."""
-        r = ProbeResultRow
+        r, c = ProbeResultRow, ResultChunkRow
         q = select(r.id).where(r.site_id == site_id, r.device == device, r.kind == kind, r.ok)
+        packed = select(c.hour).where(c.site_id == site_id, c.device == device, c.kind == kind,
+                                      c.oks > 0)  # fmt: skip
         with self._guarded("reading", f"results of {site_id}/{device}"), Session(self.engine) as s:
-            return s.exec(q.limit(1)).first() is not None
+            return any(s.exec(query.limit(1)).first() is not None for query in (q, packed))
 
     def results(
         self,
@@ -541,17 +571,42 @@ class Store:
         q = q.order_by(t.ts.desc(), t.device.desc(), t.kind.desc()).limit(limit)  # type: ignore[attr-defined]
         with self._guarded("reading", f"results of {site_id}"), Session(self.engine) as s:
             stored = list(s.exec(q).all())
+        raw = {result_key(r) for r in stored}
+        packed = self._packed_page(site_id, device, since, limit, before)
+        stored += [r for r in packed if result_key(r) not in raw]  # a replay raced compaction
         seen = {result_key(r) for r in stored}
         fresh = [t(**r) for r in queued if (r["ts"], r["device"], r["kind"]) not in seen]
         return sorted(stored + fresh, key=result_key, reverse=True)[:limit]
 
+    def _packed_page(
+        self, site_id: str, device: str | None, since: float, limit: int, before: ResultKey | None
+    ) -> list[ProbeResultRow]:
+        """The newest ``limit`` packed results of :meth:`results` (at least: whole hours)."""
+        c = ResultChunkRow.__table__  # type: ignore[attr-defined]
+        where = c.c.site_id == site_id
+        if device is not None:
+            where = where & (c.c.device == device)
+        until = math.nextafter(before[0], math.inf) if before is not None else math.inf
+        found: list[ProbeResultRow] = []
+        full_at: int | None = None  # the hour in which ``limit`` rows were reached
+        for _site, dev, kind, row in chunk_results(self, where, since, until, newest_first=True):
+            hour = hour_of(row["ts"])
+            if full_at is not None and hour < full_at:
+                break
+            if before is None or (row["ts"], dev, kind) < before:
+                found.append(ProbeResultRow(site_id=site_id, device=dev, kind=kind, **row))
+            if full_at is None and len(found) >= limit:
+                full_at = hour
+        return found
+
     def devices_ever_up(self) -> set[tuple[str, str, str]]:
         """(site, device, probe kind) of every kind that ever got an answer from a device."""
-        r = ProbeResultRow
+        r, c = ProbeResultRow, ResultChunkRow
         with self._guarded("reading", "devices ever up", bulk=True), self.engine.connect() as s:
-            self._allow_bulk(s)
+            self.allow_bulk(s)
             q = select(r.site_id, r.device, r.kind).where(r.ok).distinct()
-            return {(a, b, c) for a, b, c in s.execute(q).all()}
+            packed = select(c.site_id, c.device, c.kind).where(c.oks > 0).distinct()
+            return {(a, b, k) for query in (q, packed) for a, b, k in s.execute(query).all()}
 
     def latest_verdicts(self) -> dict[str, VerdictChange]:
         with self._guarded("reading", "latest verdicts"), Session(self.engine) as s:
@@ -607,9 +662,10 @@ class Store:
         """Every queued row of ``table``, oldest first (read it before the database)."""
         return self._queued(table, lambda _row: True)
 
-    def reading(self, what: str) -> contextlib.AbstractContextManager[None]:
-        """A read of ``what`` guarded as the store's own are (errors, deadline; StoreError)."""
-        return self._guarded("reading", what)
+    def reading(self, what: str, bulk: bool = False) -> contextlib.AbstractContextManager[None]:
+        """A read of ``what`` guarded as the store's own are (errors, deadline; StoreError);
+        ``bulk``: a start-up read, whose connection must be :meth:`allow_bulk`'d."""
+        return self._guarded("reading", what, bulk)
 
     def writing(self, what: str) -> contextlib.AbstractContextManager[None]:
         return self._guarded("writing", what)
@@ -637,7 +693,7 @@ class Store:
         of that direction: reads and writes are counted and flagged apart. The block is
         bounded by the deadline (PostgreSQL): past it, the database is taken as hung. A
         ``bulk`` read (start-up, the whole table) has ``Timeouts.bulk`` instead, and must
-        ``_allow_bulk`` its connection's statement timeout."""
+        ``allow_bulk`` its connection's statement timeout."""
         reading = doing == "reading"
         budget = self.timeouts.bulk + self.timeouts.margin if bulk else None
         watch = self._deadlines.bound(budget) if self._deadlines else contextlib.nullcontext(None)
@@ -660,7 +716,7 @@ class Store:
         else:  # the database answers again: a read that failed before no longer says it fails
             self.write_failing = self.read_failing = False
 
-    def _allow_bulk(self, conn: Any) -> None:
+    def allow_bulk(self, conn: Any) -> None:
         """Raise the statement timeout of ``conn``'s transaction to ``Timeouts.bulk``."""
         if conn.dialect.name == "postgresql":
             ms = round(self.timeouts.bulk * 1000)
@@ -688,9 +744,11 @@ class Store:
         return self.write_failing or self.read_failing or stalled
 
     def prune(self, before: float) -> int:
+        """Delete raw results (and packed hours, and coverage) older than ``before``."""
         with self.engine.begin() as conn:
             res = conn.execute(ProbeResultRow.__table__.delete().where(ProbeResultRow.ts < before))  # type: ignore[attr-defined]
             conn.execute(CoverageRow.__table__.delete().where(CoverageRow.slot < before))  # type: ignore[attr-defined]
+            prune_chunks(conn, before)
             return int(res.rowcount or 0)
 
     def close(self) -> None:
@@ -782,6 +840,12 @@ def _result(
     rt = tuple(json.loads(rtts)) if rtts and rtts != "[]" else ()
     found = KINDS[kind].decode(extra) if extra and kind in KINDS else None
     return ProbeResult(kind, bool(ok), ts, duration, sent, received, rt, reason, found)  # fmt: skip
+
+
+def _packed(kind: str, row: dict[str, Any]) -> ProbeResult:
+    """A packed row (netmon.compaction) as the result it was."""
+    names = ("ts", "duration", "ok", "sent", "received", "rtts", "reason", "extra")
+    return _result(kind, *(row[n] for n in names))
 
 
 def _change(r: VerdictChangeRow) -> VerdictChange:
