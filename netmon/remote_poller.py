@@ -149,6 +149,8 @@ class RemotePoller:
                 log.info("server %s answers: sending the outbox", self.server)
                 self._answered.set()  # the sender stops backing off
             else:
+                if isinstance(why, Exception) and not str(why):
+                    why = type(why).__name__  # httpx's timeouts say nothing of themselves
                 log.warning("server %s unreachable (%s): results wait in the outbox %s",
                             self.server, why, self.outbox.path)  # fmt: skip
         self.reachable = reachable
