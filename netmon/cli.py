@@ -320,28 +320,21 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from(
-        args, config=args.config, host=args.host, port=args.port, database_url=args.database_url,
-        icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit, log_level=args.log_level,
-        poller=args.poller,
-    )  # fmt: skip
-    config = validate(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(serve(config))
-    return 0
+    probing = {"icmp_mode": args.icmp_mode, "icmp_rate_limit": args.icmp_rate_limit,
+               "poller": args.poller}  # fmt: skip
+    return _run_server(args, probing)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = settings_from(
-        args, config=args.config, host=args.host, port=args.port, database_url=args.database_url,
-        log_level=args.log_level, poller="remote",
-    )  # fmt: skip
+    return _run_server(args, {"poller": "remote"})  # remote pollers probe (netmon.fleet)
+
+
+def _run_server(args: argparse.Namespace, flags: dict[str, object]) -> int:
+    """``run`` and ``serve``: validate everything, then serve until SIGINT/SIGTERM."""
+    settings = settings_from(args, config=args.config, host=args.host, port=args.port,
+                             database_url=args.database_url, log_level=args.log_level, **flags)  # fmt: skip
     config = validate(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _log_to_stderr(settings)
     asyncio.run(serve(config))
     return 0
 
@@ -351,10 +344,14 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, icmp_mode=args.icmp_mode, icmp_rate_limit=args.icmp_rate_limit,
                              log_level=args.log_level)  # fmt: skip
+    _log_to_stderr(settings)
+    return poll(settings, args.server, args.token_file, args.group, args.outbox)
+
+
+def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return poll(settings, args.server, args.token_file, args.group, args.outbox)
 
 
 class _Server(uvicorn.Server):
