@@ -224,15 +224,18 @@ class Fleet:
         a read that began before a heartbeat's write must not land after the heartbeat's own
         refresh (the new poller would be "live" and "lost" in the same instant)."""
         async with self._refreshing:
-            live = await asyncio.to_thread(self._read_live, self.clock())
-            self._reshare(live)
+            rows = await asyncio.to_thread(self._read_live, self.clock())
+            self.heard.update({name: at for name, (_group, at) in rows.items()})
+            live = {name: group for name, (group, _at) in rows.items()}
+            if live != self.live or not self.owners:
+                self._reshare(live)
 
-    def _read_live(self, now: float) -> dict[str, str]:
+    def _read_live(self, now: float) -> dict[str, tuple[str, float]]:
+        """Poller -> (group, last heartbeat), for the leases that have not run out."""
         with self.store.session("reading", "poller leases") as s:
             rows = s.exec(select(PollerLeaseRow).where(
                 col(PollerLeaseRow.heartbeat_at) > now - self.failover_delay)).all()  # fmt: skip
-            self.heard.update({r.name: r.heartbeat_at for r in rows})
-            return {r.name: r.grp for r in rows}
+            return {r.name: (r.grp, r.heartbeat_at) for r in rows}
 
     def _reshare(self, live: dict[str, str]) -> None:
         if self.inventory is None:
