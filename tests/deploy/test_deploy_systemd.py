@@ -9,7 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 UNIT = Path("deploy/systemd/netmon.service")
+POLL_UNIT = Path(
+    "deploy/systemd/netmon-poll.service"
+)  # netmon poll: a district poller, a site agent
+UNITS = pytest.mark.parametrize("unit_path", [UNIT, POLL_UNIT], ids=["netmon", "netmon-poll"])
 EXEC = "/opt/netmon/.venv/bin/netmon"
 REQUIRED = {
     "AmbientCapabilities": "CAP_NET_RAW",
@@ -45,29 +51,47 @@ def test_unit_is_hardened(repo: Path) -> None:
         assert found.get(key) == [value], (key, found.get(key))
 
 
-def _unit_with_real_binary(repo: Path, tmp_path: Path) -> Path:
+def test_poll_unit_is_hardened_like_the_server(repo: Path) -> None:
+    found, server = (
+        directives((repo / POLL_UNIT).read_text()),
+        directives((repo / UNIT).read_text()),
+    )
+    same = ("AmbientCapabilities", "CapabilityBoundingSet", "NoNewPrivileges", "ProtectSystem",
+            "ProtectHome", "PrivateTmp", "DynamicUser", "Restart", "RestartPreventExitStatus",
+            "SystemCallFilter", "RestrictAddressFamilies")  # fmt: skip
+    for key in same:
+        assert found.get(key) == server.get(key), key
+    assert found["ExecStart"][0].startswith(f"{EXEC} poll --server ")
+    assert found["LoadCredential"] == ["poller.token:/etc/netmon/poller.token"]  # not in the env
+
+
+def _unit_with_real_binary(repo: Path, tmp_path: Path, unit_path: Path = UNIT) -> Path:
     # systemd-analyze verify insists that ExecStart= exists; use this venv's netmon instead of
     # /opt/netmon's. Nothing else changes.
     netmon = Path(sys.executable).with_name("netmon")
     assert netmon.exists(), f"{netmon} missing: pip install -e . in the venv"
-    unit = tmp_path / "netmon.service"
-    unit.write_text((repo / UNIT).read_text().replace(EXEC, str(netmon)))
+    unit = tmp_path / unit_path.name
+    unit.write_text((repo / unit_path).read_text().replace(EXEC, str(netmon)))
     return unit
 
 
-def test_systemd_analyze_verify(repo: Path, tmp_path: Path, which: Callable[..., str]) -> None:
-    unit = _unit_with_real_binary(repo, tmp_path)
+@UNITS
+def test_systemd_analyze_verify(
+    repo: Path, tmp_path: Path, which: Callable[..., str], unit_path: Path
+) -> None:
+    unit = _unit_with_real_binary(repo, tmp_path, unit_path)
     out = subprocess.run(
         [which("systemd-analyze"), "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "netmon.service" not in out.stderr, out.stderr  # no warnings about the unit either
+    assert unit_path.name not in out.stderr, out.stderr  # no warnings about the unit either
 
 
+@UNITS
 def test_systemd_analyze_security_exposure_is_low(
-    repo: Path, tmp_path: Path, which: Callable[..., str]
+    repo: Path, tmp_path: Path, which: Callable[..., str], unit_path: Path
 ) -> None:
-    unit = _unit_with_real_binary(repo, tmp_path)
+    unit = _unit_with_real_binary(repo, tmp_path, unit_path)
     # Exposure 0 (locked down) .. 10 (unsafe); systemd calls up to 2 "OK". Threshold is in tenths.
     cmd = [
         which("systemd-analyze"),
