@@ -84,6 +84,17 @@ async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient)
     assert body["title"] == "Method not allowed"
 
 
+async def test_head_is_the_get_without_its_body(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/api/v1/sites", "/status"):
+        get, head = await client.get(path), await client.head(path)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(get.content)), path
+    missing = await client.head("/api/v1/sites/no-such-site")
+    assert (missing.status_code, missing.content) == (404, b"")
+    assert (await client.head("/api/v1/pollers/results")).status_code == 405  # a POST alone
+
+
 async def test_allow_names_every_route_of_the_path(client: httpx.AsyncClient) -> None:
     """GET and POST /maintenance are two routes; Starlette's own 405 named the first alone."""
     resp = await client.request("OPTIONS", "/api/v1/sites/x/maintenance")

@@ -13,6 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 from netmon import __version__, status
 from netmon.api import models, problems
 from netmon.api.deps import read_access
+from netmon.api.head import HeadAsGet
 from netmon.api.routes import (
     audit,
     availability,
@@ -86,6 +87,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(pollers.calls)  # scope poller
     problems.install(app)
+    app.add_middleware(HeadAsGet)  # HEAD for every GET (netmon.api.head)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
