@@ -112,7 +112,8 @@ class RemotePoller:
             (self._beat_once, lambda: self.heartbeat_every),
             (self._put_batch, lambda: BATCH_EVERY),
         )
-        self._tasks = [asyncio.create_task(self._every(fn, every)) for fn, every in loops]
+        # += : the first heartbeat may have started the scheduler's task already (kept here)
+        self._tasks += [asyncio.create_task(self._every(fn, every)) for fn, every in loops]
         self._tasks.append(asyncio.create_task(self._send_forever(), name="send"))
         try:
             await stop.wait()

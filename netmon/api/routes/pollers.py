@@ -32,16 +32,17 @@ from netmon.monitor import Monitor
 router = APIRouter(prefix="/api/v1", tags=["pollers"])  # the listing: a read like the others
 calls = APIRouter(prefix="/api/v1", tags=["pollers"])  # the pollers' own calls: scope poller
 PollerDep = Annotated[Caller, scope("poller")]
+INT32 = 2**31 - 1
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
 class HeartbeatIn(BaseModel):
     group: Name = "central"
     version: Annotated[str, Field(max_length=32)]
-    pid: Annotated[int, Field(ge=0)]
-    started_at: float
-    outbox: Annotated[int, Field(ge=0)] = 0
-    dropped: Annotated[int, Field(ge=0)] = 0
+    pid: Annotated[int, Field(ge=0, le=INT32)]
+    started_at: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    outbox: Annotated[int, Field(ge=0, le=INT32)] = 0  # the lease's columns are 32-bit
+    dropped: Annotated[int, Field(ge=0, le=INT32)] = 0
     modes: dict[str, Annotated[str, Field(max_length=16)]] = {}
 
 
