@@ -304,17 +304,27 @@ def pack(rows: Sequence[Row]) -> bytes:
         bytes(flags), _floats(kept), _strings([r["reason"] for r in rows]),
         _strings([r["extra"] for r in rows]),
     ]  # fmt: skip
-    body = _varints([len(rows)]) + b"".join(map(_section, columns))
-    return VERSION + zlib.compress(body, 9)
+    return _seal(len(rows), columns)
+
+
+def _seal(n: int, columns: Sequence[bytes]) -> bytes:
+    """A blob: the version byte, then the row count and the sections, compressed."""
+    return VERSION + zlib.compress(_varints([n]) + b"".join(map(_section, columns)), 9)
+
+
+def _open(blob: bytes, what: str, sections: int) -> tuple[int, list[bytes]]:
+    """The row count and the column sections of a :func:`pack`/:func:`pack_hours` blob."""
+    if blob[:1] != VERSION:
+        raise ValueError(f"unknown {what} version {blob[:1]!r}")
+    body = zlib.decompress(blob[1:])
+    n, head = _varint_at(body, 0)
+    cols, _rest = _split(body[head:], sections)
+    return n, cols
 
 
 def unpack(blob: bytes) -> list[Row]:
     """The rows of a :func:`pack` blob, ordered by start, each value as it was packed."""
-    if blob[:1] != VERSION:
-        raise ValueError(f"unknown result chunk version {blob[:1]!r}")
-    body = zlib.decompress(blob[1:])
-    n, head = _varint_at(body, 0)
-    cols, _rest = _split(body[head:], 12)
+    n, cols = _open(blob, "result chunk", 12)
     ts, duration = _read_floats(cols[0], n), _read_floats(cols[1], n)
     sent, received = _read_ints(cols[3], n), _read_ints(cols[4], n)
     counts = _read_ints(cols[5], n)
@@ -356,16 +366,11 @@ def pack_hours(rows: Sequence[Row]) -> bytes:
     columns = [_varints([r["hour"] // 3600 for r in rows])]
     columns += [_varints([r[name] for r in rows]) for name in HOUR_INTS]
     columns += [_floats([r[name] for r in rows]) for name in HOUR_FLOATS]
-    body = _varints([len(rows)]) + b"".join(map(_section, columns))
-    return VERSION + zlib.compress(body, 9)
+    return _seal(len(rows), columns)
 
 
 def unpack_hours(blob: bytes) -> list[Row]:
-    if blob[:1] != VERSION:
-        raise ValueError(f"unknown device day version {blob[:1]!r}")
-    body = zlib.decompress(blob[1:])
-    n, head = _varint_at(body, 0)
-    cols, _rest = _split(body[head:], 1 + len(HOUR_INTS) + len(HOUR_FLOATS))
+    n, cols = _open(blob, "device day", 1 + len(HOUR_INTS) + len(HOUR_FLOATS))
     hours = [h * 3600 for h in _read_varints(cols[0], n)]
     ints = [_read_varints(c, n) for c in cols[1 : 1 + len(HOUR_INTS)]]
     floats = [_read_floats(c, n) for c in cols[1 + len(HOUR_INTS) :]]

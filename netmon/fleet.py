@@ -156,6 +156,8 @@ class Fleet:
         self.unwatched: dict[str, float] = {}  # site id -> since when no poller has served it
         self.on_change: Callable[[set[str]], None] = lambda sites: None  # sites to re-judge
         self.digest = ""
+        self._sites_json: dict[str, Any] = {}  # site id -> its inventory entry as JSON
+        self._rest_json: dict[str, Any] = {}  # the inventory but its sites, as JSON
         self._pruned = 0.0
         self._refreshing = asyncio.Lock()
         self.started_at = clock()
@@ -207,9 +209,12 @@ class Fleet:
 
     # --- leases and shares --------------------------------------------------------------------
     def _set_inventory(self, inventory: Inventory) -> None:
+        """Dump the inventory once per load: the digest and every assignment read these."""
         self.inventory = inventory
-        dump = {s.id: s.model_dump(mode="json") for s in inventory.sites}
-        self.digest = hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
+        self._sites_json = {s.id: s.model_dump(mode="json") for s in inventory.sites}
+        self._rest_json = inventory.model_dump(mode="json", exclude={"sites"})
+        text = json.dumps(self._sites_json, sort_keys=True)
+        self.digest = hashlib.sha256(text.encode()).hexdigest()[:16]
 
     async def _every(self, seconds: float) -> None:
         while True:
@@ -268,12 +273,6 @@ class Fleet:
         for name in sorted(set(self.live) - set(live)):
             log.warning("poller %s lost its lease: its sites go to its group's others", name)
 
-    def watched(self, site_id: str, device: str, by: str) -> None:
-        """A result of the site arrived from its owner: the site is served again."""
-        if site_id in self.unwatched and self.owners.get(site_id) == by:
-            del self.unwatched[site_id]
-            self.on_change({site_id})
-
     def share_of(self, name: str) -> list[str]:
         return sorted(s for s, p in self.owners.items() if p == name)
 
@@ -305,12 +304,12 @@ class Fleet:
 
     def assignment(self, name: str) -> dict[str, Any]:
         """What a poller probes: the inventory of its share, the SNMP profiles, the digest."""
-        assert self.inventory is not None
-        mine = set(self.share_of(name))
-        inv = self.inventory.model_dump(mode="json")
-        inv["sites"] = [s for s in inv["sites"] if s["id"] in mine]
+        mine = self.share_of(name)
+        wanted = set(mine)
+        inv = {**self._rest_json,
+               "sites": [j for site, j in self._sites_json.items() if site in wanted]}  # fmt: skip
         profiles = self.config.snmp_profiles if self.config is not None else {}
-        return {"digest": self.digest, "sites": sorted(mine), "inventory": inv,
+        return {"digest": self.digest, "sites": mine, "inventory": inv,
                 "snmp_profiles": {k: p.model_dump(mode="json") for k, p in profiles.items()}}  # fmt: skip
 
     # --- intake ---------------------------------------------------------------------------------
@@ -326,12 +325,17 @@ class Fleet:
         if not first:
             self.counts.duplicate_batches += 1
             return 0, 0, True
-        taken = 0
+        taken, back = 0, set()
         for item in decoded:
             if item is not None and self._allowed(name, *item[:2], item[2].started_at):
                 self.sink(*item)
-                self.watched(item[0], item[1], name)
                 taken += 1
+                if item[0] in self.unwatched and self.owners.get(item[0]) == name:
+                    back.add(item[0])  # its new owner's first result: served again
+        if back:
+            for site in back:
+                del self.unwatched[site]
+            self.on_change(back)  # judged once for the batch, not once per site
         self.counts.taken += taken
         self.counts.rejected += len(rows) - taken
         return taken, len(rows) - taken, False

@@ -15,7 +15,7 @@ import io
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from netmon.configfile import MAX_BYTES, decode_utf8
+from netmon.configfile import read_text
 from netmon.errors import ConfigError, ConfigProblem
 from netmon.inventory import Device, Inventory, Site
 from netmon.onboard.columns import (
@@ -88,7 +88,7 @@ def _rows(
     """Each data row's cells by column (empty cells None), with its row number; none if the
     file or its header is unusable (the problems say why)."""
     try:
-        text = _text(path)
+        text = read_text(path).removeprefix("\ufeff")  # a spreadsheet's BOM
     except ConfigError as exc:
         problems += exc.problems
         return
@@ -109,18 +109,6 @@ def _rows(
             yield row, {h: (c.strip() or None) for h, c in zip(header, cells, strict=True)}
     except csv.Error as exc:
         problems.append(ConfigProblem(str(path), reader.line_num, "", f"CSV: {exc}"))
-
-
-def _text(path: Path) -> str:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc}")]) from exc
-    if len(data) > MAX_BYTES:
-        message = f"larger than {MAX_BYTES // 2**20} MiB"
-        raise ConfigError([ConfigProblem(str(path), None, "", message)])
-    return decode_utf8(data, str(path)).removeprefix("\ufeff")
 
 
 def _header_problems(
