@@ -64,12 +64,13 @@ class NetmonProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"netmon exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                self.get("/healthz", timeout=2.0)
-                return
+            try:  # answering is not enough: while "loading" the API answers 503
+                if self.get("/healthz", timeout=2.0).get("status") != "loading":
+                    return
             except (OSError, urllib.error.URLError, ValueError):
-                time.sleep(0.2)
-        raise RuntimeError(f"netmon did not answer /healthz within {timeout:g}s:\n{self.log()}")
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"netmon was not ready (/healthz) within {timeout:g}s:\n{self.log()}")
 
     def get(self, path: str, timeout: float = 10.0) -> Any:
         return json.loads(self.get_text(path, timeout))
