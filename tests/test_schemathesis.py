@@ -49,7 +49,11 @@ def token(database_url: str) -> str:
 
 
 def schemathesis(
-    port: int, workdir: Path, bearer: str, exclude: str = "positive_data_acceptance"
+    port: int,
+    workdir: Path,
+    bearer: str,
+    exclude: str = "positive_data_acceptance",
+    more: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """``schemathesis run`` on the live document, all checks but ``exclude``; its output kept
     in workdir."""
@@ -58,7 +62,7 @@ def schemathesis(
             "--exclude-checks", exclude,
             "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1",
             "--max-time", "15", "--request-timeout", "10", "--no-color",
-            "-H", f"Authorization: Bearer {bearer}"]  # fmt: skip
+            "-H", f"Authorization: Bearer {bearer}", *more]  # fmt: skip
     done = subprocess.run(
         args, cwd=workdir, capture_output=True, text=True, timeout=300, check=False
     )
@@ -94,8 +98,15 @@ def test_the_live_api_conforms_while_postgresql_is_down(
             wait_for(lambda: httpx.get(site, timeout=10).status_code == 503)
             # a 503 problem is the documented answer now: not_a_server_error cannot hold, every
             # other check (status documented, schema, content type, Retry-After header) must
+            # the pollers' calls (409 under netmon run: no fleet) are the healthy run's: with
+            # the token unverifiable they answer 503, and a 15 s budget that happened to send
+            # them only bad tokens read as "authentication failed" (seen once in CI)
             done = schemathesis(
-                port, tmp_path, bearer, "positive_data_acceptance,not_a_server_error"
+                port,
+                tmp_path,
+                bearer,
+                "positive_data_acceptance,not_a_server_error",
+                ("--exclude-tag", "pollers"),
             )
             assert stop(proc) == 0
         finally:
