@@ -44,6 +44,8 @@ netmon itself:
   netmon_poller_results_taken_total, netmon_poller_results_rejected_total,
   netmon_poller_duplicate_batches_total, netmon_pollers_live, netmon_sites_unwatched
   (netmon serve: remote pollers, netmon.fleet),
+  netmon_judge_leader, netmon_judge_takeovers_total, netmon_judge_results_tailed_total
+  (netmon serve: the judging lease, netmon.judging),
   netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds,
   netmon_journal_backlog_rows, netmon_journal_bytes, netmon_journal_write_failing,
   netmon_journal_torn_tails_total, netmon_journal_corrupt_lines_total,
@@ -226,6 +228,15 @@ class OwnCollector(Collector):
         yield _single(_g("netmon_sites_unwatched", "Sites no live poller serves now (unknown, no_poller)"),
                       sum(1 for s in fleet.inventory.sites if fleet.unwatched_since(s.id) is not None)
                       if fleet.inventory is not None else 0)  # fmt: skip
+        judging = self.monitor.judging
+        if judging is not None:  # netmon.judging: two servers, one database
+            yield _single(_g("netmon_judge_leader", "1 while this server holds the judging lease "
+                             "(writes the verdict history)"), float(judging.leading()))  # fmt: skip
+            yield _counter("netmon_judge_takeovers", "Times this server took the judging lease",
+                           judging.takeovers)  # fmt: skip
+            yield _counter("netmon_judge_results_tailed",
+                           "Results another server took, read from the store and folded here",
+                           judging.tailed)  # fmt: skip
 
     def _trap_metrics(self) -> Iterator[Metric]:
         """SNMP traps received, by what became of them, and when each device last sent each

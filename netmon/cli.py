@@ -34,6 +34,7 @@ from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
 from netmon.fleet import Fleet  # its tables, before the store's schema is made
 from netmon.journal import Journal
+from netmon.judging import Judging  # its table, before the store's schema is made
 from netmon.monitor import Monitor
 from netmon.poller import build_jobs
 from netmon.rollup import Rollups, rebuild
@@ -496,6 +497,8 @@ def _poller_link(settings: Settings, monitor: Monitor, store: Store) -> PollerLi
         return poller_for(settings.poller, monitor.record, settings.log_level)
     fleet = Fleet(monitor.record, store, settings.failover_delay)
     fleet.on_change = monitor.rejudge
+    # maybe beside other servers on one database: one judging lease (netmon.judging)
+    monitor.judging = Judging(monitor, store, fleet, settings.failover_delay)
     return fleet
 
 

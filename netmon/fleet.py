@@ -332,13 +332,19 @@ class Fleet:
                 taken += 1
                 if item[0] in self.unwatched and self.owners.get(item[0]) == name:
                     back.add(item[0])  # its new owner's first result: served again
-        if back:
-            for site in back:
-                del self.unwatched[site]
-            self.on_change(back)  # judged once for the batch, not once per site
+        self.served(back)  # judged once for the batch, not once per site
         self.counts.taken += taken
         self.counts.rejected += len(rows) - taken
         return taken, len(rows) - taken, False
+
+    def served(self, sites: set[str]) -> None:
+        """These unwatched sites' new owners were heard from (here, or by another server:
+        netmon.judging): served again, re-judged once."""
+        sites = {s for s in sites if s in self.unwatched}
+        for site in sites:
+            del self.unwatched[site]
+        if sites:
+            self.on_change(sites)
 
     def _claim(self, name: str, batch: str, results: int, now: float) -> bool:
         """Remember the batch id; False when it was taken before (the insert adds no row)."""

@@ -58,6 +58,7 @@ from probes.base import by_reachability
 
 if TYPE_CHECKING:
     from netmon.config import ValidatedConfig
+    from netmon.judging import Judging
     from netmon.snapshot import Snapshotter
     from netmon.traps import TrapHints
 
@@ -132,6 +133,7 @@ class Monitor:
         self.rollups: Rollups | None = None  # the daily rollups (netmon.rollup), if rolled here
         self.traps: TrapHints | None = None  # SNMP traps as hints (netmon.traps), if listening
         self.compactor: Compactor | None = None  # packs old raw hours (netmon.compaction)
+        self.judging: Judging | None = None  # two servers, one database: who writes (judging)
         self._covered = -1  # the last coverage slot queued
         self._make_evidence()
 
@@ -287,6 +289,14 @@ class Monitor:
         ev.add(result)
         return True
 
+    def fold_stored(self, site_id: str, device: str, result: ProbeResult) -> None:
+        """Fold a result another server took and stored (netmon.judging): not stored again."""
+        self._fold(site_id, device, result)
+
+    def leads(self) -> bool:
+        """Whether this server writes the history and does the chores (netmon.judging)."""
+        return self.judging is None or self.judging.leading()
+
     def _log_transition(self, key: EvidenceKey, result: ProbeResult) -> None:
         """Log a device going down or coming back once per probe kind, not every poll."""
         was = self._was_up.get(key)
@@ -376,7 +386,7 @@ class Monitor:
         if prev is not None and prev.verdict == j.verdict:
             return None
         change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons], now)
-        self.store.add_verdict_change(change)
+        (self.judging or self.store).add_verdict_change(change)  # the leader's, netmon.judging
         if prev is not None:
             log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
         return change
@@ -411,6 +421,8 @@ class Monitor:
         if self.compactor is not None:
             self._tasks.append(asyncio.create_task(self._every(self.compactor.every,
                                                                self.compact), name="compact"))  # fmt: skip
+        if self.judging is not None:
+            self._tasks.append(asyncio.create_task(self.judging.run(), name="judging"))
         self.ready = True
 
     def cover(self) -> None:
@@ -423,6 +435,8 @@ class Monitor:
     async def roll(self) -> int:
         """Re-roll yesterday and today (a failure is logged; the next minute tries again)."""
         assert self.rollups is not None
+        if not self.leads():
+            return 0
         try:
             return await asyncio.to_thread(
                 self.rollups.run_once, self.store, self.inventory, self.clock()
@@ -435,6 +449,8 @@ class Monitor:
         """Pack the raw hours old enough (netmon.compaction), never a row above the latest
         snapshot's cut (a failure is logged; the next run tries again)."""
         assert self.compactor is not None
+        if not self.leads():
+            return 0
         snap = self.snapshot
         upto = snap.cut if snap is not None and snap.every > 0 else None
         try:
@@ -489,7 +505,7 @@ class Monitor:
 
     async def prune(self) -> int:
         """Delete stored results older than the retention (never inside a policy window)."""
-        if self.retention is None:
+        if self.retention is None or not self.leads():
             return 0
         longest = max((self._window(s) for s in self.inventory.sites), default=0.0)
         before = self.clock() - max(self.retention, longest)
@@ -527,6 +543,8 @@ class Monitor:
                 await t
         await self.poller.stop()
         self.evaluate()
+        if self.judging is not None:
+            await self.judging.stop()  # its last changes written, the lease let go
         if self.snapshot is not None:
             await self.snapshot.take(self)  # its cut covers the rows flushed below
         for attempt in range(3):

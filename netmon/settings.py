@@ -12,7 +12,9 @@
                          under systemd, else ~/.local/state/netmon)
     NETMON_HOST, NETMON_PORT   where the API and /metrics listen (default 127.0.0.1:8000)
     NETMON_FAILOVER_DELAY   seconds a poller's lease lasts without a heartbeat; then its sites
-                         go to the other pollers of its group (netmon serve; default 60; netmon.fleet)
+                         go to the other pollers of its group (netmon serve; default 60; netmon.fleet).
+                         Also the judging lease of servers sharing one database: a dead
+                         leader's successor takes over within it (netmon.judging)
     NETMON_ICMP_MODE     auto | raw | dgram (default auto)
     NETMON_ICMP_RATE_LIMIT  cap on echo requests per second, all devices together (default none)
     NETMON_JOURNAL_MAX_MB   disk the write-ahead journal of results not yet in the database may

@@ -364,6 +364,9 @@ class HealthPublic(BaseModel):
     icmp_mode: str | None
     poller_up: bool = Field(description="the poller is connected (false: no new results, "
                                         "which is no data, not an outage)")  # fmt: skip
+    judge: Literal["leader", "follower"] | None = Field(
+        default=None, description="netmon serve: whether this server writes the verdict "
+        "history (the judging lease, netmon.judging) or follows the one that does")  # fmt: skip
 
 
 # --- availability --------------------------------------------------------------------------

@@ -42,4 +42,5 @@ async def healthz(monitor: AnyMonitorDep) -> HealthPublic:
     return HealthPublic(
         status=status, version=__version__, sites=len(monitor.inventory.sites), store=store,
         icmp_mode=monitor.poller.stats().modes.get("icmp"), poller_up=poller_up,
+        judge=None if monitor.judging is None else monitor.judging.role,
     )  # fmt: skip

@@ -1,0 +1,436 @@
+"""Two servers, one database: which ``netmon serve`` writes the verdict history (a lease).
+
+Several ``netmon serve`` may share one PostgreSQL (behind a load balancer or DNS); pollers talk
+to any of them. Every server takes results from the pollers that call it, stores them, folds
+them, and judges every site, so every server's API answers with the current verdicts. But one
+server at a time, the *leader*, writes the verdict history and does the store's chores (daily
+rollups, compaction, pruning); the others are *followers*. The lease is one row of
+``judge_lease`` (holder, epoch, expiry), taken and renewed with a conditional UPDATE (or the
+first INSERT ... ON CONFLICT DO NOTHING), on the database's own clock. It lasts
+``failover_delay`` (``NETMON_FAILOVER_DELAY``, the pollers' own) and is renewed every
+``heartbeat_every`` (a quarter of it, at most 5 s): a dead leader's lease runs out and a
+follower takes it within ``failover_delay`` + ``heartbeat_every``. With one server (SQLite
+too) it is simply always the leader.
+
+Results another server took. Each server tails ``probe_result`` by its id (a cursor, plus the
+ids below it not yet visible: two servers' transactions commit out of id order; such a gap is
+awaited for :data:`GAP_WAIT`) and folds every row it did not take itself (the keys of its own
+results are kept until its tail sees them). At start the rows the refill already folded are
+skipped by their start (``Monitor.folded_until``). A result for a site handed over to a new
+poller tells the fleet the site is served again (``Fleet.served``), as a result taken directly
+does. Cost: each server reads every other server's rows once more (a primary-key range).
+
+Fenced writes. The leader's verdict changes are written by this module, not the store's queue:
+each transaction first locks the lease row (``FOR SHARE``) where it is still its own, epoch and
+all, and unexpired; a takeover's UPDATE waits for that lock, so a change is either committed
+before the new leader reads the history, or never. A leader that finds its lease gone (a long
+stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
+Chores check the lease locally (monotonic clock) before each run.
+
+Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
+write (its *shadow*, :data:`SHADOW_KEPT` seconds). On taking the lease it catches up with the
+results, judges, reads the stored history since its oldest shadow change, and aligns the two
+per site: each stored change matches the shadow change of the same verdict nearest in time
+within :data:`MATCH_WITHIN` (the two servers judge the same results a few seconds apart); the
+shadow changes after the last match (or, with none, after the last stored change) are what the
+history lacks and are written first, each only if it differs from the verdict before it; if the
+history still ends on a verdict other than the leader's judgement now, that one is written
+too. Limit: two changes of one site closer together than ``MATCH_WITHIN`` in the takeover
+window can be aligned wrongly (verdicts change on the scale of probe intervals, not seconds).
+
+No poller is not down, and a dead server is not a site down: the pollers that called the dead
+server lose their leases after ``failover_delay`` and their sites are ``unknown`` /
+``no_poller`` until their group's other pollers (calling a live server) take them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, SQLModel
+
+from netmon.errors import StoreError
+from netmon.store import ProbeResultRow, VerdictChange, VerdictChangeRow
+from probes import ProbeResult
+
+if TYPE_CHECKING:
+    from netmon.fleet import Fleet
+    from netmon.monitor import Monitor, SiteStatus
+    from netmon.store import Store
+
+log = logging.getLogger("netmon.judging")
+LEASE = "judge"  # the one lease row's name
+TAIL_EVERY = 1.0  # seconds between reads of the results other servers stored
+GAP_WAIT = 30.0  # seconds an id below the cursor is awaited (past the store's write deadline)
+GAPS_KEPT = 10_000  # ids awaited at most (the oldest are given up first)
+MINE_KEPT = 300.0  # seconds a result this server took is remembered for its tail to skip
+MATCH_WITHIN = 15.0  # seconds: two servers' judgements of one change are this close
+SHADOW_KEPT = 3600.0  # seconds a follower keeps the changes it judged and did not write
+UNWRITTEN_KEPT = 100_000  # a leader's changes waiting for the database, at most
+
+ResultKey = tuple[str, str, str, float]  # (site, device, kind, started_at)
+
+
+class JudgeLeaseRow(SQLModel, table=True):
+    __tablename__ = "judge_lease"
+
+    name: str = Field(primary_key=True, max_length=16)
+    holder: str = Field(max_length=128)  # the leading server: host, pid, a random part
+    epoch: int  # +1 at every change of holder: a fenced write names the epoch it holds
+    expires_at: float  # the database's clock, Unix seconds
+    renewed_at: float
+
+
+def server_name() -> str:
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Judging:
+    """The judging lease of one ``netmon serve``, its tail of other servers' results, and the
+    verdict changes it writes as leader (``Monitor.judging``)."""
+
+    def __init__(self, monitor: Monitor, store: Store, fleet: Fleet | None, ttl: float,
+                 renew_every: float | None = None, name: str | None = None) -> None:  # fmt: skip
+        self.monitor, self.store, self.fleet, self.ttl = monitor, store, fleet, ttl
+        self.renew_every = renew_every if renew_every is not None else min(5.0, ttl / 4)
+        self.name = name or server_name()
+        self.leader = False
+        self.epoch = 0
+        self.holder: str | None = None  # who leads, as last read
+        self.valid_until = -math.inf  # monotonic: our lease surely holds until then
+        self.unwritten: list[VerdictChange] = []  # the leader's changes not yet written
+        self.shadow: list[VerdictChange] = []  # a follower's changes, judged and not written
+        self.takeovers = 0
+        self.tailed = 0  # results other servers took, folded here
+        self.cursor = -1  # the highest result id read (-1: the tail has not started)
+        self.boot_cut = 0  # rows at or below it may be in the refill: skipped if folded
+        self.gaps: dict[int, float] = {}  # result ids below the cursor not seen yet -> since
+        self.mine: dict[ResultKey, float] = {}  # results this server took -> when
+        self._renewed = -math.inf
+        monitor.listeners.append(self.taken)
+
+    # --- what the monitor calls -------------------------------------------------------------
+    def leading(self) -> bool:
+        """Whether this server leads now (the lease surely holds: chores may run)."""
+        return self.leader and time.monotonic() < self.valid_until
+
+    def add_verdict_change(self, change: VerdictChange) -> None:
+        """A change the monitor judged: written by the leader, kept by a follower (and by a
+        leader whose lease may have run out: reconciled when renewed)."""
+        if self.leading():
+            self.unwritten.append(change)
+            del self.unwritten[:-UNWRITTEN_KEPT]
+        else:
+            self.shadow.append(change)
+
+    def taken(self, site_id: str, device: str, result: ProbeResult) -> None:
+        """A result this server took (a monitor listener): its tail skips it."""
+        self.mine[(site_id, device, result.kind, result.started_at)] = time.monotonic()
+
+    @property
+    def role(self) -> Literal["leader", "follower"]:
+        return "leader" if self.leading() else "follower"
+
+    # --- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Tail, renew, write; every TAIL_EVERY seconds until cancelled."""
+        while True:
+            try:
+                await self.step()
+            except StoreError as exc:
+                log.warning("judging: %s; tried again in %.0f s", exc, TAIL_EVERY)
+            if self.leader and not self.leading():
+                self._step_down("its lease ran out unrenewed")
+            await asyncio.sleep(TAIL_EVERY)
+
+    async def step(self) -> None:
+        await self.tail()
+        if time.monotonic() - self._renewed >= self.renew_every:
+            await self.renew()
+        if self.leader and self.unwritten:
+            await self.write()
+        cutoff = time.time() - SHADOW_KEPT
+        if self.shadow and (self.shadow[0].at or 0.0) < cutoff:
+            self.shadow = [c for c in self.shadow if (c.at or 0.0) >= cutoff]
+
+    async def renew(self) -> None:
+        began = time.monotonic()
+        epoch, holder = await asyncio.to_thread(self._claim)
+        self._renewed = began
+        self.holder = holder
+        if epoch is None:
+            if self.leader:
+                self._step_down(f"{holder} holds the lease")
+            return
+        self.valid_until = began + self.ttl
+        fresh = not self.leader or epoch != self.epoch
+        if fresh or self.shadow:
+            self.epoch = epoch
+            await self.take_over(fresh)
+
+    def _step_down(self, why: str) -> None:
+        log.warning("judging: no longer the leader (%s): verdict changes not written here", why)
+        self.leader = False
+        self.shadow.extend(self.unwritten)
+        self.unwritten = []
+
+    async def stop(self) -> None:
+        """Write what is unwritten (a clean stop), then let the lease go at once."""
+        if self.leader and self.unwritten:
+            with contextlib.suppress(StoreError):
+                await self.write()
+        if self.leader:
+            with contextlib.suppress(StoreError):
+                await asyncio.to_thread(self._release)
+            self.leader = False
+
+    # --- the lease --------------------------------------------------------------------------
+    def _now(self) -> Any:
+        """The database's clock (PostgreSQL: two servers' clocks never meet), as Unix seconds."""
+        if self.store.engine.dialect.name == "postgresql":
+            return func.extract("epoch", func.clock_timestamp())
+        return literal(time.time())
+
+    def _claim(self) -> tuple[int | None, str | None]:
+        """Take or renew the lease: (its epoch, us) if ours now, else (None, its holder)."""
+        t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
+        now, ours = self._now(), t.c.holder == self.name
+        epoch = case((ours, t.c.epoch), else_=t.c.epoch + 1)
+        renew = (t.update().where(t.c.name == LEASE, ours | (t.c.expires_at < now))
+                 .values(holder=self.name, epoch=epoch, expires_at=now + self.ttl, renewed_at=now)
+                 .returning(t.c.epoch))  # fmt: skip
+        insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
+        first = insert(t).values(name=LEASE, holder=self.name, epoch=1,
+                                 expires_at=now + self.ttl, renewed_at=now)  # fmt: skip
+        with self.store.session("writing", "the judging lease") as s:
+            conn = s.connection()
+            got = conn.execute(renew).first()
+            if got is None:
+                got = conn.execute(first.on_conflict_do_nothing().returning(t.c.epoch)).first()
+            holder: str | None = self.name
+            if got is None:
+                holder = conn.execute(select(t.c.holder).where(t.c.name == LEASE)).scalar()
+            s.commit()
+        return (int(got[0]), holder) if got is not None else (None, holder)
+
+    def _release(self) -> None:
+        t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
+        with self.store.session("writing", "the judging lease") as s:
+            s.connection().execute(t.update().where(
+                t.c.name == LEASE, t.c.holder == self.name).values(expires_at=0.0))  # fmt: skip
+            s.commit()
+
+    def _fenced(self, changes: list[VerdictChange]) -> bool:
+        """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
+        t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
+        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+        ours = select(t.c.epoch).where(t.c.name == LEASE, t.c.holder == self.name,
+                                       t.c.epoch == self.epoch, t.c.expires_at > self._now())  # fmt: skip
+        insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
+        rows = [_row(c) for c in changes]
+        with self.store.session("writing", f"{len(rows)} verdict changes") as s:
+            conn = s.connection()
+            if conn.execute(ours.with_for_update(read=True)).first() is None:
+                s.rollback()
+                return False
+            if rows:
+                conn.execute(insert(v).on_conflict_do_nothing(), rows)
+            s.commit()
+        return True
+
+    async def write(self) -> None:
+        """Write the leader's unwritten changes (fenced); step down if the lease is gone."""
+        batch = list(self.unwritten)
+        if not await asyncio.to_thread(self._fenced, batch):
+            self._step_down("its lease was taken")
+            return
+        del self.unwritten[: len(batch)]
+
+    # --- takeover ---------------------------------------------------------------------------
+    async def take_over(self, fresh: bool = True) -> None:
+        """Catch up, judge, and write what the history lacks; then lead (``fresh``: the
+        lease is newly ours, else the leader reconciles what it judged while unsure of it)."""
+        self.shadow = sorted(self.unwritten + self.shadow, key=lambda c: c.at or 0.0)
+        self.unwritten, self.leader = [], False
+        await self.tail()
+        self.monitor.evaluate()
+        upto = len(self.shadow)
+        shadow = self.shadow[:upto]
+        since = min((c.at or 0.0 for c in shadow), default=time.time()) - MATCH_WITHIN
+        stored = await asyncio.to_thread(self._history, since)
+        current = dict(self.monitor.status)
+        missing = lacking(shadow, stored, set(current))
+        missing += [_now_change(st) for sid, st in current.items()
+                    if _ends_on(stored, missing, sid) != st.verdict.value]  # fmt: skip
+        if not await asyncio.to_thread(self._fenced, missing):
+            log.warning("judging: lease lost during the takeover; still a follower")
+            return
+        self.leader, self.takeovers = True, self.takeovers + fresh
+        self.unwritten = self.shadow[upto:]
+        self.shadow = []
+        if fresh or missing:
+            log.info("judging: leader now (epoch %d); %d verdict changes the history lacked "
+                     "written", self.epoch, len(missing))  # fmt: skip
+
+    def _history(self, since: float) -> dict[str, list[VerdictChange]]:
+        """Each site's stored changes judged at or after ``since`` (oldest first), or its
+        latest one if none was."""
+        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+        q = select(v).where(v.c.changed_at >= since).order_by(v.c.changed_at, v.c.id)
+        found: dict[str, list[VerdictChange]] = {}
+        with self.store.reading("the recent verdict history"), self.store.engine.connect() as c:
+            for r in c.execute(q).all():
+                found.setdefault(r.site_id, []).append(_change(r))
+        for site_id, latest in self.store.latest_verdicts().items():
+            found.setdefault(site_id, [latest])
+        return found
+
+    # --- the tail ---------------------------------------------------------------------------
+    async def tail(self) -> int:
+        """Fold the results other servers stored since the last tail; how many."""
+        if self.cursor < 0:
+            self.cursor, self.boot_cut = await asyncio.to_thread(self._start_cursor)
+        rows = await asyncio.to_thread(self._read_tail, self.cursor, sorted(self.gaps))
+        self._note_gaps([r[0] for r in rows])
+        served: set[str] = set()
+        n = 0
+        for row_id, site_id, device, result in rows:
+            if self._fold(row_id, site_id, device, result):
+                n += 1
+                if self._serves_again(site_id, result):
+                    served.add(site_id)
+        cutoff = time.monotonic() - MINE_KEPT
+        self.mine = {k: at for k, at in self.mine.items() if at > cutoff}
+        if served and self.fleet is not None:
+            self.fleet.served(served)
+        self.tailed += n
+        return n
+
+    def _fold(self, row_id: int, site_id: str, device: str, result: ProbeResult) -> bool:
+        key = (site_id, device, result.kind, result.started_at)
+        if self.mine.pop(key, None) is not None:
+            return False  # taken here, folded then
+        if row_id <= self.boot_cut and result.started_at <= self.monitor.folded_until.get(
+            key[:3], -math.inf
+        ):
+            return False  # in the refill already
+        self.monitor.fold_stored(site_id, device, result)
+        return True
+
+    def _serves_again(self, site_id: str, result: ProbeResult) -> bool:
+        fleet = self.fleet
+        if fleet is None or site_id not in fleet.unwatched or site_id not in fleet.owners:
+            return False
+        return result.started_at > fleet.unwatched[site_id]
+
+    def _start_cursor(self) -> tuple[int, int]:
+        """Where the tail starts: the rows of the last minute (the refill read most of them,
+        skipped by their start), and the highest id now."""
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        recent = select(func.min(t.c.id)).where(t.c.ts >= time.time() - 60.0)
+        with self.store.reading("where the results tail starts"), self.store.engine.connect() as c:
+            first = c.execute(recent).scalar()
+            top = int(c.execute(select(func.max(t.c.id))).scalar() or 0)
+        return (int(first) - 1 if first is not None else top), top
+
+    def _read_tail(self, cursor: int, gaps: list[int]) -> list[tuple[int, str, str, ProbeResult]]:
+        t = ProbeResultRow.__table__  # type: ignore[attr-defined]
+        where = (t.c.id > cursor) | t.c.id.in_(gaps) if gaps else t.c.id > cursor
+        after = min(gaps[0] - 1, cursor) if gaps else cursor
+        return list(self.store._read_results(where, after))
+
+    def _note_gaps(self, ids: list[int]) -> None:
+        """Move the cursor to the highest id read; await the ids below it not seen."""
+        seen = set(ids)
+        for i in seen:
+            self.gaps.pop(i, None)
+        top = max(seen, default=self.cursor)
+        now = time.monotonic()
+        if top > self.cursor:
+            for i in range(self.cursor + 1, top):
+                if i not in seen:
+                    self.gaps[i] = now
+            self.cursor = top
+        cutoff = now - GAP_WAIT
+        self.gaps = {i: at for i, at in self.gaps.items() if at > cutoff}
+        if len(self.gaps) > GAPS_KEPT:
+            self.gaps = dict(sorted(self.gaps.items())[-GAPS_KEPT:])
+
+
+def lacking(shadow: list[VerdictChange], stored: dict[str, list[VerdictChange]],
+            sites: set[str]) -> list[VerdictChange]:  # fmt: skip
+    """The shadow changes the stored history lacks, per site, in order (see the docstring)."""
+    by_site: dict[str, list[VerdictChange]] = {}
+    for c in shadow:
+        by_site.setdefault(c.site_id, []).append(c)
+    out: list[VerdictChange] = []
+    for site_id, mine in by_site.items():
+        if site_id in sites:
+            out += _after_last_match(mine, stored.get(site_id, []))
+    return out
+
+
+def _after_last_match(
+    mine: list[VerdictChange], theirs: list[VerdictChange]
+) -> list[VerdictChange]:
+    start, last = 0, None  # shadow index after the last match; the history's last verdict
+    cut = -math.inf
+    for c in theirs:
+        best = None
+        for i in range(start, len(mine)):
+            gap = abs((mine[i].at or 0.0) - (c.at or 0.0))
+            nearer = best is None or gap < abs((mine[best].at or 0.0) - (c.at or 0.0))
+            if mine[i].verdict == c.verdict and gap <= MATCH_WITHIN and nearer:
+                best = i
+        if best is not None:
+            start = best + 1
+        last, cut = c.verdict, (c.at or 0.0) if best is None else -math.inf
+    out: list[VerdictChange] = []
+    for c in mine[start:]:
+        if (c.at or 0.0) > cut and c.verdict != last:
+            out.append(c)
+            last = c.verdict
+    return out
+
+
+def _ends_on(stored: dict[str, list[VerdictChange]], missing: list[VerdictChange],
+             site_id: str) -> str | None:  # fmt: skip
+    """The verdict the history of ``site_id`` ends on once ``missing`` is written."""
+    for c in reversed(missing):
+        if c.site_id == site_id:
+            return c.verdict
+    theirs = stored.get(site_id)
+    return theirs[-1].verdict if theirs else None
+
+
+def _now_change(status: SiteStatus) -> VerdictChange:
+    """The change to a site's verdict as judged now (the history ends on another)."""
+    reasons = [asdict(r) for r in status.judgement.reasons]
+    return VerdictChange(status.site.id, status.verdict.value, status.since, reasons, time.time())
+
+
+def _row(c: VerdictChange) -> dict[str, Any]:
+    at = c.at if c.at is not None else time.time()
+    return {"site_id": c.site_id, "verdict": c.verdict, "since": c.since,
+            "reasons": json.dumps(c.reasons), "changed_at": at}  # fmt: skip
+
+
+def _change(r: Any) -> VerdictChange:
+    return VerdictChange(r.site_id, r.verdict, r.since, json.loads(r.reasons or "[]"),
+                         r.changed_at, r.id)  # fmt: skip
+
+
+__all__ = ["JudgeLeaseRow", "Judging", "lacking", "server_name"]

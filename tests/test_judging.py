@@ -1,0 +1,168 @@
+"""The judging lease (netmon.judging) in units, on SQLite and PostgreSQL: one leader writes,
+a follower folds what the leader's server stored and keeps what it judged, a leader whose
+lease was taken is fenced out, and a takeover writes exactly what the history lacks. The whole
+thing as real processes is tests/test_two_servers.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from netmon.inventory.loader import load_inventory
+from netmon.judging import LEASE, Judging, lacking
+from netmon.monitor import Monitor
+from netmon.store import Store, VerdictChange
+from probes import Engines, ProbeResult
+
+INVENTORY = """defaults: {interval: 1s, count: 2, timeout: 500ms, spacing: 100ms}
+policy: {window: 10m, min_probes: 1}
+sites:
+  - {id: chc-a, name: CHC A, district: Ranchi, type: chc,
+     devices: [{name: wan-1, role: wan, address: 127.84.1.1}]}
+  - {id: chc-b, name: CHC B, district: Ranchi, type: chc,
+     devices: [{name: wan-1, role: wan, address: 127.84.2.1}]}
+"""
+
+
+def vc(site: str, verdict: str, at: float) -> VerdictChange:
+    return VerdictChange(site, verdict, at, [], at)
+
+
+def verdicts(changes: list[VerdictChange]) -> list[tuple[str, float | None]]:
+    return [(c.verdict, c.at) for c in changes]
+
+
+# --- the alignment (pure) ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stored", "shadow", "lacks"),
+    [
+        # the follower judged the leader's last change a little later: only what came after
+        ([("ff", 100), ("down", 200)], [("down", 203), ("ff", 300)], [("ff", 300)]),
+        # ... or a little earlier
+        ([("down", 200)], [("down", 198), ("ff", 300)], [("ff", 300)]),
+        # two quick changes the follower saw late: both written already, nothing lacks
+        ([("down", 100), ("ff", 103)], [("down", 104), ("ff", 109)], []),
+        # a flap after the leader died: both halves lack
+        ([("ff", 103)], [("ff", 101), ("down", 110), ("ff", 115)], [("down", 110), ("ff", 115)]),
+        # the follower started after the last stored change: what differs from it
+        ([("down", 50)], [("ff", 300)], [("ff", 300)]),
+        ([("down", 50)], [("down", 300)], []),
+        # a new site: its whole history
+        ([], [("unknown", 1), ("ff", 5)], [("unknown", 1), ("ff", 5)]),
+        # nothing judged by the follower: nothing from it
+        ([("ff", 100)], [], []),
+    ],
+)
+def test_the_takeover_writes_only_what_the_history_lacks(
+    stored: list[tuple[str, float]], shadow: list[tuple[str, float]], lacks: list[tuple[str, float]]
+) -> None:
+    history = {"s": [vc("s", v, at) for v, at in stored]} if stored else {}
+    got = lacking([vc("s", v, at) for v, at in shadow], history, {"s"})
+    assert verdicts(got) == lacks
+    assert lacking([vc("gone", "ff", 1.0)], {}, {"s"}) == []  # a site no longer in the inventory
+
+
+# --- two servers, one database ------------------------------------------------------------
+class Server:
+    def __init__(self, url: str, inventory: Path, name: str, ttl: float) -> None:
+        self.store = Store(url)
+        self.store.migrate()
+        self.monitor = Monitor(load_inventory(inventory), self.store, Engines())
+        self.judging = Judging(self.monitor, self.store, None, ttl, renew_every=0.0, name=name)
+        self.monitor.judging = self.judging
+
+    def take(self, site: str, ok: bool, at: float) -> None:
+        rtts = (0.01, 0.01) if ok else ()
+        self.monitor.record(site, "wan-1", ProbeResult("icmp", ok, at, 0.3, 2, len(rtts), rtts))
+
+    def verdict(self, site: str) -> str:
+        return self.monitor.status[site].verdict.value
+
+
+@pytest.fixture
+def servers(database_url: str, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    one = Server(database_url, tmp_path / "inventory.yaml", "one", ttl=30.0)
+    two = Server(database_url, tmp_path / "inventory.yaml", "two", ttl=30.0)
+    yield one, two
+    one.store.close()
+    two.store.close()
+
+
+def stored(store: Store, site: str) -> list[str]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT verdict FROM verdict_change WHERE site_id = :s "
+                                 "ORDER BY changed_at, id"), {"s": site}).all()  # fmt: skip
+    return [r[0] for r in rows]
+
+
+def expire(store: Store) -> None:
+    """The leader's lease runs out (a stall longer than the lease)."""
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE judge_lease SET expires_at = 0 WHERE name = :n"), {"n": LEASE})
+
+
+async def test_one_leader_writes_a_follower_folds_and_a_takeover_fills_the_gap(
+    servers: tuple[Server, Server],
+) -> None:
+    one, two = servers
+    one.monitor.evaluate()
+    two.monitor.evaluate()  # the first judgements (unknown): the follower's go to its shadow
+    await one.judging.step()
+    await two.judging.step()
+    assert one.judging.role == "leader" and two.judging.role == "follower"
+    assert two.judging.holder == "one" and one.monitor.leads() and not two.monitor.leads()
+    now = time.time()
+    one.take("chc-a", True, now - 5)  # taken by server one, stored by it ...
+    two.take("chc-b", True, now - 5)  # ... and by server two
+    await one.store.flush_async()
+    await two.store.flush_async()
+    for server in (one, two):
+        await server.judging.step()  # each folds the other's result, not its own again
+        server.monitor.evaluate()
+        assert (server.verdict("chc-a"), server.verdict("chc-b")) == ("fully_functional",) * 2
+    assert (one.judging.tailed, two.judging.tailed) == (1, 1)
+    await one.judging.step()
+    assert stored(one.store, "chc-a") == ["unknown", "fully_functional"]
+    assert two.judging.shadow and stored(one.store, "chc-b") == ["unknown", "fully_functional"]
+
+    # server one stalls past its lease; chc-a goes down meanwhile (seen by both)
+    one.take("chc-a", False, now - 4)
+    await one.store.flush_async()
+    one.monitor.evaluate()  # the stalled leader's change, not written yet
+    expire(one.store)
+    await two.judging.step()  # two takes the lease and writes the change the history lacks
+    assert two.judging.role == "leader" and two.verdict("chc-a") == "down"
+    assert stored(two.store, "chc-a") == ["unknown", "fully_functional", "down"]
+    assert one.judging.unwritten  # one wakes, sure of its lease by its own clock ...
+    await one.judging.write()  # ... but the write is fenced: the lease is two's now
+    assert one.judging.role == "follower" and not one.judging.unwritten
+    assert stored(two.store, "chc-a") == ["unknown", "fully_functional", "down"]  # not doubled
+
+    two.take("chc-a", True, now - 3)  # back up, judged by the new leader
+    await two.store.flush_async()
+    two.monitor.evaluate()
+    await two.judging.step()
+    await one.judging.step()
+    one.monitor.evaluate()
+    assert one.verdict("chc-a") == two.verdict("chc-a") == "degraded"  # one folded it too
+    assert stored(two.store, "chc-a") == ["unknown", "fully_functional", "down", "degraded"]
+    assert stored(two.store, "chc-b") == ["unknown", "fully_functional"]
+    assert (one.judging.takeovers, two.judging.takeovers) == (1, 1)
+
+
+async def test_a_clean_stop_lets_the_lease_go(servers: tuple[Server, Server]) -> None:
+    one, two = servers
+    await one.judging.step()
+    await two.judging.step()
+    one.monitor.evaluate()  # unknown, both sites: written at the stop
+    await one.judging.stop()
+    assert stored(one.store, "chc-a") == ["unknown"] and one.judging.role == "follower"
+    two.monitor.evaluate()
+    await two.judging.step()  # the lease was let go: no wait for it to run out
+    assert two.judging.role == "leader" and two.judging.holder == "two"
+    assert stored(two.store, "chc-a") == ["unknown"]  # the follower's own copy matched
