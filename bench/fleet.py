@@ -15,6 +15,11 @@ tree (from /proc, children included), results the server took (``netmon_poller_r
 and rows it wrote (``netmon_results_written``), and, in the same run, one fping cycle over the
 same addresses with the same echo count spread over the interval (its CPU per echo beside the
 pollers'). Bounded: at most 100,000 devices, 1 h measured; it stops only the PIDs it started.
+
+``--servers 2`` runs two ``netmon serve`` on the one database (netmon.judging: one leads, both
+fold every result), the pollers spread over them (poller i calls server i mod n): each
+server's CPU, and the results it folded from the other's rows (``netmon_judge_results_tailed``).
+``--port`` is the first server's port (the next ones follow); default: a free one.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ from procstat import ProcessTree
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    return sum(live.samples(text, name).values())
+def metric(port: int | list[int], name: str) -> float:
+    """A metric's value, summed over its series (and over the servers, given several ports)."""
+    total = 0.0
+    for one in port if isinstance(port, list) else [port]:
+        text = httpx.get(f"http://127.0.0.1:{one}/metrics", timeout=60).text
+        total += sum(live.samples(text, name).values())
+    return total
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -106,15 +115,23 @@ def run(args: argparse.Namespace) -> int:
                                 name, "--scope", "poller", "--database-url", url], cwd=ROOT,
                                env=env, capture_output=True, text=True, check=True).stdout  # fmt: skip
         (work / f"{name}.token").write_text(token)
-    port = live.free_port()
-    procs = {"server": start(["serve", "--config", str(work / "inventory.yaml"), "--port", str(port),
-                              "--database-url", url], env, work / "server.log")}  # fmt: skip
-    for name in names:
+    first = args.port or live.free_port()
+    ports = [first + i for i in range(args.servers)]
+    servers = ["server"] + [f"server-{i + 1}" for i in range(1, args.servers)]
+    procs = {}
+    for name, port in zip(servers, ports, strict=True):
+        senv = {**env, "NETMON_DATA_DIR": str(work / name)}
+        procs[name] = start(["serve", "--config", str(work / "inventory.yaml"), "--port",
+                             str(port), "--database-url", url], senv, work / f"{name}.log")  # fmt: skip
+        if len(ports) > 1 and port == first:  # the first leads: the others start as followers
+            live.wait_until(lambda: _role(first) == "leader", 120.0, step=1.0)
+    for i, name in enumerate(names):
         penv = {**env, "NETMON_DATA_DIR": str(work / name)}
-        procs[name] = start(["poll", "--server", f"http://127.0.0.1:{port}", "--token-file",
-                             str(work / f"{name}.token")], penv, work / f"{name}.log")  # fmt: skip
+        procs[name] = start(["poll", "--server", f"http://127.0.0.1:{ports[i % len(ports)]}",
+                             "--token-file", str(work / f"{name}.token")], penv,
+                            work / f"{name}.log")  # fmt: skip
     try:
-        return measure(args, inv, work, port, procs)
+        return measure(args, inv, work, ports, procs)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -126,33 +143,52 @@ def run(args: argparse.Namespace) -> int:
                 proc.kill()
 
 
-def measure(args: argparse.Namespace, inv: live.LoopbackInventory, work: Path, port: int,
+def _role(port: int) -> str | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json().get("judge")
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def measure(args: argparse.Namespace, inv: live.LoopbackInventory, work: Path, ports: list[int],
             procs: dict[str, subprocess.Popen[bytes]]) -> int:  # fmt: skip
-    print(f"{inv.describe()}; {args.pollers} pollers; store {args.database_url or 'SQLite'}")
+    port = ports[0]
+    print(f"{inv.describe()}; {args.pollers} pollers; {len(ports)} servers; "
+          f"store {args.database_url or 'SQLite'}")  # fmt: skip
     if not warm(port, inv.sites, args.warmup_max):
         print(f"warm-up not reached in {args.warmup_max:g} s (logs in {work})")
         return 1
     trees = {name: ProcessTree(p.pid) for name, p in procs.items()}
     cpu0 = {n: t.sample() for n, t in trees.items()}
-    taken0, written0, t0 = metric(port, "netmon_poller_results_taken_total"), metric(
-        port, "netmon_results_written_total"), time.time()  # fmt: skip
+    taken0, written0, t0 = metric(ports, "netmon_poller_results_taken_total"), metric(
+        ports, "netmon_results_written_total"), time.time()  # fmt: skip
+    tailed0 = [metric(p, "netmon_judge_results_tailed_total") for p in ports]
     fping_cpu, fping_echoes = fping_cycle(inv, work) if not args.skip_fping else (0.0, 0)
     time.sleep(max(0.0, args.duration - (time.time() - t0)))
     seconds = time.time() - t0
     cpu = {n: t.sample() - cpu0[n] for n, t in trees.items()}
-    taken = metric(port, "netmon_poller_results_taken_total") - taken0
-    written = metric(port, "netmon_results_written_total") - written0
+    taken = metric(ports, "netmon_poller_results_taken_total") - taken0
+    written = metric(ports, "netmon_results_written_total") - written0
+    tailed = [metric(p, "netmon_judge_results_tailed_total") - t for p, t in zip(ports, tailed0,
+                                                                                 strict=True)]  # fmt: skip
     echoes = taken * inv.count
     outages = false_outages(port, t0)
-    pollers = sum(v for n, v in cpu.items() if n != "server")
+    pollers = sum(v for n, v in cpu.items() if not n.startswith("server"))
     print(
         f"measured {seconds:.0f} s: {taken / seconds:,.0f} results/s taken, "
         f"{written / seconds:,.0f} rows/s written"
     )
-    print(
-        f"server  CPU {cpu['server']:.1f} s ({100 * cpu['server'] / seconds:.1f} % of a core): "
-        f"{1e6 * cpu['server'] / max(taken, 1):.0f} µs per result"
-    )
+    for (name, spent), folded in zip(((n, v) for n, v in cpu.items() if n.startswith("server")),
+                                     tailed, strict=True):  # fmt: skip
+        also = (
+            f"; {folded / seconds:,.0f} results/s folded from the others' rows"
+            if len(ports) > 1
+            else ""
+        )
+        print(
+            f"{name}  CPU {spent:.1f} s ({100 * spent / seconds:.1f} % of a core): "
+            f"{1e6 * spent / max(taken, 1):.0f} µs per result (all servers' results){also}"
+        )
     print(
         f"pollers CPU {pollers:.1f} s ({100 * pollers / seconds:.1f} % of a core): "
         f"{1e3 * pollers / max(echoes, 1):.3f} ms per 1k echoes ... "
@@ -180,9 +216,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-max", type=float, default=900.0)
     p.add_argument("--database-url")
     p.add_argument("--skip-fping", action="store_true")
+    p.add_argument("--servers", type=int, default=1)
+    p.add_argument("--port", type=int, help="the first server's port (default: a free one)")
     args = p.parse_args(argv)
     if not (1 <= args.devices <= 100_000 and 1 <= args.pollers <= 8 and args.duration <= 3600):
         p.error("need 1 <= devices <= 100,000, 1 <= pollers <= 8, duration <= 3600 s")
+    if not 1 <= args.servers <= 4 or (args.servers > 1 and not args.database_url):
+        p.error("need 1 <= servers <= 4; more than one shares a --database-url (PostgreSQL)")
     return args
 
 

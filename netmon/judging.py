@@ -18,7 +18,9 @@ awaited for :data:`GAP_WAIT`) and folds every row it did not take itself (the ke
 results are kept until its tail sees them). At start the rows the refill already folded are
 skipped by their start (``Monitor.folded_until``). A result for a site handed over to a new
 poller tells the fleet the site is served again (``Fleet.served``), as a result taken directly
-does. Cost: each server reads every other server's rows once more (a primary-key range).
+does. Each server also keeps a presence row (``s:`` + its name) in ``judge_lease``, renewed
+with the lease: a server alone on its database (the usual ``netmon serve``, and SQLite) tails
+nothing. Cost: each server reads every other server's rows once more (a primary-key range).
 
 Fenced writes. The leader's verdict changes are written by this module, not the store's queue:
 each transaction first locks the lease row (``FOR SHARE``) where it is still its own, epoch and
@@ -76,7 +78,8 @@ LEASE = "judge"  # the one lease row's name
 TAIL_EVERY = 1.0  # seconds between reads of the results other servers stored
 GAP_WAIT = 30.0  # seconds an id below the cursor is awaited (past the store's write deadline)
 GAPS_KEPT = 10_000  # ids awaited at most (the oldest are given up first)
-MINE_KEPT = 300.0  # seconds a result this server took is remembered for its tail to skip
+MINE_KEPT = 60.0  # seconds a result this server took (and wrote) is kept for its tail to skip
+PRESENCE_KEPT = 86400.0  # seconds a dead server's presence row is kept
 MATCH_WITHIN = 15.0  # seconds: two servers' judgements of one change are this close
 SHADOW_KEPT = 3600.0  # seconds a follower keeps the changes it judged and did not write
 UNWRITTEN_KEPT = 100_000  # a leader's changes waiting for the database, at most
@@ -87,7 +90,7 @@ ResultKey = tuple[str, str, str, float]  # (site, device, kind, started_at)
 class JudgeLeaseRow(SQLModel, table=True):
     __tablename__ = "judge_lease"
 
-    name: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=160)  # the lease, or "s:" + a server's name
     holder: str = Field(max_length=128)  # the leading server: host, pid, a random part
     epoch: int  # +1 at every change of holder: a fenced write names the epoch it holds
     expires_at: float  # the database's clock, Unix seconds
@@ -119,6 +122,7 @@ class Judging:
         self.boot_cut = 0  # rows at or below it may be in the refill: skipped if folded
         self.gaps: dict[int, float] = {}  # result ids below the cursor not seen yet -> since
         self.mine: dict[ResultKey, float] = {}  # results this server took -> when
+        self.peers = -1  # other live servers on the database (-1: not read yet)
         self._renewed = -math.inf
         monitor.listeners.append(self.taken)
 
@@ -157,7 +161,12 @@ class Judging:
             await asyncio.sleep(TAIL_EVERY)
 
     async def step(self) -> None:
-        await self.tail()
+        self._forget_mine()
+        if self.peers != 0:
+            await self.tail()
+        elif self.cursor >= 0:  # the last peer is gone: a last read, then none while alone
+            await self.tail()
+            self.cursor, self.gaps = -1, {}
         if time.monotonic() - self._renewed >= self.renew_every:
             await self.renew()
         if self.leader and self.unwritten:
@@ -168,7 +177,7 @@ class Judging:
 
     async def renew(self) -> None:
         began = time.monotonic()
-        epoch, holder = await asyncio.to_thread(self._claim)
+        epoch, holder, self.peers = await asyncio.to_thread(self._claim)
         self._renewed = began
         self.holder = holder
         if epoch is None:
@@ -204,8 +213,9 @@ class Judging:
             return func.extract("epoch", func.clock_timestamp())
         return literal(time.time())
 
-    def _claim(self) -> tuple[int | None, str | None]:
-        """Take or renew the lease: (its epoch, us) if ours now, else (None, its holder)."""
+    def _claim(self) -> tuple[int | None, str | None, int]:
+        """Take or renew the lease: (its epoch, us) if ours now, else (None, its holder); and
+        note this server's presence: the number of other live servers comes third."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
         now, ours = self._now(), t.c.holder == self.name
         epoch = case((ours, t.c.epoch), else_=t.c.epoch + 1)
@@ -223,14 +233,31 @@ class Judging:
             holder: str | None = self.name
             if got is None:
                 holder = conn.execute(select(t.c.holder).where(t.c.name == LEASE)).scalar()
+            peers = self._present(conn, now)
             s.commit()
-        return (int(got[0]), holder) if got is not None else (None, holder)
+        return (int(got[0]) if got is not None else None), holder, peers
+
+    def _present(self, conn: Any, now: Any) -> int:
+        """Upsert this server's presence row; the others' that are live (a server alone on
+        its database reads no results back)."""
+        t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
+        me = f"s:{self.name}"
+        insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
+        row = insert(t).values(name=me, holder=self.name, epoch=0, expires_at=now + self.ttl,
+                               renewed_at=now)  # fmt: skip
+        conn.execute(row.on_conflict_do_update(index_elements=[t.c.name], set_={
+            "expires_at": now + self.ttl, "renewed_at": now}))  # fmt: skip
+        servers = t.c.name.like("s:%")
+        conn.execute(t.delete().where(servers, t.c.expires_at < now - PRESENCE_KEPT))
+        others = select(func.count()).where(servers, t.c.name != me, t.c.expires_at > now)
+        return int(conn.execute(others).scalar() or 0)
 
     def _release(self) -> None:
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
         with self.store.session("writing", "the judging lease") as s:
             s.connection().execute(t.update().where(
                 t.c.name == LEASE, t.c.holder == self.name).values(expires_at=0.0))  # fmt: skip
+            s.connection().execute(t.delete().where(t.c.name == f"s:{self.name}"))
             s.commit()
 
     def _fenced(self, changes: list[VerdictChange]) -> bool:
@@ -312,12 +339,19 @@ class Judging:
                 n += 1
                 if self._serves_again(site_id, result):
                     served.add(site_id)
-        cutoff = time.monotonic() - MINE_KEPT
-        self.mine = {k: at for k, at in self.mine.items() if at > cutoff}
         if served and self.fleet is not None:
             self.fleet.served(served)
         self.tailed += n
         return n
+
+    def _forget_mine(self) -> None:
+        """Forget the results taken here a while ago, once all are written (a tail would have
+        seen them); past the store's own bound, the oldest."""
+        if self.mine and (not self.store.pending or len(self.mine) > self.store.max_pending):
+            cutoff = time.monotonic() - MINE_KEPT
+            self.mine = {k: at for k, at in self.mine.items() if at > cutoff}
+            if len(self.mine) > self.store.max_pending:
+                self.mine = dict(list(self.mine.items())[-self.store.max_pending :])
 
     def _fold(self, row_id: int, site_id: str, device: str, result: ProbeResult) -> bool:
         key = (site_id, device, result.kind, result.started_at)

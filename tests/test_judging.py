@@ -116,6 +116,7 @@ async def test_one_leader_writes_a_follower_folds_and_a_takeover_fills_the_gap(
     await two.judging.step()
     assert one.judging.role == "leader" and two.judging.role == "follower"
     assert two.judging.holder == "one" and one.monitor.leads() and not two.monitor.leads()
+    assert (one.judging.peers, two.judging.peers) == (0, 1)  # one was alone at its renewal
     now = time.time()
     one.take("chc-a", True, now - 5)  # taken by server one, stored by it ...
     two.take("chc-b", True, now - 5)  # ... and by server two
@@ -166,3 +167,9 @@ async def test_a_clean_stop_lets_the_lease_go(servers: tuple[Server, Server]) ->
     await two.judging.step()  # the lease was let go: no wait for it to run out
     assert two.judging.role == "leader" and two.judging.holder == "two"
     assert stored(two.store, "chc-a") == ["unknown"]  # the follower's own copy matched
+    assert two.judging.peers == 0  # one's presence went with it: two reads no results back
+    two.take("chc-a", True, time.time() - 1)
+    await two.store.flush_async()
+    await two.judging.step()
+    await two.judging.step()
+    assert two.judging.cursor == -1 and two.judging.tailed == 0
