@@ -56,6 +56,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -123,6 +124,7 @@ class Judging:
         self.gaps: dict[int, float] = {}  # result ids below the cursor not seen yet -> since
         self.mine: dict[ResultKey, float] = {}  # results this server took -> when
         self.peers = -1  # other live servers on the database (-1: not read yet)
+        self._failing: set[str] = set()  # the parts of a round failing now (logged once)
         self._renewed = -math.inf
         monitor.listeners.append(self.taken)
 
@@ -152,28 +154,42 @@ class Judging:
     async def run(self) -> None:
         """Tail, renew, write; every TAIL_EVERY seconds until cancelled."""
         while True:
-            try:
-                await self.step()
-            except StoreError as exc:
-                log.warning("judging: %s; tried again in %.0f s", exc, TAIL_EVERY)
+            await self.step()
             if self.leader and not self.leading():
                 self._step_down("its lease ran out unrenewed")
             await asyncio.sleep(TAIL_EVERY)
 
     async def step(self) -> None:
+        """One round: read the others' results, renew the lease when due, write. A part that
+        fails (the database) is logged once and tried again next round; the others still run."""
         self._forget_mine()
+        await self._try("reading the other servers' results", self._tail_round)
+        if time.monotonic() - self._renewed >= self.renew_every:
+            await self._try("renewing the judging lease", self.renew)
+        if self.leader and self.unwritten:
+            await self._try("writing verdict changes", self.write)
+        cutoff = time.time() - SHADOW_KEPT
+        if self.shadow and (self.shadow[0].at or 0.0) < cutoff:
+            self.shadow = [c for c in self.shadow if (c.at or 0.0) >= cutoff]
+
+    async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await part()
+        except StoreError as exc:
+            if what not in self._failing:
+                log.warning("judging: %s: %s; tried again every %.0f s", what, exc, TAIL_EVERY)
+            self._failing.add(what)
+            return
+        if what in self._failing:
+            self._failing.discard(what)
+            log.info("judging: %s works again", what)
+
+    async def _tail_round(self) -> None:
         if self.peers != 0:
             await self.tail()
         elif self.cursor >= 0:  # the last peer is gone: a last read, then none while alone
             await self.tail()
             self.cursor, self.gaps = -1, {}
-        if time.monotonic() - self._renewed >= self.renew_every:
-            await self.renew()
-        if self.leader and self.unwritten:
-            await self.write()
-        cutoff = time.time() - SHADOW_KEPT
-        if self.shadow and (self.shadow[0].at or 0.0) < cutoff:
-            self.shadow = [c for c in self.shadow if (c.at or 0.0) >= cutoff]
 
     async def renew(self) -> None:
         began = time.monotonic()
