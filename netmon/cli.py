@@ -118,7 +118,10 @@ def _add_poll(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "poll", help="probe a share of a `netmon serve`'s devices and send it the results"
     )
     poll.add_argument(
-        "--server", required=True, help="the server's URL, e.g. https://netmon.example:8000"
+        "--server",
+        required=True,
+        help="the server's URL, e.g. https://netmon.example:8000; "
+        "several servers on one database: their URLs, comma separated (the next when one fails)",
     )
     poll.add_argument("--token-file", type=Path, required=True,
                       help="a file holding a token with the scope poller (its name is the poller's)")  # fmt: skip

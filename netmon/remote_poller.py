@@ -21,6 +21,12 @@ probing what it was assigned, the outbox keeps the results (bounded: NETMON_OUTB
 NETMON_OUTBOX_MAX_AGE_HOURS), and they are replayed with their own timestamps when the server
 answers again. The change of state is logged once each way, not every failed try.
 
+Several servers on one database (netmon.judging): ``--server`` may name several URLs, comma
+separated; the poller talks to one at a time and moves to the next when it cannot reach it
+(no connection, no answer in time), so a dead server's pollers carry on with the others within
+a heartbeat or two, their leases never running out. A batch whose answer was lost and that is
+sent again to another server is still taken once (its id, in the shared database).
+
 The token (scope ``poller``) names the poller: its name is the token's. Use ``https://`` for a
 server across a WAN (TLS: a reverse proxy, or uvicorn's ``--ssl-*``; docs/scale.md); the
 assignment carries the inventory's resolved SNMP secrets.
@@ -84,10 +90,13 @@ def read_token(path: Path) -> str:
 class RemotePoller:
     def __init__(self, settings: Settings, server: str, token: str, group: str, outbox: Outbox,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
-        self.settings, self.server, self.group, self.outbox = settings, server, group, outbox
+        self.servers = [s.strip() for s in server.split(",") if s.strip()]
+        self.server = self.servers[0]  # the one talked to now
+        self.settings, self.group, self.outbox = settings, group, outbox
         self.clock = clock
-        self.client = httpx.AsyncClient(base_url=server.rstrip("/"), timeout=15.0,
-                                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        self.token = token
+        self.client = self._client_for(self.server)
+        self._closing: set[asyncio.Task[None]] = set()  # clients of servers left, closing
         self.started_at = clock()
         self.poller: Poller | None = None
         self.digest: str | None = None
@@ -99,15 +108,36 @@ class RemotePoller:
         self._tasks: list[asyncio.Task[None]] = []
         self._answered = asyncio.Event()  # set when the server answers again after a cut
 
+    def _client_for(self, server: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=server.rstrip("/"), timeout=15.0,
+                                 headers={"Authorization": f"Bearer {self.token}"})  # fmt: skip
+
+    def _fail_over(self, failed: httpx.AsyncClient, exc: Exception) -> None:
+        """The server behind ``failed`` cannot be reached: talk to the next of several."""
+        if (
+            len(self.servers) < 2
+            or failed is not self.client
+            or not isinstance(exc, httpx.TransportError)
+        ):
+            return
+        self.server = self.servers[(self.servers.index(self.server) + 1) % len(self.servers)]
+        self.client = self._client_for(self.server)
+        task = asyncio.get_running_loop().create_task(failed.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        log.warning("trying the next server, %s", self.server)
+
     def _take(self, site: str, device: str, result: ProbeResult) -> None:
         self.batch.append(encode_result(site, device, result))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; then keep what was taken in the outbox and close."""
+        client = self.client
         try:
             await self._beat_once()  # a refused token ends the run here (Refused)
         except httpx.HTTPError as exc:
             self._note(False, exc)
+            self._fail_over(client, exc)
         loops = (
             (self._beat_once, lambda: self.heartbeat_every),
             (self._put_batch, lambda: BATCH_EVERY),
@@ -135,10 +165,12 @@ class RemotePoller:
     async def _every(self, fn: Callable[[], Awaitable[None]], every: Callable[[], float]) -> None:
         while True:
             await asyncio.sleep(every())
+            client = self.client
             try:
                 await fn()
             except httpx.HTTPError as exc:
                 self._note(False, exc)
+                self._fail_over(client, exc)
             except Refused as exc:
                 log.error("%s", exc)
             except Exception:
@@ -222,11 +254,13 @@ class RemotePoller:
         """Send the oldest batches in order: how many were taken, None when one was not."""
         batches = await asyncio.to_thread(self.outbox.oldest, SEND_AT_ONCE)
         for seq, batch, items in batches:
+            client = self.client
             try:
-                response = await self.client.post("/api/v1/pollers/results",
-                                                  json={"batch": batch, "items": items})  # fmt: skip
+                response = await client.post("/api/v1/pollers/results",
+                                             json={"batch": batch, "items": items})  # fmt: skip
             except httpx.HTTPError as exc:
                 self._note(False, exc)
+                self._fail_over(client, exc)
                 return None
             if response.status_code == 422:  # malformed: sending it again cannot help
                 log.error(
@@ -255,10 +289,10 @@ def poll(settings: Settings, server: str, token_file: Path, group: str, outbox: 
                 )
             ]
         )
-    if not server.startswith(("http://", "https://")):
-        raise ConfigError(
-            [ConfigProblem("command line", None, "--server", "give an http:// or https:// URL")]
-        )
+    urls = [s.strip() for s in server.split(",")]
+    if not all(u.startswith(("http://", "https://")) for u in urls):
+        raise ConfigError([ConfigProblem("command line", None, "--server",
+                                         "give http:// or https:// URLs, comma separated")])  # fmt: skip
     path = outbox or settings.data_dir / "outbox.db"
     box = Outbox(path, settings.outbox_max_mb << 20, settings.outbox_max_age_hours * 3600)
     log.info("netmon %s polling for %s (group %s); outbox %s (%d results waiting)",

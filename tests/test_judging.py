@@ -9,12 +9,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
+from netmon.errors import ConfigError
 from netmon.inventory.loader import load_inventory
 from netmon.judging import LEASE, Judging, lacking
 from netmon.monitor import Monitor
+from netmon.outbox import Outbox
+from netmon.remote_poller import RemotePoller, poll
+from netmon.settings import Settings
 from netmon.store import Store, VerdictChange
 from probes import Engines, ProbeResult
 
@@ -173,3 +178,31 @@ async def test_a_clean_stop_lets_the_lease_go(servers: tuple[Server, Server]) ->
     await two.judging.step()
     await two.judging.step()
     assert two.judging.cursor == -1 and two.judging.tailed == 0
+
+
+# --- a poller given several servers ---------------------------------------------------------
+async def test_a_poller_given_several_servers_moves_to_the_next_when_one_fails(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "outbox.db", 1 << 20, 3600.0)
+    poller = RemotePoller(Settings(), "http://127.0.0.1:18404, http://127.0.0.1:18405", "t",
+                          "central", box)  # fmt: skip
+    first = poller.client
+    poller._fail_over(first, httpx.HTTPStatusError("503", request=None, response=None))  # type: ignore[arg-type]
+    assert poller.server == "http://127.0.0.1:18404"  # an answer, if a bad one: stays
+    poller._fail_over(first, httpx.ConnectError("refused"))
+    assert poller.server == "http://127.0.0.1:18405" and poller.client is not first
+    poller._fail_over(first, httpx.ConnectError("refused"))  # a late failure of the old one
+    assert poller.server == "http://127.0.0.1:18405"
+    poller._fail_over(poller.client, httpx.ReadTimeout("no answer"))
+    assert poller.server == "http://127.0.0.1:18404"  # round again
+    await poller.client.aclose()
+    box.close()
+    with pytest.raises(ConfigError, match="comma separated"):
+        poll(Settings(), "http://127.0.0.1:18404,ftp://x", _token(tmp_path), "central", None)
+
+
+def _token(tmp_path: Path) -> Path:
+    path = tmp_path / "p.token"
+    path.write_text("netmon_" + "x" * 40 + "\n")
+    return path

@@ -2,10 +2,12 @@
 folded by both, the leader killed with SIGKILL -- the verdict history has every change once.
 
 Real processes over loopback: two servers, three pollers (two of the group ``central``, one per
-server; one of the group ``edge`` on the second server), and a local HTTP server whose status a
-test flips (a known fault: the site is ``degraded`` while it answers 500). The fault clears
-while the leader is dead and before its lease runs out: only the follower saw that change, and
-must write it when it takes the lease.
+server; one of the group ``edge`` given both servers, the leader first), and a local HTTP
+server whose status a test flips (a known fault: the site is ``degraded`` while it answers
+500). The fault clears while the leader is dead and before its lease runs out: only the
+follower saw that change (the edge poller moved to it), and must write it when it takes the
+lease. The central poller of the dead server knows no other: its sites go to the other central
+poller after ``failover_delay`` (``unknown``, ``no_poller`` meanwhile, never down).
 """
 
 from __future__ import annotations
@@ -98,12 +100,12 @@ class Pair:
         self.start(name, "serve", "--config", str(self.tmp / "inventory.yaml"), "--port",
                    str(PORTS[name]), "--database-url", self.url)  # fmt: skip
 
-    def poller(self, name: str, server: str, group: str = "central") -> None:
+    def poller(self, name: str, servers: list[str], group: str = "central") -> None:
         token = self.tmp / f"{name}.token"
         token.write_text(self.netmon("token", "create", "--name", name, "--scope", "poller",
                                      "--database-url", self.url))  # fmt: skip
-        self.start(name, "poll", "--server", f"http://127.0.0.1:{PORTS[server]}",
-                   "--token-file", str(token), "--group", group)  # fmt: skip
+        urls = ",".join(f"http://127.0.0.1:{PORTS[s]}" for s in servers)
+        self.start(name, "poll", "--server", urls, "--token-file", str(token), "--group", group)
 
     def get(self, server: str, path: str) -> Any:
         try:
@@ -183,9 +185,9 @@ def test_two_servers_one_killed_no_verdict_change_lost_or_doubled(pair: Pair, we
     assert wait_for(lambda: pair.role("s1") == "leader", seconds=40)
     pair.serve("s2")
     assert wait_for(lambda: pair.role("s2") == "follower", seconds=40)
-    pair.poller("pA", "s1")
-    pair.poller("pB", "s2")
-    pair.poller("pE", "s2", group="edge")
+    pair.poller("pA", ["s1"])
+    pair.poller("pB", ["s2"])
+    pair.poller("pE", ["s1", "s2"], group="edge")
     everything = {*CENTRAL, FAULTY}
 
     def all_ok(server: str) -> bool:
@@ -233,5 +235,6 @@ def test_two_servers_one_killed_no_verdict_change_lost_or_doubled(pair: Pair, we
         assert gap[1] == ["no_poller"] and gap[2] <= killed_at, (site, gap)
     log = (pair.tmp / "s2.log").read_text()
     assert "judging: leader now" in log
+    assert "trying the next server, http://127.0.0.1:18402" in (pair.tmp / "pE.log").read_text()
     print(f"\nleader killed: s2 led {took:.1f} s later, every site fully functional again "
           f"{handed_at:.1f} s later (failover_delay {FAILOVER} s)")  # fmt: skip
