@@ -125,6 +125,7 @@ class Judging:
         self.mine: dict[ResultKey, float] = {}  # results this server took -> when
         self.peers = -1  # other live servers on the database (-1: not read yet)
         self._failing: set[str] = set()  # the parts of a round failing now (logged once)
+        store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
         self._renewed = -math.inf
         monitor.listeners.append(self.taken)
 
@@ -141,6 +142,11 @@ class Judging:
             del self.unwritten[:-UNWRITTEN_KEPT]
         else:
             self.shadow.append(change)
+
+    def _queued(self) -> list[tuple[str, dict[str, Any]]]:
+        """The leader's unwritten changes as the store's queued rows (each leaves only after
+        its commit, as the store's own: the store's readers read the queue first)."""
+        return [(VerdictChangeRow.__tablename__, _row(c)) for c in list(self.unwritten)]
 
     def taken(self, site_id: str, device: str, result: ProbeResult) -> None:
         """A result this server took (a monitor listener): its tail skips it."""

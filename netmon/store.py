@@ -295,6 +295,8 @@ class Store:
         self._lock = threading.Lock()  # one writer at a time (flush loop vs. final flush)
         self._readers = concurrent.futures.ThreadPoolExecutor(READ_WORKERS, "store-read")
         self._reads = 0  # API reads running or waiting (event loop only)
+        # rows queued for the database by another writer, read with the queue (netmon.judging)
+        self.queued_elsewhere: Callable[[], list[tuple[str, dict[str, Any]]]] = list
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -656,7 +658,8 @@ class Store:
         than the read). A row in both, written meanwhile, is dropped by the caller's key.
         ``deque.copy`` runs in C without releasing the GIL: the flush thread cannot pop mid-copy.
         """
-        return [row for t, row in self.pending.copy() if t == table and wanted(row)]
+        rows = [*self.pending.copy(), *self.queued_elsewhere()]
+        return [row for t, row in rows if t == table and wanted(row)]
 
     def queued(self, table: str) -> list[dict[str, Any]]:
         """Every queued row of ``table``, oldest first (read it before the database)."""

@@ -140,6 +140,7 @@ async def test_one_leader_writes_a_follower_folds_and_a_takeover_fills_the_gap(
     one.take("chc-a", False, now - 4)
     await one.store.flush_async()
     one.monitor.evaluate()  # the stalled leader's change, not written yet
+    assert one.store.verdict_history("chc-a")[0].verdict == "down"  # the API shows it queued
     expire(one.store)
     await two.judging.step()  # two takes the lease and writes the change the history lacks
     assert two.judging.role == "leader" and two.verdict("chc-a") == "down"
