@@ -27,7 +27,9 @@ each transaction first locks the lease row (``FOR SHARE``) where it is still its
 all, and unexpired; a takeover's UPDATE waits for that lock, so a change is either committed
 before the new leader reads the history, or never. A leader that finds its lease gone (a long
 stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
-Chores check the lease locally (monotonic clock) before each run.
+Chores check the lease locally (monotonic clock) before each run. A server stalled inside one
+of these transactions (SIGSTOP, a VM paused) loses its session after the store's lock timeout
+(``idle_in_transaction_session_timeout``), so it cannot hold a takeover back.
 
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
 write (its *shadow*, :data:`SHADOW_KEPT` seconds). On taking the lease it catches up with the
@@ -60,7 +62,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -248,7 +250,7 @@ class Judging:
         first = insert(t).values(name=LEASE, holder=self.name, epoch=1,
                                  expires_at=now + self.ttl, renewed_at=now)  # fmt: skip
         with self.store.session("writing", "the judging lease") as s:
-            conn = s.connection()
+            conn = self._bounded(s.connection())
             got = conn.execute(renew).first()
             if got is None:
                 got = conn.execute(first.on_conflict_do_nothing().returning(t.c.epoch)).first()
@@ -282,6 +284,14 @@ class Judging:
             s.connection().execute(t.delete().where(t.c.name == f"s:{self.name}"))
             s.commit()
 
+    def _bounded(self, conn: Any) -> Any:
+        """PostgreSQL: a server stalled inside this transaction (its lease row locked) loses
+        its session after the store's lock timeout, so it cannot hold a takeover back."""
+        if self.store.engine.dialect.name == "postgresql":
+            ms = round(self.store.timeouts.lock * 1000)
+            conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
+        return conn
+
     def _fenced(self, changes: list[VerdictChange]) -> bool:
         """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
@@ -291,7 +301,7 @@ class Judging:
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         rows = [_row(c) for c in changes]
         with self.store.session("writing", f"{len(rows)} verdict changes") as s:
-            conn = s.connection()
+            conn = self._bounded(s.connection())
             if conn.execute(ours.with_for_update(read=True)).first() is None:
                 s.rollback()
                 return False

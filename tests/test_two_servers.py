@@ -8,6 +8,9 @@ server whose status a test flips (a known fault: the site is ``degraded`` while 
 follower saw that change (the edge poller moved to it), and must write it when it takes the
 lease. The central poller of the dead server knows no other: its sites go to the other central
 poller after ``failover_delay`` (``unknown``, ``no_poller`` meanwhile, never down).
+
+And a leader stalled (SIGSTOP) past its lease while a fault begins: the other takes the lease
+and writes the change; the stalled one, woken, steps down and writes nothing.
 """
 
 from __future__ import annotations
@@ -238,3 +241,41 @@ def test_two_servers_one_killed_no_verdict_change_lost_or_doubled(pair: Pair, we
     assert "trying the next server, http://127.0.0.1:18402" in (pair.tmp / "pE.log").read_text()
     print(f"\nleader killed: s2 led {took:.1f} s later, every site fully functional again "
           f"{handed_at:.1f} s later (failover_delay {FAILOVER} s)")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_stalled_leader_writes_nothing_once_its_lease_is_taken(pair: Pair, web: Web) -> None:
+    pair.env["NETMON_FAILOVER_DELAY"] = "8"
+    pair.serve("s1")
+    assert wait_for(lambda: pair.role("s1") == "leader", seconds=40)
+    pair.serve("s2")
+    assert wait_for(lambda: pair.role("s2") == "follower", seconds=40)
+    pair.poller("pB", ["s2"])  # every result reaches s1 only through the store
+    pair.poller("pE", ["s2"], group="edge")
+    everything = {*CENTRAL, FAULTY}
+    assert wait_for(lambda: all(set(pair.verdicts(s).values()) == {OK}
+                                and set(pair.verdicts(s)) == everything for s in PORTS), seconds=60)  # fmt: skip
+
+    pair.procs["s1"].send_signal(signal.SIGSTOP)  # the leader stalls ...
+    try:
+        web.status = 500  # ... while the fault begins: judged by s2, which takes the lease
+        assert wait_for(lambda: pair.verdicts("s2").get(FAULTY) == FAULT, seconds=30)
+        assert wait_for(lambda: pair.role("s2") == "leader", seconds=40)
+    finally:
+        pair.procs["s1"].send_signal(signal.SIGCONT)
+    s1_log = pair.tmp / "s1.log"
+    assert wait_for(lambda: "judging: no longer the leader" in s1_log.read_text(), seconds=30)
+    assert wait_for(lambda: pair.verdicts("s1").get(FAULTY) == FAULT, seconds=30)  # folded
+    web.status = 200
+    assert wait_for(lambda: all(pair.verdicts(s).get(FAULTY) == OK for s in PORTS), seconds=30)
+    assert pair.role("s1") == "follower"
+    pair.stop()
+
+    history = pair.history()
+    for site, changes in history.items():
+        verdicts = [v for v, _, _ in changes]
+        doubled = [a for a, b in zip(verdicts, verdicts[1:], strict=False) if a == b]
+        assert not doubled and "down" not in verdicts, (site, changes)
+    assert _after_first_ok(history[FAULTY]) == [OK, FAULT, OK], history[FAULTY]
+    assert all(_after_first_ok(history[site]) == [OK] for site in CENTRAL), history
