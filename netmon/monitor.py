@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.compaction import Compactor
 from netmon.errors import StoreError
+from netmon.history import Rejudger
 from netmon.inventory import Inventory, Site
 from netmon.maintenance import ApiMaintenance, load_windows, with_windows
 from netmon.poller_link import LocalPoller, PollerLink
@@ -133,6 +134,8 @@ class Monitor:
         self.traps: TrapHints | None = None  # SNMP traps as hints (netmon.traps), if listening
         self.compactor: Compactor | None = None  # packs old raw hours (netmon.compaction)
         self._covered = -1  # the last coverage slot queued
+        self.note_change: Callable[[VerdictChange], None] = store.add_verdict_change
+        self.history = Rejudger(self)  # late results judged into their time (netmon.history)
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -266,6 +269,7 @@ class Monitor:
         """Take one result: queue it for the store and fold it into its kind's evidence."""
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
+        self.history.note(site_id, result, self.clock())
         self._fold(site_id, device, result)
         for listener in self.listeners:
             listener(site_id, device, result)
@@ -347,6 +351,8 @@ class Monitor:
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
             prev = self.status.get(site.id)
+            if site.id in self.history.busy:  # its history is being re-judged (netmon.history)
+                continue
             if (
                 full
                 or prev is None
@@ -376,7 +382,7 @@ class Monitor:
         if prev is not None and prev.verdict == j.verdict:
             return None
         change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons], now)
-        self.store.add_verdict_change(change)
+        self.note_change(change)
         if prev is not None:
             log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
         return change
@@ -390,9 +396,13 @@ class Monitor:
         log.info("refilled windows with %d results", loaded)
         self.evaluate()
         await self.poller.start(self.inventory)
+        self.history.step = evaluate_every
         self._tasks = [
             asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
             asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
+            asyncio.create_task(
+                self._every(evaluate_every, self.history.run_once), name="history"
+            ),  # fmt: skip
         ]
         if (journal := self.store.journal) is not None:
             sync = functools.partial(asyncio.to_thread, journal.sync)
@@ -416,7 +426,7 @@ class Monitor:
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""
         slot = slot_of(self.clock())
-        if self.poller.connected and slot != self._covered:
+        if self.poller.covering() and slot != self._covered:
             self.store.add_coverage(slot)
             self._covered = slot
 
