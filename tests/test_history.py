@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
+from exporters.prometheus import make_registry
 from netmon.fleet import Fleet, Heartbeat
 from netmon.history import SETTLE
 from netmon.inventory.loader import load_inventory
@@ -162,3 +164,5 @@ async def test_late_results_wait_until_the_replay_settles(
     clock.advance(SETTLE)
     assert await monitor.history.run_once() == 1
     assert monitor.history.late == {}
+    text = generate_latest(make_registry(monitor, "test", "raw")).decode().splitlines()
+    assert "netmon_late_results_total 1.0" in text and "netmon_history_rejudged_total 1.0" in text
