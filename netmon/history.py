@@ -1,31 +1,35 @@
 """Late results judged into the time they were taken: a site's verdict history re-judged.
 
-A result is *late* when it is taken (``Monitor.record``) more than :data:`LATE_AFTER` seconds
-after its probe ended: a poller's outbox replayed after a WAN cut (``netmon poll``,
-netmon.outbox), or results that waited behind a stalled server. Live, the monitor judged that
-stretch without them -- a site cut from the server but fine inside was ``unknown``
-(``no_poller``: no data), a site really down then was not seen down. The history is what
-reports are made of (netmon.timeline, netmon.rollup), so it must say what the wire said.
+A result is *late* when it is taken (``Monitor.record``, once the monitor is ready: not the
+results held while it refilled) more than :data:`LATE_AFTER` seconds after its probe ended: a
+poller's outbox replayed after a WAN cut (``netmon poll``, netmon.outbox), or results that
+waited behind a stalled server. Live, the monitor judged that stretch without them -- a site
+cut from the server but fine inside was ``unknown`` (``no_poller``: no data), a site really
+down then was not seen down. The history is what reports are made of (netmon.timeline,
+netmon.rollup), so it must say what the wire said.
 
 :class:`Rejudger` notes the earliest late result per site. Once a site has had no late result
-for :data:`SETTLE` seconds (the outbox is replayed: batches come every second while it is), the
-site's history from that result's start until now is judged again from the stored results, by
-the very judge that runs live: a shadow :class:`netmon.monitor.Monitor` over that one site,
-primed with the results of the policy window before the start and the verdict in force then,
-stepping a clock through the stretch every ``evaluate_every`` seconds (the live period) and
-folding each result when its probe ended. In one transaction the site's verdict changes judged
-in the stretch are replaced by the re-judged ones (netmon.store); the live status takes the
-re-judged verdict and its since-time, and the next live evaluation goes on from there, so the
-history has no change twice and none missing at the seam. While a site is re-judged the live
-evaluation leaves it alone (seconds). A store that fails leaves the history as it was and the
-site noted: it is tried again at the next round.
+for :data:`SETTLE` seconds (an outbox being replayed sends a batch every second), the site's
+history from that result's start until now is judged again from the stored results -- if it
+can differ: a late result failed (a down the live judge never saw), or the site was judged
+``unknown`` meanwhile (no poller, no recent data). Late results that only confirm what was
+judged (a busy server, a short cut of a healthy site) cost one small read and nothing more.
+
+The re-judge is the very judge that runs live: a shadow :class:`netmon.monitor.Monitor` over
+that one site, primed with the results of the policy window before the start and the verdict
+in force then, stepping a clock through the stretch every ``evaluate_every`` seconds (the live
+period) and folding each result when its probe ended. In one transaction the site's verdict
+changes judged in the stretch are replaced by the re-judged ones (netmon.store); the live
+status takes the re-judged verdict and its since-time, and the next live evaluation goes on
+from there, so the history has no change twice and none missing at the seam. While a site is
+re-judged the live evaluation leaves it alone. A store that fails leaves the history as it was
+and the site noted: it is tried again at the next round.
 
 The replaced rows leave the change feed (``/api/v1/changes``); the re-judged ones are new rows
 with higher ids, so a feed reader sees them after the ``unknown`` it already read.
 
 Cost: one re-judge reads the site's results over the stretch plus one policy window and judges
-once per step (O(stretch / evaluate_every + results)): a 10-minute cut of a 30-device site is a
-few milliseconds; a 24 h outbox ~17,000 judgements of that site, in a worker thread.
+once per step: O(results + stretch / evaluate_every), in a worker thread, one site at a time.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ SETTLE = 10.0  # seconds without a late result for a site before its history is 
 class _Late:
     start: float  # the earliest start of a late result not judged into the history yet
     last: float  # when the latest of them was taken
+    failed: bool = False  # one of them failed: the live history may lack a down
 
 
 class _Clock:
@@ -81,22 +86,26 @@ class Rejudger:
         self.late_results += 1
         late = self.late.get(site_id)
         if late is None:
-            self.late[site_id] = _Late(result.started_at, now)
+            self.late[site_id] = _Late(result.started_at, now, not result.ok)
         else:
             late.start, late.last = min(late.start, result.started_at), now
+            late.failed = late.failed or not result.ok
 
     async def run_once(self) -> int:
         """Re-judge every site whose late results have settled; how many were re-judged."""
         now = self.monitor.clock()
-        due = [(s, late.start) for s, late in self.late.items() if now - late.last >= SETTLE]
+        due = [(s, late) for s, late in self.late.items() if now - late.last >= SETTLE]
         done = 0
-        for site_id, start in due:
+        for site_id, late in due:
             del self.late[site_id]
-            done += await self.rewrite(site_id, start)
+            done += await self.rewrite(site_id, late.start, late.failed)
         return done
 
-    async def rewrite(self, site_id: str, start: float) -> bool:
-        """Judge the site's history from ``start`` until now again from its stored results."""
+    async def rewrite(self, site_id: str, start: float, failed: bool = True) -> bool:
+        """Judge the site's history from ``start`` until now again from its stored results
+        -- if that can change it: a late result failed, or the site was judged ``unknown``
+        meanwhile (no poller, no recent data); else late results only confirm what was judged
+        (a down is backdated to its first failed probe anyway): nothing to do, False."""
         monitor = self.monitor
         site = monitor.inventory.site(site_id)
         if site is None:
@@ -105,11 +114,16 @@ class Rejudger:
         try:
             await monitor.store.flush_async()  # every change judged so far is in the table
             end = monitor.clock()
+            if not failed and not await asyncio.to_thread(self._unknown_since, site_id, start):
+                return False
             changes, final = await asyncio.to_thread(self._rejudge, site, start, end)
             await asyncio.to_thread(monitor.store.rewrite_history, site_id, start, end, changes)
         except StoreError as exc:
             log.warning("site %s: history from late results not re-judged yet: %s", site_id, exc)
             self.late.setdefault(site_id, _Late(start, monitor.clock()))
+            return False
+        except Exception:  # a bug: say so, keep the history as it is, go on with the others
+            log.exception("site %s: re-judging its history from late results failed", site_id)
             return False
         finally:
             self.busy.discard(site_id)
@@ -119,6 +133,14 @@ class Rejudger:
         log.info("site %s: history since %.0f re-judged from late results (%d changes)",
                  site_id, start, len(changes))  # fmt: skip
         return True
+
+    def _unknown_since(self, site_id: str, start: float) -> bool:
+        """Whether the site was judged ``unknown`` at or after ``start`` (or was then)."""
+        store = self.monitor.store
+        before = store.verdict_before(site_id, start)
+        changes = store.verdict_history(site_id, limit=1000)
+        judged = [c for c in changes if c.at is not None and c.at >= start]
+        return any(c.verdict == "unknown" for c in [*judged, *([before] if before else [])])
 
     def _rejudge(
         self, site: Site, start: float, end: float

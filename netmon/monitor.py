@@ -269,7 +269,8 @@ class Monitor:
         """Take one result: queue it for the store and fold it into its kind's evidence."""
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
-        self.history.note(site_id, result, self.clock())
+        if self.ready:  # not the results the poller held while the history was refilled
+            self.history.note(site_id, result, self.clock())
         self._fold(site_id, device, result)
         for listener in self.listeners:
             listener(site_id, device, result)

@@ -85,14 +85,17 @@ async def run_reference(store: Store, feed: list[tuple[float, str, ProbeResult]]
         monitor.evaluate()
 
 
-async def run_cut(store: Store, feed: list[tuple[float, str, ProbeResult]]) -> Monitor:
-    """The same results through a fleet whose only poller is cut during CUT: none arrives
-    then (and no heartbeat); at the end of the cut the outbox is replayed at once."""
+async def run_cut(
+    store: Store, feed: list[tuple[float, str, ProbeResult]], wan_cut: tuple[float, float]
+) -> Monitor:
+    """The same results through a fleet whose only poller is cut during ``wan_cut``: none
+    arrives then (and no heartbeat); at the end of the cut the outbox is replayed at once."""
     clock = FakeClock(NOW)
     monitor = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), clock)
     fleet = Fleet(monitor.record, store, failover_delay=60.0, clock=clock)
     fleet.on_change = monitor.rejudge
     monitor.poller = fleet
+    monitor.ready = True  # what start() does once the history is refilled
     await fleet.start(monitor.inventory)
     beat = Heartbeat("central", "test", 1, NOW)
     await fleet.heartbeat("p1", beat)
@@ -101,7 +104,7 @@ async def run_cut(store: Store, feed: list[tuple[float, str, ProbeResult]]) -> M
     item = next(pending, None)
     while clock() < NOW + END:
         clock.advance(STEP)
-        cut = NOW + CUT[0] <= clock() < NOW + CUT[1]
+        cut = NOW + wan_cut[0] <= clock() < NOW + wan_cut[1]
         while item is not None and item[0] <= clock():
             batch.append(item)
             item = next(pending, None)
@@ -124,14 +127,18 @@ def encode(item: tuple[float, str, ProbeResult]) -> list[object]:
     return encode_result(SITE, item[1], item[2])
 
 
-@pytest.mark.parametrize("down", [None, (500.0, 620.0)], ids=["fine-inside", "down-inside"])
+@pytest.mark.parametrize(
+    ("wan_cut", "down"),
+    [(CUT, None), (CUT, (500.0, 620.0)), ((300.0, 345.0), (305.0, 330.0))],
+    ids=["fine-inside", "down-inside", "shorter-than-failover-down-inside"],
+)
 async def test_a_cut_replayed_is_judged_as_if_nothing_had_been_cut(
-    stores: tuple[Store, Store], down: tuple[float, float] | None
+    stores: tuple[Store, Store], wan_cut: tuple[float, float], down: tuple[float, float] | None
 ) -> None:
     cut_store, ref_store = stores
     feed = probes(down)
     await run_reference(ref_store, feed)
-    monitor = await run_cut(cut_store, feed)
+    monitor = await run_cut(cut_store, feed, wan_cut)
     assert monitor.history.rejudged == 1 and monitor.history.late_results > 0
     ref, got = history(ref_store), history(cut_store)
     start = NOW + 200  # both judged the site by then (the fleet began with no poller)
@@ -151,18 +158,24 @@ def _changes(changes: list[VerdictChange]) -> list[Change]:
     return [Change(c.verdict, c.since) for c in changes]
 
 
-async def test_late_results_wait_until_the_replay_settles(
+async def test_late_results_wait_until_the_replay_settles_and_rejudge_only_what_can_change(
     stores: tuple[Store, Store],
 ) -> None:
     store = stores[0]
     clock = FakeClock(NOW)
     monitor = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), clock)
+    monitor.record(SITE, "wan-1", result(NOW - 300, True))  # before start(): held, not late
+    monitor.ready = True
+    monitor.evaluate()
     monitor.record(SITE, "wan-1", result(NOW - 120, True))  # taken two minutes late
     monitor.record(SITE, "wan-1", result(NOW - 1, True))  # on time: not late
     assert monitor.history.late_results == 1
     assert await monitor.history.run_once() == 0  # still replaying, perhaps
     clock.advance(SETTLE)
-    assert await monitor.history.run_once() == 1
-    assert monitor.history.late == {}
+    # late but fine, and never unknown since: what was judged stands, nothing re-judged
+    assert await monitor.history.run_once() == 0 and monitor.history.late == {}
+    monitor.record(SITE, "ap-1", result(NOW - 100, False))  # late and failed: re-judged
+    clock.advance(SETTLE)
+    assert await monitor.history.run_once() == 1 and monitor.history.late == {}
     text = generate_latest(make_registry(monitor, "test", "raw")).decode().splitlines()
-    assert "netmon_late_results_total 1.0" in text and "netmon_history_rejudged_total 1.0" in text
+    assert "netmon_late_results_total 2.0" in text and "netmon_history_rejudged_total 1.0" in text
