@@ -210,6 +210,10 @@ class OwnCollector(Collector):
         yield self._engine_events(poller.engines)
         yield from self._trap_metrics()
         yield from self._fleet_metrics()
+        yield from self._history_metrics()
+
+    def _history_metrics(self) -> Iterator[Metric]:
+        """Late results and the history re-judged from them (netmon.history)."""
         h = self.monitor.history
         yield _counter("netmon_late_results", "Results taken more than 10 s after their probe "
                        "ended (a replayed outbox, a stalled server)", h.late_results)  # fmt: skip
