@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,11 @@ class Rejudger:
         self.busy.add(site_id)
         try:
             await monitor.store.flush_async()  # every change judged so far is in the table
-            end = monitor.clock()
+            # on the live evaluations' grid, up to the latest: the re-judged changes fall where
+            # live ones would have, and the live judge goes on from the last of them
+            last = monitor.last_evaluation
+            end = last if last >= start else monitor.clock()
+            start = end - math.ceil((end - start) / self.step) * self.step
             if not failed and not await asyncio.to_thread(self._unknown_since, site_id, start):
                 return False
             changes, final = await asyncio.to_thread(self._rejudge, site, start, end)

@@ -9,6 +9,7 @@ for the interval it really was down -- and the seam has no change twice or missi
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,13 +39,17 @@ def result(at: float, ok: bool) -> ProbeResult:
     return ProbeResult("icmp", False, at, 1.2, 3, 0, (), "no reply")
 
 
-def probes(down: tuple[float, float] | None) -> list[tuple[float, str, ProbeResult]]:
-    """(when it ended, device, result) for both devices every 20 s; down inside ``down``."""
+def probes(
+    down: tuple[float, float] | None, devices: tuple[str, ...] = ("wan-1", "ap-1")
+) -> list[tuple[float, str, ProbeResult]]:
+    """(when it ended, device, result) for both devices every 20 s; ``devices`` down inside
+    ``down``."""
     out = []
     for i in range(int(END // 20)):
         for n, device in enumerate(("wan-1", "ap-1")):
             at = NOW + i * 20 + n
-            ok = down is None or not (NOW + down[0] <= at < NOW + down[1])
+            hit = down is not None and NOW + down[0] <= at < NOW + down[1]
+            ok = not (hit and device in devices)
             r = result(at, ok)
             out.append((at + r.duration, device, r))
     return out
@@ -179,3 +184,27 @@ async def test_late_results_wait_until_the_replay_settles_and_rejudge_only_what_
     assert await monitor.history.run_once() == 1 and monitor.history.late == {}
     text = generate_latest(make_registry(monitor, "test", "raw")).decode().splitlines()
     assert "netmon_late_results_total 2.0" in text and "netmon_history_rejudged_total 1.0" in text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("seed", range(12))
+async def test_random_cuts_and_faults_are_judged_as_the_uncut_reference(
+    stores: tuple[Store, Store], seed: int
+) -> None:
+    """Random WAN cuts (30 s to 11 min) over random outages of either device, shorter or
+    longer than the cut, inside it or across its edges: the same history and accounts."""
+    rnd = random.Random(seed)
+    cut_from = rnd.uniform(200, 700)
+    wan_cut = (cut_from, min(cut_from + rnd.uniform(30, 660), END - 100))
+    a = rnd.uniform(wan_cut[0] - 60, wan_cut[1])
+    down = (a, a + rnd.uniform(10, 200))
+    cut_store, ref_store = stores
+    feed = probes(down, devices=rnd.choice([("wan-1",), ("ap-1",), ("wan-1", "ap-1")]))
+    await run_reference(ref_store, feed)
+    await run_cut(cut_store, feed, wan_cut)
+    ref, got = history(ref_store), history(cut_store)
+    start = NOW + 200
+    assert judged(got, start) == judged(ref, start), (wan_cut, down)
+    covered = [(NOW, NOW + END)]
+    accounts = [account(_changes(h), covered, [], start, NOW + END) for h in (got, ref)]
+    assert accounts[0].seconds == accounts[1].seconds
