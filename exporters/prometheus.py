@@ -43,7 +43,8 @@ netmon itself:
   netmon_poller_up, netmon_poller_restarts_total (the poller process),
   netmon_poller_results_taken_total, netmon_poller_results_rejected_total,
   netmon_poller_duplicate_batches_total, netmon_pollers_live, netmon_sites_unwatched
-  (netmon serve: remote pollers, netmon.fleet),
+  (netmon serve: remote pollers, netmon.fleet), netmon_late_results_total,
+  netmon_history_rejudged_total (late results judged into their time, netmon.history),
   netmon_judge_leader, netmon_judge_takeovers_total, netmon_judge_results_tailed_total
   (netmon serve: the judging lease, netmon.judging),
   netmon_config_last_reload_successful, netmon_config_last_reload_timestamp_seconds,
@@ -211,6 +212,15 @@ class OwnCollector(Collector):
         yield self._engine_events(poller.engines)
         yield from self._trap_metrics()
         yield from self._fleet_metrics()
+        yield from self._history_metrics()
+
+    def _history_metrics(self) -> Iterator[Metric]:
+        """Late results and the history re-judged from them (netmon.history)."""
+        h = self.monitor.history
+        yield _counter("netmon_late_results", "Results taken more than 10 s after their probe "
+                       "ended (a replayed outbox, a stalled server)", h.late_results)  # fmt: skip
+        yield _counter("netmon_history_rejudged", "Stretches of a site's verdict history "
+                       "re-judged from late results", h.rejudged)  # fmt: skip
 
     def _fleet_metrics(self) -> Iterator[Metric]:
         """Remote pollers (netmon serve, netmon.fleet): what came from them and what was

@@ -207,6 +207,13 @@ class Fleet:
             return self.unwatched.get(site_id, self.started_at)
         return self.unwatched.get(site_id)
 
+    def covering(self) -> bool:
+        """Every second the server runs is covered: a site no live poller serves is judged
+        ``unknown`` (``no_poller``), which the timeline counts as no_data, site by site; a
+        site whose poller was cut and replays its outbox has that time re-judged from the
+        results (netmon.history): it was watched, only not heard."""
+        return self._task is not None
+
     # --- leases and shares --------------------------------------------------------------------
     def _set_inventory(self, inventory: Inventory) -> None:
         """Dump the inventory once per load: the digest and every assignment read these."""

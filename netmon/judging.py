@@ -27,7 +27,10 @@ each transaction first locks the lease row (``FOR SHARE``) where it is still its
 all, and unexpired; a takeover's UPDATE waits for that lock, so a change is either committed
 before the new leader reads the history, or never. A leader that finds its lease gone (a long
 stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
-Chores check the lease locally (monotonic clock) before each run. A server stalled inside one
+Chores check the lease locally (monotonic clock) before each run: rollups, compaction, pruning,
+and re-judging late results (``netmon.history``; results tailed from the store are noted too,
+and the leader writes its own changes before a stretch is rewritten; the rewrite itself is
+not fenced). A server stalled inside one
 of these transactions (SIGSTOP, a VM paused) loses its session after the store's lock timeout
 (``idle_in_transaction_session_timeout``), so it cannot hold a takeover back.
 
@@ -130,6 +133,7 @@ class Judging:
         store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
         self._renewed = -math.inf
         monitor.listeners.append(self.taken)
+        monitor.note_change = self.add_verdict_change  # the monitor's changes come here
 
     # --- what the monitor calls -------------------------------------------------------------
     def leading(self) -> bool:
@@ -310,6 +314,13 @@ class Judging:
             s.commit()
         return True
 
+    async def flush(self) -> bool:
+        """Write the unwritten changes now (before the history is rewritten, netmon.history):
+        whether all are written and the lease holds."""
+        if self.leading() and self.unwritten:
+            await self._try("writing verdict changes", self.write)
+        return self.leading() and not self.unwritten
+
     async def write(self) -> None:
         """Write the leader's unwritten changes (fenced); step down if the lease is gone."""
         batch = list(self.unwritten)
@@ -394,6 +405,7 @@ class Judging:
         ):
             return False  # in the refill already
         self.monitor.fold_stored(site_id, device, result)
+        self.monitor.history.note(site_id, result, self.monitor.clock())  # late: netmon.history
         return True
 
     def _serves_again(self, site_id: str, result: ProbeResult) -> bool:

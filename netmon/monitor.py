@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.compaction import Compactor
 from netmon.errors import StoreError
+from netmon.history import Rejudger
 from netmon.inventory import Inventory, Site
 from netmon.maintenance import ApiMaintenance, load_windows, with_windows
 from netmon.poller_link import LocalPoller, PollerLink
@@ -135,6 +136,8 @@ class Monitor:
         self.compactor: Compactor | None = None  # packs old raw hours (netmon.compaction)
         self.judging: Judging | None = None  # two servers, one database: who writes (judging)
         self._covered = -1  # the last coverage slot queued
+        self.note_change: Callable[[VerdictChange], None] = store.add_verdict_change
+        self.history = Rejudger(self)  # late results judged into their time (netmon.history)
         self._make_evidence()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -268,6 +271,8 @@ class Monitor:
         """Take one result: queue it for the store and fold it into its kind's evidence."""
         self.store.add_result(site_id, device, result)
         self.results_taken += 1
+        if self.ready:  # not the results the poller held while the history was refilled
+            self.history.note(site_id, result, self.clock())
         self._fold(site_id, device, result)
         for listener in self.listeners:
             listener(site_id, device, result)
@@ -357,6 +362,8 @@ class Monitor:
         changes: list[VerdictChange] = []
         for site in self.inventory.sites:
             prev = self.status.get(site.id)
+            if site.id in self.history.busy:  # its history is being re-judged (netmon.history)
+                continue
             if (
                 full
                 or prev is None
@@ -386,7 +393,7 @@ class Monitor:
         if prev is not None and prev.verdict == j.verdict:
             return None
         change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons], now)
-        (self.judging or self.store).add_verdict_change(change)  # the leader's, netmon.judging
+        self.note_change(change)  # the store's queue, or the leader's writes (netmon.judging)
         if prev is not None:
             log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
         return change
@@ -400,9 +407,13 @@ class Monitor:
         log.info("refilled windows with %d results", loaded)
         self.evaluate()
         await self.poller.start(self.inventory)
+        self.history.step = evaluate_every
         self._tasks = [
             asyncio.create_task(self._every(self.flush_every, self._flush), name="flush"),
             asyncio.create_task(self._every(evaluate_every, self._evaluate), name="evaluate"),
+            asyncio.create_task(
+                self._every(evaluate_every, self._rejudge_late), name="history"
+            ),  # fmt: skip
         ]
         if (journal := self.store.journal) is not None:
             sync = functools.partial(asyncio.to_thread, journal.sync)
@@ -425,10 +436,17 @@ class Monitor:
             self._tasks.append(asyncio.create_task(self.judging.run(), name="judging"))
         self.ready = True
 
+    async def _rejudge_late(self) -> int:
+        """Late results judged into their time (netmon.history): the leader's chore, once its
+        own changes are written (netmon.judging)."""
+        if not self.leads() or (self.judging is not None and not await self.judging.flush()):
+            return 0
+        return await self.history.run_once()
+
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""
         slot = slot_of(self.clock())
-        if self.poller.connected and slot != self._covered:
+        if self.poller.covering() and slot != self._covered:
             self.store.add_coverage(slot)
             self._covered = slot
 

@@ -69,6 +69,11 @@ class PollerLink(Protocol):
         poller serves every site)."""
         ...
 
+    def covering(self) -> bool:
+        """Whether now counts as covered time (netmon.rollup's coverage): here, while the
+        poller is connected (without it every site is no_data)."""
+        ...
+
 
 class LocalPoller:
     """The poller on the server's own event loop."""
@@ -108,6 +113,9 @@ class LocalPoller:
 
     def unwatched_since(self, site_id: str) -> float | None:
         return None
+
+    def covering(self) -> bool:
+        return self.connected
 
 
 class PollerProcess:
@@ -308,6 +316,9 @@ class PollerProcess:
 
     def unwatched_since(self, site_id: str) -> float | None:
         return None
+
+    def covering(self) -> bool:
+        return self.connected
 
     @property
     def pid(self) -> int | None:

@@ -641,6 +641,33 @@ class Store:
         fresh = [c for c in newest_queued if _dedupe_key(c) not in seen]
         return sorted(fresh + stored, key=_newest_first)[:limit]  # stable: ties keep queue order
 
+    def verdict_before(self, site_id: str, at: float) -> VerdictChange | None:
+        """The site's latest verdict change judged before ``at`` (written ones only)."""
+        v = VerdictChangeRow
+        q = (select(v).where(v.site_id == site_id, v.changed_at < at)  # type: ignore[operator]
+             .order_by(v.changed_at.desc(), v.id.desc()).limit(1))  # type: ignore[union-attr]  # fmt: skip
+        with self._guarded("reading", f"verdict history of {site_id}"), Session(self.engine) as s:
+            row = s.exec(q).first()
+        return _change(row) if row is not None else None
+
+    def rewrite_history(
+        self, site_id: str, start: float, end: float, changes: list[VerdictChange]
+    ) -> int:
+        """Replace the site's verdict changes judged in ``[start, end]`` by ``changes`` (re-
+        judged from late results, netmon.history), in one transaction; the rows deleted."""
+        t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+        rows = [{"site_id": c.site_id, "verdict": c.verdict, "since": c.since,
+                 "reasons": json.dumps(c.reasons), "changed_at": c.at} for c in changes]  # fmt: skip
+        gone = (t.c.site_id == site_id) & (t.c.changed_at >= start) & (t.c.changed_at <= end)
+        with (
+            self._guarded("writing", f"re-judged history of {site_id}"),
+            self.engine.begin() as conn,
+        ):
+            deleted = conn.execute(t.delete().where(gone)).rowcount
+            if rows:
+                conn.execute(self._insert(t.name), rows)
+        return int(deleted)
+
     def verdict_changes(self, after_id: int, limit: int) -> list[VerdictChange]:
         """Every site's written verdict changes with a row id above ``after_id``, oldest first
         (the change feed: a row written later always gets a higher id; queued rows are not

@@ -40,13 +40,15 @@ class NetmonProcess:
         database_url: str | None = None,
         log_to_file: bool = True,
         env: dict[str, str] | None = None,
+        role: str = "run",
     ) -> None:
-        """``env``: extra environment (a lab's :attr:`netmon.lab.Lab.netmon_env`, log level...)."""
+        """``env``: extra environment (a lab's :attr:`netmon.lab.Lab.netmon_env`, log level...);
+        ``role``: ``run`` (all in one) or ``serve`` (no poller of its own: ``netmon poll``s)."""
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log_path = workdir / "netmon.log"
         database_url = database_url or f"sqlite:///{workdir / 'netmon.db'}"
-        cmd = [sys.executable, "-m", "netmon.cli", "run", "--config", str(inventory),
+        cmd = [sys.executable, "-m", "netmon.cli", role, "--config", str(inventory),
                "--host", host, "--port", str(self.port), "--database-url", database_url]  # fmt: skip
         root = str(Path(netmon.__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=root, NETMON_DATA_DIR=str(workdir), **(env or {}))
