@@ -129,6 +129,7 @@ class Judging:
         self.gaps: dict[int, float] = {}  # result ids below the cursor not seen yet -> since
         self.mine: dict[ResultKey, float] = {}  # results this server took -> when
         self.peers = -1  # other live servers on the database (-1: not read yet)
+        self._tops: list[int] = []  # alone: the highest result id at the last renewals
         self._failing: set[str] = set()  # the parts of a round failing now (logged once)
         store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
         self._renewed = -math.inf
@@ -278,6 +279,10 @@ class Judging:
         servers = t.c.name.like("s:%")
         conn.execute(t.delete().where(servers, t.c.expires_at < now - PRESENCE_KEPT))
         others = select(func.count()).where(servers, t.c.name != me, t.c.expires_at > now)
+        if self.cursor < 0:  # alone: where a tail would start if a peer came (its first rows)
+            r = ProbeResultRow.__table__  # type: ignore[attr-defined]
+            self._tops.append(int(conn.execute(select(func.max(r.c.id))).scalar() or 0))
+            del self._tops[:-3]
         return int(conn.execute(others).scalar() or 0)
 
     def _release(self) -> None:
@@ -400,12 +405,12 @@ class Judging:
         key = (site_id, device, result.kind, result.started_at)
         if self.mine.pop(key, None) is not None:
             return False  # taken here, folded then
-        if row_id <= self.boot_cut and result.started_at <= self.monitor.folded_until.get(
-            key[:3], -math.inf
-        ):
-            return False  # in the refill already
+        boot = row_id <= self.boot_cut  # the tail's first minute: maybe in the refill already
+        if boot and result.started_at <= self.monitor.folded_until.get(key[:3], -math.inf):
+            return False
         self.monitor.fold_stored(site_id, device, result)
-        self.monitor.history.note(site_id, result, self.monitor.clock())  # late: netmon.history
+        if not boot:  # a replay another server took is late here too (netmon.history)
+            self.monitor.history.note(site_id, result, self.monitor.clock())
         return True
 
     def _serves_again(self, site_id: str, result: ProbeResult) -> bool:
@@ -415,13 +420,18 @@ class Judging:
         return result.started_at > fleet.unwatched[site_id]
 
     def _start_cursor(self) -> tuple[int, int]:
-        """Where the tail starts: the rows of the last minute (the refill read most of them,
-        skipped by their start), and the highest id now."""
+        """Where the tail starts, and the highest id it may find in the start-up refill. At
+        start: the rows of the last minute (the refill read most of them: skipped by their
+        start). After a time alone: every row written since three renewals ago (a new peer's
+        first rows, replays too; this server's own are still known by key)."""
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         recent = select(func.min(t.c.id)).where(t.c.ts >= time.time() - 60.0)
         with self.store.reading("where the results tail starts"), self.store.engine.connect() as c:
-            first = c.execute(recent).scalar()
+            first = c.execute(recent).scalar() if not self._tops else None
             top = int(c.execute(select(func.max(t.c.id))).scalar() or 0)
+        if self._tops:
+            start, self._tops = min(top, self._tops[0]), []
+            return start, 0
         return (int(first) - 1 if first is not None else top), top
 
     def _read_tail(self, cursor: int, gaps: list[int]) -> list[tuple[int, str, str, ProbeResult]]:

@@ -207,3 +207,23 @@ def _token(tmp_path: Path) -> Path:
     path = tmp_path / "p.token"
     path.write_text("netmon_" + "x" * 40 + "\n")
     return path
+
+
+async def test_a_replay_the_follower_took_is_judged_into_its_time_by_the_leader(
+    servers: tuple[Server, Server],
+) -> None:
+    one, two = servers
+    await one.judging.step()  # one leads, alone: it reads no results back
+    one.take("chc-b", True, time.time() - 2)
+    await one.store.flush_async()
+    await one.judging.step()
+    await two.judging.step()  # two comes: one notices at its next renewal
+    two.monitor.ready = True  # (record notes late results once the monitor is ready)
+    two.take("chc-a", True, time.time() - 120)  # a poller's outbox replayed to two
+    await two.store.flush_async()
+    assert "chc-a" in two.monitor.history.late
+    await one.judging.step()  # one learns of two at this renewal ...
+    await one.judging.step()  # ... and tails again, from before two's first rows
+    assert "chc-a" in one.monitor.history.late and one.judging.tailed == 1  # not its own row
+    assert await two.monitor._rejudge_late() == 0  # the follower leaves the history alone
+    assert "chc-a" in two.monitor.history.late  # kept: judged there if it ever leads
