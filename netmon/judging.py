@@ -30,9 +30,12 @@ stall, a cut from the database) steps down at once: its unwritten changes become
 Chores check the lease locally (monotonic clock) before each run: rollups, compaction, pruning,
 and re-judging late results (``netmon.history``; results tailed from the store are noted too,
 and the leader writes its own changes before a stretch is rewritten; the rewrite itself is
-not fenced). A server stalled inside one
-of these transactions (SIGSTOP, a VM paused) loses its session after the store's lock timeout
-(``idle_in_transaction_session_timeout``), so it cannot hold a takeover back.
+not fenced). A server stalled inside one of these transactions (SIGSTOP, a VM paused) loses
+its session after the store's lock timeout (``idle_in_transaction_session_timeout``), so it
+cannot hold a takeover back. The leader's unwritten changes are read with the store's queue
+(``Store.queued_elsewhere``: the API's history shows them), but not journaled: a leader killed
+within the second before a write loses them -- the follower's shadow has them (two servers);
+alone, a restart judges the change again, at its restart's time.
 
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
 write (its *shadow*, :data:`SHADOW_KEPT` seconds). On taking the lease it catches up with the
@@ -47,7 +50,8 @@ window can be aligned wrongly (verdicts change on the scale of probe intervals, 
 
 No poller is not down, and a dead server is not a site down: the pollers that called the dead
 server lose their leases after ``failover_delay`` and their sites are ``unknown`` /
-``no_poller`` until their group's other pollers (calling a live server) take them.
+``no_poller`` until their group's other pollers (calling a live server) take them; a poller
+given every server's URL (``netmon poll --server A,B``, netmon.remote_poller) moves on at once.
 """
 
 from __future__ import annotations
