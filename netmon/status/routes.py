@@ -86,14 +86,13 @@ async def _site_reads(
     """The bar's days and outages of ``sites`` (kept a minute under ``key``), and their
     30-day availability (the figures /api/v1/sites carries)."""
     now, tz, store = monitor.clock(), data.monitor_tz(monitor), monitor.store
-    first, last = data.bar_days(local_date(now, tz))
+    first, _last = data.bar_days(local_date(now, tz))
     lo = day_bounds(first, tz)[0]
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = {"days": {}, "outages": {}}
         if store.migrated:
-            ids = [s.id for s in sites]
-            found["days"] = await store.read_async(reads.read_days, store, ids, first, last)
+            found["days"] = await store.read_async(reads.read_days, store, sites, tz, first, now)
             found["outages"] = await store.read_async(reads.read_outages, store, sites, lo, now)
         return {"bars": data.bars(monitor, sites, found, first, now)}
 
