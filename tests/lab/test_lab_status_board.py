@@ -12,12 +12,15 @@ the site page shows the same outage, the devices, the verdict history and the an
 maintenance (a one-off window and a recurring one); Hindi labels, names from the inventory's
 ``name_hi`` and the bundled Devanagari font. No page loads anything from outside the server.
 
+The demo (``netmon lab demo``, scripts/demo) opens with the board: its URL first, then a browser.
+
 Screenshots: ``status-lab-{state,district,site}-{en,hi}.png`` in ``$NETMON_STATUS_SCREENSHOTS``
 (else tmp_path).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import time
 import urllib.parse
@@ -30,8 +33,9 @@ import pytest
 import yaml
 
 from netmon.lab import Lab
+from netmon.lab import cli as lab_cli
 from netmon.lab.model import parse_scenario
-from netmon.lab.runner import NetmonProcess
+from netmon.lab.runner import NetmonProcess, free_port
 from netmon.status.catalogue import Words
 from tests.board_browser import (
     NEEDS_CHROMIUM,
@@ -44,7 +48,7 @@ from tests.board_browser import (
     shot_folder,
     visit,
 )
-from tests.lab.conftest import wait_until
+from tests.lab.conftest import recording_browser, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, NEEDS_CHROMIUM]
 By = pytest.importorskip("selenium.webdriver.common.by").By
@@ -205,6 +209,26 @@ def test_a_cut_in_the_lab_as_officials_see_it(
         day = dt.datetime.fromtimestamp(start, IST).date()
         for lang in ("en", "hi"):
             see_the_red_day(browser, server.url, shots, lang, day, (t0, t1))
+
+
+def test_the_demo_opens_with_the_board(
+    board: tuple[Lab, NetmonProcess],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``netmon lab demo`` (scripts/demo), once its netmon answers: the board's URL first,
+    then the board opened in the browser ($BROWSER here: a script noting the URL)."""
+    lab, _server = board
+    browser, seen = recording_browser(tmp_path)
+    monkeypatch.setenv("BROWSER", browser)
+    args = argparse.Namespace(host="127.0.0.1", port=free_port(), duration=1.0, no_browser=False)
+    assert lab_cli._run_netmon(lab, args) == 0
+    out = capfd.readouterr().out
+    url = f"http://127.0.0.1:{args.port}/status"
+    assert f"The status board:  {url}" in out and "opened in a browser" in out
+    assert out.index("The status board:") < out.index("the API:"), out
+    assert seen.read_text() == url
 
 
 def see_state_with_the_site_down(browser: Any, base: str, shots: Path, lang: str) -> None:
