@@ -272,12 +272,13 @@ async def test_todays_outage_is_red_before_any_roll(tmp_path: Path) -> None:
         body = (await c.get(f"/status/site/{CUT_SITE}", params={"format": "json"})).json()
         html = (await c.get("/status/district/Ranchi", params={"lang": "en"})).text
         state = (await c.get("/status", params={"format": "json"})).json()
+        said = text_of((await c.get("/status", params={"lang": "en"})).text)
     roll(store, monitor.inventory, IST, day, day, clock.now)
     async with client_for(monitor) as c:  # a new app: nothing kept from the first reads
         rolled = (await c.get("/status", params={"format": "json"})).json()
     store.close()
     # the rollout's line leaves out today until it is rolled (not yet known, not 0 of 2)
-    assert state["rollout"]["days"] == []
+    assert state["rollout"]["days"] == [] and "No day has been counted yet since 10 Nov" in said
     assert rolled["rollout"]["days"] == [{"day": "2026-11-10", "sites": 2, "fully_functional": 1}]
     today = body["days"][-1]
     assert (today["day"], today["state"], today["down_seconds"]) == (
@@ -424,3 +425,15 @@ async def test_progress_equals_the_apis(database_url: str) -> None:
     assert [(d["day"], d["sites"], d["fully_functional"]) for d in board] == [
         (r["day"], r["sites"], r["fully_functional"]) for r in api["data"]]  # fmt: skip
     assert [d["day"] for d in board] == [d.isoformat() for d in DAYS]
+
+
+async def test_thirty_day_availability_is_the_apis(client: httpx.AsyncClient) -> None:
+    """The board's 30-day availability comes from the days its bars read (no second read of
+    the figures); with today rolled it is /api/v1/sites's figure for every site."""
+    api = (await client.get("/api/v1/sites")).json()["data"]
+    want = {s["id"]: s["availability_30d"] for s in api}
+    got = {}
+    for district in ("Ranchi", "Khunti"):
+        page = (await client.get(f"/status/district/{district}", params={"format": "json"})).json()
+        got |= {s["id"]: s["availability_30d"] for s in page["data"]}
+    assert got == pytest.approx(want) and got[CUT_SITE] == pytest.approx(1 - 600 / 3600)

@@ -23,12 +23,14 @@ from netmon.inventory import FacilityType, Inventory, Site
 from netmon.inventory.models import Maintenance
 from netmon.inventory.recurring import Recurring
 from netmon.monitor import Monitor, SiteStatus
+from netmon.progress import AVAILABILITY_DAYS
 from netmon.timeline import Outage, availability, day_bounds, fully_functional_ratio
 from netmon.verdict import device_state
 
 BAR_DAYS = 90
 NEXT_WITHIN = 62 * 86400.0  # how far ahead a recurring window's next occurrence is looked for
 FACILITY_TYPES = FacilityType.__args__  # type: ignore[attr-defined]  # in the inventory's order
+JUDGED = ("fully_functional", "degraded", "down", "not_installed")  # seconds a verdict covered
 VERDICTS = ("fully_functional", "degraded", "down", "not_installed", "unknown", "not_judged")
 
 
@@ -44,7 +46,7 @@ def bar_days(today: dt.date) -> tuple[dt.date, dt.date]:
 def day_state(seconds: Mapping[str, float] | None, threshold: float) -> str:
     if seconds is None:
         return "no_data"
-    judged = sum(seconds[k] for k in ("fully_functional", "degraded", "down", "not_installed"))
+    judged = sum(seconds[k] for k in JUDGED)
     if judged <= 0:
         return "maintenance" if seconds["maintenance"] > 0 else "no_data"
     if seconds["down"] > 0:
@@ -98,9 +100,14 @@ def bar(
     outage across midnight is listed on each day it touches), as read at ``read_at``."""
     out = []
     for day, lo, hi in spans:
-        seconds = days.get(day.isoformat())
-        mine = [outage_dict(o, read_at) for o in outages if o.end > lo and o.start < hi]
-        out.append({"day": day.isoformat(), "state": day_state(seconds, threshold),
+        key = day.isoformat()
+        seconds = days.get(key)
+        mine = (
+            [outage_dict(o, read_at) for o in outages if o.end > lo and o.start < hi]
+            if outages
+            else []
+        )
+        out.append({"day": key, "state": day_state(seconds, threshold),
                     "availability": availability(dict(seconds)) if seconds else None,
                     "down_seconds": seconds["down"] if seconds else 0.0, "outages": mine})  # fmt: skip
     return out
@@ -191,10 +198,25 @@ def bars(
                       threshold, now) for s in sites}  # fmt: skip
 
 
+def availability_30d(
+    days: Mapping[str, Mapping[str, Mapping[str, float]]], today: dt.date
+) -> dict[str, float | None]:
+    """Per site, the availability of the 30 local days up to ``today`` from its ``days``
+    (reads.read_days): 1 − down / judged, as netmon.progress.read_figures has it for
+    /api/v1/sites (None: nothing judged), with today as accounted now."""
+    since = (today - dt.timedelta(days=AVAILABILITY_DAYS - 1)).isoformat()
+    out: dict[str, float | None] = {}
+    for site_id, mine in days.items():
+        recent = [s for day, s in mine.items() if since <= day <= today.isoformat()]
+        seen = sum(s[k] for s in recent for k in JUDGED)
+        out[site_id] = 1.0 - sum(s["down"] for s in recent) / seen if seen else None
+    return out
+
+
 def site_row(monitor: Monitor, site: Site, reads: Mapping[str, Any]) -> dict[str, Any]:
     """One site of a district page (and the head of its own): names, verdict now, 30-day
     availability, its bar. ``reads``: ``bars`` (:func:`bars`) and ``availability``
-    (netmon.progress.SiteFigures.availability_30d). An outage open at the read is
+    (:func:`availability_30d`). An outage open at the read is
     ``ongoing`` while the site is down."""
     verdict = verdict_now(monitor.status.get(site.id))
     days = reads["bars"].get(site.id, [])
