@@ -19,7 +19,10 @@ Hindi, and their JSON twins, and prints per page:
   nearly every request costs), and the CPU seconds of this process per warm request, read from
   /proc (bench/procstat.py; the process has no children);
 * **a minute later**: one request after the clock moved 61 s: served from the last read while
-  a background task reads the store again (it is not timed; the bench waits 5 s for it).
+  a background task reads the store again (it is not timed; the bench waits 5 s for it);
+* **first in a fresh process** (three times per page): the first request in a new Python
+  process over the same store, as after a netmon start (one-time costs included: templates,
+  SQL statement caches).
 
 With ``--postgres`` the same runs on that server too, in a schema of its own (dropped after).
 """
@@ -31,6 +34,7 @@ import asyncio
 import datetime as dt
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,9 +175,50 @@ def run(url: str, args: argparse.Namespace, backend: str) -> list[str]:
         f"{backend}: {rows:,} site_day rows written in {time.perf_counter() - t:.0f} s", flush=True
     )
     try:
-        return asyncio.run(pages(store, inv, args.runs, backend))
+        lines = asyncio.run(pages(store, inv, args.runs, backend))
     finally:
         store.close()
+    return lines + [
+        first_in_process(url, args.sites, page, backend) for page in FIRST for _ in range(3)
+    ]
+
+
+FIRST = ("/status?lang=en", "/status/district/Ranchi?lang=en")
+
+
+def first_in_process(url: str, sites: int, page: str, backend: str) -> str:
+    """The first request of ``page`` in a fresh Python process over the filled store: what
+    the first official after a netmon start waits for (imports done, nothing else warm)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.status",
+        "--sites",
+        str(sites),
+        "--once",
+        page,
+        "--url",
+        url,
+    ]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300, cwd=root)
+    return f"| {backend} | `{page}`, first in a fresh process | {out.stdout.strip()} | | | | |"
+
+
+async def once(url: str, sites: int, page: str) -> str:
+    store = Store(url)
+    store.migrate()  # the tables are there: this only marks the store readable
+    m = monitor_over(store, inventory(sites))
+    app = create_app(m, make_registry(m, "bench", "raw"))
+    tree = ProcessTree(os.getpid())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+        cpu0, t = tree.sample(), time.perf_counter()
+        resp = await c.get(page)
+        drawn = "<svg" in resp.text or 'class="day run' in resp.text  # the store was read
+        assert resp.status_code == 200 and drawn, page
+        wall, cpu = (time.perf_counter() - t) * 1000, (tree.sample() - cpu0) * 1000
+    store.close()
+    return f"{wall:.0f} ms | {cpu:.0f} ms"
 
 
 def main() -> None:
@@ -181,7 +226,12 @@ def main() -> None:
     p.add_argument("--sites", type=int, default=5000)
     p.add_argument("--runs", type=int, default=9)
     p.add_argument("--postgres", default="")
+    p.add_argument("--once", help=argparse.SUPPRESS)  # first_in_process: the page
+    p.add_argument("--url", help=argparse.SUPPRESS)  # ... and the filled store
     args = p.parse_args()
+    if args.once:
+        print(asyncio.run(once(args.url, args.sites, args.once)))
+        return
     lines = [f"{args.sites:,} sites, {DAYS} days of site_day rows; one district: "
              f"{len([i for i in range(args.sites) if i % 24 == JHARKHAND_DISTRICTS.index('Ranchi')]):,} sites", "",
              "| store | page | cold (reads the store) | cold CPU | warm (median) | warm CPU / request "

@@ -22,6 +22,7 @@ from netmon.status.catalogue import Words
 from netmon.timeline import day_bounds
 
 router = APIRouter(prefix="/status", include_in_schema=False)
+render.precompile()  # at start-up, not in the first request's time
 log = logging.getLogger("netmon.status")
 Format = Annotated[Literal["html", "json"], Query(description="json: the page's data")]
 STATIC = {  # name -> media type: the only files /status/static serves
