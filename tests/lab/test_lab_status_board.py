@@ -81,6 +81,9 @@ WEEKDAYS = {"en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satu
             "hi": ("सोमवार", "मंगलवार", "बुधवार", "गुरुवार", "शुक्रवार", "शनिवार", "रविवार")}  # fmt: skip
 
 
+CHOSEN: dict[str, int] = {}  # the recurring window's weekday, as dress() announced it
+
+
 def window_day(today: dt.date) -> dt.date:
     """The weekday of the recurring window: not today (the cut must not fall inside it)."""
     return today + dt.timedelta(days=3)
@@ -114,6 +117,7 @@ def dress(inventory: Path, today: dt.date) -> None:
     doc["rollout"] = {"start": today.isoformat(),
                       "deadline": (today + dt.timedelta(days=40)).isoformat()}  # fmt: skip
     later = dt.datetime.combine(today + dt.timedelta(days=3), dt.time(10, 0), IST)
+    CHOSEN["weekday"] = window_day(today).weekday()  # as announced (a test across midnight)
     (cut,) = [s for s in doc["sites"] if s["id"] == CUT_SITE]
     cut["maintenance"] = [
         {"start": later.isoformat(), "end": (later + dt.timedelta(hours=2)).isoformat(),
@@ -262,7 +266,7 @@ def see_the_red_day(
 
     visit(browser, base, f"/status/site/{CUT_SITE}", lang)
     seen = main_text(browser)
-    weekday = WEEKDAYS[lang][window_day(dt.datetime.now(IST).date()).weekday()]
+    weekday = WEEKDAYS[lang][CHOSEN["weekday"]]
     assert all(w.format(day=weekday) in seen for w in words["site"]), seen
     assert "sw-01" in seen and "ap-02" in seen
     browser.find_element(By.CSS_SELECTOR, "details.s-outage > summary").click()
