@@ -41,7 +41,7 @@ def result(ts: float, up: bool) -> ProbeResult:
     return ProbeResult("icmp", False, ts, 0.6, 3, 0, (), "no reply to 3 echoes")
 
 
-def _run(
+def run_for(
     monitor: Monitor, clock: FakeClock, seconds: float, down: Callable[[str, float], bool]
 ) -> None:
     end = clock.now + seconds
@@ -57,15 +57,21 @@ def _run(
         clock.advance(10)
 
 
-def drive(store: Store) -> Monitor:
-    """The monitor after the three days, its clock stopped at 01:30 IST on the third."""
-    clock = FakeClock(at(DAY1, 1, 0))
+def start(store: Store, clock: FakeClock) -> Monitor:
+    """A ready monitor of valid-status.yaml on ``clock`` over ``store`` (nothing rolled)."""
     monitor = Monitor(load_inventory(INVENTORIES / "valid-status.yaml"), store, Engines(), clock)
     monitor.rollups = Rollups(IST)
     monitor.ready = True
+    return monitor
+
+
+def drive(store: Store) -> Monitor:
+    """The monitor after the three days, its clock stopped at 01:30 IST on the third."""
+    clock = FakeClock(at(DAY1, 1, 0))
+    monitor = start(store, clock)
     for day in DAYS:
         clock.now = at(day, 1, 0)
-        _run(monitor, clock, 1200, lambda s, t: s == CUT_SITE and CUT[0] <= t < CUT[1])
+        run_for(monitor, clock, 1200, lambda s, t: s == CUT_SITE and CUT[0] <= t < CUT[1])
     clock.now = at(DAYS[2], 1, 30)
     roll(store, monitor.inventory, IST, DAYS[0], DAYS[2], clock.now)
     return monitor

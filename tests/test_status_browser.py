@@ -12,9 +12,6 @@ Screenshots (PNG) of the three pages in both languages are written to
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -27,18 +24,21 @@ import uvicorn
 from exporters.prometheus import make_registry
 from netmon.api import create_app
 from netmon.store import Store
+from tests.board_browser import (
+    NEEDS_CHROMIUM,
+    OUTAGE_RED,
+    chrome,
+    devanagari_font_loaded,
+    main_text,
+    open_red_day_by_keyboard,
+    shoot,
+    shot_folder,
+    visit,
+)
 from tests.status_drive import CUT_SITE, drive
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (scripts/setup --test)",
-)
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-
+pytestmark = NEEDS_CHROMIUM
+By = pytest.importorskip("selenium.webdriver.common.by").By
 PAGES = {"state": "/status", "district": "/status/district/Ranchi",
          "site": f"/status/site/{CUT_SITE}"}  # fmt: skip
 
@@ -66,77 +66,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1100", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-default-apps"):  # fmt: skip
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = webdriver.ChromeService(executable_path=DRIVER)
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+    with chrome() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("NETMON_STATUS_SCREENSHOTS")
-    folder = Path(given) if given else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def requested(driver: Any) -> list[str]:
-    """Every URL the browser asked for since the last call (chromium's performance log)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        msg = json.loads(entry["message"])["message"]
-        if msg["method"] == "Network.requestWillBeSent":
-            urls.append(msg["params"]["request"]["url"])
-    return urls
-
-
-def dom_resources(driver: Any) -> list[str]:
-    script = ("return [...document.querySelectorAll('[src],link[href],[srcset]')]"
-              ".map(e => e.src || e.href || e.srcset)"
-              ".concat(performance.getEntriesByType('resource').map(e => e.name));")  # fmt: skip
-    found: list[str] = driver.execute_script(script)
-    return found
-
-
-def visit(driver: Any, base: str, page: str, lang: str) -> None:
-    requested(driver)  # drop what came before
-    driver.get(f"{base}{PAGES[page]}?lang={lang}")
-    driver.execute_script("return document.fonts.ready")
-    urls = requested(driver) + dom_resources(driver)
-    outside = [u for u in urls if not u.startswith(base + "/") and not u.startswith("data:")]
-    assert urls and not outside, outside
-
-
-def shoot(driver: Any, folder: Path, page: str, lang: str) -> None:
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(700, min(int(height) + 140, 2400)))
-    path = folder / f"status-{page}-{lang}.png"
-    assert driver.save_screenshot(str(path)) and path.stat().st_size > 10_000
-    driver.set_window_size(1280, 1100)
-
-
-def open_red_day_by_keyboard(driver: Any) -> Any:
-    """Tab from the top of the page to the cut site's red day (bounded) and press Enter."""
-    red = driver.find_element(By.CSS_SELECTOR, f"#site-{CUT_SITE} details.s-outage > summary")
-    driver.find_element(By.TAG_NAME, "body").click()
-    for _ in range(60):
-        driver.switch_to.active_element.send_keys(Keys.TAB)
-        if driver.switch_to.active_element == red:
-            break
-    assert driver.switch_to.active_element == red, "the red day is not reachable by Tab"
-    red.send_keys(Keys.ENTER)
-    pop = red.find_element(By.XPATH, "..").find_element(By.CLASS_NAME, "pop")
-    assert pop.is_displayed()
-    return pop
+    return shot_folder(tmp_path_factory)
 
 
 WORDS = {
@@ -156,27 +92,23 @@ WORDS = {
 @pytest.mark.parametrize("lang", ["en", "hi"])
 def test_pages_as_a_person_sees_them(server: str, browser: Any, shots: Path, lang: str) -> None:
     words = WORDS[lang]
-    visit(browser, server, "state", lang)
-    seen = browser.find_element(By.TAG_NAME, "main").text
+    visit(browser, server, PAGES["state"], lang)
+    seen = main_text(browser)
     assert all(w in seen for w in words["state"]), seen
     shoot(browser, shots, "state", lang)
 
-    visit(browser, server, "district", lang)
+    visit(browser, server, PAGES["district"], lang)
     assert browser.find_element(By.TAG_NAME, "h1").text == words["district"]
-    pop = open_red_day_by_keyboard(browser)
+    pop = open_red_day_by_keyboard(browser, CUT_SITE)
     assert all(w in pop.text for w in words["outage"]), pop.text
     red = browser.find_element(By.CSS_SELECTOR, f"#site-{CUT_SITE} details.s-outage")
-    colour = red.value_of_css_property("background-color")
-    assert colour == "rgba(197, 34, 31, 1)"  # the red of the stylesheet (--outage)
+    assert red.value_of_css_property("background-color") == OUTAGE_RED
     shoot(browser, shots, "district", lang)
 
-    visit(browser, server, "site", lang)
-    assert words["site"] in browser.find_element(By.TAG_NAME, "main").text
+    visit(browser, server, PAGES["site"], lang)
+    assert words["site"] in main_text(browser)
     browser.find_element(By.CSS_SELECTOR, "details.s-outage > summary").click()
     assert all(w in browser.find_element(By.CLASS_NAME, "pop").text for w in words["outage"])
-    if lang == "hi":  # Devanagari drawn with the font netmon serves, not a system one
-        loaded = browser.execute_script(
-            "return [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family)"
-        )
-        assert any("netmon Devanagari" in f for f in loaded), loaded
+    if lang == "hi":
+        assert devanagari_font_loaded(browser)
     shoot(browser, shots, "site", lang)

@@ -19,13 +19,16 @@ from exporters.prometheus import make_registry
 from netmon.api import create_app
 from netmon.errors import StoreError
 from netmon.inventory import FacilityType, Role
+from netmon.inventory.recurring import Recurring
 from netmon.monitor import Monitor
+from netmon.rollup import roll
 from netmon.status.catalogue import Words, catalogue, group_digits
-from netmon.status.data import day_state
+from netmon.status.data import day_state, recurring_dict
 from netmon.status.reads import Reads
 from netmon.store import Store
 from netmon.verdict import Criterion, DeviceState, Verdict
-from tests.status_drive import CUT_DAY, CUT_SITE, DAYS, IST, drive
+from tests.conftest import FakeClock
+from tests.status_drive import CUT_DAY, CUT_SITE, DAYS, IST, at, drive, run_for, start
 
 STATUS = Path(__file__).resolve().parents[1] / "netmon" / "status"
 ZERO = dict.fromkeys(
@@ -254,6 +257,89 @@ async def test_site_page(client: httpx.AsyncClient) -> None:
     assert "11 Nov 2026, 01:05 ✕ Down The internet link (wan-1) is not reachable" in said
 
 
+async def test_todays_outage_is_red_before_any_roll(tmp_path: Path) -> None:
+    """An outage this morning makes today's day red at once: today is accounted live from the
+    raw tables, not from a site_day row that is rolled each minute (and not at all in netmon's
+    first minute). Here nothing is rolled, then today is."""
+    store = Store(f"sqlite:///{tmp_path / 'netmon.db'}")
+    store.migrate()
+    day = DAYS[0]
+    clock = FakeClock(at(day, 9, 0))
+    monitor = start(store, clock)
+    cut = (at(day, 9, 5), at(day, 9, 12))
+    run_for(monitor, clock, 1200, lambda s, t: s == CUT_SITE and cut[0] <= t < cut[1])
+    async with client_for(monitor) as c:
+        body = (await c.get(f"/status/site/{CUT_SITE}", params={"format": "json"})).json()
+        html = (await c.get("/status/district/Ranchi", params={"lang": "en"})).text
+        state = (await c.get("/status", params={"format": "json"})).json()
+        said = text_of((await c.get("/status", params={"lang": "en"})).text)
+    roll(store, monitor.inventory, IST, day, day, clock.now)
+    async with client_for(monitor) as c:  # a new app: nothing kept from the first reads
+        rolled = (await c.get("/status", params={"format": "json"})).json()
+    store.close()
+    # the rollout's line leaves out today until it is rolled (not yet known, not 0 of 2)
+    assert state["rollout"]["days"] == [] and "No day has been counted yet since 10 Nov" in said
+    assert rolled["rollout"]["days"] == [{"day": "2026-11-10", "sites": 2, "fully_functional": 1}]
+    today = body["days"][-1]
+    assert (today["day"], today["state"], today["down_seconds"]) == (
+        day.isoformat(),
+        "outage",
+        420.0,
+    )
+    [o] = today["outages"]
+    assert (o["start"], o["end"]) == ("2026-11-10T03:35:00+00:00", "2026-11-10T03:42:00+00:00")
+    assert [r["criterion"] for r in o["reasons"]] == ["uplink_down"]
+    said = text_of(outage_day(row(html, CUT_SITE), "10 Nov 2026"))
+    assert "10 Nov 2026: Outage" in said and "09:05 09:12 The internet link (wan-1)" in said
+    assert "s-outage" not in row(html, "chc-angara") and 'class="day run s-good"' in row(
+        html, "chc-angara"
+    )
+
+
+async def test_recurring_maintenance_is_listed_beside_the_one_off(
+    client: httpx.AsyncClient,
+) -> None:
+    """chc-torpa's inventory has a one-off window and two recurring rules (weekly in IST,
+    monthly in UTC): the site page lists both kinds, each rule in words with its next
+    occurrence (the clock is at 12 Nov 2026 01:30 IST, a Thursday), in English and Hindi."""
+    body = (await client.get("/status/site/chc-torpa", params={"format": "json"})).json()
+    assert [m["reason"] for m in body["maintenance"]] == ["BSNL fibre splicing"]
+    weekly, monthly = body["recurring"]
+    assert (weekly["every"], weekly["days"], weekly["start"], weekly["duration"]) == (
+        "weekly", ["tue", "fri"], "03:00", 3600.0)  # fmt: skip
+    assert (weekly["next_start"], weekly["next_end"], weekly["now"]) == (
+        "2026-11-12T21:30:00+00:00", "2026-11-12T22:30:00+00:00", False)  # fmt: skip
+    assert (monthly["timezone"], monthly["next_start"]) == ("UTC", "2026-11-15T06:00:00+00:00")
+    en = text_of((await client.get("/status/site/chc-torpa", params={"lang": "en"})).text)
+    assert "Announced windows Start End Reason 12 Nov 2026, 01:00 12 Nov 2026, 02:00" in en
+    assert ("Recurring windows When Next Reason Every Tuesday and Friday at 03:00 (IST), for 1 h"
+            " 13 Nov 2026, 03:00 UPS battery check") in en  # fmt: skip
+    assert ("On day 1 and 15 of every month at 06:00 (UTC), for 1 h 30 min 15 Nov 2026, 11:30"
+            " router patching") in en  # fmt: skip
+    hi = text_of((await client.get("/status/site/chc-torpa", params={"lang": "hi"})).text)
+    assert "नियमित अवधियाँ कब अगली बार कारण" in hi and "घोषित अवधियाँ" in hi
+    assert "हर मंगलवार और शुक्रवार 03:00 (IST) पर, 1 घंटे के लिए 13 नवंबर 2026, 03:00" in hi
+    assert "हर महीने की 1 और 15 तारीख को 06:00 (UTC) पर, 1 घंटे 30 मिनट के लिए" in hi
+    bundu = text_of((await client.get(f"/status/site/{CUT_SITE}", params={"lang": "en"})).text)
+    assert "No maintenance announced." in bundu and "Recurring windows" not in bundu
+
+
+def test_a_recurring_window_open_now_says_until_when() -> None:
+    rule = Recurring.model_validate(
+        {"every": "daily", "start": "23:30", "duration": "1h", "reason": "backup"}
+    )
+    inside = at(DAYS[0], 23, 45)
+    d = recurring_dict(rule, inside)
+    assert d["now"] and (d["next_start"], d["next_end"]) == (
+        "2026-11-10T18:00:00+00:00", "2026-11-10T19:00:00+00:00")  # fmt: skip
+    assert not recurring_dict(rule, at(DAYS[0], 22, 0))["now"]
+    words = Words("en", IST)
+    assert words.recurring(d) == "Every day at 23:30 (IST), for 1 h"
+    assert words.t("recurring.now", end=words.when(at(DAYS[1], 0, 30))) == (
+        "now, until 11 Nov 2026, 00:30"
+    )
+
+
 async def test_etag_cache_control_and_errors(client: httpx.AsyncClient) -> None:
     first = await client.get("/status/district/Khunti", params={"lang": "en"})
     tag = first.headers["etag"]
@@ -339,3 +425,15 @@ async def test_progress_equals_the_apis(database_url: str) -> None:
     assert [(d["day"], d["sites"], d["fully_functional"]) for d in board] == [
         (r["day"], r["sites"], r["fully_functional"]) for r in api["data"]]  # fmt: skip
     assert [d["day"] for d in board] == [d.isoformat() for d in DAYS]
+
+
+async def test_thirty_day_availability_is_the_apis(client: httpx.AsyncClient) -> None:
+    """The board's 30-day availability comes from the days its bars read (no second read of
+    the figures); with today rolled it is /api/v1/sites's figure for every site."""
+    api = (await client.get("/api/v1/sites")).json()["data"]
+    want = {s["id"]: s["availability_30d"] for s in api}
+    got = {}
+    for district in ("Ranchi", "Khunti"):
+        page = (await client.get(f"/status/district/{district}", params={"format": "json"})).json()
+        got |= {s["id"]: s["availability_30d"] for s in page["data"]}
+    assert got == pytest.approx(want) and got[CUT_SITE] == pytest.approx(1 - 600 / 3600)

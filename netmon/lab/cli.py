@@ -18,6 +18,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     demo.add_argument(
         "--duration", type=float, default=MAX_WAIT, help="stop after this many seconds"
     )
+    demo.add_argument("--no-browser", action="store_true",
+                      help="do not open the status board in a browser")  # fmt: skip
     demo.set_defaults(func=cmd_demo)
 
 
@@ -238,7 +241,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from netmon.lab.demo import DEMO_TIMING, demo_scenarios
+    from netmon.lab.demo import DEMO_TIMING, add_hindi_names, demo_scenarios
     from netmon.lab.lab import Lab, require_root
 
     try:
@@ -250,6 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except LabError as exc:
         return _fallback(args, exc)
     try:
+        add_hindi_names(lab.inventory_path)
         _print_lab(lab)
         return _run_netmon(lab, args)
     except KeyboardInterrupt:
@@ -264,17 +268,53 @@ def _run_netmon(lab: Any, args: argparse.Namespace) -> int:
 
     server = NetmonProcess(lab.inventory_path, lab.workdir, host=args.host, port=args.port,
                            log_to_file=False, env=lab.netmon_env)  # fmt: skip
-    print(f"\nnetmon: {server.url}/status  (the status board, Hindi: {server.url}/status?lang=hi)")
-    print(f"        {server.url}/api/v1/sites  ({server.url}/docs, {server.url}/metrics)")
-    print(
-        "verdicts appear after ~3 probe rounds (15 s); Ctrl-C stops netmon and the lab.\n",
-        flush=True,
-    )
+    print(f"\nstarting netmon on {server.url} ...", flush=True)
     try:
+        server.wait_ready()
+        _show_board(server.url, args)
+        print(f"the API: {server.url}/api/v1/sites  ({server.url}/docs, {server.url}/metrics)")
+        print(
+            "verdicts appear after ~3 probe rounds (15 s); Ctrl-C stops netmon and the lab.\n",
+            flush=True,
+        )
         _wait(args.duration, server.alive)
+    except RuntimeError as exc:  # netmon exited or never answered: its own output says why
+        print(f"netmon lab demo: {str(exc).splitlines()[0]}", file=sys.stderr)
     finally:
         code = server.stop()
     return code or 0
+
+
+def _show_board(base_url: str, args: argparse.Namespace) -> None:
+    """The demo opens with the status board: its URL first, then a browser if there is one."""
+    from netmon.lab.demo import board_banner, open_board
+
+    print("\n" + board_banner(base_url), flush=True)
+    if not getattr(args, "no_browser", False):
+        print(open_board(f"{base_url}/status"), flush=True)
+
+
+def _board_when_ready(args: argparse.Namespace, timeout: float = 120.0) -> threading.Thread:
+    """For the loopback fallback (netmon runs in this process): show the board once
+    /healthz answers past loading (a background thread, bounded by ``timeout``)."""
+    from netmon.lab.runner import NetmonProcess
+
+    base = f"http://{args.host}:{args.port}"
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if NetmonProcess.get_json(base + "/healthz").get("status") != "loading":
+                    _show_board(base, args)
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=watch, name="board", daemon=True)
+    thread.start()
+    return thread
 
 
 def _fallback(args: argparse.Namespace, why: Exception) -> int:
@@ -284,4 +324,5 @@ def _fallback(args: argparse.Namespace, why: Exception) -> int:
     print("Falling back to netmon on the bundled loopback example (every site answers from "
           "127.x addresses, so all look healthy); the status board: "
           f"http://{args.host}:{args.port}/status", file=sys.stderr, flush=True)  # fmt: skip
+    _board_when_ready(args)
     return cli.main(["run", "--host", args.host, "--port", str(args.port)])

@@ -4,14 +4,28 @@ Sites and their gear come from the bundled example inventory
 (``netmon/data/inventory/jharkhand-example.yaml``; its 127.x addresses are replaced by lab addresses).
 Without it, a small built-in set of sites is used. Each site gets one condition from
 :data:`CONDITIONS`; healthy sites still see a plausible WAN round-trip time (5-40 ms).
+:func:`add_hindi_names` gives the lab's inventory the example's Hindi names of the state and
+districts (the sites keep theirs), so the status board reads in Hindi as it would for real.
+
+The demo opens with the status board: :func:`board_banner` is the first thing printed once
+netmon answers, and :func:`open_board` opens it in the desktop's browser (``$BROWSER``, else
+``xdg-open`` when a display is there; as root under sudo, as the user who ran sudo) and never
+fails: without a browser it says so and the URL is there to click.
 """
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from netmon.errors import ConfigError
 from netmon.inventory import Device, Site, load_inventory
@@ -130,8 +144,8 @@ def _scenario(site: Site, condition: str, patch: Patch) -> Scenario:
                   snmp=_demo_agent(site, d))
         for d in site.devices
     ]  # fmt: skip
-    lab_site = LabSite(id=site.id, name=site.name, district=site.district, type=site.type,
-                       hfr_id=site.hfr_id, devices=devices)  # fmt: skip
+    lab_site = LabSite(id=site.id, name=site.name, name_hi=site.name_hi, district=site.district,
+                       type=site.type, hfr_id=site.hfr_id, devices=devices)  # fmt: skip
     return Scenario(id=site.id, description=f"demo: {condition.replace('_', ' ')}", site=lab_site)
 
 
@@ -173,3 +187,63 @@ def _builtin(site_id: str, name: str, district: str, kind: str) -> dict[str, Any
     for d in devices:
         d.setdefault("address", "0.0.0.0")  # placeholder: the lab allocates real addresses
     return {"id": site_id, "name": name, "district": district, "type": kind, "devices": devices}
+
+
+def add_hindi_names(inventory_path: Path, example: Path = EXAMPLE_INVENTORY) -> None:
+    """Copy the example's ``state_hi`` and its districts' ``name_hi`` (those the lab has
+    sites in) into the lab's inventory; an unreadable example leaves it as it is."""
+    try:
+        given = load_inventory(example)
+    except ConfigError:
+        return
+    doc = yaml.safe_load(inventory_path.read_text("utf-8"))
+    used = {s["district"] for s in doc.get("sites", [])}
+    districts = {n: {"name_hi": d.name_hi} for n, d in given.districts.items()
+                 if n in used and d.name_hi}  # fmt: skip
+    if given.state_hi:
+        doc["state_hi"] = given.state_hi
+    if districts:
+        doc["districts"] = districts
+    inventory_path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), "utf-8")
+
+
+def board_banner(base_url: str) -> str:
+    """The lines that open the demo: where the status board is, in both languages."""
+    rule = "=" * 72
+    return (f"{rule}\n  The status board:  {base_url}/status\n"
+            f"  in Hindi:          {base_url}/status?lang=hi\n{rule}")  # fmt: skip
+
+
+def browser_command(env: Mapping[str, str], euid: int) -> list[str] | None:
+    """How to open a URL here: ``$BROWSER`` (its first entry; the URL is appended, or put
+    where ``%s`` is), else ``xdg-open`` when there is a display; None when neither. As root
+    under sudo the command runs as ``$SUDO_USER`` (browsers refuse root, or should)."""
+    cmd: list[str] | None = None
+    browser = env.get("BROWSER", "").split(os.pathsep)[0].strip()
+    if browser:
+        cmd = shlex.split(browser)
+    elif (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open"):
+        cmd = ["xdg-open"]
+    if cmd is None or not cmd or shutil.which(cmd[0]) is None:
+        return None
+    user = env.get("SUDO_USER")
+    if euid == 0 and user and user != "root" and shutil.which("runuser"):
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    return cmd
+
+
+def open_board(url: str, env: Mapping[str, str] | None = None, euid: int | None = None) -> str:
+    """Open ``url`` in a browser if there is one, without waiting for it; what was done, in
+    words (never raises: the demo goes on either way)."""
+    cmd = browser_command(os.environ if env is None else env,
+                          os.geteuid() if euid is None else euid)  # fmt: skip
+    if cmd is None:
+        return "no browser found here (no $BROWSER, no display for xdg-open): open the URL above"
+    argv = [a.replace("%s", url) for a in cmd] if any("%s" in a for a in cmd) else [*cmd, url]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    except OSError as exc:
+        return f"could not start {argv[0]} ({exc}): open the URL above"
+    threading.Thread(target=proc.wait, name="browser", daemon=True).start()  # reaped
+    return f"opened in a browser ({' '.join(cmd)})"

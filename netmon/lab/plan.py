@@ -204,6 +204,7 @@ class Plan:
             site: dict[str, Any] = {
                 "id": s.id,
                 "name": s.name,
+                **({"name_hi": s.name_hi} if s.name_hi else {}),
                 "district": s.district,
                 "type": s.type,
             }

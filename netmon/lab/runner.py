@@ -75,7 +75,12 @@ class NetmonProcess:
         raise RuntimeError(f"netmon was not ready (/healthz) within {timeout:g}s:\n{self.log()}")
 
     def get(self, path: str, timeout: float = 10.0) -> Any:
-        return json.loads(self.get_text(path, timeout))
+        return self.get_json(self.url + path, timeout)
+
+    @staticmethod
+    def get_json(url: str, timeout: float = 10.0) -> Any:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own URL)
+            return json.loads(response.read().decode("utf-8", errors="replace"))
 
     def get_text(self, path: str, timeout: float = 10.0) -> str:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:  # noqa: S310 (our own URL)

@@ -109,6 +109,21 @@ class Words:
             return self.duration(value)
         return self.number(value)
 
+    def listed(self, items: list[str]) -> str:
+        """``a``, ``a and b``, ``a, b and c`` (in the page's language)."""
+        if len(items) <= 1:
+            return "".join(items)
+        return f"{', '.join(items[:-1])} {self.t('list.and')} {items[-1]}"
+
+    def recurring(self, rule: Mapping[str, Any]) -> str:
+        """A recurring maintenance rule (netmon.status.data.recurring_dict) in words: its time
+        of day as written, in its own time zone (IST for Asia/Kolkata)."""
+        every = rule["every"]
+        days = [self.t(f"weekday.{d}") if every == "weekly" else str(d) for d in rule["days"]]
+        zone = "IST" if rule["timezone"] == "Asia/Kolkata" else rule["timezone"]
+        return self.t(f"recurring.{every}", days=self.listed(days), time=rule["start"],
+                      zone=zone, duration=self.duration(rule["duration"]))  # fmt: skip
+
     def reason(self, reason: Mapping[str, Any]) -> str:
         """A verdict reason (``criterion``, ``device``, ``measured``, ``threshold``, ``message``)
         in plain words; one of an unknown criterion keeps its message."""

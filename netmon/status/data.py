@@ -21,12 +21,16 @@ from zoneinfo import ZoneInfo
 
 from netmon.inventory import FacilityType, Inventory, Site
 from netmon.inventory.models import Maintenance
+from netmon.inventory.recurring import Recurring
 from netmon.monitor import Monitor, SiteStatus
+from netmon.progress import AVAILABILITY_DAYS
 from netmon.timeline import Outage, availability, day_bounds, fully_functional_ratio
 from netmon.verdict import device_state
 
 BAR_DAYS = 90
+NEXT_WITHIN = 62 * 86400.0  # how far ahead a recurring window's next occurrence is looked for
 FACILITY_TYPES = FacilityType.__args__  # type: ignore[attr-defined]  # in the inventory's order
+JUDGED = ("fully_functional", "degraded", "down", "not_installed")  # seconds a verdict covered
 VERDICTS = ("fully_functional", "degraded", "down", "not_installed", "unknown", "not_judged")
 
 
@@ -42,7 +46,7 @@ def bar_days(today: dt.date) -> tuple[dt.date, dt.date]:
 def day_state(seconds: Mapping[str, float] | None, threshold: float) -> str:
     if seconds is None:
         return "no_data"
-    judged = sum(seconds[k] for k in ("fully_functional", "degraded", "down", "not_installed"))
+    judged = sum(seconds[k] for k in JUDGED)
     if judged <= 0:
         return "maintenance" if seconds["maintenance"] > 0 else "no_data"
     if seconds["down"] > 0:
@@ -96,9 +100,14 @@ def bar(
     outage across midnight is listed on each day it touches), as read at ``read_at``."""
     out = []
     for day, lo, hi in spans:
-        seconds = days.get(day.isoformat())
-        mine = [outage_dict(o, read_at) for o in outages if o.end > lo and o.start < hi]
-        out.append({"day": day.isoformat(), "state": day_state(seconds, threshold),
+        key = day.isoformat()
+        seconds = days.get(key)
+        mine = (
+            [outage_dict(o, read_at) for o in outages if o.end > lo and o.start < hi]
+            if outages
+            else []
+        )
+        out.append({"day": key, "state": day_state(seconds, threshold),
                     "availability": availability(dict(seconds)) if seconds else None,
                     "down_seconds": seconds["down"] if seconds else 0.0, "outages": mine})  # fmt: skip
     return out
@@ -160,6 +169,8 @@ def _rollout(
     days = []
     day = r.start
     while day <= min(today, r.deadline):
+        if day == today and day.isoformat() not in progress:
+            break  # not rolled yet (netmon's first minute): left out, not shown as 0
         counted = always + bisect.bisect_right(late, day)
         days.append({"day": day.isoformat(), "sites": counted,
                      "fully_functional": progress.get(day.isoformat(), 0)})  # fmt: skip
@@ -187,10 +198,25 @@ def bars(
                       threshold, now) for s in sites}  # fmt: skip
 
 
+def availability_30d(
+    days: Mapping[str, Mapping[str, Mapping[str, float]]], today: dt.date
+) -> dict[str, float | None]:
+    """Per site, the availability of the 30 local days up to ``today`` from its ``days``
+    (reads.read_days): 1 − down / judged, as netmon.progress.read_figures has it for
+    /api/v1/sites (None: nothing judged), with today as accounted now."""
+    since = (today - dt.timedelta(days=AVAILABILITY_DAYS - 1)).isoformat()
+    out: dict[str, float | None] = {}
+    for site_id, mine in days.items():
+        recent = [s for day, s in mine.items() if since <= day <= today.isoformat()]
+        seen = sum(s[k] for s in recent for k in JUDGED)
+        out[site_id] = 1.0 - sum(s["down"] for s in recent) / seen if seen else None
+    return out
+
+
 def site_row(monitor: Monitor, site: Site, reads: Mapping[str, Any]) -> dict[str, Any]:
     """One site of a district page (and the head of its own): names, verdict now, 30-day
     availability, its bar. ``reads``: ``bars`` (:func:`bars`) and ``availability``
-    (netmon.progress.SiteFigures.availability_30d). An outage open at the read is
+    (:func:`availability_30d`). An outage open at the read is
     ``ongoing`` while the site is down."""
     verdict = verdict_now(monitor.status.get(site.id))
     days = reads["bars"].get(site.id, [])
@@ -244,14 +270,29 @@ def site_data(
                     "reason": m.reason, "now": m.covers(now)}
                    for m in sorted(one_off(site), key=lambda m: m.start)
                    if m.end.timestamp() > now - 86400 * BAR_DAYS]  # fmt: skip
+    recurring = [recurring_dict(m, now) for m in site.maintenance if isinstance(m, Recurring)]
     return {"page": "site", **row, "hfr_id": site.hfr_id, "generated_at": iso(now),
             "timezone": monitor_tz(monitor).key, "first_day": first.isoformat(),
             "last_day": today.isoformat(), "day_threshold": monitor.inventory.report.day_threshold,
             "commissioned": site.commissioned.isoformat() if site.commissioned else None,
             "devices": devices, "history": changes, "maintenance": maintenance,
+            "recurring": recurring,
             "history_unavailable": bool(reads.get("unavailable"))}  # fmt: skip
 
 
 def one_off(site: Site) -> list[Maintenance]:
-    """The site's one-off announced windows (recurring ones are not listed on the page yet)."""
+    """The site's one-off announced windows (the recurring ones: :func:`recurring_dict`)."""
     return [m for m in site.maintenance if isinstance(m, Maintenance)]
+
+
+def recurring_dict(rule: Recurring, now: float) -> dict[str, Any]:
+    """A recurring maintenance rule as written (``every``, ``days``, ``start`` HH:MM in its
+    ``timezone``, ``duration`` seconds, ``reason``) and its occurrence now or next
+    (``next_start``, ``next_end``; None if none within 62 days: a monthly day 31 skips at
+    most one month); ``now``: one covers ``now``."""
+    found = rule.spans(now, now + NEXT_WITHIN)
+    lo, hi = found[0] if found else (None, None)
+    return {"every": rule.every, "days": list(rule.days or []), "start": rule.start,
+            "duration": rule.duration, "timezone": rule.timezone, "reason": rule.reason,
+            "next_start": iso(lo), "next_end": iso(hi),
+            "now": lo is not None and lo <= now}  # fmt: skip

@@ -1,8 +1,8 @@
 """What the status board reads from the store, and the cache that keeps it for a minute.
 
 Everything comes from what netmon already keeps: the site_day rollups (``netmon.rollup``:
-seconds per state per site and local day, as last rolled: today's row is re-rolled each
-minute), the outages of a page's sites (``netmon.rollup.outages_of``, one read of the changes for
+seconds per state per site and local day; today, and yesterday until its final roll, are
+accounted live from the same raw tables the rollup reads), the outages of a page's sites (``netmon.rollup.outages_of``, one read of the changes for
 all of them), and the
 per-day count of fully functional sites (netmon.progress's day rule, as SQL over site_day).
 Blocking functions: run them with ``store.read_async``.
@@ -16,12 +16,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from netmon.errors import StoreError
-from netmon.rollup import SiteDayRow, outages_of, stored_days
-from netmon.timeline import STATES, Outage
+from netmon.rollup import SiteDayRow, local_date, outages_of, site_accounts
+from netmon.timeline import STATES, Outage, day_bounds
 
 if TYPE_CHECKING:
     from netmon.inventory import Inventory, Site
@@ -33,13 +34,29 @@ Days = dict[str, dict[str, float]]  # day (YYYY-MM-DD) -> seconds per state
 
 
 def read_days(
-    store: Store, site_ids: Sequence[str], first: dt.date, last: dt.date
+    store: Store, sites: Sequence[Site], tz: ZoneInfo, first: dt.date, now: float
 ) -> dict[str, Days]:
-    """Per site, the seconds per state of each rolled day ``first`` .. ``last`` (a day
-    without a row is absent: no data)."""
-    out: dict[str, Days] = {i: {} for i in site_ids}
-    for r in stored_days(store, site_ids, first, last):
-        out[r.site_id][r.day] = {k: float(getattr(r, k)) for k in STATES}
+    """Per site, the seconds per state of each day ``first`` .. today (``now``'s local day):
+    the rolled days from site_day (a day without a row is absent: no data); today, and
+    yesterday until its final roll, accounted live from the raw tables to ``now``
+    (netmon.rollup.site_accounts), so an outage of this morning makes today red at once, not
+    after the next roll (every minute, and not in netmon's first minute)."""
+    ids = [s.id for s in sites]
+    out: dict[str, Days] = {i: {} for i in ids}
+    today = local_date(now, tz)
+    t = SiteDayRow.__table__  # type: ignore[attr-defined]
+    q = select(t.c.site_id, t.c.day, *(t.c[k] for k in STATES)).where(
+        t.c.site_id.in_(ids), t.c.day >= first.isoformat(),
+        t.c.day <= (today - dt.timedelta(days=2)).isoformat())  # fmt: skip
+    with store.reading("rollups"), store.engine.connect() as conn:
+        for site_id, day, *seconds in conn.execute(q):  # plain tuples: 18,000 rows a district
+            out[site_id][day] = dict(zip(STATES, map(float, seconds), strict=True))
+    recent = max(first, today - dt.timedelta(days=1))
+    for site_id, accounts in site_accounts(
+        store, sites, tz, day_bounds(recent, tz)[0], now
+    ).items():
+        for day, live in accounts:
+            out[site_id][day.isoformat()] = dict(live)
     return out
 
 
@@ -61,18 +78,21 @@ def read_outages(
 def read_progress(
     store: Store, inventory: Inventory, threshold: float, first: dt.date, last: dt.date
 ) -> dict[str, int]:
-    """Per day ``first`` .. ``last``, how many of the inventory's sites were fully functional
-    (their fully_functional_ratio that day ≥ ``threshold``), from the days they count on
-    (``commissioned``) — one grouped query, and one for the sites commissioned late."""
+    """Per day ``first`` .. ``last`` that has been rolled, how many of the inventory's sites
+    were fully functional (their fully_functional_ratio that day ≥ ``threshold``), from the
+    days they count on (``commissioned``) — one grouped query, and one for the sites
+    commissioned late. A day without any site_day row is absent (today before its first
+    roll: not yet known, never 0)."""
     t = SiteDayRow.__table__  # type: ignore[attr-defined]
     judged = t.c.fully_functional + t.c.degraded + t.c.down + t.c.not_installed
-    good = (judged > 0, t.c.fully_functional >= judged * threshold,
-            t.c.day >= first.isoformat(), t.c.day <= last.isoformat())  # fmt: skip
+    good = and_(judged > 0, t.c.fully_functional >= judged * threshold)
+    days = (t.c.day >= first.isoformat(), t.c.day <= last.isoformat())
     ids = [s.id for s in inventory.sites]
     late = {s.id: s.commissioned.isoformat() for s in inventory.sites
             if s.commissioned is not None and s.commissioned > first}  # fmt: skip
-    per_day = select(t.c.day, func.count()).where(*good, t.c.site_id.in_(ids)).group_by(t.c.day)
-    early = select(t.c.site_id, t.c.day).where(*good, t.c.site_id.in_(list(late)))
+    per_day = (select(t.c.day, func.sum(case((good, 1), else_=0)))
+               .where(*days, t.c.site_id.in_(ids)).group_by(t.c.day))  # fmt: skip
+    early = select(t.c.site_id, t.c.day).where(good, *days, t.c.site_id.in_(list(late)))
     with store.reading("rollups"), store.engine.connect() as conn:
         counts = {day: int(n) for day, n in conn.execute(per_day)}
         before = [(i, day) for i, day in conn.execute(early) if day < late[i]] if late else []

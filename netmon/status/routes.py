@@ -13,16 +13,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from netmon.api.deps import AnyMonitorDep, FiguresDep
+from netmon.api.deps import AnyMonitorDep
 from netmon.errors import StoreError
 from netmon.monitor import Monitor
-from netmon.progress import FiguresCache
 from netmon.rollup import local_date
 from netmon.status import data, reads, render
 from netmon.status.catalogue import Words
 from netmon.timeline import day_bounds
 
 router = APIRouter(prefix="/status", include_in_schema=False)
+render.precompile()  # at start-up, not in the first request's time
 log = logging.getLogger("netmon.status")
 Format = Annotated[Literal["html", "json"], Query(description="json: the page's data")]
 STATIC = {  # name -> media type: the only files /status/static serves
@@ -81,36 +81,34 @@ async def state_page(request: Request, monitor: AnyMonitorDep, format: Format = 
 
 
 async def _site_reads(
-    request: Request, monitor: Monitor, figures: FiguresCache, key: str, sites: list[Any]
+    request: Request, monitor: Monitor, key: str, sites: list[Any]
 ) -> dict[str, Any]:
     """The bar's days and outages of ``sites`` (kept a minute under ``key``), and their
-    30-day availability (the figures /api/v1/sites carries)."""
+    30-day availability from the same days (data.availability_30d: /api/v1/sites's
+    figure, with today as accounted now)."""
     now, tz, store = monitor.clock(), data.monitor_tz(monitor), monitor.store
-    first, last = data.bar_days(local_date(now, tz))
+    first, _last = data.bar_days(local_date(now, tz))
     lo = day_bounds(first, tz)[0]
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = {"days": {}, "outages": {}}
         if store.migrated:
-            ids = [s.id for s in sites]
-            found["days"] = await store.read_async(reads.read_days, store, ids, first, last)
+            found["days"] = await store.read_async(reads.read_days, store, sites, tz, first, now)
             found["outages"] = await store.read_async(reads.read_outages, store, sites, lo, now)
-        return {"bars": data.bars(monitor, sites, found, first, now)}
+        return {"bars": data.bars(monitor, sites, found, first, now),
+                "availability": data.availability_30d(found["days"], local_date(now, tz))}  # fmt: skip
 
     try:
         kept = await _reads(request).get((key, first), now, read)
     except StoreError as exc:  # the verdicts in memory are still shown, the history is not
         log.warning("status board: history of %s not read: %s", key, exc)
-        kept = {"bars": {}, "unavailable": True}
-    threshold = monitor.inventory.report.day_threshold
-    found = await _reads(request).get(("figures", threshold), now,
-                                      lambda: figures.get(store, threshold, tz, now))  # fmt: skip
-    return {**kept, "availability": found.availability_30d}
+        kept = {"bars": {}, "availability": {}, "unavailable": True}
+    return dict(kept)
 
 
 @router.get("/district/{name}")
 async def district_page(
-    request: Request, name: str, monitor: AnyMonitorDep, figures: FiguresDep,
+    request: Request, name: str, monitor: AnyMonitorDep,
     format: Format = "html",  # noqa: A002
 ) -> Response:  # fmt: skip
     """Every site of a district: verdict, reasons, since, 30-day availability, 90-day bar."""
@@ -119,7 +117,7 @@ async def district_page(
     sites = data.district_sites(monitor.inventory, name)
     if not sites:
         return _not_ready(request, monitor, format, name)
-    found = await _site_reads(request, monitor, figures, "district:" + sites[0].district, sites)
+    found = await _site_reads(request, monitor, "district:" + sites[0].district, sites)
     today = local_date(monitor.clock(), data.monitor_tz(monitor))
     page = data.district_data(monitor, sites, found, today, monitor.clock())
     return _out(request, monitor, "district.html", page, format)
@@ -127,7 +125,7 @@ async def district_page(
 
 @router.get("/site/{site_id}")
 async def site_page(
-    request: Request, site_id: str, monitor: AnyMonitorDep, figures: FiguresDep,
+    request: Request, site_id: str, monitor: AnyMonitorDep,
     format: Format = "html",  # noqa: A002
 ) -> Response:  # fmt: skip
     """One site: its bar, devices, verdict history, announced maintenance, HFR ID."""
@@ -136,7 +134,7 @@ async def site_page(
     site = monitor.inventory.site(site_id)
     if site is None:
         return _not_ready(request, monitor, format, site_id)
-    found = await _site_reads(request, monitor, figures, "site:" + site.id, [site])
+    found = await _site_reads(request, monitor, "site:" + site.id, [site])
     store = monitor.store
     history: list[Any] = []
     if store.migrated and not found.get("unavailable"):

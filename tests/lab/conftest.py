@@ -9,6 +9,7 @@ root, ``ip``, ``fping`` or ``snmpd`` they are skipped with the reason, and a hos
 * ``scenario_lab``  -- a lab running every scenario (module scope)
 * ``netmon_server`` -- ``netmon run`` as a subprocess against ``scenario_lab``'s inventory
                       (SNMP included; debug log in its workdir's netmon.log)
+* ``recording_browser(folder)`` -- a ``$BROWSER`` that notes the URL it was asked to open
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def recording_browser(folder: Path) -> tuple[str, Path]:
+    """A ``$BROWSER`` (a real script) that writes the URL it is given to a file: its path
+    and the file's."""
+    seen = folder / "opened.txt"
+    script = folder / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf %s "$1" > {seen}\n')
+    script.chmod(0o755)
+    return str(script), seen
 
 
 def start_or_skip(lab: Lab) -> Lab:

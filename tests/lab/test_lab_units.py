@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import http.server
 import io
 import json
 import re
+import shutil
 import socket
 import struct
 import threading
@@ -18,7 +20,15 @@ import yaml
 from netmon.inventory import parse_inventory
 from netmon.lab import cli as lab_cli
 from netmon.lab.control import parse_assignments, wire_faults
-from netmon.lab.demo import DEMO_SITES, DEMO_TIMING, demo_scenarios
+from netmon.lab.demo import (
+    DEMO_SITES,
+    DEMO_TIMING,
+    add_hindi_names,
+    board_banner,
+    browser_command,
+    demo_scenarios,
+    open_board,
+)
 from netmon.lab.events import IDLE_WAIT, EventRunner, Scheduled, schedule
 from netmon.lab.expect import problems
 from netmon.lab.measure import parse_vcount
@@ -32,10 +42,12 @@ from netmon.lab.model import (
 from netmon.lab.passpersist import IF_ENTRY, SYS_UPTIME, Agent, mib, serve
 from netmon.lab.plan import LabTiming, Plan, temporary_env
 from netmon.lab.responder import LossPattern, build_devices, check_faults, make_reply
+from netmon.lab.runner import free_port
 from netmon.lab.snmp import SUBTREES, SnmpAgent
 from netmon.verdict import Criterion
 from probes.icmp_socket import checksum as icmp_checksum
 from probes.snmp_profiles import load_profiles
+from tests.lab.conftest import recording_browser, wait_until
 
 MINIMAL = """
 id: t
@@ -192,21 +204,78 @@ def test_demo_devices_the_readme_names_can_be_rebooted_and_lose_their_uplink_por
         assert agent.uplink_interfaces == [if1.name]  # if1=down is an uplink down
 
 
-def test_demo_falls_back_when_not_root(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_demo_falls_back_when_not_root_and_still_opens_the_board(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """Without root the demo runs netmon on the loopback example (here a stand-in answering
+    /healthz on the port) and, once it answers, prints the board's URL and opens it."""
     calls: list[list[str]] = []
+    browser, seen = recording_browser(tmp_path)
+    port = free_port()
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
 
     def fake_main(argv: list[str]) -> int:
         calls.append(argv)
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), Healthz) as srv:
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            wait_until(lambda: seen.exists() and seen.read_text() != "", 20)
+            srv.shutdown()
         return 0
 
     monkeypatch.setattr("netmon.lab.lab.os.geteuid", lambda: 1000)
     monkeypatch.setattr("netmon.cli.main", fake_main)
-    args = argparse.Namespace(host="127.0.0.1", port=8123, workdir=None, duration=1.0)
+    monkeypatch.setenv("BROWSER", browser)
+    args = argparse.Namespace(host="127.0.0.1", port=port, workdir=None, duration=1.0)
     assert lab_cli.cmd_demo(args) == 0
-    assert calls == [["run", "--host", "127.0.0.1", "--port", "8123"]]
-    assert "needs root" in capsys.readouterr().err
+    assert calls == [["run", "--host", "127.0.0.1", "--port", str(port)]]
+    out = capsys.readouterr()
+    assert "needs root" in out.err
+    assert seen.read_text() == f"http://127.0.0.1:{port}/status"
+    assert f"The status board:  http://127.0.0.1:{port}/status" in out.out
+    assert "opened in a browser" in out.out
+
+
+def test_the_board_opens_only_where_a_browser_is(tmp_path: Path) -> None:
+    browser, seen = recording_browser(tmp_path)
+    assert browser_command({}, 1000) is None  # no $BROWSER, no display
+    assert browser_command({"BROWSER": "/nonexistent/browser"}, 1000) is None
+    assert browser_command({"BROWSER": f"{browser}:firefox"}, 1000) == [browser]
+    as_user = browser_command({"BROWSER": browser, "SUDO_USER": "asha"}, 0)
+    assert as_user is not None and as_user[-1] == browser
+    assert as_user[:4] == (
+        ["runuser", "-u", "asha", "--"] if shutil.which("runuser") else [browser]
+    )
+    said = open_board("http://127.0.0.1:8000/status", {}, 1000)
+    assert "no browser found here" in said
+    said = open_board("http://127.0.0.1:8000/status", {"BROWSER": browser}, 1000)
+    assert said.startswith("opened in a browser")
+    assert wait_until(lambda: seen.exists() and seen.read_text() != "", 10)
+    assert seen.read_text() == "http://127.0.0.1:8000/status"
+    banner = board_banner("http://127.0.0.1:8000").splitlines()
+    assert banner[1].split() == ["The", "status", "board:", "http://127.0.0.1:8000/status"]
+
+
+def test_demo_inventory_gets_the_examples_hindi_names(tmp_path: Path) -> None:
+    plan = Plan.build(demo_scenarios(), DEMO_TIMING)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(plan.inventory_yaml("netmon-lab-test", tmp_path, snmp=False))
+    assert parse_inventory(path.read_text()).state_hi is None
+    add_hindi_names(path)
+    dressed = parse_inventory(path.read_text())
+    assert dressed.state_hi == "झारखंड" and dressed.districts["Ranchi"].name_hi == "रांची"
+    assert set(dressed.districts) == {s.district for s in dressed.sites}
+    ranchi = dressed.site("dh-ranchi")
+    assert ranchi is not None and ranchi.name_hi == "सदर अस्पताल, रांची"
 
 
 SNMP_SITE = """
