@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.history")
 LATE_AFTER = 10.0  # seconds after its probe ended: a result taken later is late
 SETTLE = 10.0  # seconds without a late result for a site before its history is re-judged
+MAX_WAIT = 600.0  # seconds late results may keep coming before their stretch is re-judged
+MAX_STRETCH = 86400.0  # seconds a re-judge reaches back at most (the outbox's default age)
 
 
 @dataclass
@@ -59,6 +61,12 @@ class _Late:
     start: float  # the earliest start of a late result not judged into the history yet
     last: float  # when the latest of them was taken
     failed: bool = False  # one of them failed: the live history may lack a down
+    first: float = 0.0  # when the first of them was taken
+
+    def merge(self, other: _Late) -> None:
+        self.start, self.last = min(self.start, other.start), max(self.last, other.last)
+        self.failed = self.failed or other.failed
+        self.first = min(self.first, other.first)
 
 
 class _Clock:
@@ -85,59 +93,92 @@ class Rejudger:
         if result.started_at + result.duration >= now - LATE_AFTER:
             return
         self.late_results += 1
-        late = self.late.get(site_id)
-        if late is None:
-            self.late[site_id] = _Late(result.started_at, now, not result.ok)
-        else:
-            late.start, late.last = min(late.start, result.started_at), now
-            late.failed = late.failed or not result.ok
+        self._add(site_id, _Late(result.started_at, now, not result.ok, now))
 
-    async def run_once(self) -> int:
-        """Re-judge every site whose late results have settled; how many were re-judged."""
-        now = self.monitor.clock()
-        due = [(s, late) for s, late in self.late.items() if now - late.last >= SETTLE]
-        done = 0
-        for site_id, late in due:
+    def _add(self, site_id: str, late: _Late) -> None:
+        found = self.late.get(site_id)
+        if found is None:
+            self.late[site_id] = late
+        else:
+            found.merge(late)
+
+    def due(self, now: float) -> list[tuple[str, _Late]]:
+        """The sites whose late results have settled (or have kept coming for MAX_WAIT: a
+        poller whose clock is behind sends nothing but late results), taken off the list.
+        A stretch reaches back at most MAX_STRETCH (the outbox keeps no more by default)."""
+        found = [(s, late) for s, late in self.late.items()
+                 if now - late.last >= SETTLE or now - late.first >= MAX_WAIT]  # fmt: skip
+        for site_id, late in found:
             del self.late[site_id]
-            done += await self.rewrite(site_id, late.start, late.failed)
+            late.start = max(late.start, now - MAX_STRETCH)
+        return found
+
+    async def run_once(self, rewrite: bool = True) -> int:
+        """Re-judge every site whose late results have settled; how many were re-judged.
+        ``rewrite`` False (a server that does not write the history, netmon.judging): the
+        settled ones are only forgotten (the leader notes them too)."""
+        due = self.due(self.monitor.clock())
+        if not rewrite:
+            return 0
+        done, failed = 0, []
+        for site_id, late in due:
+            try:
+                done += await self.rewrite(site_id, late.start, late.failed)
+            except StoreError as exc:
+                self._add(site_id, late)  # tried again at the next round, nothing forgotten
+                failed.append((site_id, exc))
+        if failed:  # once a round, not once a site: a dead database would flood the log
+            log.warning("%d sites' history from late results not re-judged yet (%s: %s); "
+                        "tried again", len(failed), failed[0][0], failed[0][1])  # fmt: skip
         return done
 
     async def rewrite(self, site_id: str, start: float, failed: bool = True) -> bool:
         """Judge the site's history from ``start`` until now again from its stored results
         -- if that can change it: a late result failed, or the site was judged ``unknown``
         meanwhile (no poller, no recent data); else late results only confirm what was judged
-        (a down is backdated to its first failed probe anyway): nothing to do, False."""
+        (a down is backdated to its first failed probe anyway): nothing to do, False. A store
+        that fails raises StoreError, the history as it was."""
         monitor = self.monitor
         site = monitor.inventory.site(site_id)
         if site is None:
             return False
         self.busy.add(site_id)
         try:
-            await monitor.store.flush_async()  # every change judged so far is in the table
-            # on the live evaluations' grid, up to the latest: the re-judged changes fall where
-            # live ones would have, and the live judge goes on from the last of them
-            last = monitor.last_evaluation
-            end = last if last >= start else monitor.clock()
-            start = end - math.ceil((end - start) / self.step) * self.step
-            if not failed and not await asyncio.to_thread(self._unknown_since, site_id, start):
-                return False
-            changes, final = await asyncio.to_thread(self._rejudge, site, start, end)
-            await asyncio.to_thread(monitor.store.rewrite_history, site_id, start, end, changes)
-        except StoreError as exc:
-            log.warning("site %s: history from late results not re-judged yet: %s", site_id, exc)
-            self.late.setdefault(site_id, _Late(start, monitor.clock()))
-            return False
+            done = await self._rewrite(site, start, failed)
+        except StoreError:
+            raise
         except Exception:  # a bug: say so, keep the history as it is, go on with the others
             log.exception("site %s: re-judging its history from late results failed", site_id)
             return False
         finally:
             self.busy.discard(site_id)
+        if done is None:
+            return False
+        changes, final = done
         monitor.status[site_id] = final
-        monitor.rejudge({site_id})
+        monitor.mark_changed(site_id)  # judged live again from there at the next evaluation
         self.rejudged += 1
         log.info("site %s: history since %.0f re-judged from late results (%d changes)",
                  site_id, start, len(changes))  # fmt: skip
         return True
+
+    async def _rewrite(
+        self, site: Site, start: float, failed: bool
+    ) -> tuple[list[VerdictChange], SiteStatus] | None:
+        monitor, store = self.monitor, self.monitor.store
+        await store.flush_async()  # every change judged so far is in the table
+        if not await monitor.write_changes():  # netmon.judging: the leader's, written
+            raise StoreError(f"site {site.id}: the verdict changes judged so far not written")
+        # on the live evaluations' grid, up to the latest: the re-judged changes fall where
+        # live ones would have, and the live judge goes on from the last of them
+        last = monitor.last_evaluation
+        end = last if last >= start else monitor.clock()
+        start = end - math.ceil((end - start) / self.step) * self.step
+        if not failed and not await asyncio.to_thread(self._unknown_since, site.id, start):
+            return None
+        changes, final = await asyncio.to_thread(self._rejudge, site, start, end)
+        await asyncio.to_thread(store.rewrite_history, site.id, start, end, changes)
+        return changes, final
 
     def _unknown_since(self, site_id: str, start: float) -> bool:
         """Whether the site was judged ``unknown`` at or after ``start`` (or was then)."""
@@ -160,6 +201,7 @@ class Rejudger:
         inventory.model_post_init(None)
         clock = _Clock(start)
         shadow = Monitor(inventory, store, clock=clock)
+        shadow.quiet = True  # its changes are history, not news: not logged as live ones
         for key, ev in shadow.evidence.items():
             ev.ever_up = key in live.evidence and live.evidence[key].ever_up
         changes: list[VerdictChange] = []
@@ -205,4 +247,4 @@ def _results(
     return out
 
 
-__all__ = ["LATE_AFTER", "SETTLE", "Rejudger"]
+__all__ = ["LATE_AFTER", "MAX_STRETCH", "MAX_WAIT", "SETTLE", "Rejudger"]

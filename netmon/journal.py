@@ -191,6 +191,29 @@ class Journal:
         if seg.size >= self.segment_bytes:
             self._rotate()
 
+    def seal(self) -> None:
+        """Close the current segment now (after writing what is buffered): every row taken
+        before is in a closed segment, removed as soon as the database has all of its rows.
+        Rows the store deletes later (a re-judged history, netmon.history) must not come back
+        from the journal at a restart."""
+        with self._io:
+            with self._lock:
+                rows, self._buffer = self._buffer, []
+            if self._fd is None:
+                with self._lock:
+                    self._buffer[:0] = rows
+                return
+            try:
+                if rows:
+                    self._write(rows)
+            except OSError as exc:
+                self._failed(exc, len(rows))  # a new segment already
+                return
+            try:
+                self._rotate()
+            except OSError:
+                self._close_fd()
+
     def _failed(self, exc: OSError, lost: int) -> None:
         """A write failed part way: the segment may end torn. Leave it to the recovery and
         go on in a new one; the rows not journaled are still queued in memory."""

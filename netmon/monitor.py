@@ -135,6 +135,7 @@ class Monitor:
         self.traps: TrapHints | None = None  # SNMP traps as hints (netmon.traps), if listening
         self.compactor: Compactor | None = None  # packs old raw hours (netmon.compaction)
         self.judging: Judging | None = None  # two servers, one database: who writes (judging)
+        self.quiet = False  # True: verdict changes not logged (a re-judge's shadow, history)
         self._covered = -1  # the last coverage slot queued
         self.note_change: Callable[[VerdictChange], None] = store.add_verdict_change
         self.history = Rejudger(self)  # late results judged into their time (netmon.history)
@@ -394,7 +395,7 @@ class Monitor:
             return None
         change = VerdictChange(site.id, j.verdict.value, since, [asdict(r) for r in j.reasons], now)
         self.note_change(change)  # the store's queue, or the leader's writes (netmon.judging)
-        if prev is not None:
+        if prev is not None and not self.quiet:
             log.info("site %s: %s -> %s", site.id, prev.verdict.value, j.verdict.value)
         return change
 
@@ -437,11 +438,18 @@ class Monitor:
         self.ready = True
 
     async def _rejudge_late(self) -> int:
-        """Late results judged into their time (netmon.history): the leader's chore, once its
-        own changes are written (netmon.judging)."""
-        if not self.leads() or (self.judging is not None and not await self.judging.flush()):
-            return 0
-        return await self.history.run_once()
+        """Late results judged into their time (netmon.history): the leader's chore (a
+        follower forgets what settled: the leader notes the results it tails, netmon.judging)."""
+        return await self.history.run_once(rewrite=self.leads())
+
+    async def write_changes(self) -> bool:
+        """Write the verdict changes judged so far that wait outside the store's queue (the
+        leader's, netmon.judging); False if that failed."""
+        return self.judging is None or await self.judging.flush()
+
+    def mark_changed(self, site_id: str) -> None:
+        """Judge the site at the next evaluation (its status was set from outside)."""
+        self._changed.add(site_id)
 
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""

@@ -654,7 +654,15 @@ class Store:
         self, site_id: str, start: float, end: float, changes: list[VerdictChange]
     ) -> int:
         """Replace the site's verdict changes judged in ``[start, end]`` by ``changes`` (re-
-        judged from late results, netmon.history), in one transaction; the rows deleted."""
+        judged from late results, netmon.history), in one transaction; the rows deleted.
+
+        First the journal's current segment is closed and the queue written, so no segment on
+        disk holds a row deleted here: a restart's replay would put it back (its unique key
+        no longer there to refuse it)."""
+        if self.journal is not None:
+            self.journal.seal()
+            self.flush()
+            self.journal.release(0)
         t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
         rows = [{"site_id": c.site_id, "verdict": c.verdict, "since": c.since,
                  "reasons": json.dumps(c.reasons), "changed_at": c.at} for c in changes]  # fmt: skip

@@ -9,17 +9,23 @@ for the interval it really was down -- and the seam has no change twice or missi
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 
 from exporters.prometheus import make_registry
+from netmon.errors import StoreError
 from netmon.fleet import Fleet, Heartbeat
-from netmon.history import SETTLE
+from netmon.history import MAX_WAIT, SETTLE, Rejudger
 from netmon.inventory.loader import load_inventory
+from netmon.journal import Journal
 from netmon.monitor import Monitor
 from netmon.store import Store, VerdictChange
 from netmon.timeline import Change, account
@@ -208,3 +214,129 @@ async def test_random_cuts_and_faults_are_judged_as_the_uncut_reference(
     covered = [(NOW, NOW + END)]
     accounts = [account(_changes(h), covered, [], start, NOW + END) for h in (got, ref)]
     assert accounts[0].seconds == accounts[1].seconds
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_store_error_during_the_rejudge_is_retried_with_the_failure(
+    stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database blinks once at the first re-judge of a short cut with a down inside: the
+    retry still knows a late result failed (and the earliest start), so the down is written."""
+    cut_store, ref_store = stores
+    feed = probes((305.0, 330.0))
+    await run_reference(ref_store, feed)
+    real, calls = cut_store.rewrite_history, []
+
+    def blinking(*args: Any, **kwargs: Any) -> int:
+        calls.append(args)
+        if len(calls) == 1:
+            raise StoreError("writing re-judged history failed: connection reset")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cut_store, "rewrite_history", blinking)
+    monitor = await run_cut(cut_store, feed, (300.0, 345.0))
+    assert len(calls) == 2 and monitor.history.rejudged == 1
+    start = NOW + 200
+    assert judged(history(cut_store), start) == judged(history(ref_store), start)
+
+
+async def test_a_rejudged_history_stays_rejudged_after_a_kill(tmp_path: Path) -> None:
+    """netmon run journals verdict changes: the rows a re-judge deletes must not come back from
+    the journal's segments at the next start (a kill -9 right after the re-judge)."""
+    url = f"sqlite:///{tmp_path / 'netmon.db'}"
+    store = Store(url, journal=Journal(tmp_path / "journal"))
+    store.open_journal()
+    store.migrate()
+    clock = FakeClock(NOW)
+    monitor = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), clock)
+    monitor.ready = True
+    for t in range(0, 300, 20):  # fine, then nothing: unknown (no recent data) for a while
+        clock.now = NOW + t
+        monitor.record(SITE, "wan-1", result(NOW + t - 0.5, True))
+        monitor.evaluate()
+    clock.now = NOW + 1000
+    monitor.evaluate()
+    store.flush()
+    store.journal.sync()  # type: ignore[union-attr]
+    for t in range(300, 1000, 20):  # then the results of that stretch, late: a failure inside
+        monitor.record(SITE, "wan-1", result(NOW + t, t != 500))
+    clock.advance(SETTLE)
+    monitor.last_evaluation = clock.now
+    assert await monitor.history.run_once() == 1
+    after = [(c.verdict, c.since) for c in store.verdict_history(SITE, limit=100)]
+    # kill -9 here: no close; the next start replays what is on disk
+    again = Store(url, journal=Journal(tmp_path / "journal"))
+    again.open_journal()
+    again.flush()
+    assert [(c.verdict, c.since) for c in again.verdict_history(SITE, limit=100)] == after
+    again.close()
+
+
+async def test_late_results_that_never_stop_are_rejudged_in_bounded_stretches(
+    stores: tuple[Store, Store],
+) -> None:
+    """A poller whose clock is 15 s behind sends nothing but late results: the site never
+    settles, so its stretch is re-judged every MAX_WAIT, never more than that at once."""
+    store = stores[0]
+    clock = FakeClock(NOW)
+    monitor = Monitor(load_inventory(INVENTORIES / "valid-small.yaml"), store, Engines(), clock)
+    monitor.ready = True
+    monitor.evaluate()
+    stretches = []
+    real = monitor.history.rewrite
+
+    async def spy(site_id: str, start: float, failed: bool = True) -> bool:
+        stretches.append(clock() - start)
+        return await real(site_id, start, failed)
+
+    monitor.history.rewrite = spy  # type: ignore[method-assign]
+    for i in range(int(3 * MAX_WAIT / 20)):
+        clock.advance(20.0)
+        monitor.record(SITE, "wan-1", result(clock() - 15.0, i % 50 != 7))
+        monitor.evaluate()
+        await monitor.history.run_once()
+    assert len(stretches) >= 2 and max(stretches) <= MAX_WAIT + 60, stretches
+
+
+async def test_a_live_change_during_another_sites_rejudge_is_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """netmon serve's leader (netmon.judging): site B comes back live while site A's stretch is
+    re-judged; B's own re-judge, next in the round, first writes what the leader judged but had
+    not written, so B's change is not left to land inside B's re-judged stretch twice."""
+    from tests.test_judging import INVENTORY, Server, stored
+
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    one = Server(f"sqlite:///{tmp_path / 'n.db'}", tmp_path / "inv.yaml", "one", ttl=30.0)
+    m, j = one.monitor, one.judging
+    now = time.time()
+    for s in ("chc-a", "chc-b"):
+        one.take(s, True, now - 300)
+    m.evaluate()
+    await j.step()
+    assert j.leading()
+    m.ready = True
+    for s in ("chc-a", "chc-b"):
+        one.take(s, False, now - 100)  # a replayed outbox: late, failed
+    m.evaluate()
+    await j.step()
+    for late in m.history.late.values():
+        late.last -= 20  # settled
+    real = Rejudger._rejudge
+
+    def slow(self: Rejudger, site: Any, start: float, end: float) -> Any:
+        if site.id == "chc-a":
+            time.sleep(0.6)  # a long stretch
+        return real(self, site, start, end)
+
+    monkeypatch.setattr(Rejudger, "_rejudge", slow)
+
+    async def live() -> None:
+        await asyncio.sleep(0.2)
+        one.take("chc-b", True, time.time() - 0.5)
+        m.evaluate()
+
+    await asyncio.gather(m._rejudge_late(), live())
+    await j.step()
+    got = stored(one.store, "chc-b")
+    assert len(got) >= 2 and not [a for a, b in itertools.pairwise(got) if a == b], got
