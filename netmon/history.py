@@ -23,7 +23,13 @@ changes judged in the stretch are replaced by the re-judged ones (netmon.store);
 status takes the re-judged verdict and its since-time, and the next live evaluation goes on
 from there, so the history has no change twice and none missing at the seam. While a site is
 re-judged the live evaluation leaves it alone. A store that fails leaves the history as it was
-and the site noted: it is tried again at the next round.
+and the site noted as it was (the earliest start, a failure among them): it is tried again at
+the next round. Under ``netmon run`` the rewrite first closes the journal's segment and writes
+the queue, so a restart's replay cannot bring back a row it deleted. Under ``netmon serve`` with
+two servers (netmon.judging) only the leader re-judges, after writing what it judged so far; a
+follower forgets what settled (the leader notes the results it tails). Bounds: late results that
+never stop (a poller whose clock is behind) are re-judged every :data:`MAX_WAIT`; a stretch
+reaches back at most :data:`MAX_STRETCH`.
 
 The replaced rows leave the change feed (``/api/v1/changes``); the re-judged ones are new rows
 with higher ids, so a feed reader sees them after the ``unknown`` it already read.
