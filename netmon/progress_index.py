@@ -11,7 +11,8 @@ Per local day of the report time zone the index keeps two Python ints used as bi
   in IEEE doubles: its ``judged`` sum, :func:`netmon.timeline.judged_seconds`, is computed in
   SQL in the same order of additions).
 
-**Built** once, at start-up in the background (:func:`warm`; else at the first request), from every site_day row: per day, in SQL, the earliest
+**Built** once, from every site_day row: at start-up, in a thread beside the server
+(:func:`warm`, ``netmon serve``), else at the first request. Per day, in SQL, the earliest
 rolled_at and the ids of the sites with a row and of those fully functional, joined
 (``group_concat``/``string_agg``); a day with a row not yet final is read row by row. O(rows),
 ~1.8 M for 5,000 sites x a year, 31 days a read, so a build cut by the store's 12 s deadline
@@ -29,6 +30,8 @@ OR of the ``good`` masks. A site without a final row of a day (every site today;
 to the inventory after that day) is accounted live from the raw tables for that day, exactly
 as ``site_accounts`` does (one read for all of them), so the answer is the slow path's, row
 for row (tests/test_progress_index.py compares them on random data, SQLite and PostgreSQL).
+The day a window ends in, from its midnight (today), comes from :class:`Today`: each site's
+live seconds kept from the last request, only the time since then added to them.
 Memory: 2 x N/8 bytes a day (1.3 KB for 5,000 sites; 0.5 MB for a year).
 
 Grouped availability uses the same ``final`` masks to know which days to sum in SQL (per site,
@@ -243,7 +246,8 @@ class _Kept:
     rows: list[tuple[int, float, float, str]]  # its stored changes (id, at, since, verdict), by id
     upto: float = 0.0  # seconds kept for [lo, upto)
     seconds: Seconds | None = None
-    queued: tuple[tuple[str, float, float], ...] = ()  # the queued changes then read
+    queued: tuple[tuple[str, float, float], ...] = ()  # its queued changes then
+    changes: list[Change] = field(default_factory=list)  # its changes then (read_changes')
     maintenance: list[Interval] = field(default_factory=list)  # inside [lo, upto)
     last: str | None = None  # its state after upto while covered and out of maintenance
     # (None: a change begins after upto)
@@ -330,13 +334,11 @@ class Today:
         assert self.lo is not None
         lo, kept = self.lo, self.sites.setdefault(site.id, _Kept([]))
         mnt = maintenance_of(site, lo, hi, posted.get(site.id, ()))
-        changes, mine = _changes_of(kept.rows, queued.get(site.id, []), lo, hi)
-        upto, seconds = kept.upto, kept.seconds
-        clean = (seconds is not None and not kept.dirty and upto <= hi
-                 and tuple(mine) == kept.queued and _clip(mnt, lo, upto) == kept.maintenance
-                 and not any(a > lo and upto <= since < hi for _i, a, since, _v in kept.rows))  # fmt: skip
-        if clean and seconds is not None:
-            seconds = dict(seconds)
+        mine, upto, seconds = tuple(queued.get(site.id, ())), kept.upto, kept.seconds
+        if (seconds is not None and not kept.dirty and upto <= hi and mine == kept.queued
+                and _clip(mnt, lo, upto) == kept.maintenance
+                and not any(a > lo and upto <= since < hi for _i, a, since, _v in kept.rows)):  # fmt: skip
+            changes, seconds = kept.changes, dict(seconds)  # the same changes as then
             tail_cov, tail_mnt = _clip(covered, upto, hi), _clip(mnt, upto, hi)
             if tail_cov == [(upto, hi)] and not tail_mnt and kept.last is not None:
                 seconds[kept.last] += hi - upto
@@ -344,11 +346,17 @@ class Today:
                 for k, v in account(changes, tail_cov, tail_mnt, upto, hi).seconds.items():
                     seconds[k] += v
         else:
-            seconds = dict(
-                account(changes, _clip(covered, lo, hi), _clip(mnt, lo, hi), lo, hi).seconds
-            )
+            changes = _changes_of(kept.rows, mine, lo, hi)
+            cut = _clip(covered, lo, hi)
+            seconds = dict(account(changes, cut, _clip(mnt, lo, hi), lo, hi).seconds)
             self.accounted += 1
-        kept.upto, kept.seconds, kept.queued, kept.dirty = hi, seconds, tuple(mine), False
+        kept.upto, kept.seconds, kept.queued, kept.dirty, kept.changes = (
+            hi,
+            seconds,
+            mine,
+            False,
+            changes,
+        )
         kept.maintenance, kept.last = _clip(mnt, lo, hi), _state_after(changes, hi)
         return dict(seconds)
 
@@ -377,17 +385,15 @@ def _queued(store: Store) -> dict[str, list[tuple[str, float, float]]]:
 
 
 def _changes_of(rows: Sequence[tuple[int, float, float, str]],
-                queued: Sequence[tuple[str, float, float]], lo: float,
-                hi: float) -> tuple[list[Change], list[tuple[str, float, float]]]:  # fmt: skip
+                queued: Sequence[tuple[str, float, float]], lo: float, hi: float) -> list[Change]:  # fmt: skip
     """A site's changes as read_changes(store, [site], lo, hi) has them (without reasons): the
     stored change in force at ``lo``, the stored ones after it that begin before ``hi`` (by
-    id), then the queued ones not stored; and those queued ones."""
+    id), then the queued ones not stored."""
     in_force = max((i for i, a, _s, _v in rows if a <= lo), default=None)
     picked = [(a, s, v) for i, a, s, v in rows if i == in_force or (a > lo and s < hi)]
     seen = {a for a, _s, _v in picked}
     mine = [q for q in queued if q[2] not in seen]
-    out = [Change(v, s, ()) for _a, s, v in picked] + [Change(v, s, ()) for v, s, _a in mine]
-    return out, mine
+    return [Change(v, s) for _a, s, v in picked] + [Change(v, s) for v, s, _a in mine]
 
 
 class Indexes:
