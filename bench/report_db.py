@@ -154,18 +154,24 @@ WHERE c.relname = ANY(:names) ORDER BY c.relname, i.relname
 """
 
 
-def breakdown(store: Store) -> list[str]:
+def breakdown(store: Store, sites: int) -> list[str]:
     """PostgreSQL: per table its heap, TOAST and each index in bytes per row, and the heap's
-    free space (pgstattuple, where the server has it): where the bytes of a row go."""
+    free space (pgstattuple, where the server has it): where the bytes of a row go; and the
+    total those sizes give for 30 days of chunks (a device-hour a row), a year of device days
+    and of ``sites`` site days (a check on the projection from database sizes)."""
     if store.engine.url.get_backend_name() == "sqlite":
         return []
     out: dict[str, list[str]] = {}
+    per_row: dict[str, float] = {}
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
         for table, index, heap, toast, ix, rows in conn.execute(
             text(BREAKDOWN), {"names": list(TABLES)}
         ):
             n = max(float(rows), 1.0)
+            if table not in out:
+                per_row[table] = (heap + toast) / n
+            per_row[table] += ix / n
             line = out.setdefault(
                 table,
                 [f"{table}: {int(rows):,} rows, heap {heap / n:.1f} B/row, TOAST {toast / n:.1f}"],
@@ -181,7 +187,14 @@ def breakdown(store: Store) -> list[str]:
                 out[table].append(f"heap {tup:.1f} % tuples, {free:.1f} % free")
         except SQLAlchemyError:
             pass
-    return ["postgresql, B/row: " + "; ".join(", ".join(parts) for parts in out.values())]
+    year = {"result_chunk": DEVICES * 30 * 24, "device_day": DEVICES * 365, "site_day": sites * 365}
+    total = sum(per_row.get(t, 0.0) * n for t, n in year.items())
+    return [
+        "postgresql, B/row: " + "; ".join(", ".join(parts) for parts in out.values()),
+        f"postgresql, from these relation sizes: 30 d of chunks {per_row.get('result_chunk', 0) * year['result_chunk'] / 1e9:.2f} GB "
+        f"+ a year of device days {per_row.get('device_day', 0) * year['device_day'] / 1e9:.2f} GB "
+        f"+ of site days {per_row.get('site_day', 0) * year['site_day'] / 1e9:.2f} GB = {total / 1e9:.2f} GB",
+    ]
 
 
 def bench(url: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -198,7 +211,7 @@ def bench(url: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     n, rollup_bytes, took = rollups(store, all_sites, args.days)
     start = dt.datetime.combine(FIRST, dt.time(), TZ).timestamp()
     year = start + args.days * 86400
-    parts = breakdown(store)
+    parts = breakdown(store, args.sites)
     one = median_ms(lambda: site_accounts(store, all_sites[:1], TZ, start, year))
     month_ms = median_ms(lambda: site_accounts(store, all_sites, TZ, year - 30 * 86400, year), 3)
     store.close()
