@@ -24,7 +24,8 @@ process's CPU from /proc):
   row not final): the **first** request (today accounted for every site), then the **next**
   ones (median of 7), each after the coverage up to now and 50 sites' changes were stored (as
   the minutes go: netmon.progress_index.Today adds only the time since and re-accounts those
-  sites); then the one site's availability to now;
+  sites); then the one site's availability to now; then a fresh app's start-up build (which
+  accounts today too) and its first request to now;
 * unless ``--skip-old``: the old computation of the year's rows (netmon.rollup.site_accounts
   + netmon.progress), once, and the check that the API answered exactly its rows; the old
   computation of the 30 days' availability (site_accounts + total per site).
@@ -136,6 +137,16 @@ async def requests(
             lambda: get("/api/v1/progress", progress)
         )
         out |= await warm(store, inv, get, n_days)
+    year = ANSWERS["/api/v1/progress"]
+    app = create_app(monitor, make_registry(monitor, "bench", "raw"))  # a start, today as left
+    out["start-up build, today too"] = await timed(lambda: warm_up(app))
+    async with client(app) as get:
+        later(store, inv.sites, time.time(), random.Random(99))
+        to_now = {"from": iso(lo), "by": "district"}
+        out["progress to now, first after it"] = await timed(
+            lambda: get("/api/v1/progress", to_now)
+        )
+    ANSWERS["/api/v1/progress"] = year
     if not old:
         return out
     # the old computation, timed, gives the same rows (after the roll: as they are now)

@@ -426,13 +426,21 @@ def _refresh(index: ProgressIndex, store: Store, sites: Sequence[Site]) -> int:
     return index.refresh(store)
 
 
-def warm(index: ProgressIndex, store: Store, sites: Sequence[Site]) -> int:
+def warm(
+    index: ProgressIndex, store: Store, sites: Sequence[Site], now: float | None = None
+) -> int:
     """Build the index as the first request would (blocking: a thread's work), so that the
-    first request after a start finds it built: ``netmon serve`` runs it at start-up
-    (netmon.api.app.warm_up). The rows read; StoreError as a request would have it (the
-    first request then goes on from where it stopped)."""
+    first request after a start finds it built, and with ``now`` account today up to it
+    (:class:`Today`: a window to now then adds only the time since): ``netmon serve`` runs it
+    at start-up (netmon.api.app.warm_up). The rows read; StoreError as a request would have
+    it (the first request then goes on from where it stopped)."""
     with index.lock:
-        return _refresh(index, store, sites)
+        n = _refresh(index, store, sites)
+    if now is not None:
+        midnight = day_bounds(dt.datetime.fromtimestamp(now, index.tz).date(), index.tz)[0]
+        if midnight < now:
+            index.today.seconds(store, sites, midnight, now)
+    return n
 
 
 def good_masks(

@@ -17,7 +17,14 @@ from netmon.api.routes.availability import total
 from netmon.inventory.models import Maintenance, Rollout, Site
 from netmon.progress import good_days
 from netmon.progress import progress_rows as slow_rows
-from netmon.progress_index import ProgressIndex, Today, good_masks, progress_rows, site_totals
+from netmon.progress_index import (
+    ProgressIndex,
+    Today,
+    good_masks,
+    progress_rows,
+    site_totals,
+    warm,
+)
 from netmon.rollup import (
     SLOT,
     CoverageRow,
@@ -298,4 +305,25 @@ def test_today_kept_between_requests_answers_as_live_days(database_url: str) -> 
     assert check(t + 2300) == 1
     announce(5, t + 2350, t + 2380)  # inside the new tail: added to the kept seconds
     assert check(t + 2400) == 0
+    store.close()
+
+
+def test_the_start_up_warm_builds_the_index_and_accounts_today(database_url: str) -> None:
+    rng = random.Random(3)
+    store = Store(database_url)
+    store.migrate()
+    sites = make_sites(rng, 12)
+    last_end = day_bounds(FIRST + dt.timedelta(days=DAYS - 1), IST)[1]
+    now = last_end - 30000
+    write_rows(store, site_day_rows(rng, sites, now))
+    raw_tables(rng, store, sites, last_end - 3 * 86400, now)
+    index = ProgressIndex(IST, THRESHOLD)
+    assert warm(index, store, sites, now) > 0.9 * len(sites) * DAYS and index.built
+    assert index.today.accounted == len(sites)
+    start = day_bounds(FIRST, IST)[0]
+    read = index.rows_read
+    assert fast(index, store, sites, start, start, now + 5) == slow(
+        store, sites, start, start, now + 5
+    )
+    assert (index.rows_read, index.today.accounted) == (read, len(sites))  # only 5 s added
     store.close()

@@ -99,8 +99,9 @@ def create_app(
 
 async def warm_up(app: FastAPI) -> int:
     """Build the progress index (netmon.progress_index) of the inventory's threshold and time
-    zone in a thread: ``netmon serve`` starts it beside the server, so the first /progress or
-    /availability after a start reads only the rows rolled since, not every site_day row. A
+    zone in a thread, and today's live seconds up to now: ``netmon serve`` starts it beside the
+    server, so the first /progress or /availability after a start reads only the rows rolled
+    since, not every site_day row, and a window to now adds only the time since. A
     database that fails it is logged: the first request then builds what is left."""
     from netmon.api.routes.availability import tz_of
 
@@ -108,7 +109,9 @@ async def warm_up(app: FastAPI) -> int:
     index = app.state.indexes.of(tz_of(monitor), monitor.inventory.report.day_threshold)
     started = time.perf_counter()
     try:
-        n = await asyncio.to_thread(warm, index, monitor.store, monitor.inventory.sites)
+        n = await asyncio.to_thread(
+            warm, index, monitor.store, monitor.inventory.sites, monitor.clock()
+        )
     except StoreError as exc:
         log.warning("progress index not built at start-up (the first request builds it): %s", exc)
         return 0
