@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, or_, select
 
 from netmon.rollup import (
+    SLOT,
     Seconds,
     SiteDayRow,
     api_windows,
@@ -57,6 +58,7 @@ from netmon.rollup import (
     maintenance_of,
     read_coverage,
     site_accounts,
+    slot_of,
 )
 from netmon.store import VerdictChangeRow
 from netmon.timeline import (
@@ -246,11 +248,10 @@ class _Kept:
     rows: list[tuple[int, float, float, str]]  # its stored changes (id, at, since, verdict), by id
     upto: float = 0.0  # seconds kept for [lo, upto)
     seconds: Seconds | None = None
+    end: float = 0.0  # the end of the window its changes were read for
     queued: tuple[tuple[str, float, float], ...] = ()  # its queued changes then
     changes: list[Change] = field(default_factory=list)  # its changes then (read_changes')
     maintenance: list[Interval] = field(default_factory=list)  # inside [lo, upto)
-    last: str | None = None  # its state after upto while covered and out of maintenance
-    # (None: a change begins after upto)
     dirty: bool = True  # a change stored since
 
 
@@ -261,10 +262,12 @@ class Today:
 
     It keeps, per site, the verdict changes :func:`netmon.rollup.read_changes` would read
     (stored ones: all since ``lo``, and then only those with a higher id), the seconds up to
-    the last request's end ``upto``, and the coverage over ``[lo, upto)``. A later request
-    adds to a site's seconds only those of ``[upto, hi)`` (the state the site was in at
-    ``upto``; :func:`netmon.timeline.account` where coverage or maintenance cut that span)
-    and accounts it anew when anything of ``[lo, upto)`` may differ: a change stored or
+    ``upto`` (the start of the coverage slot before the last request's end: netmon writes a
+    slot's row a few seconds after it began, so the seconds after it are added to each answer,
+    not kept), and the coverage over ``[lo, upto)``. A later request adds to a site's kept
+    seconds only those since ``upto`` (the state the site was in then;
+    :func:`netmon.timeline.account` where coverage or maintenance cut that span) and accounts
+    it anew when anything of ``[lo, upto)`` may differ: a change stored or
     queued since (an outage judged late claims time before ``upto``), a change that begins
     in ``[upto, hi)``, other maintenance, an earlier ``hi``. Coverage that changed before
     ``upto``, another day, or times outside :data:`EXACT` start it over. The sums are the
@@ -298,9 +301,10 @@ class Today:
                 self._read_new(store)
             posted = api_windows(store, lo, hi)
             queued = _queued(store)
-            out = {site.id: self._account(site, covered, posted, queued, hi) for site in sites}
-            if hi > self.upto:
-                self.upto, self.covered = hi, _clip(covered, lo, hi)
+            settled = max(lo, min(hi, slot_of(hi) - SLOT))
+            out = {s.id: self._account(s, covered, posted, queued, hi, settled) for s in sites}
+            if settled > self.upto:
+                self.upto, self.covered = settled, _clip(covered, lo, settled)
             return out
 
     def _start(self, store: Store, lo: float) -> None:
@@ -330,35 +334,51 @@ class Today:
             self.top = max(self.top, row_id)
 
     def _account(self, site: Site, covered: list[Interval], posted: dict[str, list[Interval]],
-                 queued: dict[str, list[tuple[str, float, float]]], hi: float) -> Seconds:  # fmt: skip
+                 queued: dict[str, list[tuple[str, float, float]]], hi: float,
+                 settled: float) -> Seconds:  # fmt: skip
+        """The site's seconds over ``[lo, hi)``: those kept up to ``upto`` (when nothing
+        before it may have changed; else none, from ``lo``), those of ``[upto, settled)``
+        added and kept, and those of ``[settled, hi)`` added to the answer only (a
+        coverage slot is written at most a few seconds after it began)."""
         assert self.lo is not None
         lo, kept = self.lo, self.sites.setdefault(site.id, _Kept([]))
         mnt = maintenance_of(site, lo, hi, posted.get(site.id, ()))
         mine, upto, seconds = tuple(queued.get(site.id, ())), kept.upto, kept.seconds
-        if (seconds is not None and not kept.dirty and upto <= hi and mine == kept.queued
+        if (seconds is not None and not kept.dirty and kept.end <= hi and mine == kept.queued
                 and _clip(mnt, lo, upto) == kept.maintenance
-                and not any(a > lo and upto <= since < hi for _i, a, since, _v in kept.rows)):  # fmt: skip
+                and not any(a > lo and kept.end <= since < hi for _i, a, since, _v in kept.rows)):  # fmt: skip
             changes, seconds = kept.changes, dict(seconds)  # the same changes as then
-            tail_cov, tail_mnt = _clip(covered, upto, hi), _clip(mnt, upto, hi)
-            if tail_cov == [(upto, hi)] and not tail_mnt and kept.last is not None:
-                seconds[kept.last] += hi - upto
-            elif upto < hi:
-                for k, v in account(changes, tail_cov, tail_mnt, upto, hi).seconds.items():
-                    seconds[k] += v
         else:
-            changes = _changes_of(kept.rows, mine, lo, hi)
-            cut = _clip(covered, lo, hi)
-            seconds = dict(account(changes, cut, _clip(mnt, lo, hi), lo, hi).seconds)
+            changes, seconds, upto = _changes_of(kept.rows, mine, lo, hi), None, lo
             self.accounted += 1
-        kept.upto, kept.seconds, kept.queued, kept.dirty, kept.changes = (
-            hi,
-            seconds,
-            mine,
-            False,
-            changes,
+        if seconds is None or settled > upto:
+            seconds = _plus(seconds, _span(changes, covered, mnt, upto, max(upto, settled)))
+            upto = max(upto, settled)
+        kept.upto, kept.seconds, kept.queued, kept.dirty = upto, seconds, mine, False
+        kept.changes, kept.end, kept.maintenance = changes, hi, _clip(mnt, lo, upto)
+        return (
+            _plus(seconds, _span(changes, covered, mnt, upto, hi)) if hi > upto else dict(seconds)
         )
-        kept.maintenance, kept.last = _clip(mnt, lo, hi), _state_after(changes, hi)
-        return dict(seconds)
+
+
+def _span(changes: Sequence[Change], covered: Sequence[Interval], mnt: Sequence[Interval],
+          a: float, b: float) -> Seconds:  # fmt: skip
+    """account(...).seconds over ``[a, b)``; covered throughout, without maintenance and once
+    every change has begun, the one state's ``b - a`` (what account() finds, cheaper)."""
+    cov, windows = _clip(covered, a, b), _clip(mnt, a, b)
+    state = _state_after(changes, a) if cov == [(a, b)] and not windows else None
+    if state is not None:
+        out = dict.fromkeys(STATES, 0.0)
+        out[state] = b - a
+        return out
+    return dict(account(changes, cov, windows, a, b).seconds)
+
+
+def _plus(kept: Seconds | None, more: Seconds) -> Seconds:
+    """``kept`` + ``more`` per state (exact: see Today); ``more`` alone without ``kept``."""
+    if kept is None:
+        return more
+    return {k: kept[k] + more[k] for k in kept}
 
 
 def _state_after(changes: Sequence[Change], t: float) -> str | None:
