@@ -42,6 +42,7 @@ summed by ``total``, up to the order of float additions (SQL sums them in its ow
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -460,6 +461,7 @@ def warm(
         midnight = day_bounds(dt.datetime.fromtimestamp(now, index.tz).date(), index.tz)[0]
         if midnight < now:
             index.today.seconds(store, sites, midnight, now)
+    gc.collect()  # the build's garbage (millions of objects) collected now, not in a request
     return n
 
 
