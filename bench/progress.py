@@ -1,25 +1,34 @@
 """Rollout progress and grouped availability over a year of rollups, through the API
-(issue "Reports": GET /api/v1/progress over 5,000 sites x 365 days, goal < 200 ms).
+(issue "Reports": GET /api/v1/progress over 5,000 sites x 365 days, goal < 200 ms; one site's
+availability over a year, goal < 50 ms).
 
-    .venv/bin/python -m bench.progress [--sites 5000] [--days 365]
+    .venv/bin/python -m bench.progress [--sites 5000] [--days 365] [--skip-old]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench]
 
 On SQLite (a temporary file) and PostgreSQL (a schema ``bench_progress`` made in the database
 named, which must exist, and dropped after; ``--postgres ''`` skips it): ``--sites`` sites in
 24 districts, ``--days`` days of final site_day rows (random seconds: about half the site days
-fully functional) written through netmon.rollup.write_rows (PostgreSQL then ANALYZEd), then, in-process through the ASGI app (routing, validation, JSON
-included; wall time and this process's CPU from /proc):
+fully functional) written through netmon.rollup.write_rows (PostgreSQL then ANALYZEd), then,
+in-process through the ASGI app (routing, validation, JSON included; wall time and this
+process's CPU from /proc):
 
-* ``GET /api/v1/progress?by=district`` over every day: **cold** (the first request of a fresh
-  app: the index built from every site_day row), **warm** (median of 7), and **after a roll**
-  (2 x sites rows rolled again, as the monitor does each minute, then one request);
-* the old computation of the same rows (netmon.rollup.site_accounts + netmon.progress), once,
-  and the check that the API answered exactly its rows;
-* ``GET /api/v1/availability?by=district`` over the last 30 days (median of 3, warm), and the
-  old computation (site_accounts + total per site) beside it;
+* ``GET /api/v1/progress?by=district`` over every day: **cold, no start-up build** (the first
+  request of a fresh app that builds the index itself), the **start-up build** of a fresh app
+  (netmon.api.app.warm_up, what ``netmon serve`` runs beside the server) and the **first
+  request after it**, **warm** (median of 7), and **after a roll** (2 x sites rows rolled
+  again, as the monitor does each minute, then one request);
+* ``GET /api/v1/availability?by=district`` over the last 30 days (median of 3, warm);
+* ``GET /api/v1/sites/{id}/availability`` over the year (median of 7, warm);
 * ``GET /api/v1/progress`` from the first day to now with today as netmon leaves it (covered
   since midnight, a verdict change per site, one site in five down for a while, its site_day
-  row not final): today is accounted live from the raw tables, as before (median of 3).
+  row not final): the **first** request (today accounted for every site), then the **next**
+  ones (median of 7), each after the coverage up to now and 50 sites' changes were stored (as
+  the minutes go: netmon.progress_index.Today adds only the time since and re-accounts those
+  sites); then the one site's availability to now; then a fresh app's start-up build (which
+  accounts today too) and its first request to now;
+* unless ``--skip-old``: the old computation of the year's rows (netmon.rollup.site_accounts
+  + netmon.progress), once, and the check that the API answered exactly its rows; the old
+  computation of the 30 days' availability (site_accounts + total per site).
 
 The year ends yesterday (``--days`` days before today).
 """
@@ -28,22 +37,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, func, insert, select, text
 
 from bench.procstat import ProcessTree
 from exporters.prometheus import make_registry
 from netmon.api import create_app
+from netmon.api.app import warm_up
 from netmon.api.routes.availability import total
 from netmon.errors import StoreError
 from netmon.inventory.models import Inventory, Rollout, Site
@@ -106,39 +117,38 @@ def old_availability(store: Store, inv: Inventory, lo: float, hi: float) -> dict
     return {i: total(d) for i, d in site_accounts(store, inv.sites, TZ, lo, hi).items()}
 
 
-async def requests(store: Store, inv: Inventory, n_days: int) -> dict[str, tuple[float, float]]:
+async def requests(
+    store: Store, inv: Inventory, n_days: int, old: bool = True
+) -> dict[str, tuple[float, float]]:
     monitor = Monitor(inv, store, Engines())
     monitor.rollups, monitor.ready = Rollups(TZ), True
-    app = create_app(monitor, make_registry(monitor, "bench", "raw"))
     lo = day_bounds(FIRST, TZ)[0]
-    last = FIRST + dt.timedelta(days=n_days - 1)
-    hi = day_bounds(last, TZ)[1]
-    iso = lambda ts: dt.datetime.fromtimestamp(ts, TZ).isoformat()  # noqa: E731
+    hi = day_bounds(FIRST + dt.timedelta(days=n_days - 1), TZ)[1]
     progress = {"from": iso(lo), "to": iso(hi), "by": "district"}
-    month = {"from": iso(hi - 30 * 86400), "to": iso(hi), "by": "district"}
     out: dict[str, tuple[float, float]] = {}
-    answers: dict[str, Any] = {}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
-
-        async def get(url: str, params: dict[str, str]) -> None:
-            r = await c.get(url, params=params)
-            assert r.status_code == 200, r.text
-            answers[url] = r.json()["data"]
-
-        out["progress cold"] = await timed(lambda: get("/api/v1/progress", progress))
-        warm = [await timed(lambda: get("/api/v1/progress", progress)) for _ in range(7)]
-        out["progress warm"] = _median(warm)
-        rng = random.Random(9)
-        for day in (last - dt.timedelta(days=1), last):
-            write_rows(store, day_rows(inv.sites, day, time.time(), rng))
-        out["progress after a roll"] = await timed(lambda: get("/api/v1/progress", progress))
-        year = answers["/api/v1/progress"]
-        avail = [await timed(lambda: get("/api/v1/availability", month)) for _ in range(4)]
-        out["availability 30 d warm"] = _median(avail[1:])
-        today(store, inv.sites, time.time())
+    async with client(create_app(monitor, make_registry(monitor, "bench", "raw"))) as get:
+        out["progress cold, no start-up build"] = await timed(
+            lambda: get("/api/v1/progress", progress)
+        )
+    app = create_app(monitor, make_registry(monitor, "bench", "raw"))  # a fresh start
+    out["start-up build (warm_up, netmon serve)"] = await timed(lambda: warm_up(app))
+    async with client(app) as get:
+        out["progress, first request after it"] = await timed(
+            lambda: get("/api/v1/progress", progress)
+        )
+        out |= await warm(store, inv, get, n_days)
+    year = ANSWERS["/api/v1/progress"]
+    app = create_app(monitor, make_registry(monitor, "bench", "raw"))  # a start, today as left
+    out["start-up build, today too"] = await timed(lambda: warm_up(app))
+    async with client(app) as get:
+        later(store, inv.sites, time.time(), random.Random(99))
         to_now = {"from": iso(lo), "by": "district"}
-        runs = [await timed(lambda: get("/api/v1/progress", to_now)) for _ in range(4)]
-        out["progress to now (today live)"] = _median(runs[1:])
+        out["progress to now, first after it"] = await timed(
+            lambda: get("/api/v1/progress", to_now)
+        )
+    ANSWERS["/api/v1/progress"] = year
+    if not old:
+        return out
     # the old computation, timed, gives the same rows (after the roll: as they are now)
     found: list[Any] = []
     try:
@@ -148,8 +158,66 @@ async def requests(store: Store, inv: Inventory, n_days: int) -> dict[str, tuple
     except StoreError as exc:  # the store's 12 s deadline: the API would answer 503
         print(f"  progress, old path: {exc}", flush=True)
         return out
-    assert [{**vars_of(r), "day": r.day.isoformat()} for r in found] == year
+    assert [{**vars_of(r), "day": r.day.isoformat()} for r in found] == ANSWERS["/api/v1/progress"]
     print("  progress: the API's rows equal the old path's", flush=True)
+    return out
+
+
+ANSWERS: dict[str, Any] = {}  # the last answer of each path (the year's progress: after a roll)
+Get = Callable[[str, dict[str, str]], Awaitable[None]]
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, TZ).isoformat()
+
+
+@contextlib.asynccontextmanager
+async def client(app: Any) -> AsyncIterator[Get]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+
+        async def get(url: str, params: dict[str, str]) -> None:
+            r = await c.get(url, params=params)
+            assert r.status_code == 200, r.text
+            ANSWERS[url] = r.json().get("data")
+
+        yield get
+
+
+async def warm(
+    store: Store, inv: Inventory, get: Get, n_days: int
+) -> dict[str, tuple[float, float]]:
+    """The requests after the start-up build: the year warm, after a roll, availability (30
+    days by district; one site over the year), then to now with today as netmon leaves it."""
+    lo = day_bounds(FIRST, TZ)[0]
+    last = FIRST + dt.timedelta(days=n_days - 1)
+    hi = day_bounds(last, TZ)[1]
+    progress = {"from": iso(lo), "to": iso(hi), "by": "district"}
+    out = {"progress warm": _median([await timed(lambda: get("/api/v1/progress", progress))
+                                     for _ in range(7)])}  # fmt: skip
+    rng = random.Random(9)
+    for day in (last - dt.timedelta(days=1), last):
+        write_rows(store, day_rows(inv.sites, day, time.time(), rng))
+    out["progress after a roll"] = await timed(lambda: get("/api/v1/progress", progress))
+    year = ANSWERS["/api/v1/progress"]
+    month = {"from": iso(hi - 30 * 86400), "to": iso(hi), "by": "district"}
+    avail = [await timed(lambda: get("/api/v1/availability", month)) for _ in range(4)]
+    out["availability 30 d warm"] = _median(avail[1:])
+    site = f"/api/v1/sites/{inv.sites[0].id}/availability"
+    one = [await timed(lambda: get(site, {"from": iso(lo), "to": iso(hi)})) for _ in range(8)]
+    out["1 site's availability, a year"] = _median(one[1:])
+    today(store, inv.sites, time.time())
+    to_now = {"from": iso(lo), "by": "district"}
+    out["progress to now, first (today: all)"] = await timed(
+        lambda: get("/api/v1/progress", to_now)
+    )
+    runs = []
+    for k in range(7):  # as the minutes go: coverage on, a few sites judged anew
+        later(store, inv.sites, time.time(), random.Random(k))
+        runs.append(await timed(lambda: get("/api/v1/progress", to_now)))
+    out["progress to now, next (median of 7)"] = _median(runs)
+    one = [await timed(lambda: get(site, {"from": iso(lo)})) for _ in range(8)]
+    out["1 site's availability, to now"] = _median(one[1:])
+    ANSWERS["/api/v1/progress"] = year
     return out
 
 
@@ -170,6 +238,22 @@ def today(store: Store, sites: list[Site], now: float) -> None:
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(table.__table__), rows[i : i + 5000])  # type: ignore[attr-defined]
     write_rows(store, day_rows(sites, dt.datetime.fromtimestamp(now, TZ).date(), now - 60, rng))
+
+
+def later(store: Store, sites: list[Site], now: float, rng: random.Random) -> None:
+    """Between two requests: the coverage slots up to now (as netmon.monitor.cover writes
+    them) and 50 sites judged anew (a change each, stored)."""
+    midnight = day_bounds(dt.datetime.fromtimestamp(now, TZ).date(), TZ)[0]
+    with store.engine.connect() as conn:
+        top = conn.execute(select(func.max(CoverageRow.slot))).scalar() or int(midnight)  # type: ignore[arg-type]
+    slots = [{"slot": s} for s in range(int(top) + SLOT, int(now) // SLOT * SLOT + 1, SLOT)]
+    changes = [{"site_id": s.id, "verdict": rng.choice(["degraded", "fully_functional"]),
+                "since": now - rng.uniform(0, 30), "changed_at": now, "reasons": "[]"}
+               for s in rng.sample(sites, 50)]  # fmt: skip
+    with store.engine.begin() as conn:
+        if slots:
+            conn.execute(insert(CoverageRow.__table__), slots)  # type: ignore[attr-defined]
+        conn.execute(insert(VerdictChangeRow.__table__), changes)  # type: ignore[attr-defined]
 
 
 def vars_of(row: Any) -> dict[str, Any]:
@@ -201,12 +285,13 @@ def bench(url: str, args: argparse.Namespace) -> list[str]:
     if store.engine.dialect.name == "postgresql":  # as autovacuum would after such a load
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE site_day"))
-    found = asyncio.run(requests(store, inv, args.days))
-    found |= asyncio.run(old_paths(store, inv, args.days))
+    found = asyncio.run(requests(store, inv, args.days, not args.skip_old))
+    if not args.skip_old:
+        found |= asyncio.run(old_paths(store, inv, args.days))
     store.close()
     backend = url.split(":", 1)[0].split("+")[0]
     lines = [f"{backend}: {args.sites:,} sites x {args.days} days written in {took:.0f} s"]
-    lines += [f"  {name:32s} {wall:9.1f} ms wall {cpu:9.1f} ms CPU"
+    lines += [f"  {name:40s} {wall:9.1f} ms wall {cpu:9.1f} ms CPU"
               for name, (wall, cpu) in found.items()]  # fmt: skip
     print("\n".join(lines), flush=True)
     return lines
@@ -216,6 +301,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sites", type=int, default=5000)
     p.add_argument("--days", type=int, default=365)
+    p.add_argument(
+        "--skip-old",
+        action="store_true",
+        help="leave out the old computations (and the check of the API's rows against them)",
+    )
     default_pg = "postgresql+psycopg://postgres@127.0.0.1:5432/netmon_bench"
     p.add_argument("--postgres", default=os.environ.get("NETMON_BENCH_POSTGRES", default_pg))
     args = p.parse_args()

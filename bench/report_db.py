@@ -12,7 +12,8 @@
   apart with up to 20 ms of scheduling jitter (full float bits, as time.time() gives them),
   durations 4 s + the last RTT, 1 % failed probes;
 * device hours: ``--hour-days`` days of device_hour rows for the 5,000 devices written through
-  netmon.rollup.write_hours, projected to 365 days;
+  netmon.rollup.write_hours from a UTC midnight (so a day is one device_day row per device,
+  as every day of a year is), projected to 365 days;
 * site days: ``--sites`` sites x ``--days`` days of site_day rows written through
   netmon.rollup.write_rows (the monitor's upsert), and their size;
 * latency (median of 7, after one warm-up): one site's availability over a year
@@ -37,6 +38,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 import netmon.maintenance  # noqa: F401  (its table, read by site_accounts, made by migrate)
 from netmon.compaction import compact
@@ -73,6 +75,7 @@ def size(store: Store, vacuum: bool = False) -> int:
 
 
 T0 = 1_780_002_000.0  # a UTC hour: a one-hour sample packs one chunk per device
+DAY0 = int(T0 // 86400 * 86400)  # a UTC midnight: a day of device hours is one device_day row
 
 
 def results(store: Store, hours: float) -> tuple[int, int, int]:
@@ -105,7 +108,7 @@ def hours_of(store: Store, days: float) -> tuple[int, int]:
             failed = int(rng.random() < 0.05)
             avg = round(0.002 + (d % 40) / 1000 + rng.gauss(0, 0.0002), 7)  # as rolled
             rows.append({"site_id": f"site-{d // 20:04d}", "device": f"dev-{d % 20:02d}",
-                         "kind": "icmp", "hour": int(T0 // 3600 * 3600) + h * 3600,
+                         "kind": "icmp", "hour": DAY0 + h * 3600,
                          "probes": 60, "failed": failed, "sent": 300,
                          "received": 300 - 5 * failed, "rtt_min": round(avg - 0.001, 7),
                          "rtt_avg": avg, "rtt_max": round(avg + 0.001, 7),
@@ -142,7 +145,59 @@ def median_ms(fn: Callable[[], object], runs: int = 7) -> float:
     return statistics.median(times)
 
 
-def bench(url: str, args: argparse.Namespace) -> list[str]:
+TABLES = ("result_chunk", "device_day", "site_day")
+BREAKDOWN = """
+SELECT c.relname, i.relname, pg_relation_size(c.oid), coalesce(pg_relation_size(c.reltoastrelid), 0),
+       coalesce(pg_relation_size(i.oid), 0), c.reltuples
+FROM pg_class c LEFT JOIN pg_index x ON x.indrelid = c.oid LEFT JOIN pg_class i ON i.oid = x.indexrelid
+WHERE c.relname = ANY(:names) ORDER BY c.relname, i.relname
+"""
+
+
+def breakdown(store: Store, sites: int) -> list[str]:
+    """PostgreSQL: per table its heap, TOAST and each index in bytes per row, and the heap's
+    free space (pgstattuple, where the server has it): where the bytes of a row go; and the
+    total those sizes give for 30 days of chunks (a device-hour a row), a year of device days
+    and of ``sites`` site days (a check on the projection from database sizes)."""
+    if store.engine.url.get_backend_name() == "sqlite":
+        return []
+    out: dict[str, list[str]] = {}
+    per_row: dict[str, float] = {}
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+        for table, index, heap, toast, ix, rows in conn.execute(
+            text(BREAKDOWN), {"names": list(TABLES)}
+        ):
+            n = max(float(rows), 1.0)
+            if table not in out:
+                per_row[table] = (heap + toast) / n
+            per_row[table] += ix / n
+            line = out.setdefault(
+                table,
+                [f"{table}: {int(rows):,} rows, heap {heap / n:.1f} B/row, TOAST {toast / n:.1f}"],
+            )
+            if index:
+                line.append(f"{index} {ix / n:.1f}")
+        try:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgstattuple"))
+            for table in out:
+                free, tup = conn.execute(
+                    text(f"SELECT free_percent, tuple_percent FROM pgstattuple('{table}')")
+                ).one()
+                out[table].append(f"heap {tup:.1f} % tuples, {free:.1f} % free")
+        except SQLAlchemyError:
+            pass
+    year = {"result_chunk": DEVICES * 30 * 24, "device_day": DEVICES * 365, "site_day": sites * 365}
+    total = sum(per_row.get(t, 0.0) * n for t, n in year.items())
+    return [
+        "postgresql, B/row: " + "; ".join(", ".join(parts) for parts in out.values()),
+        f"postgresql, from these relation sizes: 30 d of chunks {per_row.get('result_chunk', 0) * year['result_chunk'] / 1e9:.2f} GB "
+        f"+ a year of device days {per_row.get('device_day', 0) * year['device_day'] / 1e9:.2f} GB "
+        f"+ of site days {per_row.get('site_day', 0) * year['site_day'] / 1e9:.2f} GB = {total / 1e9:.2f} GB",
+    ]
+
+
+def bench(url: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     store = Store(url)
     store.migrate()
     rows, raw, packed = results(store, args.sample_hours)
@@ -156,6 +211,7 @@ def bench(url: str, args: argparse.Namespace) -> list[str]:
     n, rollup_bytes, took = rollups(store, all_sites, args.days)
     start = dt.datetime.combine(FIRST, dt.time(), TZ).timestamp()
     year = start + args.days * 86400
+    parts = breakdown(store, args.sites)
     one = median_ms(lambda: site_accounts(store, all_sites[:1], TZ, start, year))
     month_ms = median_ms(lambda: site_accounts(store, all_sites, TZ, year - 30 * 86400, year), 3)
     store.close()
@@ -168,7 +224,7 @@ def bench(url: str, args: argparse.Namespace) -> list[str]:
         f"| {hour_rows:,} device hours: {hour_bytes / hour_rows:.0f} B/row, a year {year_hours / gib:.2f} GiB "
         f"| {n:,} site days: {rollup_bytes / 2**20:.0f} MiB (written in {took:.0f} s) "
         f"| {total / gib:.2f} GiB ({total / 1e9:.2f} GB) | {one:.1f} ms | {month_ms:.0f} ms |"
-    ]
+    ], parts
 
 
 def main() -> None:
@@ -185,18 +241,21 @@ def main() -> None:
              f"| 1 site x {args.days} d | {args.sites:,} sites x 30 d |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        lines += bench(f"sqlite:///{tmp}/bench.db", args)
+        row, notes = bench(f"sqlite:///{tmp}/bench.db", args)
+        lines += row
     if args.postgres:
         admin, name = args.postgres.rsplit("/", 1)
         engine = create_engine(f"{admin}/postgres", isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        lines += bench(args.postgres, args)
+        row, more = bench(args.postgres, args)
+        lines += row
+        notes += more
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         engine.dispose()
-    print("\n".join(lines))
+    print("\n".join(lines + notes))
 
 
 if __name__ == "__main__":

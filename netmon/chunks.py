@@ -34,7 +34,8 @@ from typing import Any
 
 from probes.base import ProbeResult
 
-VERSION = b"\x03"
+VERSION = b"\x04"  # what pack writes (it reads 3 too: the same layouts but ESCAPED and LINE)
+READS = (b"\x03", VERSION)
 BITS = 0xFF  # float column mode: IEEE bit patterns (else the mode byte is the decimal scale k)
 STATS = ("rtt_min", "rtt_avg", "rtt_max", "jitter")
 Row = dict[str, Any]
@@ -160,25 +161,120 @@ def _unrice(data: bytes, n: int) -> list[int]:
     return out
 
 
+ESCAPED = 9  # layout bytes 9-11: escaped Rice codes of the 0th-2nd differences
+LINE = 12  # layout bytes 12-13: the distances from a line (a steady schedule), escaped Rice
+# codes or bit-packed
+
+
+def _escaped(values: Sequence[int]) -> bytes | None:
+    """Rice codes of each value less the column's median (zigzagged), with an escape: a
+    quotient of ``limit`` or more is ``limit`` ones, the value's bit length (7 bits) and its
+    bits. So an outlier (a failed probe's duration among answered ones, an RTT spike) costs
+    its width and 7 bits, not its width in unary, nor a wider ``k`` for every other value;
+    and noise around a level (the echoes of one link) is coded around that level, not as
+    differences (twice the variance). None when a value is wider than 127 bits."""
+    ref = sorted(values)[len(values) // 2] if values else 0
+    zs = [(v - ref) * 2 if v >= ref else (ref - v) * 2 - 1 for v in values]
+    if any(z.bit_length() > 127 for z in zs):
+        return None
+    k, lim = _escape_params(zs)
+    parts = []
+    for z in zs:
+        if z >> k < lim:
+            parts.append("1" * (z >> k) + "0" + (format(z & ((1 << k) - 1), f"0{k}b") if k else ""))
+        else:
+            parts.append("1" * lim + format(z.bit_length(), "07b") + (format(z, "b") if z else ""))
+    bits = "".join(parts)
+    bits += "0" * (-len(bits) % 8)
+    return _zigzag([ref, k, lim]) + (int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b"")
+
+
+def _escape_params(zs: Sequence[int]) -> tuple[int, int]:
+    """The ``k`` (near the median's width) and ``limit`` (4 or 16) that code ``zs`` shortest."""
+    width = sorted(zs)[len(zs) // 2].bit_length() if zs else 0
+    best: tuple[int, int, int] | None = None
+    for k in range(max(0, width - 2), width + 1):
+        qs = [z >> k for z in zs]
+        plain = sum(qs) + len(zs) * (k + 1)
+        wide = [(q, z.bit_length()) for q, z in zip(qs, zs, strict=True) if q >= 4]
+        for lim in (4, 16):
+            cost = plain + sum(lim + 7 + b - q - k - 1 for q, b in wide if q >= lim)
+            if best is None or cost < best[0]:
+                best = (cost, k, lim)
+    return (best[1], best[2]) if best else (0, 4)
+
+
+def _unescaped(data: bytes, n: int) -> list[int]:
+    pos, (ref, k, lim) = _zigzag_at(data, 0, 3)
+    body = data[pos:]
+    bits = bin(int.from_bytes(body, "big"))[2:].zfill(len(body) * 8) if body else ""
+    out, pos = [], 0
+    for _ in range(n):
+        end = bits.find("0", pos, pos + lim)
+        if end >= 0:
+            z = ((end - pos) << k) | (int(bits[end + 1 : end + 1 + k], 2) if k else 0)
+            pos = end + 1 + k
+        else:
+            width = int(bits[pos + lim : pos + lim + 7], 2)
+            pos += lim + 7
+            z, pos = (int(bits[pos : pos + width], 2) if width else 0), pos + width
+        out.append(ref + (z >> 1 if z % 2 == 0 else -((z + 1) >> 1)))
+    return out
+
+
+def _line(values: Sequence[int]) -> list[bytes]:
+    """The first value, a step (the least-squares slope, rounded) and each later value's distance
+    from ``first + i * step``, escaped (:func:`_escaped`, layout :data:`LINE`) or bit-packed
+    (``LINE + 1``): starts on a steady schedule cost their jitter, not the difference of two
+    jitters."""
+    if len(values) < 2:
+        return []
+    n, first = len(values), values[0]
+    num = n * sum(i * v for i, v in enumerate(values)) - n * (n - 1) // 2 * sum(values)
+    den = n * n * (n * n - 1) // 12  # n * sum(i * i) - sum(i) ** 2
+    step = (2 * num + den) // (2 * den)
+    rest = [v - first - i * step for i, v in enumerate(values) if i]
+    head = _zigzag([first, step])
+    out = [bytes([LINE + 1]) + head + _bitpack(rest)]
+    if (escaped := _escaped(rest)) is not None:
+        out.append(bytes([LINE]) + head + escaped)
+    return out
+
+
+def _unline(data: bytes, n: int) -> list[int]:
+    pos, (first, step) = _zigzag_at(data, 1, 2)
+    rest = (_unbitpack if data[0] == LINE + 1 else _unescaped)(data[pos:], n - 1)
+    return [first] + [first + (i + 1) * step + r for i, r in enumerate(rest)]
+
+
 def _ints(values: Sequence[int]) -> bytes:
-    """An integer column, whichever of six layouts zlib makes smallest: first or second
-    differences (steady starts a minute apart: second), as varints, bit-packed or Rice
-    codes."""
-    best = b""
+    """An integer column, whichever layout zlib makes smallest: first or second differences
+    (steady starts a minute apart: second) as varints, bit-packed or Rice codes (layout byte
+    ``order * 3 + mode``, as in version 3); the values or their differences as escaped Rice
+    codes (:data:`ESCAPED` + order); or their distances from a line (:data:`LINE`)."""
+    candidates = []
     for order in (1, 2):
         d = _diff(values, order)
         head, rest = _zigzag(d[:order]), d[order:]
         for mode, body in ((0, _zigzag(rest)), (1, _bitpack(rest)), (2, _rice(rest))):
-            candidate = bytes([order * 3 + mode]) + head + body
-            if not best or len(zlib.compress(candidate, 1)) < len(zlib.compress(best, 1)):
-                best = candidate
-    return best
+            candidates.append(bytes([order * 3 + mode]) + head + body)
+    for order in (0, 1, 2):
+        d = _diff(values, order)
+        if (escaped := _escaped(d[order:])) is not None:
+            candidates.append(bytes([ESCAPED + order]) + _zigzag(d[:order]) + escaped)
+    candidates += _line(values)
+    return min(candidates, key=lambda c: len(zlib.compress(c, 1)))
 
 
 def _read_ints(data: bytes, n: int) -> list[int]:
-    order, mode = divmod(data[0], 3)
+    if data[0] >= LINE:
+        return _unline(data, n)
+    if data[0] >= ESCAPED:
+        order, read = data[0] - ESCAPED, _unescaped
+    else:
+        order, mode = divmod(data[0], 3)
+        read = (_unzigzag, _unbitpack, _unrice)[mode]
     pos, head = _zigzag_at(data, 1, min(order, n))
-    read = (_unzigzag, _unbitpack, _unrice)[mode]
     return _undiff(head + read(data[pos:], n - len(head)), order)
 
 
@@ -314,7 +410,7 @@ def _seal(n: int, columns: Sequence[bytes]) -> bytes:
 
 def _open(blob: bytes, what: str, sections: int) -> tuple[int, list[bytes]]:
     """The row count and the column sections of a :func:`pack`/:func:`pack_hours` blob."""
-    if blob[:1] != VERSION:
+    if blob[:1] not in READS:
         raise ValueError(f"unknown {what} version {blob[:1]!r}")
     body = zlib.decompress(blob[1:])
     n, head = _varint_at(body, 0)

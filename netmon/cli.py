@@ -430,6 +430,7 @@ async def serve(config: ValidatedConfig) -> None:
     """Run the monitor with its API and /metrics until SIGINT/SIGTERM, then flush and exit."""
     from exporters.prometheus import make_registry
     from netmon.api import create_app
+    from netmon.api.app import warm_up
     from netmon.api.connections import server_options
 
     settings = config.settings
@@ -454,6 +455,7 @@ async def serve(config: ValidatedConfig) -> None:
     registry = make_registry(monitor, __version__, icmp_mode)
     closed = settings.read_requires_token(config.inventory.api.read_requires_token)
     app = create_app(monitor, registry, read_requires_token=closed)
+    warming = asyncio.create_task(warm_up(app), name="progress index")  # beside the start
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=settings.log_level, lifespan="off", access_log=False,
                                     **server_options()))  # fmt: skip
@@ -467,6 +469,7 @@ async def serve(config: ValidatedConfig) -> None:
         await _serve_until_stopped(server, monitor)
     finally:
         reloader.cancel()
+        warming.cancel()
         if traps is not None:
             traps.close()
         log.info("stopping: flushing %d pending results", len(store.pending))

@@ -11,7 +11,8 @@ Per local day of the report time zone the index keeps two Python ints used as bi
   in IEEE doubles: its ``judged`` sum, :func:`netmon.timeline.judged_seconds`, is computed in
   SQL in the same order of additions).
 
-**Built** once, at the first request, from every site_day row: per day, in SQL, the earliest
+**Built** once, from every site_day row: at start-up, in a thread beside the server
+(:func:`warm`, ``netmon serve``), else at the first request. Per day, in SQL, the earliest
 rolled_at and the ids of the sites with a row and of those fully functional, joined
 (``group_concat``/``string_agg``); a day with a row not yet final is read row by row. O(rows),
 ~1.8 M for 5,000 sites x a year, 31 days a read, so a build cut by the store's 12 s deadline
@@ -29,6 +30,8 @@ OR of the ``good`` masks. A site without a final row of a day (every site today;
 to the inventory after that day) is accounted live from the raw tables for that day, exactly
 as ``site_accounts`` does (one read for all of them), so the answer is the slow path's, row
 for row (tests/test_progress_index.py compares them on random data, SQLite and PostgreSQL).
+The day a window ends in, from its midnight (today), comes from :class:`Today`: each site's
+live seconds kept from the last request, only the time since then added to them.
 Memory: 2 x N/8 bytes a day (1.3 KB for 5,000 sites; 0.5 MB for a year).
 
 Grouped availability uses the same ``final`` masks to know which days to sum in SQL (per site,
@@ -39,14 +42,35 @@ summed by ``total``, up to the order of float additions (SQL sums them in its ow
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
-from netmon.rollup import Seconds, SiteDayRow, live_days, site_accounts
-from netmon.timeline import STATES, day_bounds, days, fully_functional_ratio
+from netmon.rollup import (
+    SLOT,
+    Seconds,
+    SiteDayRow,
+    api_windows,
+    live_days,
+    maintenance_of,
+    read_coverage,
+    site_accounts,
+    slot_of,
+)
+from netmon.store import VerdictChangeRow
+from netmon.timeline import (
+    STATES,
+    Change,
+    Interval,
+    account,
+    day_bounds,
+    days,
+    fully_functional_ratio,
+)
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -85,6 +109,7 @@ class ProgressIndex:
         self._powers: dict[str, int] = {}  # site id -> 1 << its bit, while building
         self.lock = threading.Lock()
         self._ends: dict[str, tuple[dt.date, float]] = {}
+        self.today = Today(tz)  # the live seconds of the day a window ends in
 
     def mask(self, site_ids: Iterable[str]) -> int:
         bits = self.bits
@@ -214,6 +239,184 @@ def _chunks(store: Store) -> tuple[list[tuple[str, str]], float | None]:
     return chunks, newest
 
 
+EXACT = (2.0**30, 2.0**31)  # Unix seconds 2004-2038: one ulp (2**-22 s), see Today
+
+
+@dataclass
+class _Kept:
+    """One site's part of :class:`Today`."""
+
+    rows: list[tuple[int, float, float, str]]  # its stored changes (id, at, since, verdict), by id
+    upto: float = 0.0  # seconds kept for [lo, upto)
+    seconds: Seconds | None = None
+    end: float = 0.0  # the end of the window its changes were read for
+    queued: tuple[tuple[str, float, float], ...] = ()  # its queued changes then
+    changes: list[Change] = field(default_factory=list)  # its changes then (read_changes')
+    maintenance: list[Interval] = field(default_factory=list)  # inside [lo, upto)
+    dirty: bool = True  # a change stored since
+
+
+class Today:
+    """The live seconds of one day (today, as the windows that end now have it) kept between
+    requests: what netmon.rollup.live_days gives for the span ``[lo, hi)`` of a day from its
+    midnight, without reading and accounting every site again each time.
+
+    It keeps, per site, the verdict changes :func:`netmon.rollup.read_changes` would read
+    (stored ones: all since ``lo``, and then only those with a higher id), the seconds up to
+    ``upto`` (the start of the coverage slot before the last request's end: netmon writes a
+    slot's row a few seconds after it began, so the seconds after it are added to each answer,
+    not kept), and the coverage over ``[lo, upto)``. A later request adds to a site's kept
+    seconds only those since ``upto`` (the state the site was in then;
+    :func:`netmon.timeline.account` where coverage or maintenance cut that span) and accounts
+    it anew when anything of ``[lo, upto)`` may differ: a change stored or
+    queued since (an outage judged late claims time before ``upto``), a change that begins
+    in ``[upto, hi)``, other maintenance, an earlier ``hi``. Coverage that changed before
+    ``upto``, another day, or times outside :data:`EXACT` start it over. The sums are the
+    slow path's exactly: every second is a difference of two Unix times of one binade (exact
+    in IEEE doubles, a multiple of 2**-22), and sums of those below 2**31 are exact too, in
+    any order.
+    """
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.lo: float | None = None
+        self.upto = 0.0  # the latest end accounted (coverage over [lo, upto) is self.covered)
+        self.top = 0  # the newest verdict_change id read
+        self.covered: list[Interval] = []
+        self.sites: dict[str, _Kept] = {}
+        self.lock = threading.Lock()
+        self.accounted = 0  # sites accounted from their day's start (tests, bench)
+
+    def seconds(
+        self, store: Store, sites: Sequence[Site], lo: float, hi: float
+    ) -> dict[str, Seconds]:
+        """Per site its seconds over ``[lo, hi)``: ``live_days(...)[id][0][1].seconds``."""
+        if not (EXACT[0] <= lo < hi < EXACT[1]):
+            live = live_days(store, sites, self.tz, lo, hi)  # one day: one account a site
+            return {site_id: acc[0][1].seconds for site_id, acc in live.items()}
+        with self.lock:
+            covered = read_coverage(store, lo, max(hi, self.upto) if lo == self.lo else hi)
+            if lo != self.lo or _clip(covered, lo, self.upto) != self.covered:
+                self._start(store, lo)
+            else:
+                self._read_new(store)
+            posted = api_windows(store, lo, hi)
+            queued = _queued(store)
+            settled = max(lo, min(hi, slot_of(hi) - SLOT))
+            out = {s.id: self._account(s, covered, posted, queued, hi, settled) for s in sites}
+            if settled > self.upto:
+                self.upto, self.covered = settled, _clip(covered, lo, settled)
+            return out
+
+    def _start(self, store: Store, lo: float) -> None:
+        """Every site's stored changes as read_changes has them from ``lo`` on."""
+        t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+        at = func.coalesce(t.c.changed_at, t.c.since)
+        last = select(func.max(t.c.id)).where(at <= lo).group_by(t.c.site_id)
+        q = select(t.c.id, t.c.site_id, at, t.c.since, t.c.verdict)
+        q = q.where(or_(t.c.id.in_(last), at > lo)).order_by(t.c.id)
+        with store.reading("verdict changes"), store.engine.connect() as conn:
+            found = conn.execute(q).all()
+        self.lo, self.upto, self.covered, self.sites, self.top = lo, lo, [], {}, 0
+        self._add(found)
+
+    def _read_new(self, store: Store) -> None:
+        t = VerdictChangeRow.__table__  # type: ignore[attr-defined]
+        at = func.coalesce(t.c.changed_at, t.c.since)
+        q = select(t.c.id, t.c.site_id, at, t.c.since, t.c.verdict).where(t.c.id > self.top)
+        with store.reading("verdict changes"), store.engine.connect() as conn:
+            self._add(conn.execute(q.order_by(t.c.id)).all())
+
+    def _add(self, found: Sequence[Any]) -> None:
+        for row_id, site_id, at, since, verdict in found:
+            kept = self.sites.setdefault(site_id, _Kept([]))
+            kept.rows.append((row_id, at, since, verdict))
+            kept.dirty = True
+            self.top = max(self.top, row_id)
+
+    def _account(self, site: Site, covered: list[Interval], posted: dict[str, list[Interval]],
+                 queued: dict[str, list[tuple[str, float, float]]], hi: float,
+                 settled: float) -> Seconds:  # fmt: skip
+        """The site's seconds over ``[lo, hi)``: those kept up to ``upto`` (when nothing
+        before it may have changed; else none, from ``lo``), those of ``[upto, settled)``
+        added and kept, and those of ``[settled, hi)`` added to the answer only (a
+        coverage slot is written at most a few seconds after it began)."""
+        assert self.lo is not None
+        lo, kept = self.lo, self.sites.setdefault(site.id, _Kept([]))
+        mnt = maintenance_of(site, lo, hi, posted.get(site.id, ()))
+        mine, upto, seconds = tuple(queued.get(site.id, ())), kept.upto, kept.seconds
+        if (seconds is not None and not kept.dirty and kept.end <= hi and mine == kept.queued
+                and _clip(mnt, lo, upto) == kept.maintenance
+                and not any(a > lo and kept.end <= since < hi for _i, a, since, _v in kept.rows)):  # fmt: skip
+            changes, seconds = kept.changes, dict(seconds)  # the same changes as then
+        else:
+            changes, seconds, upto = _changes_of(kept.rows, mine, lo, hi), None, lo
+            self.accounted += 1
+        if seconds is None or settled > upto:
+            seconds = _plus(seconds, _span(changes, covered, mnt, upto, max(upto, settled)))
+            upto = max(upto, settled)
+        kept.upto, kept.seconds, kept.queued, kept.dirty = upto, seconds, mine, False
+        kept.changes, kept.end, kept.maintenance = changes, hi, _clip(mnt, lo, upto)
+        return (
+            _plus(seconds, _span(changes, covered, mnt, upto, hi)) if hi > upto else dict(seconds)
+        )
+
+
+def _span(changes: Sequence[Change], covered: Sequence[Interval], mnt: Sequence[Interval],
+          a: float, b: float) -> Seconds:  # fmt: skip
+    """account(...).seconds over ``[a, b)``; covered throughout, without maintenance and once
+    every change has begun, the one state's ``b - a`` (what account() finds, cheaper)."""
+    cov, windows = _clip(covered, a, b), _clip(mnt, a, b)
+    state = _state_after(changes, a) if cov == [(a, b)] and not windows else None
+    if state is not None:
+        out = dict.fromkeys(STATES, 0.0)
+        out[state] = b - a
+        return out
+    return dict(account(changes, cov, windows, a, b).seconds)
+
+
+def _plus(kept: Seconds | None, more: Seconds) -> Seconds:
+    """``kept`` + ``more`` per state (exact: see Today); ``more`` alone without ``kept``."""
+    if kept is None:
+        return more
+    return {k: kept[k] + more[k] for k in kept}
+
+
+def _state_after(changes: Sequence[Change], t: float) -> str | None:
+    """The state timeline() gives every instant after ``t`` (while covered and out of
+    maintenance): the last change's, once every change has begun (None: one begins later)."""
+    if not changes:
+        return "no_data"
+    if max(c.since for c in changes) > t:
+        return None
+    verdict = changes[-1].verdict
+    return verdict if verdict in STATES else "no_data"
+
+
+def _clip(intervals: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
+    return [(max(a, lo), min(b, hi)) for a, b in intervals if b > lo and a < hi]
+
+
+def _queued(store: Store) -> dict[str, list[tuple[str, float, float]]]:
+    """Per site its queued verdict changes (verdict, since, changed_at), oldest first."""
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    for r in store.queued(VerdictChangeRow.__tablename__):
+        out.setdefault(r["site_id"], []).append((r["verdict"], r["since"], r["changed_at"]))
+    return out
+
+
+def _changes_of(rows: Sequence[tuple[int, float, float, str]],
+                queued: Sequence[tuple[str, float, float]], lo: float, hi: float) -> list[Change]:  # fmt: skip
+    """A site's changes as read_changes(store, [site], lo, hi) has them (without reasons): the
+    stored change in force at ``lo``, the stored ones after it that begin before ``hi`` (by
+    id), then the queued ones not stored."""
+    in_force = max((i for i, a, _s, _v in rows if a <= lo), default=None)
+    picked = [(a, s, v) for i, a, s, v in rows if i == in_force or (a > lo and s < hi)]
+    seen = {a for a, _s, _v in picked}
+    mine = [q for q in queued if q[2] not in seen]
+    return [Change(v, s) for _a, s, v in picked] + [Change(v, s) for v, s, _a in mine]
+
+
 class Indexes:
     """The API's one index, made again when the threshold or the time zone changes."""
 
@@ -234,10 +437,32 @@ def _fresh(
 ) -> tuple[dict[dt.date, int], Missing]:
     """Under the index's lock: its rows brought up to date, then :meth:`ProgressIndex.split`."""
     with index.lock:
-        if not index.built:
-            index.mask(s.id for s in sites)  # the inventory's order for the first bits
-        index.refresh(store)
+        _refresh(index, store, sites)
         return index.split(index.mask(s.id for s in sites), spans)
+
+
+def _refresh(index: ProgressIndex, store: Store, sites: Sequence[Site]) -> int:
+    if not index.built:
+        index.mask(s.id for s in sites)  # the inventory's order for the first bits
+    return index.refresh(store)
+
+
+def warm(
+    index: ProgressIndex, store: Store, sites: Sequence[Site], now: float | None = None
+) -> int:
+    """Build the index as the first request would (blocking: a thread's work), so that the
+    first request after a start finds it built, and with ``now`` account today up to it
+    (:class:`Today`: a window to now then adds only the time since): ``netmon serve`` runs it
+    at start-up (netmon.api.app.warm_up). The rows read; StoreError as a request would have
+    it (the first request then goes on from where it stopped)."""
+    with index.lock:
+        n = _refresh(index, store, sites)
+    if now is not None:
+        midnight = day_bounds(dt.datetime.fromtimestamp(now, index.tz).date(), index.tz)[0]
+        if midnight < now:
+            index.today.seconds(store, sites, midnight, now)
+    gc.collect()  # the build's garbage (millions of objects) collected now, not in a request
+    return n
 
 
 def good_masks(
@@ -245,27 +470,42 @@ def good_masks(
 ) -> dict[dt.date, int]:
     """Per local day of ``[start, end)``, the mask of ``sites`` fully functional that day (what
     netmon.progress.good_days finds over site_accounts), in date order. The sites and days
-    without a final row are accounted live as site_accounts does: one read of the raw tables
-    for those sites, from the first such day to the end of the last."""
+    without a final row are accounted live as site_accounts does: a window that ends inside a
+    day that began in it (today) takes that day from :class:`Today`; the other days, one read
+    of the raw tables for those sites, from the first such day to the end of the last."""
     if end <= start:
         return {}
     done, missing = _fresh(index, store, sites, days(start, end, index.tz))
+    last = max(missing, default=None)
+    if last is not None and missing[last][0][1] == day_bounds(last, index.tz)[0] < end:
+        (_day, lo, hi), mask = missing.pop(last)
+        needy = [s for s in sites if mask >> index.bits[s.id] & 1]
+        for site_id, seconds in index.today.seconds(store, needy, lo, hi).items():
+            ratio = fully_functional_ratio(seconds)
+            if ratio is not None and ratio >= index.threshold:
+                done[last] |= 1 << index.bits[site_id]
     if missing:
-        lacking = 0
-        for _span, mask in missing.values():
-            lacking |= mask
-        needy = [s for s in sites if lacking >> index.bits[s.id] & 1]
-        spans = [span for span, _mask in missing.values()]
-        lo, hi = min(s[1] for s in spans), max(s[2] for s in spans)
-        live = live_days(store, needy, index.tz, lo, hi)
-        for site in needy:
-            bit = 1 << index.bits[site.id]
-            for day, acc in live[site.id]:
-                if day in missing and missing[day][1] & bit:
-                    ratio = fully_functional_ratio(acc.seconds)
-                    if ratio is not None and ratio >= index.threshold:
-                        done[day] |= bit
+        _live(index, store, sites, missing, done)
     return dict(sorted(done.items()))
+
+
+def _live(index: ProgressIndex, store: Store, sites: Sequence[Site], missing: Missing,
+          done: dict[dt.date, int]) -> None:  # fmt: skip
+    """The ``missing`` days' masks in ``done``, from the raw tables (netmon.rollup.live_days)."""
+    lacking = 0
+    for _span, mask in missing.values():
+        lacking |= mask
+    needy = [s for s in sites if lacking >> index.bits[s.id] & 1]
+    spans = [span for span, _mask in missing.values()]
+    lo, hi = min(s[1] for s in spans), max(s[2] for s in spans)
+    live = live_days(store, needy, index.tz, lo, hi)
+    for site in needy:
+        bit = 1 << index.bits[site.id]
+        for day, acc in live[site.id]:
+            if day in missing and missing[day][1] & bit:
+                ratio = fully_functional_ratio(acc.seconds)
+                if ratio is not None and ratio >= index.threshold:
+                    done[day] |= bit
 
 
 def _groups(

@@ -67,7 +67,7 @@ class SiteDayRow(SQLModel, table=True):
 
     site_id: str = Field(primary_key=True, max_length=64)
     day: str = Field(primary_key=True, max_length=10, index=True)  # YYYY-MM-DD, report zone
-    district: str = Field(max_length=128, index=True)
+    district: str = Field(max_length=128)  # the site's district that day (not indexed: v5)
     type: str = Field(max_length=32)
     fully_functional: float = 0.0  # seconds in each state (netmon.timeline.STATES)
     degraded: float = 0.0

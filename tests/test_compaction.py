@@ -17,6 +17,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 import netmon.compaction as compaction
+from netmon import chunks
 from netmon.chunks import pack, unpack
 from netmon.compaction import Compactor, ResultChunkRow, compact
 from netmon.errors import StoreError
@@ -67,6 +68,57 @@ def test_a_chunk_gives_back_every_value_exactly() -> None:
         {k: repr(r[k]) for k in back[0]} for r in want
     ]
     assert set(back[0]) == set(want[0])
+
+
+# pack(_rows(4, 7)) as netmon wrote it with blob version 3 (before the escaped and line layouts)
+V3_CHUNK = bytes.fromhex(
+    "0378dae33063e7600402961ff3a75f5e77609efd826dd3f7b0c831303c6f992ea3c1069663fdd268a575bd"
+    "66474cc3bf034e2738181819183958b81818b89819b838b9b8989980a407bb08231cb0ee99202d975d1abf"
+    "af5a5eec94c2f63b117fa315a6fe9a9bc4c6121dabc08806d8181898b514a295f2f2158a520b722a957414"
+    "949462199818998438a2412c200000e583255c"
+)
+
+
+def test_a_version_3_chunk_is_still_read_exactly() -> None:
+    want = sorted(_rows(4, 7), key=lambda r: r["ts"])
+    assert V3_CHUNK[:1] == b"\x03" and pack(want)[:1] == chunks.VERSION != b"\x03"
+    assert [{k: repr(v) for k, v in r.items()} for r in unpack(V3_CHUNK)] == [
+        {k: repr(r[k]) for k in unpack(V3_CHUNK)[0]} for r in want
+    ]
+
+
+def _columns() -> dict[str, list[int]]:
+    rng = random.Random(4)
+    noise = [200_000 + round(rng.gauss(0, 5000)) for _ in range(300)]
+    return {
+        "empty": [], "one": [7], "two": [-3, 2**70], "constant": [60] * 50,
+        "line with jitter": [17_800_020_030_091_854 + i * 600_000_000 + rng.randrange(200_000)
+                             for i in range(60)],
+        "noise": noise, "noise and an outlier": noise[:150] + [5_000_000] + noise[150:],
+        "wide": [rng.randrange(-(2**200), 2**200) for _ in range(20)],
+        "steps": [i * i * 3 - 40 * i for i in range(40)],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(_columns()))
+def test_every_integer_layout_gives_back_its_column(name: str) -> None:
+    values = _columns()[name]
+    coded = chunks._ints(values)
+    assert chunks._read_ints(coded, len(values)) == values
+    escaped = chunks._escaped(values)
+    if escaped is not None:
+        assert chunks._unescaped(escaped, len(values)) == values
+    for line in chunks._line(values):
+        assert chunks._unline(line, len(values)) == values
+
+
+def test_an_outlier_costs_its_own_width_not_every_values() -> None:
+    """One failed probe's 5 s among RTT noise: a few bytes more, not a wider code for all."""
+    cols = _columns()
+    plain, spiked = cols["noise"], cols["noise and an outlier"]
+    assert len(chunks._ints(spiked)) <= len(chunks._ints(plain)) + 6
+    assert chunks._read_ints(chunks._ints(spiked), len(spiked)) == spiked
+    assert chunks._ints(cols["line with jitter"])[0] in (chunks.LINE, chunks.LINE + 1)
 
 
 def test_a_chunk_is_small() -> None:

@@ -14,12 +14,26 @@ import pytest
 from sqlalchemy import insert, inspect, text
 
 from netmon.api.routes.availability import total
-from netmon.inventory.models import Rollout, Site
+from netmon.inventory.models import Maintenance, Rollout, Site
 from netmon.progress import good_days
 from netmon.progress import progress_rows as slow_rows
-from netmon.progress_index import ProgressIndex, good_masks, progress_rows, site_totals
-from netmon.rollup import SLOT, CoverageRow, ensure_indexes, site_accounts, write_rows
-from netmon.store import Store, VerdictChangeRow
+from netmon.progress_index import (
+    ProgressIndex,
+    Today,
+    good_masks,
+    progress_rows,
+    site_totals,
+    warm,
+)
+from netmon.rollup import (
+    SLOT,
+    CoverageRow,
+    ensure_indexes,
+    live_days,
+    site_accounts,
+    write_rows,
+)
+from netmon.store import Store, VerdictChange, VerdictChangeRow
 from netmon.timeline import STATES, day_bounds, days
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -225,4 +239,94 @@ def test_a_site_added_later_leaves_the_others_rows_alone(tmp_path: Any) -> None:
     assert site_totals(index, store, [old, new], start, end) == {
         i: d[0][1] for i, d in found.items()
     }
+    store.close()
+
+
+def test_today_kept_between_requests_answers_as_live_days(database_url: str) -> None:
+    """netmon.progress_index.Today over a day that goes on: after each step (coverage on, a
+    gap, a gap filled late, changes stored, retroactive, queued then flushed, one that begins
+    after an earlier request's end, maintenance announced, an earlier end) its seconds are
+    live_days' exactly, and only the sites something happened to are accounted anew."""
+    rng = random.Random(7)
+    store = Store(database_url)
+    store.migrate()
+    sites = make_sites(rng, 30)
+    lo = day_bounds(FIRST + dt.timedelta(days=3), IST)[0]
+    t = lo + 3600.0
+    raw_tables(rng, store, sites, lo - 3600, t)
+    today = Today(IST)
+
+    def check(hi: float) -> int:
+        before = today.accounted
+        mine = today.seconds(store, sites, lo, hi)
+        live = live_days(store, sites, IST, lo, hi)
+        assert mine == {i: acc[0][1].seconds for i, acc in live.items()}
+        assert [len(acc) for acc in live.values()] == [1] * len(sites)
+        return today.accounted - before
+
+    def cover(a: float, b: float) -> None:
+        with store.engine.begin() as conn:
+            rows = [{"slot": s} for s in range(int(a) // SLOT * SLOT, int(b), SLOT)]
+            conn.execute(insert(CoverageRow.__table__).prefix_with("OR IGNORE")  # type: ignore[attr-defined]
+                         if store.engine.dialect.name == "sqlite" else insert(CoverageRow.__table__),  # type: ignore[attr-defined]
+                         rows)  # fmt: skip
+
+    def change(site: Site, verdict: str, since: float, at: float) -> None:
+        store.add_verdict_change(VerdictChange(site.id, verdict, since, [], at=at))
+
+    assert check(t) == len(sites)
+    cover(t, t + 600)
+    assert check(t + 599.5) == 0  # nothing new: every site's tail added
+    cover(t + 600, t + 1200)
+    change(sites[0], "down", t + 300, t + 700)  # judged late: claims time before the last end
+    change(sites[1], "degraded", t + 800, t + 800)
+    store.flush()
+    assert check(t + 1200) == 2
+    change(sites[2], "down", t + 1100, t + 1250)  # queued, not yet stored
+    assert check(t + 1250) == 1
+    store.flush()
+    assert check(t + 1260) == 1  # the same change, now stored
+    cover(t + 1500, t + 2400)  # no coverage for [t + 1260, t + 1500): the tails cut
+    assert check(t + 1800) == 0
+    cover(t + 1260, t + 1500)  # coverage filled before the last end: all anew
+    assert check(t + 1900) == len(sites)
+    assert check(t + 1000) == len(sites)  # an earlier end
+    change(sites[3], "down", t + 1500, t + 1500)  # begins after the last end (t + 1000)
+    store.flush()
+    # kept up to t + 1000: the new change and the stored one that begins at t + 1100 (sites[2])
+    assert check(t + 2000) == 2
+
+    def announce(site: int, a: float, b: float) -> None:
+        window = Maintenance(start=dt.datetime.fromtimestamp(a, IST),
+                             end=dt.datetime.fromtimestamp(b, IST), reason="BSNL work")  # fmt: skip
+        sites[site] = sites[site].model_copy(update={"maintenance": [window]})
+
+    announce(4, t + 1950, t + 1990)  # before the kept end (t + 2000): that site anew
+    assert check(t + 2300) == 1
+    announce(5, t + 2350, t + 2380)  # inside the new tail: added to the kept seconds
+    assert check(t + 2400) == 0
+    assert check(t + 2405) == 0  # the slot of t + 2400 not yet written (netmon writes it late)
+    cover(t + 2400, t + 2410)
+    assert check(t + 2408) == 0  # it is now: the seconds kept ended before that slot
+    store.close()
+
+
+def test_the_start_up_warm_builds_the_index_and_accounts_today(database_url: str) -> None:
+    rng = random.Random(3)
+    store = Store(database_url)
+    store.migrate()
+    sites = make_sites(rng, 12)
+    last_end = day_bounds(FIRST + dt.timedelta(days=DAYS - 1), IST)[1]
+    now = last_end - 30000
+    write_rows(store, site_day_rows(rng, sites, now))
+    raw_tables(rng, store, sites, last_end - 3 * 86400, now)
+    index = ProgressIndex(IST, THRESHOLD)
+    assert warm(index, store, sites, now) > 0.9 * len(sites) * DAYS and index.built
+    assert index.today.accounted == len(sites)
+    start = day_bounds(FIRST, IST)[0]
+    read = index.rows_read
+    assert fast(index, store, sites, start, start, now + 5) == slow(
+        store, sites, start, start, now + 5
+    )
+    assert (index.rows_read, index.today.accounted) == (read, len(sites))  # only 5 s added
     store.close()

@@ -187,3 +187,28 @@ def test_a_version_2_database_loses_its_duplicates_and_gets_unique_keys(database
     assert sorted(r.started_at for _, _, r in store.results_since(0)) == [T0 + i for i in range(4)]
     assert [c.verdict for c in store.verdict_history("s")] == ["degraded", "down", "down"]
     store.close()
+
+
+def test_a_version_4_database_loses_the_site_day_district_index(database_url: str) -> None:
+    """v5 drops ``ix_site_day_district`` (no query reads site_day by district); rows kept."""
+    from sqlalchemy import text
+
+    store = Store(database_url)
+    store.migrate()
+    assert "ix_site_day_district" not in {
+        ix["name"] for ix in inspect(store.engine).get_indexes("site_day")
+    }
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_site_day_district ON site_day (district)"))
+        conn.execute(text("INSERT INTO site_day VALUES ('s', '2026-11-30', 'Ranchi', 'phc', "
+                          "1, 2, 3, 4, 5, 6, 7)"))  # fmt: skip
+        conn.execute(text("UPDATE schema_version SET version = 4"))
+    store.close()
+    store = Store(database_url)
+    store.migrate()
+    names = {ix["name"] for ix in inspect(store.engine).get_indexes("site_day")}
+    assert "ix_site_day_district" not in names and "ix_site_day_day" in names
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT district, no_data FROM site_day")).one() == ("Ranchi", 6)
+        assert conn.execute(text("SELECT max(version) FROM schema_version")).scalar_one() == 5
+    store.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +32,10 @@ from netmon.api.routes import (
     summary,
 )
 from netmon.auth import Recent
+from netmon.errors import StoreError
 from netmon.monitor import Monitor
 from netmon.progress import FiguresCache
-from netmon.progress_index import Indexes
+from netmon.progress_index import Indexes, warm
 from netmon.verdict import Criterion
 
 DESCRIPTION = (
@@ -56,6 +60,7 @@ READS = (
     status,
     pollers,
 )
+log = logging.getLogger("netmon.api")
 OPEN = (health, metrics)
 # FastAPI's validation-error schemas: every route documents its 422 as a ValidationProblem.
 _REPLACED_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -90,6 +95,28 @@ def create_app(
     app.add_middleware(HeadAsGet)  # HEAD for every GET (netmon.api.head)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def warm_up(app: FastAPI) -> int:
+    """Build the progress index (netmon.progress_index) of the inventory's threshold and time
+    zone in a thread, and today's live seconds up to now: ``netmon serve`` starts it beside the
+    server, so the first /progress or /availability after a start reads only the rows rolled
+    since, not every site_day row, and a window to now adds only the time since. A
+    database that fails it is logged: the first request then builds what is left."""
+    from netmon.api.routes.availability import tz_of
+
+    monitor = app.state.monitor
+    index = app.state.indexes.of(tz_of(monitor), monitor.inventory.report.day_threshold)
+    started = time.perf_counter()
+    try:
+        n = await asyncio.to_thread(
+            warm, index, monitor.store, monitor.inventory.sites, monitor.clock()
+        )
+    except StoreError as exc:
+        log.warning("progress index not built at start-up (the first request builds it): %s", exc)
+        return 0
+    log.info("progress index built from %d site days in %.1f s", n, time.perf_counter() - started)
+    return n
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
