@@ -106,6 +106,9 @@ class TableRead:
     repetitions: int = 0  # GETBULK max-repetitions to start with (0: the settings')
     values: dict[str, dict[str, Value]] = field(default_factory=dict)  # column: {index: value}
     done: set[str] = field(default_factory=set)  # columns read to the end of their subtree
+    # in: what the client made of the table at the device's last poll (opaque; v2c: a
+    # probes.snmp_bulk.Layout), out: this poll's, for the next one
+    layout: object | None = None
 
 
 class SnmpClient(Protocol):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
-from probes.snmp_extract import Json
+Json = None | bool | int | float | str  # a decoded SNMP value, as stored
 
 
 @dataclass(frozen=True, slots=True)
