@@ -22,9 +22,11 @@ Hot path
 from __future__ import annotations
 
 import functools
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain, repeat
 
 Value = None | str | bytes | int | float
 
@@ -268,7 +270,25 @@ class Shape:
 
     @classmethod
     def of(cls, answer: Response) -> Shape:
-        """The shape of a (decoded) answer's varbind list."""
+        """The shape of an answer's varbind list (``BerError`` if it does not decode)."""
+        oids, tags, raws = answer.decode()
+        # short-form lengths (the usual case): each varbind is 30 L 06 l OID tag l value, so
+        # the pieces' sizes follow from the OIDs' and values' (any long-form length would make
+        # the varbind list longer than their sum)
+        heads = list(map(operator.add, map(len, oids), repeat(6)))
+        sizes = list(chain.from_iterable(zip(heads, map(len, raws), strict=True)))
+        if sum(sizes) != answer.end - answer.start:
+            return cls._of_any(answer)
+        cuts = list(accumulate(sizes, initial=answer.start))
+        return cls(
+            answer.end - answer.start,
+            "=" + "".join(map(_PIECES.__getitem__, sizes)),
+            b"".join(map(answer.data.__getitem__, map(slice, cuts[::2], cuts[1::2]))),
+            tags,
+        )
+
+    @classmethod
+    def _of_any(cls, answer: Response) -> Shape:
         data, cuts = answer.data, _cuts(answer.data, answer.start, answer.end)
         format = "=" + "".join(f"{b - a}s" for a, b in zip(cuts, cuts[1:], strict=False))
         between = b"".join(data[a:b] for a, b in zip(cuts[::2], cuts[1::2], strict=False))
@@ -285,6 +305,7 @@ class Shape:
 
 
 _struct = functools.lru_cache(maxsize=256)(struct.Struct)  # ~15 KB each for a 24-port answer
+_PIECES = [f"{size}s" for size in range(256)]
 
 
 def _cuts(data: bytes, pos: int, end: int) -> list[int]:

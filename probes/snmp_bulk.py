@@ -215,7 +215,8 @@ class BulkClient:
                 alone += open_  # tooBig at 1 row, or an error: column by column
                 break
             if first:  # every column from its start: the previous poll's layout may fit
-                bad, table.layout = self._take_first(open_, instances, answer, layout, into)
+                learn = table.repetitions > 0  # not a first poll (the next one asks the same)
+                bad, table.layout = self._take_first(open_, instances, answer, layout, into, learn)
             else:
                 answer = self._decoded(answer)
                 into.update(
@@ -268,10 +269,11 @@ class BulkClient:
         answer: Response,
         layout: object | None,
         into: dict[str, Value],
+        learn: bool = True,
     ) -> tuple[list[_Column], Layout | None]:
         """A chain's first answer (``instances``: its non-repeaters): by ``layout`` (the
         previous poll's) if the answer has its shape, else decoded and taken by the order
-        check (:func:`_advance`), which makes a new layout."""
+        check (:func:`_advance`), which makes a new layout if ``learn``."""
         skip, width = len(instances), len(columns)
         if isinstance(layout, Layout) and (layout.skip, layout.width) == (skip, width):
             got = layout.shape.values(answer)
@@ -283,7 +285,7 @@ class BulkClient:
         into.update((oid, value_of(tags[i], raws[i])) for oid, i in scalars)
         plan: list[_Taken] = []
         bad = _advance(columns, answer, skip, plan)
-        if bad or len(plan) != width:
+        if bad or len(plan) != width or not learn:
             return bad, None
         return bad, Layout(skip, width, Shape.of(answer), tuple(scalars), tuple(plan))
 

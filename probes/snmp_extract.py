@@ -11,17 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from probes.snmp_client import Value
 from probes.snmp_counters import (
     DeviceState,
     InterfaceState,
-    error_increase,
+    error_increases,
     flap_increment,
-    octet_rate,
+    octet_rates,
 )
-from probes.snmp_findings import Interface, Json
+from probes.snmp_findings import Interface, Json, from_columns
 from probes.snmp_profiles import ApsRole, Column, Profile
 
 _MAC_HEX = re.compile(r"[0-9a-f]{12}")
@@ -143,34 +144,30 @@ def interface_rows(
 ) -> tuple[list[Interface], dict[int, InterfaceState]]:
     """One row per interface, and the per-interface state to keep for the next poll.
 
-    Column-wise: each column's values in index order first (non-int values as None), then
-    one pass over the rows (measured in bench/snmp.py: it is a third of a poll's CPU)."""
+    Column-wise (each field a list in index order, computed with C-level ``map`` passes where
+    it can): the rows were a third of a poll's CPU one by one (bench/snmp.py)."""
     role = profile.interfaces
     assert role is not None
     columns = [raw.column(role.table, getattr(role, f)) for f in _IF_FIELDS]
-    indexes = sorted(filter(str.isdigit, set().union(*columns)), key=int)
-    names = [_text(v) if v is not None else None for v in map(columns[0].get, indexes)]
-    numbers = [_ints(column, indexes) for column in columns[1:]]
-    prev = interval.prev.interfaces if interval.prev else None
-    rates = _Rates(profile, interval, notes) if interval.elapsed is not None and not interval.rebooted else None  # fmt: skip
+    keys = sorted(filter(str.isdigit, set().union(*columns)), key=int)
+    indexes = list(map(int, keys))
+    names = _names(list(map(columns[0].get, keys)))
+    oper, admin, in_o, out_o, in_e, out_e, change, _speed = got = [_ints(c, keys) for c in columns[1:]]  # fmt: skip
+    known = interval.prev.interfaces if interval.prev else {}
+    olds: list[InterfaceState | None] = list(map(known.get, indexes)) if known else [None] * len(keys)  # fmt: skip
+    flaps = [
+        0 if o is None else o.flaps + flap_increment(o.oper, op, o.last_change, ch)
+        for o, op, ch in zip(olds, oper, change, strict=True)
+    ]
+    kept = from_columns(InterfaceState, in_o, out_o, in_e, out_e, oper, change, flaps)
+    states = dict(zip(indexes, kept, strict=True))
+    rates = [[None] * len(keys)] * 4  # in/out bits/s, in/out errors
+    if interval.elapsed is not None and not interval.rebooted and len(keys):
+        rates = _rates(profile, interval.elapsed, olds, got, indexes, notes)
     up = role.up_values
-    rows, states = [], {}
-    for index, name, oper, admin, in_o, out_o, in_e, out_e, change, speed in zip(
-        map(int, indexes), names, *numbers, strict=True
-    ):
-        old = prev.get(index) if prev else None
-        flaps = 0
-        if old is not None:
-            flaps = old.flaps + flap_increment(old.oper, oper, old.last_change, change)
-        states[index] = InterfaceState(in_o, out_o, in_e, out_e, oper, change, flaps)
-        in_bps = out_bps = in_err = out_err = None
-        if old is not None and rates is not None:
-            in_bps, in_err = rates.of(index, "in", in_o, old.in_octets, in_e, old.in_errors, speed)
-            out_bps, out_err = rates.of(index, "out", out_o, old.out_octets, out_e, old.out_errors, speed)  # fmt: skip
-        rows.append(Interface(
-            index, name, None if oper is None else oper in up, None if admin is None else admin in up,
-            in_bps, out_bps, in_err, out_err, flaps, in_o, out_o, in_e, out_e,
-        ))  # fmt: skip
+    oper_up = [None if v is None else v in up for v in oper]
+    admin_up = [None if v is None else v in up for v in admin]
+    rows = from_columns(Interface, indexes, names, oper_up, admin_up, *rates, flaps, in_o, out_o, in_e, out_e)  # fmt: skip
     return rows, states
 
 
@@ -178,10 +175,11 @@ _IF_FIELDS = (
     "name", "oper_status", "admin_status", "in_octets", "out_octets",
     "in_errors", "out_errors", "last_change", "speed_mbps",
 )  # fmt: skip
-
-
 _COUNTERS = ("in_octets", "out_octets", "in_errors", "out_errors")
 _INT_OR_NONE = frozenset((int, type(None)))
+_OLD = {name: attrgetter(name) for name in _COUNTERS}
+_NAMES: dict[bytes, str] = {}  # ifName bytes -> text (the same names come back every poll)
+_NAMES_CACHE = 1 << 14
 
 
 def _ints(column: Mapping[str, Value], indexes: list[str]) -> list[int | None]:
@@ -192,39 +190,57 @@ def _ints(column: Mapping[str, Value], indexes: list[str]) -> list[int | None]:
     return [v if type(v) is int else None for v in got]
 
 
-class _Rates:
-    """bits/s and error counts of one interface since the previous complete poll."""
+def _names(values: list[Value]) -> list[str | None]:
+    """Interface names as text (:func:`_text`), cached by their bytes."""
+    if all(type(v) is bytes for v in values):
+        texts = list(map(_NAMES.get, values))  # type: ignore[arg-type]
+        if None not in texts:
+            return texts
+    if len(_NAMES) >= _NAMES_CACHE:
+        _NAMES.clear()
+    named = [_text(v) if v is not None else None for v in values]
+    _NAMES.update(
+        (v, t) for v, t in zip(values, named, strict=True) if type(v) is bytes and t is not None
+    )
+    return named
 
-    def __init__(self, profile: Profile, interval: Interval, notes: list[str]) -> None:
-        assert interval.elapsed is not None
-        self.widths = _widths(profile)
-        self.max_bps = profile.max_bps
-        self.elapsed = interval.elapsed
-        self.notes = notes
 
-    def of(
-        self,
-        index: int,
-        direction: str,
-        octets: int | None,
-        old_octets: int | None,
-        errors: int | None,
-        old_errors: int | None,
-        speed: int | None,
-    ) -> tuple[float | None, int | None]:
-        """(bits/s, errors) in one direction (``speed``: Mbit/s, caps plausible rates)."""
-        bps = increase = None
-        width = self.widths[f"{direction}_octets"]
-        if octets is not None and old_octets is not None and width:
-            cap = speed * 1e6 * 1.05 if speed else self.max_bps
-            rate, note = octet_rate(old_octets, octets, width, self.elapsed, cap)
-            bps = None if rate is None else round(rate, 1)
-            if note:
-                self.notes.append(f"ifIndex {index}: {direction} octets {note}")
-        width = self.widths[f"{direction}_errors"]
-        if errors is not None and old_errors is not None and width:
-            increase = error_increase(old_errors, errors, width)
-        return bps, increase
+def _rates(
+    profile: Profile,
+    elapsed: float,
+    olds: list[InterfaceState | None],
+    got: list[list[int | None]],
+    indexes: list[int],
+    notes: list[str],
+) -> list[list[Any]]:
+    """in/out bits/s and in/out errors since the previous complete poll, per interface (None
+    for an interface without one); notes for counters that wrapped or reset."""
+    _oper, _admin, in_o, out_o, in_e, out_e, _change, speed = got
+    widths, cap = _widths(profile), profile.max_bps
+    caps = [s * 1e6 * 1.05 if s else cap for s in speed]
+    none = [None] * len(indexes)
+    out: list[list[Any]] = []
+    said: dict[str, dict[int, str]] = {}
+    for name, cur in zip(_COUNTERS, (in_o, out_o, in_e, out_e), strict=True):
+        width = widths[name]
+        if not width:
+            out.append(none)
+            continue
+        old: list[int | None] = (
+            list(map(_OLD[name], olds))
+            if all(olds)  # (None is the only falsy one: no `in`, which calls their __eq__)
+            else [None if o is None else _OLD[name](o) for o in olds]
+        )
+        if name.endswith("_errors"):
+            out.append(error_increases(old, cur, width))
+            continue
+        bps, said[name] = octet_rates(old, cur, width, elapsed, caps)
+        out.append([None if b is None else round(b, 1) for b in bps])
+    for i in sorted({*said.get("in_octets", ()), *said.get("out_octets", ())}):
+        for direction in ("in", "out"):
+            if note := said.get(f"{direction}_octets", {}).get(i):
+                notes.append(f"ifIndex {indexes[i]}: {direction} octets {note}")
+    return out
 
 
 def _widths(profile: Profile) -> dict[str, int | None]:
