@@ -145,9 +145,15 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """A GET/GETNEXT/GETBULK message for ``oids`` (OID content bytes, each with a NULL value)."""
-    binds = b"".join(_null_varbind(oid) for oid in oids)
-    body = _int(request_id) + _int(non_repeaters) + _int(max_repetitions) + _tlv(0x30, binds)
+    body = _int(request_id) + _request_rest(tuple(oids), non_repeaters, max_repetitions)
     return _tlv(0x30, _int(version) + _tlv(0x04, community) + _tlv(pdu, body))
+
+
+@functools.lru_cache(maxsize=4096)  # a device's first request is the same every poll
+def _request_rest(oids: tuple[bytes, ...], non_repeaters: int, max_repetitions: int) -> bytes:
+    """A request PDU's content after its request-id."""
+    binds = b"".join(_null_varbind(oid) for oid in oids)
+    return _int(non_repeaters) + _int(max_repetitions) + _tlv(0x30, binds)
 
 
 # -- decoding --------------------------------------------------------------------------------

@@ -106,8 +106,7 @@ def index_key(index: str) -> tuple[int, ...]:
 
 def system_info(profile: Profile, raw: RawPoll) -> dict[str, Json]:
     """sys_uptime_ticks / sys_name / sys_descr / sys_object_id from the profile's system role."""
-    role = profile.system
-    names = role.model_dump() if role else {}
+    names = _roles(profile)[0]
     info: dict[str, Json] = {}
     for field_name in ("uptime", "name", "descr", "object_id"):
         scalar = names.get(field_name)
@@ -119,12 +118,29 @@ def system_info(profile: Profile, raw: RawPoll) -> dict[str, Json]:
 
 def other_scalars(profile: Profile, raw: RawPoll) -> dict[str, Json]:
     """Scalars the profile reads beyond the system role (vendor extras), decoded."""
-    used = set(profile.system.model_dump(exclude_none=True).values()) if profile.system else set()
+    used = _roles(profile)[1]
     return {
         name: decode(raw.scalars.get(name), column)
         for name, column in profile.scalars.items()
         if name not in used
     }
+
+
+def _roles(profile: Profile) -> tuple[dict[str, Any], set[str]]:
+    """The system role's fields (``model_dump``), and the scalars it names: worked out once
+    per profile object (profiles are frozen; a reload makes new ones)."""
+    cached = _ROLES.get(id(profile))
+    if cached is None or cached[0] is not profile:
+        if len(_ROLES) >= 256:
+            _ROLES.clear()
+        role = profile.system
+        names = role.model_dump() if role else {}
+        used = set(role.model_dump(exclude_none=True).values()) if role else set()
+        cached = _ROLES[id(profile)] = (profile, names, used)
+    return cached[1], cached[2]
+
+
+_ROLES: dict[int, tuple[Profile, dict[str, Any], set[str]]] = {}
 
 
 # -- interfaces ------------------------------------------------------------------------------
