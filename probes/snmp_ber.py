@@ -9,14 +9,18 @@ Why our own codec
     see probes/snmp_bulk.py).
 
 Hot path
-    :func:`decode_response` runs once per varbind of every answer. It walks the bytes with
-    short-form lengths inline (agents use them for every varbind below 128 bytes) and returns
-    OIDs as their BER content bytes: a column's prefix test is ``bytes.startswith`` and only the
-    row index after it is turned into text (``index_text``). Values are what gufo returned, so
-    the profile code reads them unchanged: INTEGER/Counter/Gauge/TimeTicks -> int, OCTET STRING
-    and Opaque -> bytes, OBJECT IDENTIFIER and IpAddress -> dotted str, NULL -> None; the three
-    v2c exceptions (noSuchObject, noSuchInstance, endOfMibView) -> the :data:`NO_SUCH_OBJECT`,
-    :data:`NO_SUCH_INSTANCE`, :data:`END_OF_MIB` markers.
+    :func:`decode_response` reads the message header; the varbind list is decoded on first use
+    (:class:`Response`), by a loop that handles short-form lengths inline (agents use them for
+    every varbind below 128 bytes) and returns three parallel lists: OIDs as their BER content
+    bytes (a column's prefix test is ``bytes.startswith``, only row indexes become text), one
+    tag byte per value, and the value bytes. :func:`values` converts a column's values in one
+    ``map`` when they share a type (~100 us for a 24-port answer, where building (oid, value)
+    pairs took ~260). :class:`Shape` reads an answer of a known shape without decoding it.
+    Values are what gufo returned, so the profile code reads them unchanged:
+    INTEGER/Counter/Gauge/TimeTicks -> int, OCTET STRING and Opaque -> bytes, OBJECT IDENTIFIER
+    and IpAddress -> dotted str, NULL -> None; the three v2c exceptions (noSuchObject,
+    noSuchInstance, endOfMibView) -> the :data:`NO_SUCH_OBJECT`, :data:`NO_SUCH_INSTANCE`,
+    :data:`END_OF_MIB` markers.
 """
 
 from __future__ import annotations

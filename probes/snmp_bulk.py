@@ -35,12 +35,25 @@ Why not gufo-snmp, and why not for v3
     is only a test dependency of netmon, and a second USM implementation is more risk than the
     few v3 devices are worth, so v3 keeps gufo's Rust USM and its per-column walks.
 
-Measured (bench/snmp.py, 3 Dec 2026, loaded 2-core machine; bench/README.md has the tables)
-    24-port switch on snmpsim: 1 request per poll (gufo per column: 10), 7.2-10.2 us CPU per
-    varbind (gufo per column 22-29, snmp_exporter 26-55 and snmpbulkget 27-35 in the same
-    runs; the goal of 5 us is not reached on that machine). Through a 100 ms RTT proxy: one
-    round trip (175 ms; snmpbulkget 197 ms, gufo x4 476 ms); the 200-AP controller 744 ms vs
-    snmpbulkwalk's 3550 ms (0.21x). The codec alone walks 1,078 varbinds at 1.08x gufo's CPU
+The hot path (one 24-port poll: 238 varbinds in, 25 interface rows out)
+    Column-wise throughout: the decoder gives OIDs, value tags and value bytes as three lists
+    (probes/snmp_ber.py), a column is a stride of them and its values convert in one ``map``.
+    A table read's first answer is taken by the device's last :class:`Layout` when it has the
+    same :class:`~probes.snmp_ber.Shape` (same size, same bytes between the values: the same
+    OIDs, tags and lengths, so the same varbinds): one ``struct`` call cuts the values out and
+    the last poll's plan says which rows each column got, with no decoding or order check. A
+    device's answers keep their shape until a value's encoded length changes (a counter
+    passing a power of 256, a new name); then the answer is decoded and checked as above and
+    the layout replaced. No layout comes from a device's first poll (the next asks for fewer
+    rows, so its answer differs). Measured by replaying a captured answer without the
+    network: ~240 us per poll, against ~640 us before this path (bench/README.md).
+
+Measured (bench/snmp.py, 4 Dec 2026; bench/README.md has the tables and the machine's load)
+    24-port switch on snmpsim, devices in their steady state: 1 request per poll, 4.1-4.6 us
+    CPU per varbind (every answer decoded, no layout: 5.9-7.9; gufo per column 19-21;
+    snmp_exporter 17-20 and snmpbulkget 25-26 in the same runs). Through a 100 ms RTT proxy:
+    one round trip (145 ms; snmpbulkget 149 ms, gufo x4 438 ms); the 200-AP controller 494 ms
+    vs snmpbulkwalk's 3232 ms (0.15x). The codec alone walks 1,078 varbinds at 1.08x gufo's CPU
     and 0.04x pysnmp 7's.
 """
 
