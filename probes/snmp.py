@@ -239,7 +239,8 @@ class SnmpPoller:
         self._clock = clock
         self._states: dict[tuple[str, str], DeviceState] = {}
         self._engine_ids: dict[tuple[str, str], tuple[str, int, bytes]] = {}  # address, port
-        self._rows: dict[tuple[str, str], dict[str, int]] = {}  # table rows at the last poll
+        # per device, at its last complete read: each table's rows and the client's layout
+        self._rows: dict[tuple[str, str], tuple[dict[str, int], dict[str, object]]] = {}
 
     @classmethod
     def from_directory(cls, directory: Path | str = DEFAULT_DIR, **kwargs: Any) -> SnmpPoller:
@@ -295,9 +296,9 @@ class SnmpPoller:
                 client = await self._client_factory(target.address, settings)
                 stats = client.stats
                 await client.open(self.engine_id_of(target, settings))
-                rows = self._rows.get((target.site, target.device))
-                await read_profile(client, profile, raw, settings.max_walks, rows)
-            self._rows[(target.site, target.device)] = raw.row_counts()
+                rows, layouts = self._rows.get((target.site, target.device), (None, None))
+                await read_profile(client, profile, raw, settings.max_walks, rows, layouts)
+            self._rows[(target.site, target.device)] = (raw.row_counts(), raw.layouts)
         except TimeoutError:
             error = f"poll exceeded its {bound:.3g}s bound"
         except SnmpError as exc:
@@ -363,16 +364,19 @@ async def read_profile(
     raw: RawPoll,
     max_walks: int = DEFAULT_MAX_WALKS,
     rows: Mapping[str, int] | None = None,
+    layouts: Mapping[str, object] | None = None,
 ) -> None:
     """Read the profile's scalars and columns into ``raw`` through ``client.read`` (tables AP
-    first; ``rows``: each table's row count at the last poll, which sizes the first GETBULK).
-    The first failure ends the read and is raised; what was read so far stays in ``raw``."""
+    first; ``rows``: each table's row count at the last poll, which sizes the first GETBULK;
+    ``layouts``: the client's layout of each table then, see :class:`TableRead`). The first
+    failure ends the read and is raised; what was read so far stays in ``raw``."""
     scalars = [column.oid for column in profile.scalars.values()]
     order = _table_order(profile)
     tables = [
         TableRead(
             [c.oid for c in profile.tables[name].columns.values()],
             repetitions=(rows or {}).get(name, -1) + 1,
+            layout=(layouts or {}).get(name),
         )
         for name in order
     ]
@@ -384,6 +388,8 @@ async def read_profile(
             if column.oid in values:
                 raw.scalars[name] = values[column.oid]
         for name, table in zip(order, tables, strict=True):
+            if table.layout is not None:
+                raw.layouts[name] = table.layout
             for column_name, column in profile.tables[name].columns.items():
                 if column.oid in table.values:
                     raw.tables.setdefault(name, {})[column_name] = table.values[column.oid]
@@ -415,7 +421,7 @@ def _build(poll: _Poll, prev: DeviceState | None, ok: bool) -> tuple[SnmpFinding
     if profile.interfaces and ok:
         interval = Interval(prev, elapsed, reset)
         rows, state.interfaces = interface_rows(profile, raw, interval, notes)
-        interfaces = tuple(Interface(**row) for row in rows)  # type: ignore[arg-type]
+        interfaces = tuple(rows)
     aps = ap_rows(profile, raw) if profile.aps and ok else None
     found = SnmpFindings(
         profile=profile.name,

@@ -35,12 +35,25 @@ Why not gufo-snmp, and why not for v3
     is only a test dependency of netmon, and a second USM implementation is more risk than the
     few v3 devices are worth, so v3 keeps gufo's Rust USM and its per-column walks.
 
-Measured (bench/snmp.py, 3 Dec 2026, loaded 2-core machine; bench/README.md has the tables)
-    24-port switch on snmpsim: 1 request per poll (gufo per column: 10), 7.2-10.2 us CPU per
-    varbind (gufo per column 22-29, snmp_exporter 26-55 and snmpbulkget 27-35 in the same
-    runs; the goal of 5 us is not reached on that machine). Through a 100 ms RTT proxy: one
-    round trip (175 ms; snmpbulkget 197 ms, gufo x4 476 ms); the 200-AP controller 744 ms vs
-    snmpbulkwalk's 3550 ms (0.21x). The codec alone walks 1,078 varbinds at 1.08x gufo's CPU
+The hot path (one 24-port poll: 238 varbinds in, 25 interface rows out)
+    Column-wise throughout: the decoder gives OIDs, value tags and value bytes as three lists
+    (probes/snmp_ber.py), a column is a stride of them and its values convert in one ``map``.
+    A table read's first answer is taken by the device's last :class:`Layout` when it has the
+    same :class:`~probes.snmp_ber.Shape` (same size, same bytes between the values: the same
+    OIDs, tags and lengths, so the same varbinds): one ``struct`` call cuts the values out and
+    the last poll's plan says which rows each column got, with no decoding or order check. A
+    device's answers keep their shape until a value's encoded length changes (a counter
+    passing a power of 256, a new name); then the answer is decoded and checked as above and
+    the layout replaced. No layout comes from a device's first poll (the next asks for fewer
+    rows, so its answer differs). Measured by replaying a captured answer without the
+    network: ~240 us per poll, against ~640 us before this path (bench/README.md).
+
+Measured (bench/snmp.py, 4 Dec 2026; bench/README.md has the tables and the machine's load)
+    24-port switch on snmpsim, devices in their steady state: 1 request per poll, 4.1-4.6 us
+    CPU per varbind (every answer decoded, no layout: 5.9-7.9; gufo per column 19-21;
+    snmp_exporter 17-20 and snmpbulkget 25-26 in the same runs). Through a 100 ms RTT proxy:
+    one round trip (145 ms; snmpbulkget 149 ms, gufo x4 438 ms); the 200-AP controller 494 ms
+    vs snmpbulkwalk's 3232 ms (0.15x). The codec alone walks 1,078 varbinds at 1.08x gufo's CPU
     and 0.04x pysnmp 7's.
 """
 
@@ -50,26 +63,27 @@ import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from probes.snmp_ber import (
     END_OF_MIB,
     GET,
     GETBULK,
-    NO_SUCH_INSTANCE,
-    NO_SUCH_OBJECT,
     TOO_BIG,
     VERSIONS,
     BerError,
     Marker,
     Response,
+    Shape,
     decode_response,
     encode_request,
     index_text,
     oid_bytes,
     oid_key,
     oid_text,
+    values,
 )
+from probes.snmp_ber import value as value_of
 from probes.snmp_client import (
     RequestStats,
     SnmpRequestError,
@@ -86,6 +100,10 @@ if TYPE_CHECKING:
 
 MAX_VARBINDS = 1000  # per answer asked for: columns x max-repetitions (a ~30 KB datagram)
 _GET_CHUNK = 16  # varbinds per GET request
+# value tags of the v2c exceptions (probes/snmp_ber.py): noSuchObject, noSuchInstance, endOfMib
+_NO_SUCH = (0x80, 0x81)
+_END_OF_MIB = 0x82
+_EXCEPTIONS = frozenset((*_NO_SUCH, _END_OF_MIB))
 
 
 class OutOfOrder(SnmpRequestError):
@@ -102,6 +120,35 @@ class _Column:
     done: bool = False
     rank: int = 0  # scratch: position of ``last`` among the answer's sorted OIDs
     oid: str = field(default="")
+
+
+class _Taken(NamedTuple):
+    """What one answer gave one column: its first ``inside`` slots are rows (index texts
+    ``texts``), ``last`` is where it goes on, ``done`` whether it reached its end."""
+
+    inside: int
+    done: bool
+    texts: list[str]
+    last: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A table read's first answer at the device's last poll: its :class:`Shape` and what it
+    meant (the scalars it answered, each column's rows).
+
+    That outcome depends only on the answer's OIDs and value tags (endOfMibView, the other
+    exceptions) and on where the columns started (their own OIDs, in a chain's first
+    request). An answer of the same shape has the same OIDs and tags, so it is taken by the
+    same plan, without decoding it or sorting anything; its values are read at the places the
+    shape knows. Kept per device by the poller (``TableRead.layout``): ~5 KB for a 24-port
+    switch (the shape's bytes between the values, and its format)."""
+
+    skip: int  # non-repeaters before the columns
+    width: int  # columns asked for
+    shape: Shape
+    scalars: tuple[tuple[str, int], ...]  # (scalar OID, its varbind) for those it answered
+    plan: tuple[_Taken, ...]  # per column
 
 
 class BulkClient:
@@ -122,14 +169,14 @@ class BulkClient:
         return None  # v2c: nothing to learn before the first request
 
     async def get(self, oids: Sequence[str]) -> dict[str, Value]:
-        values: dict[str, Value] = {}
+        got: dict[str, Value] = {}
         for start in range(0, len(oids), _GET_CHUNK):
             chunk = [oid_bytes(oid) for oid in oids[start : start + _GET_CHUNK]]
             answer = await self._request(GET, chunk)
             if answer.error_status:
                 raise SnmpRequestError(f"SNMP request failed: error-status {answer.error_status}")
-            values.update(_scalars(answer.varbinds))
-        return values
+            got.update(_scalars(answer.varbinds))
+        return got
 
     async def walk(self, oid: str) -> AsyncIterator[tuple[str, Value]]:
         column = _Column(oid_bytes(oid), {}, oid=oid)
@@ -167,20 +214,31 @@ class BulkClient:
             columns.append(column)
         instances = [oid for oid in scalars if oid.endswith(".0")]  # the rest: GET
         fixed = [oid_bytes(oid[:-2]) for oid in instances]  # GETNEXT of X is X.0 if it exists
-        reps, shrunk = table.repetitions or self._settings.max_repetitions, False
+        reps, shrunk, first = table.repetitions or self._settings.max_repetitions, False, True
+        layout, table.layout = table.layout, None
         alone: list[_Column] = []
         while open_ := [c for c in columns if not c.done and c not in alone]:
             reps = max(1, min(reps, MAX_VARBINDS // len(open_)))
-            answer = await self._request(GETBULK, fixed + [c.last for c in open_], len(fixed), reps)
+            oids = fixed + [c.last for c in open_]
+            answer = await self._request(GETBULK, oids, len(fixed), reps, first)
             if answer.error_status == TOO_BIG and reps > 1:
                 reps, shrunk = reps // 2, True
                 continue
             if answer.error_status:
                 alone += open_  # tooBig at 1 row, or an error: column by column
                 break
-            into.update(_instances(instances, answer.varbinds[: len(fixed)]))
-            alone += _advance(open_, answer.varbinds[len(fixed) :])
-            fixed = []
+            if first:  # every column from its start: the previous poll's layout may fit
+                learn = table.repetitions > 0  # not a first poll (the next one asks the same)
+                bad, table.layout = self._take_first(open_, instances, answer, layout, into, learn)
+            else:
+                answer = self._decoded(answer)
+                into.update(
+                    (oid, value_of(answer.tags[i], answer.raws[i]))
+                    for oid, i in _instances(instances, answer)
+                )
+                bad = _advance(open_, answer, len(fixed))
+            alone += bad
+            fixed, first = [], False
             if not shrunk:  # more rows than expected: ask for twice as many each time
                 reps = max(2 * reps, self._settings.max_repetitions)
         for column in columns:
@@ -205,7 +263,7 @@ class BulkClient:
                 continue
             if answer.error_status:
                 raise SnmpRequestError(f"SNMP request failed: error-status {answer.error_status}")
-            if not answer.varbinds:
+            if not answer.oids:
                 raise SnmpRequestError("SNMP request failed: empty GETBULK answer")
             for oid, value in answer.varbinds:
                 if value is END_OF_MIB or not oid.startswith(column.prefix) or len(oid) == size:
@@ -217,10 +275,51 @@ class BulkClient:
                 if not isinstance(value, Marker):
                     yield index_text(oid[size:]), value
 
+    def _take_first(
+        self,
+        columns: list[_Column],
+        instances: list[str],
+        answer: Response,
+        layout: object | None,
+        into: dict[str, Value],
+        learn: bool = True,
+    ) -> tuple[list[_Column], Layout | None]:
+        """A chain's first answer (``instances``: its non-repeaters): by ``layout`` (the
+        previous poll's) if the answer has its shape, else decoded and taken by the order
+        check (:func:`_advance`), which makes a new layout if ``learn``."""
+        skip, width = len(instances), len(columns)
+        if isinstance(layout, Layout) and (layout.skip, layout.width) == (skip, width):
+            got = layout.shape.values(answer)
+            if got is not None:
+                into.update(_by_plan(columns, layout, got))
+                return [], layout
+        scalars = _instances(instances, self._decoded(answer))
+        tags, raws = answer.tags, answer.raws
+        into.update((oid, value_of(tags[i], raws[i])) for oid, i in scalars)
+        plan: list[_Taken] = []
+        bad = _advance(columns, answer, skip, plan)
+        if bad or len(plan) != width or not learn:
+            return bad, None
+        return bad, Layout(skip, width, Shape.of(answer), tuple(scalars), tuple(plan))
+
+    def _decoded(self, answer: Response) -> Response:
+        """``answer`` with its varbind list decoded (see :meth:`_request`)."""
+        try:
+            answer.decode()
+        except BerError as exc:
+            raise SnmpRequestError(f"SNMP answer did not decode: {exc}") from exc
+        return answer
+
     async def _request(
-        self, pdu: int, oids: list[bytes], non_repeaters: int = 0, reps: int = 0
+        self,
+        pdu: int,
+        oids: list[bytes],
+        non_repeaters: int = 0,
+        reps: int = 0,
+        lazy: bool = False,
     ) -> Response:
-        """One request, retried on timeout (a new request-id each attempt)."""
+        """One request, retried on timeout (a new request-id each attempt). ``lazy``: an
+        answer without error-status is not decoded yet (:meth:`_decoded` does it)."""
 
         def build(request_id: int) -> bytes:
             return encode_request(
@@ -237,84 +336,107 @@ class BulkClient:
                 raise SnmpRequestError(f"SNMP request failed: {type(exc).__name__}") from exc
             self.stats.received += 1
             try:
-                return decode_response(data, self._community)
+                return decode_response(data, self._community, lazy)
             except BerError as exc:
                 raise SnmpRequestError(f"SNMP answer did not decode: {exc}") from exc
         raise SnmpTimeout(timeout_message(self._settings))
 
 
-def _instances(scalars: Sequence[str], varbinds: Sequence[tuple[bytes, Value]]) -> dict[str, Value]:
-    """The non-repeaters' answers that are the scalars asked for (GETNEXT of ``X``: ``X.0``)."""
-    return {
-        oid: value
-        for oid, (got, value) in zip(scalars, varbinds, strict=False)
-        if not isinstance(value, Marker) and oid_text(got) == oid
-    }
+def _instances(scalars: Sequence[str], answer: Response) -> list[tuple[str, int]]:
+    """The non-repeaters that answer the scalars asked for (GETNEXT of ``X``: ``X.0``): (scalar
+    OID, its varbind), in order."""
+    oids, tags = answer.oids, answer.tags
+    return [
+        (oid, i)
+        for i, (oid, got) in enumerate(zip(scalars, oids, strict=False))
+        if tags[i] not in _EXCEPTIONS and (got == oid_bytes(oid) or oid_text(got) == oid)
+    ]
 
 
 def _scalars(varbinds: Sequence[tuple[bytes, Value]]) -> dict[str, Value]:
     return {oid_text(oid): v for oid, v in varbinds if not isinstance(v, Marker)}
 
 
-def _advance(columns: list[_Column], varbinds: Sequence[tuple[bytes, Value]]) -> list[_Column]:
-    """Take one answer's rows into ``columns``; return the columns it got out of order (to
-    walk alone). A column whose slots all lack a new OID is among them.
+def _by_plan(columns: list[_Column], layout: Layout, got: Sequence[bytes]) -> dict[str, Value]:
+    """Take an answer of the layout's shape (``got``: its value contents) by the layout's
+    plan; the scalars it answered."""
+    skip, width, tags = layout.skip, layout.width, layout.shape.tags
+    for c, (column, taken) in enumerate(zip(columns, layout.plan, strict=True)):
+        rows = slice(skip + c, skip + c + width * taken.inside, width)
+        _apply(column, taken, tags[rows], got[rows])
+    return {oid: value_of(tags[i], got[i]) for oid, i in layout.scalars}
+
+
+def _advance(
+    columns: list[_Column], answer: Response, skip: int, plan: list[_Taken] | None = None
+) -> list[_Column]:
+    """Take one answer's rows (after ``skip`` non-repeaters) into ``columns``; return the
+    columns it got out of order (to walk alone). A column whose slots all lack a new OID is
+    among them. ``plan`` gets what each column took (fast path only).
 
     Fast path: while no arc needs three BER bytes (>= 16384), OID bytes sort as the arcs do,
     so the order check is ``sorted``/``bisect`` on the bytes and list compares per column."""
-    if not varbinds:
+    oids, tags, raws = answer.oids[skip:], answer.tags[skip:], answer.raws[skip:]
+    if not oids:
         return list(columns)
-    oids = [oid for oid, _ in varbinds]
     if _TWO_HIGH in b"\0".join(oids + [c.last for c in columns]).translate(_HIGH):
-        return _advance_slowly(columns, varbinds)
+        return _advance_slowly(columns, list(zip(oids, values(tags, raws), strict=True)))
     width = len(columns)
     # each column's slots are one sorted run if the agent is right: timsort merges the runs
     runs = sorted(chain.from_iterable(oids[c::width] for c in range(width)))
     ordered = list(dict.fromkeys(runs))  # without the duplicates (one column's overflow)
     rank = dict(zip(ordered, range(len(ordered)), strict=True))
-    return [
-        column
-        for c, column in enumerate(columns)
-        if not _take(column, varbinds[c::width], ordered, rank)
-    ]
+    bad = []
+    for c, column in enumerate(columns):
+        taken = _take(column, oids[c::width], tags[c::width], ordered, rank)
+        if taken is None:
+            bad.append(column)
+            continue
+        _apply(column, taken, tags[c : c + width * taken.inside : width],
+               raws[c : c + width * taken.inside : width])  # fmt: skip
+        if plan is not None:
+            plan.append(taken)
+    return bad
 
 
 def _take(
-    column: _Column,
-    slots: Sequence[tuple[bytes, Value]],
-    ordered: list[bytes],
-    rank: dict[bytes, int],
-) -> bool:
-    """One column's slots of an answer (bytes order: see :func:`_advance`); False if they are
-    not the agent's next objects after ``column.last``."""
-    oids = [oid for oid, _ in slots]
-    values = [value for _, value in slots]
+    column: _Column, oids: list[bytes], tags: bytes, ordered: list[bytes], rank: dict[bytes, int]
+) -> _Taken | None:
+    """What one column's slots of an answer give it (bytes order: see :func:`_advance`); None
+    if they are not the agent's next objects after ``column.last``."""
     prefix = column.prefix
     inside = bisect.bisect_left(oids, prefix[:-1] + bytes((prefix[-1] + 1,)))  # if sorted
     checked = min(inside + 1, len(oids))  # and the first OID past the subtree
-    if END_OF_MIB in values[:checked]:
-        inside = checked = values.index(END_OF_MIB)
+    end_of_mib = tags.find(_END_OF_MIB, 0, checked)
+    if end_of_mib >= 0:
+        inside = checked = end_of_mib
     start = bisect.bisect_right(ordered, column.last)
     if list(map(rank.__getitem__, oids[:checked])) != list(range(start, start + checked)):
-        return False  # not consecutive: out of order, a gap, or nothing new
-    if inside < len(oids):
+        return None  # not consecutive: out of order, a gap, or nothing new
+    if not inside:
+        return _Taken(0, inside < len(oids), [], column.last)
+    inner = oids[:inside]
+    cached = list(map(_INDEX.get, inner))  # by the whole OID: no slicing
+    if None in cached:
+        cached = [t or _index(oid, len(prefix)) for t, oid in zip(cached, inner, strict=True)]
+    return _Taken(inside, inside < len(oids), cast(list[str], cached), inner[-1])
+
+
+def _apply(column: _Column, taken: _Taken, tags: bytes, raws: Sequence[bytes]) -> None:
+    """Store a column's rows of one answer (``tags``/``raws``: its first ``taken.inside``
+    slots), without the rows that say noSuchObject/noSuchInstance."""
+    if taken.inside:
+        texts, got = taken.texts, values(tags, raws)
+        if _NO_SUCH[0] in tags or _NO_SUCH[1] in tags:
+            texts, got = _without_markers(texts, got)
+        column.values.update(zip(texts, got, strict=True))
+        column.last = taken.last
+    if taken.done:
         column.done = True
-    if inside:
-        inner = oids[:inside]
-        cached = list(map(_INDEX.get, inner))  # by the whole OID: no slicing
-        if None in cached:
-            cached = [t or _index(oid, len(prefix)) for t, oid in zip(cached, inner, strict=True)]
-        texts = cast(list[str], cached)
-        taken = values[:inside]
-        if NO_SUCH_INSTANCE in taken or NO_SUCH_OBJECT in taken:
-            texts, taken = _without_markers(texts, taken)
-        column.values.update(zip(texts, taken, strict=True))
-        column.last = oids[inside - 1]
-    return True
 
 
-def _without_markers(texts: list[str], values: list[Value]) -> tuple[list[str], list[Value]]:
-    kept = [(t, v) for t, v in zip(texts, values, strict=True) if not isinstance(v, Marker)]
+def _without_markers(texts: list[str], got: list[Value]) -> tuple[list[str], list[Value]]:
+    kept = [(t, v) for t, v in zip(texts, got, strict=True) if not isinstance(v, Marker)]
     return [t for t, _ in kept], [v for _, v in kept]
 
 

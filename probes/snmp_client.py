@@ -50,6 +50,7 @@ Exceptions (messages are safe to show: they never carry a community or key)::
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -106,6 +107,9 @@ class TableRead:
     repetitions: int = 0  # GETBULK max-repetitions to start with (0: the settings')
     values: dict[str, dict[str, Value]] = field(default_factory=dict)  # column: {index: value}
     done: set[str] = field(default_factory=set)  # columns read to the end of their subtree
+    # in: what the client made of the table at the device's last poll (opaque; v2c: a
+    # probes.snmp_bulk.Layout), out: this poll's, for the next one
+    layout: object | None = None
 
 
 class SnmpClient(Protocol):
@@ -357,10 +361,9 @@ if gufo is not None:
 
 async def _resolve(address: str) -> str:
     """The IP literal to poll for ``address`` (a literal, or a name resolved once per poll)."""
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        pass
+    literal = _literal(address)
+    if literal is not None:
+        return literal
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(address, None, type=socket.SOCK_DGRAM)
@@ -369,3 +372,12 @@ async def _resolve(address: str) -> str:
     if not infos:
         raise SnmpError(f"cannot resolve {address!r}: no address")
     return str(infos[0][4][0])
+
+
+@functools.lru_cache(maxsize=1 << 14)  # the same devices every poll: parse each address once
+def _literal(address: str) -> str | None:
+    """``address`` as a normalised IP literal, or None if it is a name."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

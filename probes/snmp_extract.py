@@ -11,19 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from probes.snmp_client import Value
 from probes.snmp_counters import (
     DeviceState,
     InterfaceState,
-    error_increase,
+    error_increases,
     flap_increment,
-    octet_rate,
+    octet_rates,
 )
-from probes.snmp_profiles import ApsRole, Column, InterfacesRole, Profile
+from probes.snmp_findings import Interface, Json, from_columns
+from probes.snmp_profiles import ApsRole, Column, Profile
 
-Json = None | bool | int | float | str
 _MAC_HEX = re.compile(r"[0-9a-f]{12}")
 
 
@@ -34,6 +35,7 @@ class RawPoll:
     scalars: dict[str, Value] = field(default_factory=dict)
     tables: dict[str, dict[str, dict[str, Value]]] = field(default_factory=dict)
     walked: set[tuple[str, str]] = field(default_factory=set)
+    layouts: dict[str, object] = field(default_factory=dict)  # TableRead.layout, by table
 
     def has_data(self) -> bool:
         return bool(self.scalars) or any(
@@ -104,8 +106,7 @@ def index_key(index: str) -> tuple[int, ...]:
 
 def system_info(profile: Profile, raw: RawPoll) -> dict[str, Json]:
     """sys_uptime_ticks / sys_name / sys_descr / sys_object_id from the profile's system role."""
-    role = profile.system
-    names = role.model_dump() if role else {}
+    names = _roles(profile)[0]
     info: dict[str, Json] = {}
     for field_name in ("uptime", "name", "descr", "object_id"):
         scalar = names.get(field_name)
@@ -117,12 +118,29 @@ def system_info(profile: Profile, raw: RawPoll) -> dict[str, Json]:
 
 def other_scalars(profile: Profile, raw: RawPoll) -> dict[str, Json]:
     """Scalars the profile reads beyond the system role (vendor extras), decoded."""
-    used = set(profile.system.model_dump(exclude_none=True).values()) if profile.system else set()
+    used = _roles(profile)[1]
     return {
         name: decode(raw.scalars.get(name), column)
         for name, column in profile.scalars.items()
         if name not in used
     }
+
+
+def _roles(profile: Profile) -> tuple[dict[str, Any], set[str]]:
+    """The system role's fields (``model_dump``), and the scalars it names: worked out once
+    per profile object (profiles are frozen; a reload makes new ones)."""
+    cached = _ROLES.get(id(profile))
+    if cached is None or cached[0] is not profile:
+        if len(_ROLES) >= 256:
+            _ROLES.clear()
+        role = profile.system
+        names = role.model_dump() if role else {}
+        used = set(role.model_dump(exclude_none=True).values()) if role else set()
+        cached = _ROLES[id(profile)] = (profile, names, used)
+    return cached[1], cached[2]
+
+
+_ROLES: dict[int, tuple[Profile, dict[str, Any], set[str]]] = {}
 
 
 # -- interfaces ------------------------------------------------------------------------------
@@ -139,25 +157,33 @@ class Interval:
 
 def interface_rows(
     profile: Profile, raw: RawPoll, interval: Interval, notes: list[str]
-) -> tuple[list[dict[str, Json]], dict[int, InterfaceState]]:
-    """One row per interface, and the per-interface state to keep for the next poll."""
+) -> tuple[list[Interface], dict[int, InterfaceState]]:
+    """One row per interface, and the per-interface state to keep for the next poll.
+
+    Column-wise (each field a list in index order, computed with C-level ``map`` passes where
+    it can): the rows were a third of a poll's CPU one by one (bench/snmp.py)."""
     role = profile.interfaces
     assert role is not None
-    columns = {f: raw.column(role.table, getattr(role, f)) for f in _IF_FIELDS}
-    indexes = sorted({i for col in columns.values() for i in col if i.isdigit()}, key=int)
-    rows, states = [], {}
-    widths = _widths(profile)
-    usable = interval.elapsed is not None and not interval.rebooted
-    for index in indexes:
-        values = {f: v if type(v := columns[f].get(index)) is int else None for f in _NUMERIC}
-        prev = interval.prev.interfaces.get(int(index)) if interval.prev else None
-        state = _interface_state(values, prev)
-        row = _interface_row(index, columns["name"].get(index), values, role)
-        if prev is not None and usable:
-            _add_deltas(row, widths, profile.max_bps, values, prev, interval, notes)
-        row["flaps"] = state.flaps
-        rows.append(row)
-        states[int(index)] = state
+    columns = [raw.column(role.table, getattr(role, f)) for f in _IF_FIELDS]
+    keys = sorted(filter(str.isdigit, set().union(*columns)), key=int)
+    indexes = list(map(int, keys))
+    names = _names(list(map(columns[0].get, keys)))
+    oper, admin, in_o, out_o, in_e, out_e, change, _speed = got = [_ints(c, keys) for c in columns[1:]]  # fmt: skip
+    known = interval.prev.interfaces if interval.prev else {}
+    olds: list[InterfaceState | None] = list(map(known.get, indexes)) if known else [None] * len(keys)  # fmt: skip
+    flaps = [
+        0 if o is None else o.flaps + flap_increment(o.oper, op, o.last_change, ch)
+        for o, op, ch in zip(olds, oper, change, strict=True)
+    ]
+    kept = from_columns(InterfaceState, in_o, out_o, in_e, out_e, oper, change, flaps)
+    states = dict(zip(indexes, kept, strict=True))
+    rates = [[None] * len(keys)] * 4  # in/out bits/s, in/out errors
+    if interval.elapsed is not None and not interval.rebooted and len(keys):
+        rates = _rates(profile, interval.elapsed, olds, got, indexes, notes)
+    up = role.up_values
+    oper_up = [None if v is None else v in up for v in oper]
+    admin_up = [None if v is None else v in up for v in admin]
+    rows = from_columns(Interface, indexes, names, oper_up, admin_up, *rates, flaps, in_o, out_o, in_e, out_e)  # fmt: skip
     return rows, states
 
 
@@ -165,10 +191,72 @@ _IF_FIELDS = (
     "name", "oper_status", "admin_status", "in_octets", "out_octets",
     "in_errors", "out_errors", "last_change", "speed_mbps",
 )  # fmt: skip
-
-
-_NUMERIC = _IF_FIELDS[1:]  # (an int, not a bool: type() is int)
 _COUNTERS = ("in_octets", "out_octets", "in_errors", "out_errors")
+_INT_OR_NONE = frozenset((int, type(None)))
+_OLD = {name: attrgetter(name) for name in _COUNTERS}
+_NAMES: dict[bytes, str] = {}  # ifName bytes -> text (the same names come back every poll)
+_NAMES_CACHE = 1 << 14
+
+
+def _ints(column: Mapping[str, Value], indexes: list[str]) -> list[int | None]:
+    """The column's values at ``indexes``: ints as they are, anything else (a bool too) None."""
+    got = list(map(column.get, indexes))
+    if _INT_OR_NONE.issuperset(map(type, got)):
+        return got  # type: ignore[return-value]
+    return [v if type(v) is int else None for v in got]
+
+
+def _names(values: list[Value]) -> list[str | None]:
+    """Interface names as text (:func:`_text`), cached by their bytes."""
+    if all(type(v) is bytes for v in values):
+        texts = list(map(_NAMES.get, values))  # type: ignore[arg-type]
+        if None not in texts:
+            return texts
+    if len(_NAMES) >= _NAMES_CACHE:
+        _NAMES.clear()
+    named = [_text(v) if v is not None else None for v in values]
+    _NAMES.update(
+        (v, t) for v, t in zip(values, named, strict=True) if type(v) is bytes and t is not None
+    )
+    return named
+
+
+def _rates(
+    profile: Profile,
+    elapsed: float,
+    olds: list[InterfaceState | None],
+    got: list[list[int | None]],
+    indexes: list[int],
+    notes: list[str],
+) -> list[list[Any]]:
+    """in/out bits/s and in/out errors since the previous complete poll, per interface (None
+    for an interface without one); notes for counters that wrapped or reset."""
+    _oper, _admin, in_o, out_o, in_e, out_e, _change, speed = got
+    widths, cap = _widths(profile), profile.max_bps
+    caps = [s * 1e6 * 1.05 if s else cap for s in speed]
+    none = [None] * len(indexes)
+    out: list[list[Any]] = []
+    said: dict[str, dict[int, str]] = {}
+    for name, cur in zip(_COUNTERS, (in_o, out_o, in_e, out_e), strict=True):
+        width = widths[name]
+        if not width:
+            out.append(none)
+            continue
+        old: list[int | None] = (
+            list(map(_OLD[name], olds))
+            if all(olds)  # (None is the only falsy one: no `in`, which calls their __eq__)
+            else [None if o is None else _OLD[name](o) for o in olds]
+        )
+        if name.endswith("_errors"):
+            out.append(error_increases(old, cur, width))
+            continue
+        bps, said[name] = octet_rates(old, cur, width, elapsed, caps)
+        out.append([None if b is None else round(b, 1) for b in bps])
+    for i in sorted({*said.get("in_octets", ()), *said.get("out_octets", ())}):
+        for direction in ("in", "out"):
+            if note := said.get(f"{direction}_octets", {}).get(i):
+                notes.append(f"ifIndex {indexes[i]}: {direction} octets {note}")
+    return out
 
 
 def _widths(profile: Profile) -> dict[str, int | None]:
@@ -185,75 +273,6 @@ def _widths(profile: Profile) -> dict[str, int | None]:
 
 def _int(value: Value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _interface_row(
-    index: str, name: Value, values: Mapping[str, int | None], role: InterfacesRole
-) -> dict[str, Json]:
-    oper, admin = values["oper_status"], values["admin_status"]
-    return {
-        "index": int(index),
-        "name": _text(name) if name is not None else None,
-        "oper_up": None if oper is None else oper in role.up_values,
-        "admin_up": None if admin is None else admin in role.up_values,
-        "in_bps": None,
-        "out_bps": None,
-        "in_errors": None,
-        "out_errors": None,
-        "in_octets_counter": values["in_octets"],
-        "out_octets_counter": values["out_octets"],
-        "in_errors_counter": values["in_errors"],
-        "out_errors_counter": values["out_errors"],
-    }
-
-
-def _interface_state(
-    values: Mapping[str, int | None], prev: InterfaceState | None
-) -> InterfaceState:
-    flaps = prev.flaps if prev else 0
-    if prev is not None:
-        flaps += flap_increment(
-            prev.oper, values["oper_status"], prev.last_change, values["last_change"]
-        )
-    return InterfaceState(
-        in_octets=values["in_octets"],
-        out_octets=values["out_octets"],
-        in_errors=values["in_errors"],
-        out_errors=values["out_errors"],
-        oper=values["oper_status"],
-        last_change=values["last_change"],
-        flaps=flaps,
-    )
-
-
-def _add_deltas(
-    row: dict[str, Json],
-    widths: Mapping[str, int | None],
-    max_bps: float,
-    values: Mapping[str, int | None],
-    prev: InterfaceState,
-    interval: Interval,
-    notes: list[str],
-) -> None:
-    """Fill in_bps/out_bps/in_errors/out_errors from the previous poll (``widths``: counter
-    bits per field, from :func:`_widths`; ``max_bps``: the profile's cap without a speed)."""
-    assert interval.elapsed is not None
-    speed = values["speed_mbps"]
-    if speed:
-        max_bps = speed * 1e6 * 1.05
-    for direction, octets, errors, old_octets, old_errors in (
-        ("in", "in_octets", "in_errors", prev.in_octets, prev.in_errors),
-        ("out", "out_octets", "out_errors", prev.out_octets, prev.out_errors),
-    ):
-        cur, width = values[octets], widths[octets]
-        if cur is not None and old_octets is not None and width:
-            bps, note = octet_rate(old_octets, cur, width, interval.elapsed, max_bps)
-            row[f"{direction}_bps"] = None if bps is None else round(bps, 1)
-            if note:
-                notes.append(f"ifIndex {row['index']}: {direction} octets {note}")
-        cur, width = values[errors], widths[errors]
-        if cur is not None and old_errors is not None and width:
-            row[errors] = error_increase(old_errors, cur, width)
 
 
 # -- access points ---------------------------------------------------------------------------

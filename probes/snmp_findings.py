@@ -6,11 +6,13 @@ findings were typed, so results written by older versions load unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from itertools import repeat
 from typing import Any, TypeVar
 
-from probes.snmp_extract import Json
+Json = None | bool | int | float | str  # a decoded SNMP value, as stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +104,35 @@ def _parse(cls: type[T], rows: list[Mapping[str, Any]] | None) -> tuple[T, ...] 
         return None
     known = {f.name for f in fields(cls)}
     return tuple(cls(**{k: v for k, v in row.items() if k in known}) for row in rows)
+
+
+C = TypeVar("C")
+
+
+def from_columns(cls: type[C], *columns: Sequence[Any]) -> list[C]:
+    """``[cls(*row) for row in zip(*columns)]`` for a slotted dataclass without defaults used
+    or ``__post_init__``: one column per field, in field order. Each field is set on all the
+    objects by one C-level ``map`` over its slot's descriptor instead of calling ``__init__``
+    per object (a frozen dataclass's ``__init__`` makes one ``object.__setattr__`` call per
+    field: ~2.2 us for an :class:`Interface`, ~0.8 us this way). Same objects, frozen or not."""
+    setters = _setters(cls)
+    if len(columns) != len(setters):
+        raise TypeError(f"{cls.__name__} has {len(setters)} fields, got {len(columns)} columns")
+    objects: list[C] = list(map(object.__new__, repeat(cls, len(columns[0]))))
+    for setter, column in zip(setters, columns, strict=True):
+        if len(column) != len(objects):
+            raise ValueError("columns of different lengths")
+        deque(map(setter, objects, column), maxlen=0)
+    return objects
+
+
+def _setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    found = _SETTERS.get(cls)
+    if found is None:
+        if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
+            raise TypeError(f"{cls.__name__}: not a slotted dataclass without __post_init__")
+        found = _SETTERS[cls] = tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+    return found
+
+
+_SETTERS: dict[type, tuple[Callable[[Any, Any], None], ...]] = {}

@@ -15,7 +15,16 @@ from pysnmp.proto import api, rfc1902, rfc1905  # noqa: E402
 
 from probes.base import Target  # noqa: E402
 from probes.snmp import SnmpPoller, SnmpSettings  # noqa: E402
-from probes.snmp_ber import GETBULK, decode_response, encode_request, oid_bytes, oid_text  # noqa: E402
+from probes.snmp_ber import (  # noqa: E402
+    GETBULK,
+    Shape,
+    decode_response,
+    encode_request,
+    oid_bytes,
+    oid_text,
+    values,
+)
+from tests.conftest import FakeClock  # noqa: E402
 from tests.snmp import agents, extra  # noqa: E402
 from tests.snmp.agents import COMMUNITY, Agent  # noqa: E402
 from tests.snmp.bulk_agent import BulkAgent  # noqa: E402
@@ -169,3 +178,74 @@ def test_the_codec_reads_what_pysnmp_writes_and_writes_what_it_reads() -> None:
     assert decoded.request_id == 12345 and decoded.error_status == 0
     assert [oid_text(o) for o, _ in decoded.varbinds] == [".".join(map(str, n)) for n in names]
     assert [v for _, v in decoded.varbinds] == [want for _, want in values]
+
+
+def answer_with(binds: list[tuple[tuple[int, ...], Any]]) -> bytes:
+    """A v2c response datagram (pysnmp's encoder) carrying ``binds``."""
+    request = encode_request(1, b"public", GETBULK, 777, [oid_bytes("1.3.6.1.2.1.1")], 0, 5)
+    message, _ = decoder.decode(request, asn1Spec=V2C.Message())
+    answer = V2C.apiMessage.get_response(message)
+    V2C.apiPDU.set_varbinds(V2C.apiMessage.get_pdu(answer), binds)
+    return bytes(encoder.encode(answer))
+
+
+@pytest.mark.parametrize("long_value", [False, True], ids=["short-form", "long-form lengths"])
+def test_an_answer_of_the_same_shape_is_read_without_decoding_and_reads_the_same(
+    long_value: bool,
+) -> None:
+    """A Shape cuts an answer whose bytes between the values are the same into the same
+    varbinds' values; a value whose encoded length changed makes it another shape."""
+    name = b"x" * (200 if long_value else 7)  # 200 bytes: long-form lengths in the varbind
+
+    def binds(counter: int, text: bytes) -> list[tuple[tuple[int, ...], Any]]:
+        return [
+            ((*IF, 8, 1), rfc1902.Integer(1)),
+            ((*IFX, 1, 1), rfc1902.OctetString(text)),
+            ((*IFX, 6, 1), rfc1902.Counter64(counter)),
+            ((*IFX, 6, 2), rfc1905.noSuchInstance),
+        ]
+
+    first = decode_response(answer_with(binds(2**40, name)), b"public")
+    shape = Shape.of(first)
+    later = decode_response(answer_with(binds(2**40 + 12345, name[::-1])), b"public", lazy=True)
+    got = shape.values(later)
+    assert got is not None
+    assert values(shape.tags, got) == [v for _, v in later.varbinds]  # decoded only here
+    assert values(shape.tags, got)[2] == 2**40 + 12345
+    longer = decode_response(answer_with(binds(2**56, name)), b"public", lazy=True)
+    assert shape.values(longer) is None  # the counter is one byte longer
+    other = decode_response(answer_with(binds(2**40, name[:-1] + b"")), b"public", lazy=True)
+    assert shape.values(other) is None
+
+
+async def test_later_polls_read_by_the_layout_what_decoding_reads() -> None:
+    """Polls 3.. of a device take the table's answer by the last poll's layout (same shape):
+    their findings are those of polls that decode every answer, whether the values keep
+    their encoded lengths or not (the layout is then replaced)."""
+    objects = device()
+    results: dict[bool, list[dict[str, Any]]] = {}
+    layouts = []
+    for forget in (False, True):
+        clock = FakeClock()
+        poller, found = SnmpPoller.from_directory(clock=clock), []
+        async with BulkAgent(objects, "c") as agent:
+            config = SnmpSettings(community="c", port=agent.port, timeout=1.0)
+            for step in range(6):
+                for i in range(1, ROWS + 1):  # counters move; at step 3 one gets a byte longer
+                    grow = 2**56 if step == 3 and i == 4 else 1000 * step
+                    agent.objects[(*IFX, 6, i)] = rfc1902.Counter64(2**40 + i + grow)
+                if forget:
+                    poller._rows = {key: (rows, {}) for key, (rows, _) in poller._rows.items()}
+                result = await poller.poll(Target("s", "sw", "127.0.0.1"), config)
+                clock.advance(60.0)
+                assert result.ok and result.reason == "" and result.sent == 1
+                found.append({k: v for k, v in extra(result).items() if k != "poll_seconds"})
+                if not forget:
+                    layouts.append(poller._rows[("s", "sw")][1].get("if"))
+        results[forget] = found
+    assert results[False] == results[True]
+    assert results[False][5]["interfaces"][0]["in_octets_counter"] == 2**40 + 1 + 5000
+    # none from the first poll (the next asks for fewer rows); kept while the shape holds
+    assert layouts[0] is None and layouts[1] is not None
+    assert layouts[2] is layouts[1] and layouts[3] is not layouts[2]  # a longer counter
+    assert layouts[4] is not layouts[3] and layouts[5] is layouts[4]

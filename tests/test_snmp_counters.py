@@ -4,6 +4,7 @@ SNMP client behind the real seam (``client_factory``) and a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -13,13 +14,17 @@ from probes.snmp import SnmpPoller, SnmpSettings, match_aps, missing_aps, normal
 from probes.snmp_client import PerColumn, RequestStats, SnmpClient, SnmpRequestError, Value
 from probes.snmp_counters import (
     DeviceState,
+    InterfaceState,
     counter_increase,
     error_increase,
+    error_increases,
     flap_increment,
     octet_rate,
+    octet_rates,
     rebooted,
     reboots,
 )
+from probes.snmp_findings import Interface, from_columns
 from probes.snmp_profiles import load_profiles
 from tests.conftest import FakeClock
 from tests.snmp import extra
@@ -58,6 +63,40 @@ def test_error_increase() -> None:
     assert error_increase(5, 9, 32) == 4
     assert error_increase(2**32 - 1, 3, 32) == 4
     assert error_increase(1_000_000, 3, 32) is None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_column_wise_rates_are_the_one_by_one_ones(seed: int) -> None:
+    """octet_rates / error_increases (the interface rows' column-wise path) give exactly what
+    octet_rate / error_increase give counter by counter: forward, wrapped, reset, implausible,
+    missing readings, a zero interval."""
+    rng = random.Random(seed)
+    width = rng.choice([32, 64])
+    n = rng.choice([0, 1, 5, 24])
+    prev = [rng.randrange(2**width) for _ in range(n)]
+    cur = [(p + rng.choice([0, 1, 10**6, 10**9, 2**width - 5, -3])) % 2**width for p in prev]
+    if n and rng.random() < 0.3:
+        cur[rng.randrange(n)] = None  # type: ignore[call-overload]
+    elapsed = rng.choice([60.0, 1.5, 0.0])
+    caps = [rng.choice([1e9 * 1.05, 400e9, 1e3]) for _ in range(n)]
+    rates, notes = octet_rates(prev, cur, width, elapsed, caps)
+    for i, (p, c, cap) in enumerate(zip(prev, cur, caps, strict=True)):
+        want = (None, "") if c is None else octet_rate(p, c, width, elapsed, cap)
+        assert (rates[i], notes.get(i, "")) == want
+    errors = error_increases(prev, cur, width)
+    assert errors == [None if c is None else error_increase(p, c, width) for p, c in zip(prev, cur, strict=True)]  # fmt: skip
+
+
+def test_from_columns_builds_the_objects_init_would() -> None:
+    rows = [(i, f"p{i}", True, None, 1.5, None, 0, None, i, 2**40, 7, 0, None) for i in range(5)]
+    built = from_columns(Interface, *map(list, zip(*rows, strict=True)))
+    assert built == [Interface(*row) for row in rows]
+    with pytest.raises(AttributeError):
+        built[0].index = 9  # type: ignore[misc]  # still frozen
+    states = from_columns(InterfaceState, [1], [2], [3], [4], [1], [5], [0])
+    assert states == [InterfaceState(1, 2, 3, 4, 1, 5, 0)]
+    with pytest.raises(TypeError):
+        from_columns(InterfaceState, [1], [2])
 
 
 def test_flap_increment() -> None:
