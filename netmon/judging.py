@@ -38,7 +38,9 @@ within the second before a write loses them -- the follower's shadow has them (t
 alone, a restart judges the change again, at its restart's time.
 
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
-write (its *shadow*, :data:`SHADOW_KEPT` seconds). On taking the lease it catches up with the
+write (its *shadow*, at most :data:`SHADOW_KEPT` changes: a count, like the store's backlog, so
+a database outage of any length loses nothing; the leader that steps down in one keeps its
+changes there too). On taking the lease it catches up with the
 results, judges, reads the stored history since its oldest shadow change, and aligns the two
 per site: each stored change matches the shadow change of the same verdict nearest in time
 within :data:`MATCH_WITHIN` (the two servers judge the same results a few seconds apart); the
@@ -91,7 +93,7 @@ GAPS_KEPT = 10_000  # ids awaited at most (the oldest are given up first)
 MINE_KEPT = 60.0  # seconds a result this server took (and wrote) is kept for its tail to skip
 PRESENCE_KEPT = 86400.0  # seconds a dead server's presence row is kept
 MATCH_WITHIN = 15.0  # seconds: two servers' judgements of one change are this close
-SHADOW_KEPT = 3600.0  # seconds a follower keeps the changes it judged and did not write
+SHADOW_KEPT = 100_000  # a follower's changes judged and not written, at most (a count)
 UNWRITTEN_KEPT = 100_000  # a leader's changes waiting for the database, at most
 
 ResultKey = tuple[str, str, str, float]  # (site, device, kind, started_at)
@@ -153,6 +155,7 @@ class Judging:
             del self.unwritten[:-UNWRITTEN_KEPT]
         else:
             self.shadow.append(change)
+            del self.shadow[:-SHADOW_KEPT]
 
     def _queued(self) -> list[tuple[str, dict[str, Any]]]:
         """The leader's unwritten changes as the store's queued rows (each leaves only after
@@ -185,9 +188,6 @@ class Judging:
             await self._try("renewing the judging lease", self.renew)
         if self.leader and self.unwritten:
             await self._try("writing verdict changes", self.write)
-        cutoff = time.time() - SHADOW_KEPT
-        if self.shadow and (self.shadow[0].at or 0.0) < cutoff:
-            self.shadow = [c for c in self.shadow if (c.at or 0.0) >= cutoff]
 
     async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -227,6 +227,7 @@ class Judging:
         log.warning("judging: no longer the leader (%s): verdict changes not written here", why)
         self.leader = False
         self.shadow.extend(self.unwritten)
+        del self.shadow[:-SHADOW_KEPT]
         self.unwritten = []
 
     async def stop(self) -> None:

@@ -5,6 +5,7 @@ thing as real processes is tests/test_two_servers.py."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from netmon.errors import ConfigError
+from netmon.errors import ConfigError, StoreError
 from netmon.inventory.loader import load_inventory
 from netmon.judging import LEASE, Judging, lacking
 from netmon.monitor import Monitor
@@ -227,3 +228,48 @@ async def test_a_replay_the_follower_took_is_judged_into_its_time_by_the_leader(
     assert "chc-a" in one.monitor.history.late and one.judging.tailed == 1  # not its own row
     assert await two.monitor._rejudge_late() == 0  # the follower leaves the history alone
     assert "chc-a" in two.monitor.history.late  # kept: judged there if it ever leads
+
+
+# --- review findings --------------------------------------------------------------------------
+def _cut_off(j: Judging) -> tuple[object, object]:
+    """The database becomes unreachable for ``j`` (its lease writes and fenced writes fail)."""
+    real = j._claim, j._fenced
+
+    def down(*_a: object) -> object:
+        raise StoreError("writing the judging lease failed: connection refused")
+
+    j._claim = down  # type: ignore[method-assign]
+    j._fenced = down  # type: ignore[method-assign]
+    return real
+
+
+async def test_a_database_outage_longer_than_an_hour_loses_no_verdict_change(
+    tmp_path: Path,
+) -> None:
+    """netmon serve alone: the database is unreachable for hours; the leader steps down and
+    keeps what it judges (a count, not an hour); when the database is back, all is written."""
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    now = time.time()
+    clock = [now - 10800]  # the monitor's clock: the outage began 3 h ago
+    monitor = Monitor(
+        load_inventory(tmp_path / "inv.yaml"), store, Engines(), clock=lambda: clock[0]
+    )
+    j = Judging(monitor, store, None, ttl=60.0)
+    await j.step()  # leads: its first judgement (unknown) written
+    assert j.leading() and stored(store, "chc-a") == ["unknown"]
+    real = _cut_off(j)
+    j.valid_until, j._renewed = 0.0, -math.inf  # 60 s without a renewal
+    j._step_down("its lease ran out unrenewed")
+    # judged during the outage, 2 h and 1.5 h ago: chc-a up for half an hour
+    j.add_verdict_change(VerdictChange("chc-a", "fully_functional", now - 7200, [], now - 7200))
+    j.add_verdict_change(VerdictChange("chc-a", "unknown", now - 5400, [], now - 5400))
+    clock[0] = now
+    await j.step()
+    j._claim, j._fenced = real  # type: ignore[method-assign]
+    j._renewed = -math.inf
+    await j.step()  # the database is back: the takeover writes what the history lacks
+    assert j.leading()
+    assert stored(store, "chc-a") == ["unknown", "fully_functional", "unknown"]
+    store.close()
