@@ -40,7 +40,18 @@ alone, a restart judges the change again, at its restart's time.
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
 write (its *shadow*, at most :data:`SHADOW_KEPT` changes: a count, like the store's backlog, so
 a database outage of any length loses nothing; the leader that steps down in one keeps its
-changes there too). On taking the lease it catches up with the
+changes there too). What a live leader wrote is dropped from it: the leader moves its lease
+row's ``renewed_at`` on only at a *clean* renewal (its write since the renewal before wrote
+all it had judged), and the follower notes, by its own clock, when it read each value; once
+a value is read that followed two clean renewals, every change the leader judged before the
+follower's last read of the value before them is written (the leader's write after the
+earlier renewal took all it had judged, and that renewal came after that read), so the
+shadow keeps only its changes judged after that read less :data:`MATCH_WITHIN` (a few
+renewals' worth). This is also why a takeover does not write back what the old leader's
+re-judge (netmon.history) removed: that stretch was judged, written and rewritten by a live
+leader long before it died. Limit: a leader that re-judged a stretch and died before its next
+two clean renewals (~``heartbeat_every`` x 2) can still have that stretch's last live changes
+written back. On taking the lease it catches up with the
 results, judges, reads the stored history since its oldest shadow change, and aligns the two
 per site: each stored change matches the shadow change of the same verdict nearest in time
 within :data:`MATCH_WITHIN` (the two servers judge the same results a few seconds apart); the
@@ -139,6 +150,10 @@ class Judging:
         self._failing: set[str] = set()  # the parts of a round failing now (logged once)
         store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
         self._renewed = -math.inf
+        self._clean = False  # the leader's latest write point left nothing unwritten
+        self._seen: tuple[str, int, float] | None = None  # another holder's lease, last read
+        self._seen_at = -math.inf  # when (the monitor's clock) it was last read so
+        self._seen_before = -math.inf  # when the value before it was last read
         monitor.listeners.append(self.taken)
         monitor.note_change = self.add_verdict_change  # the monitor's changes come here
 
@@ -186,20 +201,22 @@ class Judging:
         await self._try("reading the other servers' results", self._tail_round)
         if time.monotonic() - self._renewed >= self.renew_every:
             await self._try("renewing the judging lease", self.renew)
-        if self.leader and self.unwritten:
-            await self._try("writing verdict changes", self.write)
+        if self.leader:
+            wrote = not self.unwritten or await self._try("writing verdict changes", self.write)
+            self._clean = wrote and self.leader
 
-    async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> None:
+    async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> bool:
         try:
             await part()
         except StoreError as exc:
             if what not in self._failing:
                 log.warning("judging: %s: %s; tried again every %.0f s", what, exc, TAIL_EVERY)
             self._failing.add(what)
-            return
+            return False
         if what in self._failing:
             self._failing.discard(what)
             log.info("judging: %s works again", what)
+        return True
 
     async def _tail_round(self) -> None:
         if self.peers != 0:
@@ -209,19 +226,34 @@ class Judging:
             self.cursor, self.gaps = -1, {}
 
     async def renew(self) -> None:
-        began = time.monotonic()
-        epoch, holder, self.peers = await asyncio.to_thread(self._claim)
+        began, judged = time.monotonic(), self.monitor.clock()
+        clean = self.leader and self._clean and not self.shadow
+        epoch, seen, self.peers = await asyncio.to_thread(self._claim, clean)
         self._renewed = began
-        self.holder = holder
+        self.holder = holder = seen[0] if seen is not None else self.name
         if epoch is None:
             if self.leader:
                 self._step_down(f"{holder} holds the lease")
+            if seen is not None:
+                self._observe(judged, seen)
             return
         self.valid_until = began + self.ttl
         fresh = not self.leader or epoch != self.epoch
         if fresh or self.shadow:
             self.epoch = epoch
             await self.take_over(fresh)
+
+    def _observe(self, judged: float, seen: tuple[str, int, float]) -> None:
+        """Another server's lease as read at ``judged``: past its second clean renewal since,
+        the shadow keeps only what may still be lacking (see the module's docstring)."""
+        if self._seen is None or seen[:2] != self._seen[:2]:
+            self._seen_before = -math.inf
+        elif seen[2] != self._seen[2]:
+            written = self._seen_before - MATCH_WITHIN  # the leader judged all before, wrote it
+            if self.shadow and (self.shadow[0].at or 0.0) < written:
+                self.shadow = [c for c in self.shadow if (c.at or 0.0) >= written]
+            self._seen_before = self._seen_at
+        self._seen, self._seen_at = seen, judged
 
     def _step_down(self, why: str) -> None:
         log.warning("judging: no longer the leader (%s): verdict changes not written here", why)
@@ -247,15 +279,18 @@ class Judging:
             return func.extract("epoch", func.clock_timestamp())
         return literal(time.time())
 
-    def _claim(self) -> tuple[int | None, str | None, int]:
-        """Take or renew the lease: (its epoch, us) if ours now, else (None, its holder); and
-        note this server's presence: the number of other live servers comes third."""
+    def _claim(self, clean: bool) -> tuple[int | None, tuple[str, int, float] | None, int]:
+        """Take or renew the lease: (its epoch, None) if ours now, else (None, its holder,
+        epoch and renewal); and note this server's presence: the number of other live servers
+        comes third. ``clean``: the leader wrote all it judged before its last renewal; only
+        then is its ``renewed_at`` moved on (a follower trims its shadow by it)."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
         now, ours = self._now(), t.c.holder == self.name
         epoch = case((ours, t.c.epoch), else_=t.c.epoch + 1)
+        renewed = now if clean else case((ours, t.c.renewed_at), else_=now)
         renew = (t.update().where(t.c.name == LEASE, ours | (t.c.expires_at < now))
-                 .values(holder=self.name, epoch=epoch, expires_at=now + self.ttl, renewed_at=now)
-                 .returning(t.c.epoch))  # fmt: skip
+                 .values(holder=self.name, epoch=epoch, expires_at=now + self.ttl,
+                         renewed_at=renewed).returning(t.c.epoch))  # fmt: skip
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         first = insert(t).values(name=LEASE, holder=self.name, epoch=1,
                                  expires_at=now + self.ttl, renewed_at=now)  # fmt: skip
@@ -264,12 +299,14 @@ class Judging:
             got = conn.execute(renew).first()
             if got is None:
                 got = conn.execute(first.on_conflict_do_nothing().returning(t.c.epoch)).first()
-            holder: str | None = self.name
+            seen = None
             if got is None:
-                holder = conn.execute(select(t.c.holder).where(t.c.name == LEASE)).scalar()
+                lease = select(t.c.holder, t.c.epoch, t.c.renewed_at).where(t.c.name == LEASE)
+                row = conn.execute(lease).first()
+                seen = (str(row[0]), int(row[1]), float(row[2])) if row is not None else None
             peers = self._present(conn, now)
             s.commit()
-        return (int(got[0]) if got is not None else None), holder, peers
+        return (int(got[0]) if got is not None else None), seen, peers
 
     def _present(self, conn: Any, now: Any) -> int:
         """Upsert this server's presence row; the others' that are live (a server alone on

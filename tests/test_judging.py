@@ -273,3 +273,48 @@ async def test_a_database_outage_longer_than_an_hour_loses_no_verdict_change(
     assert j.leading()
     assert stored(store, "chc-a") == ["unknown", "fully_functional", "unknown"]
     store.close()
+
+
+def stored_at(store: Store, site: str) -> list[tuple[str, float]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT verdict, changed_at FROM verdict_change WHERE site_id = "
+                                 ":s ORDER BY changed_at, id"), {"s": site}).all()  # fmt: skip
+    return [(r[0], round(r[1], 3)) for r in rows]
+
+
+async def test_a_takeover_does_not_write_back_what_a_rejudge_removed(
+    servers: tuple[Server, Server],
+) -> None:
+    """The leader judged a cut live (unknown, then fully functional) and re-judged it from
+    the late results (netmon.history): the site was fine throughout, the two changes removed.
+    The follower's shadow still has its own live view of the cut; the leader renews cleanly
+    twice after, then dies: the takeover must not write the cut's unknown back."""
+    one, two = servers
+    now = round(time.time(), 3)
+    for server in (one, two):  # their first judgement (unknown), long ago
+        server.monitor.clock = lambda: now - 2000
+        server.monitor.evaluate()
+        server.monitor.clock = time.time
+    await one.judging.step()
+    await two.judging.step()
+    assert one.judging.role == "leader" and two.judging.role == "follower"
+    cut = [
+        ("fully_functional", now - 1000),
+        ("unknown", now - 600),
+        ("fully_functional", now - 300),
+    ]
+    for server in (one, two):  # both judged it live
+        for verdict, at in cut:
+            server.judging.add_verdict_change(vc("chc-a", verdict, at))
+    await one.judging.step()
+    assert stored_at(one.store, "chc-a") == [("unknown", now - 2000), *cut]
+    one.store.rewrite_history("chc-a", now - 700, now - 200, [])  # the re-judge
+    for _ in range(3):  # the leader renews cleanly, the follower reads it
+        await one.judging.step()
+        await two.judging.step()
+    expire(one.store)  # the leader dies
+    await two.judging.step()
+    assert two.judging.role == "leader"
+    history = stored_at(two.store, "chc-a")
+    assert history[:2] == [("unknown", now - 2000), cut[0]], history
+    assert all(at > now - 15 for _v, at in history[2:]), history  # what two judges now
