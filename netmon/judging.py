@@ -70,7 +70,7 @@ given every server's URL (``netmon poll --server A,B``, netmon.remote_poller) mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import math
@@ -187,11 +187,15 @@ class Judging:
 
     # --- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Tail, renew, write; every TAIL_EVERY seconds until cancelled."""
+        """Tail, renew, write; every TAIL_EVERY seconds until cancelled. Anything but a
+        cancel is logged and the next round runs (a bug must not end the task silently)."""
         while True:
-            await self.step()
-            if self.leader and not self.leading():
-                self._step_down("its lease ran out unrenewed")
+            try:
+                await self.step()
+                if self.leader and not self.leading():
+                    self._step_down("its lease ran out unrenewed")
+            except Exception:
+                log.exception("judging: a round failed; tried again in %.0f s", TAIL_EVERY)
             await asyncio.sleep(TAIL_EVERY)
 
     async def step(self) -> None:
@@ -211,6 +215,11 @@ class Judging:
         except StoreError as exc:
             if what not in self._failing:
                 log.warning("judging: %s: %s; tried again every %.0f s", what, exc, TAIL_EVERY)
+            self._failing.add(what)
+            return False
+        except Exception:  # a bug: said once, with its traceback; the other parts still run
+            if what not in self._failing:
+                log.exception("judging: %s failed; tried again every %.0f s", what, TAIL_EVERY)
             self._failing.add(what)
             return False
         if what in self._failing:
@@ -263,13 +272,13 @@ class Judging:
         self.unwritten = []
 
     async def stop(self) -> None:
-        """Write what is unwritten (a clean stop), then let the lease go at once."""
+        """Write what is unwritten (a clean stop), then let the lease go at once (a failure
+        is logged: the monitor's stop goes on to its snapshot and final flush)."""
         if self.leader and self.unwritten:
-            with contextlib.suppress(StoreError):
-                await self.write()
+            await self._try("writing verdict changes", self.write)
         if self.leader:
-            with contextlib.suppress(StoreError):
-                await asyncio.to_thread(self._release)
+            await self._try("letting the judging lease go",
+                            functools.partial(asyncio.to_thread, self._release))  # fmt: skip
             self.leader = False
 
     # --- the lease --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ thing as real processes is tests/test_two_servers.py."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterator
@@ -318,3 +319,51 @@ async def test_a_takeover_does_not_write_back_what_a_rejudge_removed(
     history = stored_at(two.store, "chc-a")
     assert history[:2] == [("unknown", now - 2000), cut[0]], history
     assert all(at > now - 15 for _v, at in history[2:]), history  # what two judges now
+
+
+async def test_a_bug_in_judging_is_logged_and_neither_ends_its_task_nor_the_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    monitor = Monitor(load_inventory(tmp_path / "inv.yaml"), store, Engines())
+    j = Judging(monitor, store, None, ttl=60.0, renew_every=0.0)
+    monitor.judging = j
+    calls = []
+
+    def broken(*_a: object) -> object:
+        calls.append(1)
+        raise RuntimeError("a bug")
+
+    j._claim = broken  # type: ignore[method-assign]
+    await j.step()  # said, not raised
+    assert "judging: renewing the judging lease failed" in caplog.text and "a bug" in caplog.text
+    real_forget = j._forget_mine
+    j._forget_mine = broken  # type: ignore[method-assign]  # outside the parts: the round fails
+    task = asyncio.create_task(j.run())
+    for _ in range(100):  # the task goes on: rounds after the failed one
+        if len(calls) >= 3 or task.done():
+            break
+        await asyncio.sleep(0.1)
+    j._forget_mine = real_forget  # type: ignore[method-assign]
+    for _ in range(100):
+        if len(calls) >= 5 or task.done():
+            break
+        await asyncio.sleep(0.1)
+    assert not task.done() and len(calls) >= 5
+    assert "judging: a round failed" in caplog.text
+    task.cancel()
+
+    async def dead() -> None:
+        raise RuntimeError("the judging task died")
+
+    monitor._tasks = [asyncio.create_task(dead())]  # a task that died
+    await asyncio.sleep(0)
+    monitor.record(
+        "chc-a", "wan-1", ProbeResult("icmp", True, time.time() - 1, 0.3, 2, 2, (0.01, 0.01))
+    )
+    await monitor.stop()  # goes on to its final flush
+    assert not store.pending and len(list(store.device_results("chc-a", "wan-1", "icmp", 0.0))) == 1
+    assert "task" in caplog.text and "the judging task died" in caplog.text
+    store.close()
