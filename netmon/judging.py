@@ -20,7 +20,9 @@ skipped by their start (``Monitor.folded_until``). A result for a site handed ov
 poller tells the fleet the site is served again (``Fleet.served``), as a result taken directly
 does. Each server also keeps a presence row (``s:`` + its name) in ``judge_lease``, renewed
 with the lease: a server alone on its database (the usual ``netmon serve``, and SQLite) tails
-nothing. Cost: each server reads every other server's rows once more (a primary-key range).
+nothing. Cost: each server reads every other server's rows once more (a primary-key range), at
+most :data:`TAIL_CHUNKS` x :data:`TAIL_ROWS` a round (the rest the next), folded a chunk at a
+time with the event loop running between.
 
 Fenced writes. The leader's verdict changes are written by this module, not the store's queue:
 each transaction first locks the lease row (``FOR SHARE``) where it is still its own, epoch and
@@ -71,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import math
@@ -99,6 +102,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.judging")
 LEASE = "judge"  # the one lease row's name
 TAIL_EVERY = 1.0  # seconds between reads of the results other servers stored
+TAIL_ROWS = 1_000  # results read and folded at once (the event loop runs between chunks)
+TAIL_CHUNKS = 20  # chunks a round reads at most: the rest is read next round
 GAP_WAIT = 30.0  # seconds an id below the cursor is awaited (past the store's write deadline)
 GAPS_KEPT = 10_000  # ids awaited at most (the oldest are given up first)
 MINE_KEPT = 60.0  # seconds a result this server took (and wrote) is kept for its tail to skip
@@ -231,7 +236,7 @@ class Judging:
         if self.peers != 0:
             await self.tail()
         elif self.cursor >= 0:  # the last peer is gone: a last read, then none while alone
-            await self.tail()
+            await self.tail(catch_up=True)
             self.cursor, self.gaps = -1, {}
 
     async def renew(self) -> None:
@@ -391,7 +396,7 @@ class Judging:
         lease is newly ours, else the leader reconciles what it judged while unsure of it)."""
         self.shadow = sorted(self.unwritten + self.shadow, key=lambda c: c.at or 0.0)
         self.unwritten, self.leader = [], False
-        await self.tail()
+        await self.tail(catch_up=True)
         self.monitor.evaluate()
         upto = len(self.shadow)
         shadow = self.shadow[:upto]
@@ -425,12 +430,25 @@ class Judging:
         return found
 
     # --- the tail ---------------------------------------------------------------------------
-    async def tail(self) -> int:
-        """Fold the results other servers stored since the last tail; how many."""
+    async def tail(self, catch_up: bool = False) -> int:
+        """Fold the results other servers stored since the last tail, in chunks of
+        :data:`TAIL_ROWS`, at most :data:`TAIL_CHUNKS` of them (the rest next round;
+        ``catch_up``: all, as a takeover must), the event loop running between two; how many."""
         if self.cursor < 0:
             self.cursor, self.boot_cut = await asyncio.to_thread(self._start_cursor)
-        rows = await asyncio.to_thread(self._read_tail, self.cursor, sorted(self.gaps))
-        self._note_gaps([r[0] for r in rows])
+        n, done = 0, 0
+        while catch_up or done < TAIL_CHUNKS:
+            rows = await asyncio.to_thread(self._read_tail, self.cursor, sorted(self.gaps))
+            self._note_gaps([r[0] for r in rows])
+            n += self._fold_rows(rows)
+            done += 1
+            if len(rows) < TAIL_ROWS:
+                break
+            await asyncio.sleep(0)
+        self.tailed += n
+        return n
+
+    def _fold_rows(self, rows: list[tuple[int, str, str, ProbeResult]]) -> int:
         served: set[str] = set()
         n = 0
         for row_id, site_id, device, result in rows:
@@ -440,7 +458,6 @@ class Judging:
                     served.add(site_id)
         if served and self.fleet is not None:
             self.fleet.served(served)
-        self.tailed += n
         return n
 
     def _forget_mine(self) -> None:
@@ -489,7 +506,7 @@ class Judging:
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         where = (t.c.id > cursor) | t.c.id.in_(gaps) if gaps else t.c.id > cursor
         after = min(gaps[0] - 1, cursor) if gaps else cursor
-        return list(self.store._read_results(where, after))
+        return list(itertools.islice(self.store._read_results(where, after, TAIL_ROWS), TAIL_ROWS))
 
     def _note_gaps(self, ids: list[int]) -> None:
         """Move the cursor to the highest id read; await the ids below it not seen."""
@@ -499,7 +516,7 @@ class Judging:
         top = max(seen, default=self.cursor)
         now = time.monotonic()
         if top > self.cursor:
-            for i in range(self.cursor + 1, top):
+            for i in range(max(self.cursor + 1, top - GAPS_KEPT), top):  # the newest, at most
                 if i not in seen:
                     self.gaps[i] = now
             self.cursor = top

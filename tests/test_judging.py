@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from netmon import judging
 from netmon.errors import ConfigError, StoreError
 from netmon.inventory.loader import load_inventory
 from netmon.judging import LEASE, Judging, lacking
@@ -367,3 +368,44 @@ async def test_a_bug_in_judging_is_logged_and_neither_ends_its_task_nor_the_stop
     assert not store.pending and len(list(store.device_results("chc-a", "wan-1", "icmp", 0.0))) == 1
     assert "task" in caplog.text and "the judging task died" in caplog.text
     store.close()
+
+
+async def test_the_tail_reads_a_bounded_number_of_rows_a_round(
+    servers: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower far behind (2,500 rows of the leader's) folds at most TAIL_CHUNKS x
+    TAIL_ROWS a round, the rest the next; a jump in the ids awaits only the newest GAPS_KEPT."""
+    monkeypatch.setattr(judging, "TAIL_ROWS", 1000, raising=False)
+    monkeypatch.setattr(judging, "TAIL_CHUNKS", 2, raising=False)
+    monkeypatch.setattr(judging, "GAPS_KEPT", 50)
+    one, two = servers
+    await one.judging.step()
+    await two.judging.step()  # its tail starts here
+    now = time.time()
+    for i in range(2500):
+        one.take("chc-a", True, now - 50 + i * 0.01)
+    await one.store.flush_async()
+    await two.judging.step()
+    assert two.judging.tailed == 2000 and not two.judging.gaps  # the unread rows are no gaps
+    await two.judging.step()
+    assert two.judging.tailed == 2500 and not two.judging.gaps
+    with one.store.engine.begin() as conn:  # a row 10^6 ids further on
+        conn.execute(text(
+            "INSERT INTO probe_result (id, site_id, device, kind, ts, duration, ok, sent, "
+            "received, rtts, reason, extra) SELECT id + 1000000, site_id, device, kind, "
+            "ts + 1, duration, ok, sent, received, rtts, reason, extra FROM probe_result "
+            "WHERE id = (SELECT max(id) FROM probe_result)"))  # fmt: skip
+    noted = Noted()
+    two.judging.gaps = noted
+    await two.judging.step()
+    assert two.judging.tailed == 2501 and noted.sets <= 50 and len(two.judging.gaps) == 50
+
+
+class Noted(dict[int, float]):
+    """The gaps awaited, counting the ids noted."""
+
+    sets = 0
+
+    def __setitem__(self, key: int, value: float) -> None:
+        self.sets += 1
+        super().__setitem__(key, value)
