@@ -31,8 +31,8 @@ before the new leader reads the history, or never. A leader that finds its lease
 stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
 Chores check the lease locally (monotonic clock) before each run: rollups, compaction, pruning,
 and re-judging late results (``netmon.history``; results tailed from the store are noted too,
-and the leader writes its own changes before a stretch is rewritten; the rewrite itself is
-not fenced). A server stalled inside one of these transactions (SIGSTOP, a VM paused) loses
+and the leader writes its own changes before a stretch is rewritten; the rewrite is fenced
+too: ``Store.rewrite_history`` calls :meth:`Judging.fence` in its transaction). A server stalled inside one of these transactions (SIGSTOP, a VM paused) loses
 its session after the store's lock timeout (``idle_in_transaction_session_timeout``), so it
 cannot hold a takeover back. The leader's unwritten changes are read with the store's queue
 (``Store.queued_elsewhere``: the API's history shows them), but not journaled: a leader killed
@@ -154,6 +154,7 @@ class Judging:
         self._tops: list[int] = []  # alone: the highest result id at the last renewals
         self._failing: set[str] = set()  # the parts of a round failing now (logged once)
         store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
+        store.fence = self.fence  # a rewritten history (netmon.history) is the leader's alone
         self._renewed = -math.inf
         self._clean = False  # the leader's latest write point left nothing unwritten
         self._seen: tuple[str, int, float] | None = None  # another holder's lease, last read
@@ -357,17 +358,30 @@ class Judging:
             conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
         return conn
 
-    def _fenced(self, changes: list[VerdictChange]) -> bool:
-        """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
+    def _holds(self, conn: Any) -> bool:
+        """Inside a transaction: lock the lease row where it is still ours, epoch and all, and
+        unexpired (``FOR SHARE``: a takeover waits for the commit); whether it is."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
-        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
         ours = select(t.c.epoch).where(t.c.name == LEASE, t.c.holder == self.name,
                                        t.c.epoch == self.epoch, t.c.expires_at > self._now())  # fmt: skip
+        return conn.execute(ours.with_for_update(read=True)).first() is not None
+
+    def fence(self, conn: Any) -> None:
+        """Fence a write of the leader's alone, made in a transaction on ``conn`` (the store
+        calls it first in ``Store.rewrite_history``): it commits before a new leader reads the
+        history, or not at all -- :class:`StoreError` (rolled back) if our lease does not hold."""
+        if not self._holds(self._bounded(conn)):
+            raise StoreError(f"not the leader: the judging lease is not ours ({self.holder} "
+                             "holds it, or it ran out)")  # fmt: skip
+
+    def _fenced(self, changes: list[VerdictChange]) -> bool:
+        """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
+        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         rows = [_row(c) for c in changes]
         with self.store.session("writing", f"{len(rows)} verdict changes") as s:
             conn = self._bounded(s.connection())
-            if conn.execute(ours.with_for_update(read=True)).first() is None:
+            if not self._holds(conn):
                 s.rollback()
                 return False
             if rows:

@@ -409,3 +409,25 @@ class Noted(dict[int, float]):
     def __setitem__(self, key: int, value: float) -> None:
         self.sets += 1
         super().__setitem__(key, value)
+
+
+async def test_a_rewritten_history_is_the_leaders_alone(servers: tuple[Server, Server]) -> None:
+    """Store.rewrite_history (netmon.history) is fenced like the verdict writes: a follower's,
+    or a leader's whose lease was taken, is refused (StoreError) and changes nothing."""
+    one, two = servers
+    await one.judging.step()
+    await two.judging.step()
+    now = round(time.time(), 3)
+    one.judging.add_verdict_change(vc("chc-a", "unknown", now - 600))
+    await one.judging.step()
+    with pytest.raises(StoreError, match="not the leader"):
+        two.store.rewrite_history("chc-a", now - 700, now - 500, [])
+    assert ("unknown", now - 600) in stored_at(one.store, "chc-a")
+    expire(one.store)
+    await two.judging.step()  # two leads now; one, stalled, is sure of its lease still
+    assert two.judging.role == "leader" and one.judging.role == "leader"
+    with pytest.raises(StoreError, match="not the leader"):
+        one.store.rewrite_history("chc-a", now - 700, now - 500, [])
+    assert ("unknown", now - 600) in stored_at(one.store, "chc-a")
+    assert two.store.rewrite_history("chc-a", now - 700, now - 500, []) == 1  # the leader's
+    assert ("unknown", now - 600) not in stored_at(one.store, "chc-a")
