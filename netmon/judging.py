@@ -31,37 +31,38 @@ before the new leader reads the history, or never. A leader that finds its lease
 stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
 Chores check the lease locally (monotonic clock) before each run: rollups, compaction, pruning,
 and re-judging late results (``netmon.history``; results tailed from the store are noted too,
-and the leader writes its own changes before a stretch is rewritten; the rewrite is fenced
-too: ``Store.rewrite_history`` calls :meth:`Judging.fence` in its transaction). A server stalled inside one of these transactions (SIGSTOP, a VM paused) loses
-its session after the store's lock timeout (``idle_in_transaction_session_timeout``), so it
-cannot hold a takeover back. The leader's unwritten changes are read with the store's queue
-(``Store.queued_elsewhere``: the API's history shows them), but not journaled: a leader killed
-within the second before a write loses them -- the follower's shadow has them (two servers);
-alone, a restart judges the change again, at its restart's time.
+and the leader writes its own changes before a stretch is rewritten; the rewrite is fenced too:
+``Store.rewrite_history`` calls :meth:`Judging.fence` in its transaction). A server stalled
+inside one of these transactions (SIGSTOP, a VM paused) loses its session after the store's
+lock timeout (``idle_in_transaction_session_timeout``), so it cannot hold a takeover back. The
+leader's unwritten changes are read with the store's queue (``Store.queued_elsewhere``: the
+API's history shows them), but not journaled: a leader killed within the second before a write
+loses them -- the follower's shadow has them (two servers); alone, a restart judges the change
+again, at its restart's time.
 
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
 write (its *shadow*, at most :data:`SHADOW_KEPT` changes: a count, like the store's backlog, so
 a database outage of any length loses nothing; the leader that steps down in one keeps its
 changes there too). What a live leader wrote is dropped from it: the leader moves its lease
-row's ``renewed_at`` on only at a *clean* renewal (its write since the renewal before wrote
-all it had judged), and the follower notes, by its own clock, when it read each value; once
-a value is read that followed two clean renewals, every change the leader judged before the
-follower's last read of the value before them is written (the leader's write after the
-earlier renewal took all it had judged, and that renewal came after that read), so the
-shadow keeps only its changes judged after that read less :data:`MATCH_WITHIN` (a few
-renewals' worth). This is also why a takeover does not write back what the old leader's
-re-judge (netmon.history) removed: that stretch was judged, written and rewritten by a live
-leader long before it died. Limit: a leader that re-judged a stretch and died before its next
-two clean renewals (~``heartbeat_every`` x 2) can still have that stretch's last live changes
-written back. On taking the lease it catches up with the
-results, judges, reads the stored history since its oldest shadow change, and aligns the two
-per site: each stored change matches the shadow change of the same verdict nearest in time
-within :data:`MATCH_WITHIN` (the two servers judge the same results a few seconds apart); the
-shadow changes after the last match (or, with none, after the last stored change) are what the
-history lacks and are written first, each only if it differs from the verdict before it; if the
-history still ends on a verdict other than the leader's judgement now, that one is written
-too. Limit: two changes of one site closer together than ``MATCH_WITHIN`` in the takeover
-window can be aligned wrongly (verdicts change on the scale of probe intervals, not seconds).
+row's ``renewed_at`` on only at a *clean* renewal (its write since the renewal before wrote all
+it had judged), and the follower notes, by its own clock, when it read each value; once a value
+is read that followed two clean renewals, every change the leader judged before the follower's
+last read of the value before them is written (the leader's write after the earlier renewal
+took all it had judged, and that renewal came after that read), so the shadow keeps only its
+changes judged after that read less :data:`MATCH_WITHIN` (a few renewals' worth). This is also
+why a takeover does not write back what the old leader's re-judge (netmon.history) removed:
+that stretch was judged, written and rewritten by a live leader long before it died. Limit: a
+leader that re-judged a stretch and died before its next two clean renewals
+(~``heartbeat_every`` x 2) can still have that stretch's last live changes written back. On
+taking the lease it catches up with the results, judges, reads the stored history since its
+oldest shadow change, and aligns the two per site: each stored change matches the shadow change
+of the same verdict nearest in time within :data:`MATCH_WITHIN` (the two servers judge the same
+results a few seconds apart); the shadow changes after the last match (or, with none, after the
+last stored change) are what the history lacks and are written first, each only if it differs
+from the verdict before it; if the history still ends on a verdict other than the leader's
+judgement now, that one is written too. Limit: two changes of one site closer together than
+``MATCH_WITHIN`` in the takeover window can be aligned wrongly (verdicts change on the scale of
+probe intervals, not seconds).
 
 No poller is not down, and a dead server is not a site down: the pollers that called the dead
 server lose their leases after ``failover_delay`` and their sites are ``unknown`` /
