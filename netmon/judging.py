@@ -20,7 +20,9 @@ skipped by their start (``Monitor.folded_until``). A result for a site handed ov
 poller tells the fleet the site is served again (``Fleet.served``), as a result taken directly
 does. Each server also keeps a presence row (``s:`` + its name) in ``judge_lease``, renewed
 with the lease: a server alone on its database (the usual ``netmon serve``, and SQLite) tails
-nothing. Cost: each server reads every other server's rows once more (a primary-key range).
+nothing. Cost: each server reads every other server's rows once more (a primary-key range), at
+most :data:`TAIL_CHUNKS` x :data:`TAIL_ROWS` a round (the rest the next), folded a chunk at a
+time with the event loop running between.
 
 Fenced writes. The leader's verdict changes are written by this module, not the store's queue:
 each transaction first locks the lease row (``FOR SHARE``) where it is still its own, epoch and
@@ -29,24 +31,38 @@ before the new leader reads the history, or never. A leader that finds its lease
 stall, a cut from the database) steps down at once: its unwritten changes become a follower's.
 Chores check the lease locally (monotonic clock) before each run: rollups, compaction, pruning,
 and re-judging late results (``netmon.history``; results tailed from the store are noted too,
-and the leader writes its own changes before a stretch is rewritten; the rewrite itself is
-not fenced). A server stalled inside one of these transactions (SIGSTOP, a VM paused) loses
-its session after the store's lock timeout (``idle_in_transaction_session_timeout``), so it
-cannot hold a takeover back. The leader's unwritten changes are read with the store's queue
-(``Store.queued_elsewhere``: the API's history shows them), but not journaled: a leader killed
-within the second before a write loses them -- the follower's shadow has them (two servers);
-alone, a restart judges the change again, at its restart's time.
+and the leader writes its own changes before a stretch is rewritten; the rewrite is fenced too:
+``Store.rewrite_history`` calls :meth:`Judging.fence` in its transaction). A server stalled
+inside one of these transactions (SIGSTOP, a VM paused) loses its session after the store's
+lock timeout (``idle_in_transaction_session_timeout``), so it cannot hold a takeover back. The
+leader's unwritten changes are read with the store's queue (``Store.queued_elsewhere``: the
+API's history shows them), but not journaled: a leader killed within the second before a write
+loses them -- the follower's shadow has them (two servers); alone, a restart judges the change
+again, at its restart's time.
 
 Takeover: nothing lost, nothing doubled. A follower keeps the changes it judged but did not
-write (its *shadow*, :data:`SHADOW_KEPT` seconds). On taking the lease it catches up with the
-results, judges, reads the stored history since its oldest shadow change, and aligns the two
-per site: each stored change matches the shadow change of the same verdict nearest in time
-within :data:`MATCH_WITHIN` (the two servers judge the same results a few seconds apart); the
-shadow changes after the last match (or, with none, after the last stored change) are what the
-history lacks and are written first, each only if it differs from the verdict before it; if the
-history still ends on a verdict other than the leader's judgement now, that one is written
-too. Limit: two changes of one site closer together than ``MATCH_WITHIN`` in the takeover
-window can be aligned wrongly (verdicts change on the scale of probe intervals, not seconds).
+write (its *shadow*, at most :data:`SHADOW_KEPT` changes: a count, like the store's backlog, so
+a database outage of any length loses nothing; the leader that steps down in one keeps its
+changes there too). What a live leader wrote is dropped from it: the leader moves its lease
+row's ``renewed_at`` on only at a *clean* renewal (its write since the renewal before wrote all
+it had judged), and the follower notes, by its own clock, when it read each value; once a value
+is read that followed two clean renewals, every change the leader judged before the follower's
+last read of the value before them is written (the leader's write after the earlier renewal
+took all it had judged, and that renewal came after that read), so the shadow keeps only its
+changes judged after that read less :data:`MATCH_WITHIN` (a few renewals' worth). This is also
+why a takeover does not write back what the old leader's re-judge (netmon.history) removed:
+that stretch was judged, written and rewritten by a live leader long before it died. Limit: a
+leader that re-judged a stretch and died before its next two clean renewals
+(~``heartbeat_every`` x 2) can still have that stretch's last live changes written back. On
+taking the lease it catches up with the results, judges, reads the stored history since its
+oldest shadow change, and aligns the two per site: each stored change matches the shadow change
+of the same verdict nearest in time within :data:`MATCH_WITHIN` (the two servers judge the same
+results a few seconds apart); the shadow changes after the last match (or, with none, after the
+last stored change) are what the history lacks and are written first, each only if it differs
+from the verdict before it; if the history still ends on a verdict other than the leader's
+judgement now, that one is written too. Limit: two changes of one site closer together than
+``MATCH_WITHIN`` in the takeover window can be aligned wrongly (verdicts change on the scale of
+probe intervals, not seconds).
 
 No poller is not down, and a dead server is not a site down: the pollers that called the dead
 server lose their leases after ``failover_delay`` and their sites are ``unknown`` /
@@ -57,7 +73,8 @@ given every server's URL (``netmon poll --server A,B``, netmon.remote_poller) mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import itertools
 import json
 import logging
 import math
@@ -86,12 +103,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("netmon.judging")
 LEASE = "judge"  # the one lease row's name
 TAIL_EVERY = 1.0  # seconds between reads of the results other servers stored
+TAIL_ROWS = 1_000  # results read and folded at once (the event loop runs between chunks)
+TAIL_CHUNKS = 20  # chunks a round reads at most: the rest is read next round
 GAP_WAIT = 30.0  # seconds an id below the cursor is awaited (past the store's write deadline)
 GAPS_KEPT = 10_000  # ids awaited at most (the oldest are given up first)
 MINE_KEPT = 60.0  # seconds a result this server took (and wrote) is kept for its tail to skip
 PRESENCE_KEPT = 86400.0  # seconds a dead server's presence row is kept
 MATCH_WITHIN = 15.0  # seconds: two servers' judgements of one change are this close
-SHADOW_KEPT = 3600.0  # seconds a follower keeps the changes it judged and did not write
+SHADOW_KEPT = 100_000  # a follower's changes judged and not written, at most (a count)
 UNWRITTEN_KEPT = 100_000  # a leader's changes waiting for the database, at most
 
 ResultKey = tuple[str, str, str, float]  # (site, device, kind, started_at)
@@ -136,7 +155,12 @@ class Judging:
         self._tops: list[int] = []  # alone: the highest result id at the last renewals
         self._failing: set[str] = set()  # the parts of a round failing now (logged once)
         store.queued_elsewhere = self._queued  # the API's history shows them, as queued rows
+        store.fence = self.fence  # a rewritten history (netmon.history) is the leader's alone
         self._renewed = -math.inf
+        self._clean = False  # the leader's latest write point left nothing unwritten
+        self._seen: tuple[str, int, float] | None = None  # another holder's lease, last read
+        self._seen_at = -math.inf  # when (the monitor's clock) it was last read so
+        self._seen_before = -math.inf  # when the value before it was last read
         monitor.listeners.append(self.taken)
         monitor.note_change = self.add_verdict_change  # the monitor's changes come here
 
@@ -153,6 +177,7 @@ class Judging:
             del self.unwritten[:-UNWRITTEN_KEPT]
         else:
             self.shadow.append(change)
+            del self.shadow[:-SHADOW_KEPT]
 
     def _queued(self) -> list[tuple[str, dict[str, Any]]]:
         """The leader's unwritten changes as the store's queued rows (each leaves only after
@@ -169,11 +194,15 @@ class Judging:
 
     # --- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Tail, renew, write; every TAIL_EVERY seconds until cancelled."""
+        """Tail, renew, write; every TAIL_EVERY seconds until cancelled. Anything but a
+        cancel is logged and the next round runs (a bug must not end the task silently)."""
         while True:
-            await self.step()
-            if self.leader and not self.leading():
-                self._step_down("its lease ran out unrenewed")
+            try:
+                await self.step()
+                if self.leader and not self.leading():
+                    self._step_down("its lease ran out unrenewed")
+            except Exception:
+                log.exception("judging: a round failed; tried again in %.0f s", TAIL_EVERY)
             await asyncio.sleep(TAIL_EVERY)
 
     async def step(self) -> None:
@@ -183,39 +212,46 @@ class Judging:
         await self._try("reading the other servers' results", self._tail_round)
         if time.monotonic() - self._renewed >= self.renew_every:
             await self._try("renewing the judging lease", self.renew)
-        if self.leader and self.unwritten:
-            await self._try("writing verdict changes", self.write)
-        cutoff = time.time() - SHADOW_KEPT
-        if self.shadow and (self.shadow[0].at or 0.0) < cutoff:
-            self.shadow = [c for c in self.shadow if (c.at or 0.0) >= cutoff]
+        if self.leader:
+            wrote = not self.unwritten or await self._try("writing verdict changes", self.write)
+            self._clean = wrote and self.leader
 
-    async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> None:
+    async def _try(self, what: str, part: Callable[[], Awaitable[object]]) -> bool:
         try:
             await part()
         except StoreError as exc:
             if what not in self._failing:
                 log.warning("judging: %s: %s; tried again every %.0f s", what, exc, TAIL_EVERY)
             self._failing.add(what)
-            return
+            return False
+        except Exception:  # a bug: said once, with its traceback; the other parts still run
+            if what not in self._failing:
+                log.exception("judging: %s failed; tried again every %.0f s", what, TAIL_EVERY)
+            self._failing.add(what)
+            return False
         if what in self._failing:
             self._failing.discard(what)
             log.info("judging: %s works again", what)
+        return True
 
     async def _tail_round(self) -> None:
         if self.peers != 0:
             await self.tail()
         elif self.cursor >= 0:  # the last peer is gone: a last read, then none while alone
-            await self.tail()
+            await self.tail(catch_up=True)
             self.cursor, self.gaps = -1, {}
 
     async def renew(self) -> None:
-        began = time.monotonic()
-        epoch, holder, self.peers = await asyncio.to_thread(self._claim)
+        began, judged = time.monotonic(), self.monitor.clock()
+        clean = self.leader and self._clean and not self.shadow
+        epoch, seen, self.peers = await asyncio.to_thread(self._claim, clean)
         self._renewed = began
-        self.holder = holder
+        self.holder = holder = seen[0] if seen is not None else self.name
         if epoch is None:
             if self.leader:
                 self._step_down(f"{holder} holds the lease")
+            if seen is not None:
+                self._observe(judged, seen)
             return
         self.valid_until = began + self.ttl
         fresh = not self.leader or epoch != self.epoch
@@ -223,20 +259,33 @@ class Judging:
             self.epoch = epoch
             await self.take_over(fresh)
 
+    def _observe(self, judged: float, seen: tuple[str, int, float]) -> None:
+        """Another server's lease as read at ``judged``: past its second clean renewal since,
+        the shadow keeps only what may still be lacking (see the module's docstring)."""
+        if self._seen is None or seen[:2] != self._seen[:2]:
+            self._seen_before = -math.inf
+        elif seen[2] != self._seen[2]:
+            written = self._seen_before - MATCH_WITHIN  # the leader judged all before, wrote it
+            if self.shadow and (self.shadow[0].at or 0.0) < written:
+                self.shadow = [c for c in self.shadow if (c.at or 0.0) >= written]
+            self._seen_before = self._seen_at
+        self._seen, self._seen_at = seen, judged
+
     def _step_down(self, why: str) -> None:
         log.warning("judging: no longer the leader (%s): verdict changes not written here", why)
         self.leader = False
         self.shadow.extend(self.unwritten)
+        del self.shadow[:-SHADOW_KEPT]
         self.unwritten = []
 
     async def stop(self) -> None:
-        """Write what is unwritten (a clean stop), then let the lease go at once."""
+        """Write what is unwritten (a clean stop), then let the lease go at once (a failure
+        is logged: the monitor's stop goes on to its snapshot and final flush)."""
         if self.leader and self.unwritten:
-            with contextlib.suppress(StoreError):
-                await self.write()
+            await self._try("writing verdict changes", self.write)
         if self.leader:
-            with contextlib.suppress(StoreError):
-                await asyncio.to_thread(self._release)
+            await self._try("letting the judging lease go",
+                            functools.partial(asyncio.to_thread, self._release))  # fmt: skip
             self.leader = False
 
     # --- the lease --------------------------------------------------------------------------
@@ -246,15 +295,18 @@ class Judging:
             return func.extract("epoch", func.clock_timestamp())
         return literal(time.time())
 
-    def _claim(self) -> tuple[int | None, str | None, int]:
-        """Take or renew the lease: (its epoch, us) if ours now, else (None, its holder); and
-        note this server's presence: the number of other live servers comes third."""
+    def _claim(self, clean: bool) -> tuple[int | None, tuple[str, int, float] | None, int]:
+        """Take or renew the lease: (its epoch, None) if ours now, else (None, its holder,
+        epoch and renewal); and note this server's presence: the number of other live servers
+        comes third. ``clean``: the leader wrote all it judged before its last renewal; only
+        then is its ``renewed_at`` moved on (a follower trims its shadow by it)."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
         now, ours = self._now(), t.c.holder == self.name
         epoch = case((ours, t.c.epoch), else_=t.c.epoch + 1)
+        renewed = now if clean else case((ours, t.c.renewed_at), else_=now)
         renew = (t.update().where(t.c.name == LEASE, ours | (t.c.expires_at < now))
-                 .values(holder=self.name, epoch=epoch, expires_at=now + self.ttl, renewed_at=now)
-                 .returning(t.c.epoch))  # fmt: skip
+                 .values(holder=self.name, epoch=epoch, expires_at=now + self.ttl,
+                         renewed_at=renewed).returning(t.c.epoch))  # fmt: skip
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         first = insert(t).values(name=LEASE, holder=self.name, epoch=1,
                                  expires_at=now + self.ttl, renewed_at=now)  # fmt: skip
@@ -263,12 +315,14 @@ class Judging:
             got = conn.execute(renew).first()
             if got is None:
                 got = conn.execute(first.on_conflict_do_nothing().returning(t.c.epoch)).first()
-            holder: str | None = self.name
+            seen = None
             if got is None:
-                holder = conn.execute(select(t.c.holder).where(t.c.name == LEASE)).scalar()
+                lease = select(t.c.holder, t.c.epoch, t.c.renewed_at).where(t.c.name == LEASE)
+                row = conn.execute(lease).first()
+                seen = (str(row[0]), int(row[1]), float(row[2])) if row is not None else None
             peers = self._present(conn, now)
             s.commit()
-        return (int(got[0]) if got is not None else None), holder, peers
+        return (int(got[0]) if got is not None else None), seen, peers
 
     def _present(self, conn: Any, now: Any) -> int:
         """Upsert this server's presence row; the others' that are live (a server alone on
@@ -305,17 +359,30 @@ class Judging:
             conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
         return conn
 
-    def _fenced(self, changes: list[VerdictChange]) -> bool:
-        """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
+    def _holds(self, conn: Any) -> bool:
+        """Inside a transaction: lock the lease row where it is still ours, epoch and all, and
+        unexpired (``FOR SHARE``: a takeover waits for the commit); whether it is."""
         t = JudgeLeaseRow.__table__  # type: ignore[attr-defined]
-        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
         ours = select(t.c.epoch).where(t.c.name == LEASE, t.c.holder == self.name,
                                        t.c.epoch == self.epoch, t.c.expires_at > self._now())  # fmt: skip
+        return conn.execute(ours.with_for_update(read=True)).first() is not None
+
+    def fence(self, conn: Any) -> None:
+        """Fence a write of the leader's alone, made in a transaction on ``conn`` (the store
+        calls it first in ``Store.rewrite_history``): it commits before a new leader reads the
+        history, or not at all -- :class:`StoreError` (rolled back) if our lease does not hold."""
+        if not self._holds(self._bounded(conn)):
+            raise StoreError(f"not the leader: the judging lease is not ours ({self.holder} "
+                             "holds it, or it ran out)")  # fmt: skip
+
+    def _fenced(self, changes: list[VerdictChange]) -> bool:
+        """Write ``changes`` iff our lease holds (its row locked meanwhile); False: it does not."""
+        v = VerdictChangeRow.__table__  # type: ignore[attr-defined]
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         rows = [_row(c) for c in changes]
         with self.store.session("writing", f"{len(rows)} verdict changes") as s:
             conn = self._bounded(s.connection())
-            if conn.execute(ours.with_for_update(read=True)).first() is None:
+            if not self._holds(conn):
                 s.rollback()
                 return False
             if rows:
@@ -344,7 +411,7 @@ class Judging:
         lease is newly ours, else the leader reconciles what it judged while unsure of it)."""
         self.shadow = sorted(self.unwritten + self.shadow, key=lambda c: c.at or 0.0)
         self.unwritten, self.leader = [], False
-        await self.tail()
+        await self.tail(catch_up=True)
         self.monitor.evaluate()
         upto = len(self.shadow)
         shadow = self.shadow[:upto]
@@ -378,12 +445,25 @@ class Judging:
         return found
 
     # --- the tail ---------------------------------------------------------------------------
-    async def tail(self) -> int:
-        """Fold the results other servers stored since the last tail; how many."""
+    async def tail(self, catch_up: bool = False) -> int:
+        """Fold the results other servers stored since the last tail, in chunks of
+        :data:`TAIL_ROWS`, at most :data:`TAIL_CHUNKS` of them (the rest next round;
+        ``catch_up``: all, as a takeover must), the event loop running between two; how many."""
         if self.cursor < 0:
             self.cursor, self.boot_cut = await asyncio.to_thread(self._start_cursor)
-        rows = await asyncio.to_thread(self._read_tail, self.cursor, sorted(self.gaps))
-        self._note_gaps([r[0] for r in rows])
+        n, done = 0, 0
+        while catch_up or done < TAIL_CHUNKS:
+            rows = await asyncio.to_thread(self._read_tail, self.cursor, sorted(self.gaps))
+            self._note_gaps([r[0] for r in rows])
+            n += self._fold_rows(rows)
+            done += 1
+            if len(rows) < TAIL_ROWS:
+                break
+            await asyncio.sleep(0)
+        self.tailed += n
+        return n
+
+    def _fold_rows(self, rows: list[tuple[int, str, str, ProbeResult]]) -> int:
         served: set[str] = set()
         n = 0
         for row_id, site_id, device, result in rows:
@@ -393,7 +473,6 @@ class Judging:
                     served.add(site_id)
         if served and self.fleet is not None:
             self.fleet.served(served)
-        self.tailed += n
         return n
 
     def _forget_mine(self) -> None:
@@ -442,7 +521,7 @@ class Judging:
         t = ProbeResultRow.__table__  # type: ignore[attr-defined]
         where = (t.c.id > cursor) | t.c.id.in_(gaps) if gaps else t.c.id > cursor
         after = min(gaps[0] - 1, cursor) if gaps else cursor
-        return list(self.store._read_results(where, after))
+        return list(itertools.islice(self.store._read_results(where, after, TAIL_ROWS), TAIL_ROWS))
 
     def _note_gaps(self, ids: list[int]) -> None:
         """Move the cursor to the highest id read; await the ids below it not seen."""
@@ -452,7 +531,7 @@ class Judging:
         top = max(seen, default=self.cursor)
         now = time.monotonic()
         if top > self.cursor:
-            for i in range(self.cursor + 1, top):
+            for i in range(max(self.cursor + 1, top - GAPS_KEPT), top):  # the newest, at most
                 if i not in seen:
                     self.gaps[i] = now
             self.cursor = top

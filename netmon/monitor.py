@@ -565,8 +565,11 @@ class Monitor:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            except Exception:  # a task that died (a bug): said, and the stop goes on
+                log.exception("task %s had stopped on an error", t.get_name())
         await self.poller.stop()
         self.evaluate()
         if self.judging is not None:

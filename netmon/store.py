@@ -300,6 +300,7 @@ class Store:
         self._reads = 0  # API reads running or waiting (event loop only)
         # rows queued for the database by another writer, read with the queue (netmon.judging)
         self.queued_elsewhere: Callable[[], list[tuple[str, dict[str, Any]]]] = list
+        self.fence: Callable[[Any], None] | None = None  # the leader's check (netmon.judging)
 
     # --- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -674,6 +675,8 @@ class Store:
             self._guarded("writing", f"re-judged history of {site_id}"),
             self.engine.begin() as conn,
         ):
+            if self.fence is not None:  # the leader's alone (netmon.judging): else StoreError
+                self.fence(conn)
             deleted = conn.execute(t.delete().where(gone)).rowcount
             if rows:
                 conn.execute(self._insert(t.name), rows)

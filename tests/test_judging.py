@@ -5,6 +5,8 @@ thing as real processes is tests/test_two_servers.py."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from netmon.errors import ConfigError
+from netmon import judging
+from netmon.errors import ConfigError, StoreError
 from netmon.inventory.loader import load_inventory
 from netmon.judging import LEASE, Judging, lacking
 from netmon.monitor import Monitor
@@ -227,3 +230,204 @@ async def test_a_replay_the_follower_took_is_judged_into_its_time_by_the_leader(
     assert "chc-a" in one.monitor.history.late and one.judging.tailed == 1  # not its own row
     assert await two.monitor._rejudge_late() == 0  # the follower leaves the history alone
     assert "chc-a" in two.monitor.history.late  # kept: judged there if it ever leads
+
+
+# --- review findings --------------------------------------------------------------------------
+def _cut_off(j: Judging) -> tuple[object, object]:
+    """The database becomes unreachable for ``j`` (its lease writes and fenced writes fail)."""
+    real = j._claim, j._fenced
+
+    def down(*_a: object) -> object:
+        raise StoreError("writing the judging lease failed: connection refused")
+
+    j._claim = down  # type: ignore[method-assign]
+    j._fenced = down  # type: ignore[method-assign]
+    return real
+
+
+async def test_a_database_outage_longer_than_an_hour_loses_no_verdict_change(
+    tmp_path: Path,
+) -> None:
+    """netmon serve alone: the database is unreachable for hours; the leader steps down and
+    keeps what it judges (a count, not an hour); when the database is back, all is written."""
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    now = time.time()
+    clock = [now - 10800]  # the monitor's clock: the outage began 3 h ago
+    monitor = Monitor(
+        load_inventory(tmp_path / "inv.yaml"), store, Engines(), clock=lambda: clock[0]
+    )
+    j = Judging(monitor, store, None, ttl=60.0)
+    await j.step()  # leads: its first judgement (unknown) written
+    assert j.leading() and stored(store, "chc-a") == ["unknown"]
+    real = _cut_off(j)
+    j.valid_until, j._renewed = 0.0, -math.inf  # 60 s without a renewal
+    j._step_down("its lease ran out unrenewed")
+    # judged during the outage, 2 h and 1.5 h ago: chc-a up for half an hour
+    j.add_verdict_change(VerdictChange("chc-a", "fully_functional", now - 7200, [], now - 7200))
+    j.add_verdict_change(VerdictChange("chc-a", "unknown", now - 5400, [], now - 5400))
+    clock[0] = now
+    await j.step()
+    j._claim, j._fenced = real  # type: ignore[method-assign]
+    j._renewed = -math.inf
+    await j.step()  # the database is back: the takeover writes what the history lacks
+    assert j.leading()
+    assert stored(store, "chc-a") == ["unknown", "fully_functional", "unknown"]
+    store.close()
+
+
+def stored_at(store: Store, site: str) -> list[tuple[str, float]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT verdict, changed_at FROM verdict_change WHERE site_id = "
+                                 ":s ORDER BY changed_at, id"), {"s": site}).all()  # fmt: skip
+    return [(r[0], round(r[1], 3)) for r in rows]
+
+
+async def test_a_takeover_does_not_write_back_what_a_rejudge_removed(
+    servers: tuple[Server, Server],
+) -> None:
+    """The leader judged a cut live (unknown, then fully functional) and re-judged it from
+    the late results (netmon.history): the site was fine throughout, the two changes removed.
+    The follower's shadow still has its own live view of the cut; the leader renews cleanly
+    twice after, then dies: the takeover must not write the cut's unknown back."""
+    one, two = servers
+    now = round(time.time(), 3)
+    for server in (one, two):  # their first judgement (unknown), long ago
+        server.monitor.clock = lambda: now - 2000
+        server.monitor.evaluate()
+        server.monitor.clock = time.time
+    await one.judging.step()
+    await two.judging.step()
+    assert one.judging.role == "leader" and two.judging.role == "follower"
+    cut = [
+        ("fully_functional", now - 1000),
+        ("unknown", now - 600),
+        ("fully_functional", now - 300),
+    ]
+    for server in (one, two):  # both judged it live
+        for verdict, at in cut:
+            server.judging.add_verdict_change(vc("chc-a", verdict, at))
+    await one.judging.step()
+    assert stored_at(one.store, "chc-a") == [("unknown", now - 2000), *cut]
+    one.store.rewrite_history("chc-a", now - 700, now - 200, [])  # the re-judge
+    for _ in range(3):  # the leader renews cleanly, the follower reads it
+        await one.judging.step()
+        await two.judging.step()
+    expire(one.store)  # the leader dies
+    await two.judging.step()
+    assert two.judging.role == "leader"
+    history = stored_at(two.store, "chc-a")
+    assert history[:2] == [("unknown", now - 2000), cut[0]], history
+    assert all(at > now - 15 for _v, at in history[2:]), history  # what two judges now
+
+
+async def test_a_bug_in_judging_is_logged_and_neither_ends_its_task_nor_the_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "inv.yaml").write_text(INVENTORY)
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    monitor = Monitor(load_inventory(tmp_path / "inv.yaml"), store, Engines())
+    j = Judging(monitor, store, None, ttl=60.0, renew_every=0.0)
+    monitor.judging = j
+    calls = []
+
+    def broken(*_a: object) -> object:
+        calls.append(1)
+        raise RuntimeError("a bug")
+
+    j._claim = broken  # type: ignore[method-assign]
+    await j.step()  # said, not raised
+    assert "judging: renewing the judging lease failed" in caplog.text and "a bug" in caplog.text
+    real_forget = j._forget_mine
+    j._forget_mine = broken  # type: ignore[method-assign]  # outside the parts: the round fails
+    task = asyncio.create_task(j.run())
+    for _ in range(100):  # the task goes on: rounds after the failed one
+        if len(calls) >= 3 or task.done():
+            break
+        await asyncio.sleep(0.1)
+    j._forget_mine = real_forget  # type: ignore[method-assign]
+    for _ in range(100):
+        if len(calls) >= 5 or task.done():
+            break
+        await asyncio.sleep(0.1)
+    assert not task.done() and len(calls) >= 5
+    assert "judging: a round failed" in caplog.text
+    task.cancel()
+
+    async def dead() -> None:
+        raise RuntimeError("the judging task died")
+
+    monitor._tasks = [asyncio.create_task(dead())]  # a task that died
+    await asyncio.sleep(0)
+    monitor.record(
+        "chc-a", "wan-1", ProbeResult("icmp", True, time.time() - 1, 0.3, 2, 2, (0.01, 0.01))
+    )
+    await monitor.stop()  # goes on to its final flush
+    assert not store.pending and len(list(store.device_results("chc-a", "wan-1", "icmp", 0.0))) == 1
+    assert "task" in caplog.text and "the judging task died" in caplog.text
+    store.close()
+
+
+async def test_the_tail_reads_a_bounded_number_of_rows_a_round(
+    servers: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower far behind (2,500 rows of the leader's) folds at most TAIL_CHUNKS x
+    TAIL_ROWS a round, the rest the next; a jump in the ids awaits only the newest GAPS_KEPT."""
+    monkeypatch.setattr(judging, "TAIL_ROWS", 1000, raising=False)
+    monkeypatch.setattr(judging, "TAIL_CHUNKS", 2, raising=False)
+    monkeypatch.setattr(judging, "GAPS_KEPT", 50)
+    one, two = servers
+    await one.judging.step()
+    await two.judging.step()  # its tail starts here
+    now = time.time()
+    for i in range(2500):
+        one.take("chc-a", True, now - 50 + i * 0.01)
+    await one.store.flush_async()
+    await two.judging.step()
+    assert two.judging.tailed == 2000 and not two.judging.gaps  # the unread rows are no gaps
+    await two.judging.step()
+    assert two.judging.tailed == 2500 and not two.judging.gaps
+    with one.store.engine.begin() as conn:  # a row 10^6 ids further on
+        conn.execute(text(
+            "INSERT INTO probe_result (id, site_id, device, kind, ts, duration, ok, sent, "
+            "received, rtts, reason, extra) SELECT id + 1000000, site_id, device, kind, "
+            "ts + 1, duration, ok, sent, received, rtts, reason, extra FROM probe_result "
+            "WHERE id = (SELECT max(id) FROM probe_result)"))  # fmt: skip
+    noted = Noted()
+    two.judging.gaps = noted
+    await two.judging.step()
+    assert two.judging.tailed == 2501 and noted.sets <= 50 and len(two.judging.gaps) == 50
+
+
+class Noted(dict[int, float]):
+    """The gaps awaited, counting the ids noted."""
+
+    sets = 0
+
+    def __setitem__(self, key: int, value: float) -> None:
+        self.sets += 1
+        super().__setitem__(key, value)
+
+
+async def test_a_rewritten_history_is_the_leaders_alone(servers: tuple[Server, Server]) -> None:
+    """Store.rewrite_history (netmon.history) is fenced like the verdict writes: a follower's,
+    or a leader's whose lease was taken, is refused (StoreError) and changes nothing."""
+    one, two = servers
+    await one.judging.step()
+    await two.judging.step()
+    now = round(time.time(), 3)
+    one.judging.add_verdict_change(vc("chc-a", "unknown", now - 600))
+    await one.judging.step()
+    with pytest.raises(StoreError, match="not the leader"):
+        two.store.rewrite_history("chc-a", now - 700, now - 500, [])
+    assert ("unknown", now - 600) in stored_at(one.store, "chc-a")
+    expire(one.store)
+    await two.judging.step()  # two leads now; one, stalled, is sure of its lease still
+    assert two.judging.role == "leader" and one.judging.role == "leader"
+    with pytest.raises(StoreError, match="not the leader"):
+        one.store.rewrite_history("chc-a", now - 700, now - 500, [])
+    assert ("unknown", now - 600) in stored_at(one.store, "chc-a")
+    assert two.store.rewrite_history("chc-a", now - 700, now - 500, []) == 1  # the leader's
+    assert ("unknown", now - 600) not in stored_at(one.store, "chc-a")
