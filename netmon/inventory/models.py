@@ -314,7 +314,7 @@ class Site(SiteInfo):
         self._by_name = {d.name: d for d in reversed(self.devices)}  # first one wins
 
     def device(self, name: str) -> Device | None:
-        return self._by_name.get(name)
+        return _private(self, "_by_name").get(name)
 
     def in_maintenance(self, ts: float) -> Maintenance | None:
         """The window covering ``ts`` (a recurring rule's occurrence as a window of its own)."""
@@ -389,7 +389,7 @@ class InventoryBase(Strict):
         self._policies = {s.id: self.policy.merged(s.policy) for s in self.sites}
 
     def site(self, site_id: str) -> Site | None:
-        return self._by_id.get(site_id)
+        return _private(self, "_by_id").get(site_id)
 
     def _spread(self, site: Site) -> Site:
         district = site.district.lower()
@@ -406,12 +406,20 @@ class InventoryBase(Strict):
         return self.defaults.model_copy(update=set_fields(site.probe))
 
     def policy_for(self, site: Site) -> Policy:
-        cached = self._policies.get(site.id)
+        cached = _private(self, "_policies").get(site.id)
         return (
             cached
-            if cached is not None and self._by_id.get(site.id) is site
+            if cached is not None and _private(self, "_by_id").get(site.id) is site
             else self.policy.merged(site.policy)
         )
+
+
+def _private(model: BaseModel, name: str) -> Any:
+    """A private attribute read straight from pydantic's store: ``model._x`` goes through
+    pydantic's ``__getattr__`` (~1.9 us here, 25x a dict lookup), and the judge reads these per
+    device and result (Site.device, Inventory.site, policy_for)."""
+    private = model.__pydantic_private__
+    return private[name] if private is not None else getattr(model, name)
 
 
 def _config_fields() -> dict[str, Any]:

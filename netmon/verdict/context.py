@@ -34,7 +34,7 @@ def ancestors(site: Site, dev: Device) -> list[Device]:
     """The devices ``dev`` is reached through, nearest first (a cycle is cut)."""
     chain: list[Device] = []
     cur = site.device(dev.parent) if dev.parent else None
-    while cur is not None and cur not in chain:
+    while cur is not None and all(c is not cur for c in chain):  # identity: pydantic's == is slow
         chain.append(cur)
         cur = site.device(cur.parent) if cur.parent else None
     return chain
