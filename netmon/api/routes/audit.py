@@ -13,6 +13,9 @@ from netmon.api.models import AuditList, AuditPublic, iso
 from netmon.auth import AuditRow, Caller, audit_log
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
+MAX_ID = (
+    2**63 - 1
+)  # a row id is a 64-bit integer in both databases: a larger one is a 422, not a 500
 
 
 def audit_public(row: AuditRow) -> AuditPublic:
@@ -27,7 +30,7 @@ async def list_audit(
     _caller: Annotated[Caller, scope("audit:read")],
     monitor: MonitorDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="only entries older than this id")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only entries older than this id")] = None,
 ) -> AuditList:  # fmt: skip
     """The audit log: every write over the API and every token made or revoked, newest first."""
     rows = await monitor.store.read_async(audit_log, monitor.store, limit, before)
