@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,3 +66,18 @@ def stop(proc: subprocess.Popen[str]) -> int:
     """SIGTERM and the exit status."""
     proc.send_signal(signal.SIGTERM)
     return proc.wait(60)
+
+
+def stop_all(procs: Iterable[subprocess.Popen[Any]], grace: float = 30.0) -> None:
+    """SIGTERM every process still running, then wait for each; kill one that outlasts
+    ``grace`` seconds."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -28,6 +28,7 @@ from netmon.outbox import Outbox
 from netmon.store import Store
 from probes import Engines, ProbeResult
 from tests.conftest import INVENTORIES, FakeClock
+from tests.netmon_process import stop_all
 from tests.test_e2e import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,15 +205,7 @@ class Fleetwork:
         return {p["name"]: (p["live"], p["sites"]) for p in found["data"]}
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_all(self.procs.values())
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from netmon.fleet import owner
+from tests.netmon_process import stop_all
 from tests.test_e2e import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,15 +128,7 @@ class Pair:
         return {s["id"]: s["verdict"] for s in sites["data"]}
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_all(self.procs.values())
 
     def lease(self, expires: str) -> str:
         """Set the judging lease's expiry (SQL, the database's clock); its holder."""

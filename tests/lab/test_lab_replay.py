@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from netmon.lab.model import parse_scenario
 from netmon.lab.netns import die_with_parent
 from netmon.lab.runner import NetmonProcess, free_port
 from tests.lab.conftest import wait_until
+from tests.netmon_process import stop_all
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,15 +133,7 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_all(procs, grace=20.0)
 
 
 def test_a_site_agent_cut_from_its_server_is_judged_as_if_nothing_had_been_cut(
