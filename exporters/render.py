@@ -2,12 +2,14 @@
 
 Three things are kept per site, each reused while what it was made from is unchanged:
 
-* its *view* (``Monitor.view``: device summaries, evidence, kind views), while the site has taken
-  no result (``DeviceCounters.taken``) and the clock is before its evidence's next time boundary
+* its *view* (device summaries, evidence, kind views), while the site has taken no result
+  (``DeviceCounters.taken``) and the clock is before its evidence's next time boundary
   (``netmon.monitor.next_boundary``: a bucket, outage or reboot leaving the window). Nothing the
   device and site series show changes in between (``longest_outage``, the one summary field that
-  moves with the clock, is not exported). The monitor does not keep views for the judge: it needs
-  ``longest_outage`` exact at every evaluation, and judges only the sites that changed anyway;
+  moves with the clock, is not exported). A view that is out of date is replaced by the one the
+  judge last made (``Monitor.judged_view``: the site has not changed since it was judged, so it
+  is the view now), else built (``Monitor.view``); with the judge every 5 s and a scrape every
+  15 s, most sites take the judge's;
 * each device's lines (one string per family), with the values they were rendered from: the
   summary's last result (by identity), window counts and p95, whether its parent chain is up
   (``netmon.verdict.parent_down``), its counters. A site whose view was rebuilt compares each
@@ -20,10 +22,10 @@ netmon's own metrics, process metrics and each kind's families (small) are forma
 prometheus_client on every scrape. A reload (a new inventory) drops everything kept.
 
 Cost per scrape, S sites and D devices: O(S) for sites with no result since the last scrape,
-O(devices of the others) look-ups and tuple compares (their views: ``Monitor.view``, O(1) per
-device with an unchanged window), formatting only for devices whose values changed, and joining
-``14 × S`` strings. With 20-device sites probed every 60 s, nearly every site has taken a result
-in 15 s; a view per site is then most of a scrape's cost (``bench/scrape.py``).
+O(devices of the others) look-ups and tuple compares (their views: the judge's, else
+``Monitor.view``, O(1) per device with an unchanged window), formatting only for devices whose
+values changed, and joining ``14 × S`` strings. With 20-device sites probed every 60 s, nearly
+every site has taken a result in 15 s (``bench/scrape.py``).
 
 Call :meth:`Renderer.render` from the thread that changes the monitor (the event loop):
 ``Monitor.view`` prunes the windows it reads.
@@ -207,8 +209,16 @@ class Renderer:
         taken = self.counters.taken.get(site.id, 0)
         if kept.taken == taken and now < kept.until:
             return kept  # no result and no time boundary since its view was made
-        view = self.monitor.view(site, now)
-        kept.taken, kept.until, kept.view = taken, next_boundary(view, now), view
+        judged = self.monitor.judged_view(site, now)  # the judge's, if nothing changed since
+        if judged is not None:
+            view, until = judged.view, judged.until
+        else:
+            view = self.monitor.view(site, now)
+            until = next_boundary(view, now)
+        if view is kept.view and kept.taken == taken:
+            kept.until = until
+            return kept
+        kept.taken, kept.until, kept.view = taken, until, view
         if self._device_lines(kept, view.summaries):
             kept.lines = tuple(
                 map("".join, zip(*(lines for _, lines in kept.devices), strict=True))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from netmon import __version__
+from netmon import __version__, heap
 from netmon.compaction import Compactor
 from netmon.config import EX_CONFIG, ValidatedConfig, validate
 from netmon.errors import ConfigError, ConfigProblem, NetmonError, StoreError, StoreUnavailable
@@ -339,6 +339,7 @@ def _run_server(args: argparse.Namespace, flags: dict[str, object]) -> int:
                              database_url=args.database_url, log_level=args.log_level, **flags)  # fmt: skip
     config = validate(settings)
     _log_to_stderr(settings)
+    heap.tune()
     asyncio.run(serve(config))
     return 0
 
@@ -543,6 +544,7 @@ async def _serve_until_stopped(server: _Server, monitor: Monitor) -> None:
         await asyncio.wait({http, starting}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # a failed start (e.g. the database) ends the run here
+            heap.settle()  # what the start built is long-lived (netmon.heap)
             await http
     finally:
         if not starting.done():

@@ -82,6 +82,16 @@ class SiteStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgedView:
+    """The view a site was judged from (``Monitor.judged_view``), and until when it holds."""
+
+    site: Site
+    view: SiteView
+    made: float  # when
+    until: float  # its next time boundary (``next_boundary``)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteView:
     """Everything known about a site's devices at one moment."""
 
@@ -128,6 +138,7 @@ class Monitor:
         # (applied?, when) of the last configuration load: this one, then each SIGHUP reload
         self.last_reload: tuple[bool, float] = (True, clock())
         self._layout: dict[str, tuple[Site, SiteLayout]] = {}  # per site, for view()
+        self._views: dict[str, JudgedView] = {}  # the view each site was last judged from
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
@@ -180,6 +191,7 @@ class Monitor:
                         ev.ever_up = before is not None and before.ever_up
                     self.evidence[key] = ev
         self._judge_all = True
+        self._views.clear()
 
     def set_windows(self, windows: list[ApiMaintenance]) -> None:
         """Judge with these API maintenance windows beside the inventory's own (their sites
@@ -188,7 +200,8 @@ class Monitor:
         self.api_windows = list(windows)
         self.windows_loaded = True
         self.inventory = with_windows(self.announced, self.api_windows)
-        self._changed |= touched
+        for site_id in touched:
+            self._touch(site_id)
 
     async def load_windows(self) -> bool:
         """Read the API's maintenance windows from the store (False, logged, if it fails:
@@ -228,7 +241,7 @@ class Monitor:
             if sid == site_id and result.started_at > fresh.get(
                 (sid, device, result.kind), (None, math.inf))[1]:  # fmt: skip
                 self._fold(sid, device, result)
-        self._changed.add(site_id)
+        self._touch(site_id)
         return True
 
     def _reread(
@@ -288,7 +301,7 @@ class Monitor:
         if result.started_at > self.folded_until.get(key, -math.inf):
             self.folded_until[key] = result.started_at  # the snapshot's cut (netmon.snapshot)
         site = self.inventory.site(site_id)
-        self._changed.add(site_id)
+        self._touch(site_id)
         if site is not None and site.maintenance and site.in_maintenance(result.started_at):
             ev.close_outage(result.started_at)  # maintenance time is not outage time
             return False
@@ -330,6 +343,16 @@ class Monitor:
                 views[kind.name] = view
         return SiteView(seen, evidence, views)
 
+    def judged_view(self, site: Site, now: float) -> JudgedView | None:
+        """The view the site was last judged from, if it is still the view now: no result or
+        change since, ``now`` before its next time boundary (and not before it was made), no
+        re-judge of every site pending. Only ``longest_outage`` of its summaries may have
+        moved with the clock since (see ``next_boundary``). None: build one (:meth:`view`)."""
+        v = self._views.get(site.id)
+        if v is None or v.site is not site or self._judge_all or not v.made <= now < v.until:
+            return None
+        return v
+
     def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
         """Each device's reachability over the window (all kinds and controllers combined)."""
         return self.view(site, now).summaries
@@ -351,7 +374,8 @@ class Monitor:
     def rejudge(self, site_ids: set[str]) -> None:
         """Judge these sites now: their poller came or went (netmon.fleet). Not at the next
         evaluation: a hand-over shorter than its period would leave no trace in the history."""
-        self._changed.update(site_ids)
+        for site_id in site_ids:
+            self._touch(site_id)
         if self.ready:
             self.evaluate()
 
@@ -386,9 +410,9 @@ class Monitor:
         policy = self.inventory.policy_for(site)
         view = self.view(site, now)
         j = judge(site, policy, view.summaries, self.facts(site, view, now), now)
-        self._due[site.id] = min(
-            next_boundary(view, now), steady_until(site, policy, view.summaries, now)
-        )
+        boundary = next_boundary(view, now)
+        self._due[site.id] = min(boundary, steady_until(site, policy, view.summaries, now))
+        self._views[site.id] = JudgedView(site, view, now, boundary)
         since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
         self.status[site.id] = SiteStatus(site, j, since, now)
         if prev is not None and prev.verdict == j.verdict:
@@ -449,7 +473,12 @@ class Monitor:
 
     def mark_changed(self, site_id: str) -> None:
         """Judge the site at the next evaluation (its status was set from outside)."""
+        self._touch(site_id)
+
+    def _touch(self, site_id: str) -> None:
+        """The site changed: judged at the next evaluation, its last judged view stale."""
         self._changed.add(site_id)
+        self._views.pop(site_id, None)
 
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""

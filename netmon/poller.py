@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from netmon import __version__
+from netmon import __version__, heap
 from netmon.channel import Channel, encode_result
 from netmon.errors import NetmonError
 from netmon.scheduler import Job, Scheduler
@@ -167,6 +167,7 @@ class _ChildPoller:
                 )
                 if configured and not tasks:
                     tasks = self._start()
+                    heap.settle()  # inventory, jobs, engines: long-lived (netmon.heap)
         finally:
             await self._finish(tasks)
 
@@ -237,6 +238,7 @@ async def _child_main(fd: int) -> None:
 
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
+    heap.tune()
     child = _ChildPoller(Channel(reader, writer, accept_pickle=True))
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()

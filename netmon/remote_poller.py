@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from netmon import __version__
+from netmon import __version__, heap
 from netmon.channel import encode_result
 from netmon.config import EX_CONFIG, ValidatedConfig
 from netmon.errors import ConfigError, ConfigProblem, NetmonError
@@ -306,6 +306,7 @@ def poll(settings: Settings, server: str, token_file: Path, group: str, outbox: 
 
 
 async def _poll_until_stopped(poller: RemotePoller) -> None:
+    heap.tune()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -136,6 +136,7 @@ class DeviceWindow:
         self._ever_up = ever_up
         self.last: ProbeResult | None = None
         self._cached: DeviceSummary | None = None  # valid until the next fold or prune
+        self._prune_at = -math.inf  # before this, a prune drops nothing (-inf: not known)
         self._p95: tuple[float | None] | None = None
 
     @property
@@ -158,6 +159,7 @@ class DeviceWindow:
             self.last = r
         self._ever_up = self._ever_up or r.ok
         self._cached = None
+        self._prune_at = -math.inf
         if r.rtts:
             self._p95 = None
 
@@ -199,6 +201,7 @@ class DeviceWindow:
         if self.outages and self.outages[-1].end is None:
             self._end(self.outages[-1], ts)
             self._cached = None
+            self._prune_at = -math.inf
 
     def facts(self, device: Device, now: float) -> None:
         """A plain window adds no verdict facts beyond reachability."""
@@ -221,7 +224,17 @@ class DeviceWindow:
             self._in_order, self._latest_end = True, -math.inf
         if changed:
             self._cached = None
+        self._prune_at = self._next_prune()
         return changed
+
+    def _next_prune(self) -> float:
+        """The earliest time a prune would drop something (a bucket or closed outage leaving)."""
+        due = math.inf
+        if self.buckets:
+            due = self.buckets[0].start + self.width + self.window
+        if self.outages and (end := self.outages[0].end) is not None:
+            due = min(due, end + self.window)
+        return due - BOUNDARY_MARGIN  # early rather than late: prune itself decides exactly
 
     def next_boundary(self, now: float) -> float:
         """When the summary next changes by time alone (a bucket or outage leaving the window,
@@ -237,7 +250,8 @@ class DeviceWindow:
         return due - BOUNDARY_MARGIN
 
     def summary(self, now: float) -> DeviceSummary:
-        self.prune(now)
+        if now >= self._prune_at:  # (else nothing has left the window: O(1), no prune)
+            self.prune(now)
         s = self._cached
         if s is None:
             s = self._cached = self._build(now)

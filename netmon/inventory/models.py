@@ -10,7 +10,8 @@ import datetime as dt
 import ipaddress
 import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import (
     AwareDatetime,
@@ -30,6 +31,9 @@ from netmon.inventory.recurring import PERIOD, Recurring
 from netmon.schema import Int, Real, Seconds, Strict
 from probes import KINDS
 from probes.snmp_settings import DeviceSnmp, SnmpConfig
+
+T = TypeVar("T")
+_MISSING = object()  # Site.derived: not worked out yet
 
 JHARKHAND_DISTRICTS = (
     "Bokaro", "Chatra", "Deoghar", "Dhanbad", "Dumka", "East Singhbhum", "Garhwa", "Giridih",
@@ -309,12 +313,24 @@ class Site(SiteInfo):
     devices: list[Device] = []
 
     _by_name: dict[str, Device] = PrivateAttr(default_factory=dict)
+    _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, _context: Any) -> None:
         self._by_name = {d.name: d for d in reversed(self.devices)}  # first one wins
 
     def device(self, name: str) -> Device | None:
         return _private(self, "_by_name").get(name)
+
+    def derived(self, key: str, make: Callable[[Site], T]) -> T:
+        """``make(self)``, worked out once per site and kept (the judge reads the site's
+        topology, e.g. its uplinks, at every evaluation). Only for what follows from the
+        devices alone: a site's devices never change after it is made (a reload makes new
+        sites; a copy with more maintenance shares them, and this cache)."""
+        cache = _private(self, "_derived")
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = cache[key] = make(self)
+        return cast(T, value)
 
     def in_maintenance(self, ts: float) -> Maintenance | None:
         """The window covering ``ts`` (a recurring rule's occurrence as a window of its own)."""

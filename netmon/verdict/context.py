@@ -20,6 +20,11 @@ Facts = Mapping[str, Mapping[str, object]]  # probe kind -> device name -> that 
 
 
 def uplinks(site: Site) -> list[Device]:
+    """The site's uplink devices (worked out once per site: ``Site.derived``). Do not modify."""
+    return site.derived("uplinks", _find_uplinks)
+
+
+def _find_uplinks(site: Site) -> list[Device]:
     for pick in (
         [d for d in site.devices if d.role == "wan"],
         [d for d in site.devices if d.role == "router"],
@@ -88,6 +93,7 @@ class SiteContext:
     seen: Mapping[str, DeviceSummary]  # window summary by device name
     facts: Facts
     uplinks: list[Device]
+    uplink_names: frozenset[str]
     down: dict[str, list[str]]  # down root -> the down devices behind it
     behind: frozenset[str]  # down now because a device on their parent chain is down
     aps: list[Device]  # APs with data
@@ -104,13 +110,15 @@ class SiteContext:
         now: float | None = None,
     ) -> SiteContext:
         down = down_roots(site, seen)
-        aps = [d for d in site.devices if d.role == "ap" and _has_data(seen, d.name)]
+        aps = [d for d in site.derived("aps", _aps) if _has_data(seen, d.name)]
+        links = uplinks(site)
         return cls(
             site=site,
             policy=policy,
             seen=seen,
             facts=facts or {},
-            uplinks=uplinks(site),
+            uplinks=links,
+            uplink_names=site.derived("uplink_names", lambda s: frozenset(d.name for d in links)),
             down=down,
             behind=frozenset(n for names in down.values() for n in names),
             aps=aps,
@@ -149,6 +157,10 @@ class SiteContext:
         if s is None or s.down_since is None or s.last is None:
             return None
         return max(0.0, s.last.started_at - s.down_since)
+
+
+def _aps(site: Site) -> list[Device]:
+    return [d for d in site.devices if d.role == "ap"]
 
 
 def _has_data(seen: Mapping[str, DeviceSummary], name: str) -> bool:

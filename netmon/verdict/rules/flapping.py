@@ -36,7 +36,7 @@ class Flapping(Rule):
             return bool(s and s.outages > limit)
 
         for dev in ctx.site.devices:
-            if dev in ctx.uplinks or dev.name in ctx.behind or not flaps(dev):
+            if dev.name in ctx.uplink_names or dev.name in ctx.behind or not flaps(dev):
                 continue
             if any(flaps(a) for a in ctx.ancestors(dev)):
                 continue

@@ -35,7 +35,9 @@ class Outages(Rule):
             if behind:
                 names = f" ({', '.join(behind)})" if len(behind) <= 10 else ""
                 msg += f"; {len(behind)} device(s) behind it unreachable because of it{names}"
-            criterion = Criterion.UPLINK_DOWN if dev in ctx.uplinks else DOWN_BY_ROLE[dev.role]
+            criterion = (
+                Criterion.UPLINK_DOWN if dev.name in ctx.uplink_names else DOWN_BY_ROLE[dev.role]
+            )
             yield Reason(criterion, msg, name, ctx.down_for(name), None)
 
     def settle(self, ctx: SiteContext, found: Sequence[Reason]) -> Verdict | None:
