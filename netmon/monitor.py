@@ -96,7 +96,7 @@ class SiteView:
     """Everything known about a site's devices at one moment."""
 
     summaries: dict[str, DeviceSummary]  # reachability by device (best-ranked kind, corrected)
-    evidence: dict[str, dict[str, Evidence]]  # by kind name, then device name
+    evidence: dict[str, dict[str, Evidence]]  # by kind name, then device name (shared: read only)
     views: dict[str, object]  # each kind's site-level view (SNMP: the controllers' APs)
 
 
@@ -137,7 +137,7 @@ class Monitor:
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
         # (applied?, when) of the last configuration load: this one, then each SIGHUP reload
         self.last_reload: tuple[bool, float] = (True, clock())
-        self._layout: dict[str, tuple[Site, SiteLayout]] = {}  # per site, for view()
+        self._layout: dict[str, tuple[Site, SiteLayout, ByKind]] = {}  # per site, see view()
         self._views: dict[str, JudgedView] = {}  # the view each site was last judged from
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
@@ -157,7 +157,7 @@ class Monitor:
         """Refill the evidence from the store and restore each site's verdict since-time
         (from the snapshot and the results stored after it, if there is a usable one)."""
         if self.snapshot is not None and (n := self.snapshot.restore(self)) is not None:
-            self._judge_all = True
+            self._replaced()
             return n
         for key in self.store.devices_ever_up():
             if key in self.evidence:
@@ -171,7 +171,7 @@ class Monitor:
             if site is not None:
                 placeholder = Judgement(Verdict(change.verdict), ())
                 self.status[site_id] = SiteStatus(site, placeholder, change.since, change.since)
-        self._judge_all = True
+        self._replaced()
         return n
 
     def _window(self, site: Site) -> float:
@@ -190,8 +190,14 @@ class Monitor:
                         ev, before = kind.new_evidence(window), ev
                         ev.ever_up = before is not None and before.ever_up
                     self.evidence[key] = ev
+        self._replaced()
+
+    def _replaced(self) -> None:
+        """Evidence objects were replaced (a load, a reload): judge every site next, from
+        views built anew."""
         self._judge_all = True
         self._views.clear()
+        self._layout.clear()
 
     def set_windows(self, windows: list[ApiMaintenance]) -> None:
         """Judge with these API maintenance windows beside the inventory's own (their sites
@@ -237,6 +243,7 @@ class Monitor:
             if self.evidence.get(key) is old[key]:  # not reloaded meanwhile
                 self.evidence[key] = ev
                 self.folded_until[key] = until
+        self._layout.pop(site_id, None)
         for sid, device, result in self.store.queued_results():  # taken during the read
             if sid == site_id and result.started_at > fresh.get(
                 (sid, device, result.kind), (None, math.inf))[1]:  # fmt: skip
@@ -326,15 +333,11 @@ class Monitor:
 
     def view(self, site: Site, now: float) -> SiteView:
         """Everything known about a site's devices now: reachability, each kind's view."""
-        evidence: dict[str, dict[str, Evidence]] = {}
         layout = self._layout.get(site.id)
         if layout is None or layout[0] is not site:
-            layout = self._layout[site.id] = (site, _layout(site))
-        for dev_name, kinds, _ranked in layout[1]:
-            for name in kinds:
-                ev = self.evidence.get((site.id, dev_name, name))
-                if ev is not None:
-                    evidence.setdefault(name, {})[dev_name] = ev
+            shape = _layout(site)
+            layout = self._layout[site.id] = (site, shape, self._evidence_of(site.id, shape))
+        evidence = layout[2]  # the same objects as ``evidence``: kept until one is replaced
         seen = _reachability(layout[1], evidence, now)
         views: dict[str, object] = {}
         for kind in KINDS.values():
@@ -352,6 +355,15 @@ class Monitor:
         if v is None or v.site is not site or self._judge_all or not v.made <= now < v.until:
             return None
         return v
+
+    def _evidence_of(self, site_id: str, shape: SiteLayout) -> ByKind:
+        evidence: ByKind = {}
+        for dev_name, kinds, _ranked in shape:
+            for name in kinds:
+                ev = self.evidence.get((site_id, dev_name, name))
+                if ev is not None:
+                    evidence.setdefault(name, {})[dev_name] = ev
+        return evidence
 
     def summaries(self, site: Site, now: float) -> dict[str, DeviceSummary]:
         """Each device's reachability over the window (all kinds and controllers combined)."""
@@ -548,7 +560,7 @@ class Monitor:
             until = self.folded_until.get((site_id, device, result.kind))
             if until is None or result.started_at > until:
                 n += self._fold(site_id, device, result)
-        self._judge_all = True
+        self._replaced()
         return n
 
     async def _every(self, seconds: float, fn: Callable[[], object]) -> None:
@@ -628,6 +640,7 @@ def next_boundary(view: SiteView, now: float) -> float:
 
 
 SiteLayout = list[tuple[str, list[str], list[str]]]  # (device, its kinds, reachability order)
+ByKind = dict[str, dict[str, Evidence]]  # a site's evidence by kind name, then device name
 
 
 def _layout(site: Site) -> SiteLayout:
