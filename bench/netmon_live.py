@@ -271,10 +271,14 @@ class NetmonRun:
 
     def cpu(self) -> float:
         """CPU seconds of every netmon process so far (see procstat)."""
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each netmon process (``comm(pid)``: server, poller, ...)."""
         assert self.tree is not None
         stats = self.tree.stats()
         self.pids_seen.update((st.pid, st.comm) for st in stats)
-        return sum(st.total for st in stats)
+        return {f"{st.comm}({st.pid})": st.total for st in stats}
 
     def processes(self) -> str:
         assert self.tree is not None
@@ -411,6 +415,7 @@ class Mark:
     fping_cpu: float
     fping_echoes: int
     fping_lost: int
+    netmon_by_process: dict[str, float] = field(default_factory=dict)  # "comm(pid)" -> CPU s
 
 
 # One fping per line read from stdin ("<cycle> <-i ms>"), its summary into <dir>/fping-<n>.txt.
@@ -537,14 +542,15 @@ class Cycles:
 
     def _mark(self, client: httpx.Client, n: int, fping_echoes: int, fping_lost: int) -> None:
         at = time.time()
-        netmon_cpu = self.netmon.cpu()
+        by_process = self.netmon.cpu_by_process()
+        netmon_cpu = sum(by_process.values())
         fping_cpu = self._fping_tree.sample() if self._fping_tree is not None else 0.0
         try:
             events = self.netmon.echo_counters(client)
         except httpx.HTTPError as exc:
             self.problems.append(f"cycle {n}: echo counters not read ({exc!r})")
             events = {}
-        mark = Mark(n, at, netmon_cpu, events, fping_cpu, fping_echoes, fping_lost)
+        mark = Mark(n, at, netmon_cpu, events, fping_cpu, fping_echoes, fping_lost, by_process)
         with self._cond:
             self.marks.append(mark)
             self._cond.notify_all()
@@ -560,6 +566,7 @@ class ToolFigures:
     cpu: float
     echoes: float
     lost: int | None = None
+    parts: dict[str, float] = field(default_factory=dict)  # CPU s by process, if known
 
     @property
     def echo_rate(self) -> float:
@@ -581,8 +588,9 @@ def figures(start: Mark, end: Mark, fping: bool) -> list[ToolFigures]:
     if "sent" not in events:
         raise SystemExit("netmon exports no echo counter: cannot compute CPU per echo")
     lost = events.get("timed_out")
+    parts = {k: v - start.netmon_by_process.get(k, 0.0) for k, v in end.netmon_by_process.items()}
     out = [ToolFigures("netmon", wall, end.netmon_cpu - start.netmon_cpu, events["sent"],
-                       None if lost is None else int(lost))]  # fmt: skip
+                       None if lost is None else int(lost), parts)]  # fmt: skip
     if fping:
         out.append(ToolFigures("fping", wall, end.fping_cpu - start.fping_cpu,
                                end.fping_echoes - start.fping_echoes,
@@ -605,6 +613,10 @@ def cpu_table(rows: list[ToolFigures]) -> Iterator[str]:
         lost = "?" if r.lost is None else str(r.lost)
         yield (f"{r.tool:<8} {r.wall:7.1f} {r.echoes:9,.0f} {r.echo_rate:8,.0f} {lost:>6} "
                f"{r.cpu:8.2f} {r.cpu_percent:6.2f} {r.cpu_per_1k:16.4f}")  # fmt: skip
+        for name, cpu in r.parts.items() if len(r.parts) > 1 else ():  # server, poller, ...
+            per_1k = 1000 * cpu / r.echoes if r.echoes else math.nan
+            yield (f"  {name:<40} {cpu:8.2f} {100 * cpu / r.wall:6.2f} "
+                   f"{per_1k:16.4f}")  # fmt: skip
     if len(rows) == 2 and rows[1].cpu > 0:
         yield f"netmon/fping CPU per echo: x{rows[0].cpu_per_1k / rows[1].cpu_per_1k:.2f}"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("netmon.scheduler")
 
-FIRE_AHEAD = 0.005  # s: a wake-up also starts the jobs due this soon (fewer loop wake-ups)
+FIRE_AHEAD = 0.02  # s: a wake-up also starts the jobs due this soon (fewer loop wake-ups)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

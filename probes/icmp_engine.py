@@ -110,7 +110,9 @@ _MAX_DRAIN = 4096  # packets per readiness event before yielding to the loop
 _DRAIN_EVERY = 256  # sends between drains inside one sender pass
 _MAX_EXPIRE_DRAIN = 65536  # packets the sweep reads per run (it expires only after EAGAIN)
 _SEND_PASS = 2048  # echoes sent per sender pass before yielding to the loop
-_SEND_AHEAD = 0.005  # s: the sender also sends echoes due this soon (coalesces wakeups)
+_SEND_AHEAD = 0.02  # s: the sender also sends echoes due this soon (one wake-up per 20 ms at most
+# under steady load; an echo leaves at most this early, and never less than ``spacing`` minus this
+# after the previous one of its burst: RTTs are from the real send time)
 _SWEEP_GRACE_NS = 20_000_000  # an echo expires this long after its deadline (stamp-to-queue
 # latency of the kernel; also batches expiry)
 _LATE_READ_NS = 100_000_000  # a reply read this long after its kernel stamp is a late read
