@@ -76,6 +76,7 @@ import errno
 import heapq
 import itertools
 import logging
+import math
 import secrets
 import socket
 import time
@@ -529,8 +530,10 @@ class IcmpEngine:
             self._arm_sender(now + retry_in)
         elif ready:
             self._arm_sender(now + (self._bucket.wait() if self._bucket is not None else 0.0))
-        if later:
-            self._arm_sender(later[0][0])
+        if later:  # on the _SEND_AHEAD grid: the scheduler wakes on it too (one wake-up)
+            due = later[0][0]
+            tick = math.floor(due / _SEND_AHEAD) * _SEND_AHEAD
+            self._arm_sender(tick if tick > now else due)
 
     # hot loop: kept in one function (measured: `bench/icmp.py --hot-loop --sizes 20000`, 6 paired
     # runs: send loop + drain 2.4 us/echo as written, 3.1 with the pack/send and the in-flight

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from netmon.scheduler import Job, Scheduler
 
 
@@ -89,3 +91,14 @@ async def test_monitor_reload_keeps_evidence_of_devices_that_stay(tmp_path) -> N
     assert ("b", "wan-1", "icmp") not in scheduler.jobs and ("c", "wan-1", "icmp") in scheduler.jobs
     assert set(m.status) == {"a", "c"}
     assert m.status["a"].verdict == "fully_functional"
+
+
+def test_the_scheduler_and_the_icmp_sender_wake_on_one_grid() -> None:
+    """Both round their wake-ups down to multiples of one step, so under steady load they wake
+    in the same loop iteration (a job started early is within the step; see the constants)."""
+    from netmon import scheduler
+    from probes import icmp_engine
+
+    assert scheduler.FIRE_AHEAD == icmp_engine._SEND_AHEAD == 0.02
+    assert scheduler._on_grid(10.05, 10.0) == pytest.approx(10.04)  # the last tick before it
+    assert scheduler._on_grid(10.015, 10.0) == 10.015  # that tick has passed: the due time
