@@ -3,7 +3,8 @@
 Three things are kept per site, each reused while what it was made from is unchanged:
 
 * its *view* (device summaries, evidence, kind views), while the site has taken no result
-  (``DeviceCounters.taken``) and the clock is before its evidence's next time boundary
+  (``DeviceCounters.taken``) and nothing it is judged from changed (``Monitor.stamp``: e.g. its
+  window re-read after a maintenance change), and the clock is before its evidence's next boundary
   (``netmon.monitor.next_boundary``: a bucket, outage or reboot leaving the window). Nothing the
   device and site series show changes in between (``longest_outage``, the one summary field that
   moves with the clock, is not exported). A view that is out of date is replaced by the one the
@@ -138,7 +139,7 @@ class SiteCache:
     thresholds: Thresholds  # the site's effective policy (``policy_values``)
     prefix: str  # the site's escaped labels
     prefixes: list[str]  # each device's, in ``site.devices`` order
-    taken: int = -1  # the site's results taken when ``view`` was made
+    taken: object = None  # (results taken, Monitor.stamp) of the site when ``view`` was made
     until: float = 0.0  # ``view`` is current before this time (with no new result)
     view: SiteView | None = None
     devices: list[tuple[object, Lines]] = field(default_factory=list)  # (key, lines) by device
@@ -206,7 +207,7 @@ class Renderer:
         kept = self._sites.get(site.id)
         if kept is None or kept.site is not site:
             kept = self._sites[site.id] = SiteCache.new(self.monitor.inventory, site)
-        taken = self.counters.taken.get(site.id, 0)
+        taken = (self.counters.taken.get(site.id, 0), self.monitor.stamp(site.id))
         if kept.taken == taken and now < kept.until:
             return kept  # no result and no time boundary since its view was made
         judged = self.monitor.judged_view(site, now)  # the judge's, if nothing changed since

@@ -135,10 +135,10 @@ class Monitor:
         self._changed: set[str] = set()  # sites with a fold since they were last judged
         self._due: dict[str, float] = {}  # site -> when a time boundary makes it re-judged
         self._judge_all = True  # after a load or reload: the next evaluation judges every site
-        # (applied?, when) of the last configuration load: this one, then each SIGHUP reload
-        self.last_reload: tuple[bool, float] = (True, clock())
+        self.last_reload: tuple[bool, float] = (True, clock())  # (applied?, when): SIGHUP reloads
         self._layout: dict[str, tuple[Site, SiteLayout, ByKind]] = {}  # per site, see view()
         self._views: dict[str, JudgedView] = {}  # the view each site was last judged from
+        self._stamps: dict[str, int] = {}  # per site, and _generation: see stamp()
         self.listeners: list[Callable[[str, str, ProbeResult], None]] = []  # e.g. metrics counters
         self.folded_until: dict[EvidenceKey, float] = {}  # latest started_at folded, per key
         self.snapshot: Snapshotter | None = None  # saves and restores the state (netmon.snapshot)
@@ -198,6 +198,7 @@ class Monitor:
         self._judge_all = True
         self._views.clear()
         self._layout.clear()
+        self._generation += 1
 
     def set_windows(self, windows: list[ApiMaintenance]) -> None:
         """Judge with these API maintenance windows beside the inventory's own (their sites
@@ -491,6 +492,14 @@ class Monitor:
         """The site changed: judged at the next evaluation, its last judged view stale."""
         self._changed.add(site_id)
         self._views.pop(site_id, None)
+        self._stamps[site_id] = self._stamps.get(site_id, 0) + 1
+
+    _generation = 0  # times every evidence object was replaced (see stamp)
+
+    def stamp(self, site_id: str) -> tuple[int, int]:
+        """Changes whenever what the site is judged from may have: a result folded, its
+        evidence re-read (a maintenance change), every evidence replaced (a load, a reload)."""
+        return self._generation, self._stamps.get(site_id, 0)
 
     def cover(self) -> None:
         """Note this slot as covered (netmon ran, its poller connected): see netmon.rollup."""

@@ -509,12 +509,15 @@ class IcmpEngine:
         self._send_timer = loop.call_later(due - now, self._send_timer_pass)
 
     def _send_pass(self) -> None:
-        """Send every echo that is due (or due within ``_SEND_AHEAD``), bounded per pass."""
+        """Send every echo that is due (or due soon, see below), bounded per pass."""
         if self._closed:
             return
         ready, later = self._ready, self._later
-        horizon = time.monotonic() + _SEND_AHEAD
-        while later and later[0][0] <= horizon:
+        now = time.monotonic()
+        # what is due within _SEND_AHEAD, at most half its burst's spacing early: echoes of a
+        # burst spaced closer than 2 x _SEND_AHEAD keep at least half their spacing (what waits
+        # behind a closely spaced one goes at the next pass, armed for its due time)
+        while later and later[0][0] <= now + min(_SEND_AHEAD, later[0][2].spacing / 2):
             ready.append(heapq.heappop(later)[2])
         budget = min(len(ready), _SEND_PASS)
         if self._bucket is not None and budget:

@@ -103,9 +103,11 @@ class StallMeter:
             self._total += now - self._due
         self._due = now + TICK
         self._handle = self._loop.call_at(self._due, self._beat)
-        for queue in self._deadlines.values():
+        for seconds, queue in list(self._deadlines.items()):
             while queue and (queue[0].finished or queue[0].expire_if_due(now)):
                 queue.popleft()
+            if not queue:
+                del self._deadlines[seconds]
 
 
 class StallDeadline:

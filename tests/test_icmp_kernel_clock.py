@@ -233,6 +233,46 @@ class Hangs(ProbeKind[None, Any]):
         raise AssertionError("unreachable")
 
 
+class _TimedSends:
+    """A socket whose sendto notes when each echo left (everything else: the real socket)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.at: list[float] = []
+        self.to: list[str] = []
+
+    def sendto(self, data: Any, address: Any) -> int:
+        self.at.append(time.monotonic())
+        self.to.append(address[0])
+        return int(self.sock.sendto(data, address))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@pytest.mark.parametrize("spacing", [0.01, 0.1])
+async def test_echoes_leave_at_most_half_their_spacing_early(
+    engine: IcmpEngine, spacing: float
+) -> None:
+    """The sender sends what is due within its look-ahead (20 ms: fewer wake-ups); an echo of a
+    closely spaced burst still leaves at least half its spacing after the previous one, also
+    while another burst makes the sender pass every 2 ms."""
+    await kernel_clock_ready(engine)
+    chan = next(iter(engine._channels.values()))
+    timed = chan.sock = _TimedSends(chan.sock)  # type: ignore[assignment]
+    try:
+        busy = asyncio.create_task(engine.burst("127.0.0.2", count=80, spacing=0.002, timeout=1.0))
+        result = await engine.burst(LOCAL, count=6, spacing=spacing, timeout=1.0)
+        await busy
+    finally:
+        chan.sock = timed.sock
+    timed.at = [at for at, to in zip(timed.at, timed.to, strict=True) if to == LOCAL]
+    assert result.received == 6 and len(timed.at) == 6
+    gaps = [b - a for a, b in zip(timed.at, timed.at[1:], strict=False)]
+    assert min(gaps) >= spacing / 2 - 0.002, gaps  # 2 ms: the clock reads around the send
+    assert min(gaps) >= min(spacing - icmp_engine._SEND_AHEAD, spacing / 2) - 0.002, gaps
+
+
 async def test_a_hung_probe_still_fails_at_its_deadline() -> None:
     result = await run_probe(Hangs(), None, TARGET, Deadline(0.1))
     assert not result.ok and result.reason == "probe exceeded its 0.1s deadline"

@@ -83,7 +83,8 @@ def snmp(rng: random.Random, ts: float, octets: int) -> ProbeResult:
 
 async def step(rng: random.Random, monitor: Monitor, clock: FakeClock, octets: int) -> str:
     """One random thing that happens to a running monitor; returns what it did."""
-    action = rng.choices(["icmp", "snmp", "time", "evaluate", "reload"], [8, 2, 3, 3, 0.3])[0]
+    kinds = ["icmp", "snmp", "time", "evaluate", "reload", "refold"]
+    action = rng.choices(kinds, [8, 2, 3, 3, 0.3, 0.3])[0]
     if action == "icmp":
         site, device = rng.choice(ICMP)
         monitor.record(site, device, icmp(rng, clock.now - rng.choice((0.0, 0.0, 5.0, 40.0))))
@@ -93,8 +94,10 @@ async def step(rng: random.Random, monitor: Monitor, clock: FakeClock, octets: i
         clock.advance(rng.choice((1.0, 4.0, 15.0, 60.0, 300.0, 1300.0)))
     elif action == "evaluate":
         monitor.evaluate()
-    else:
+    elif action == "reload":
         await monitor.reload(parse_inventory(INVENTORY))
+    else:  # the site's window re-read from the store (a maintenance change): new evidence
+        assert await monitor.refold(rng.choice(ICMP)[0])
     return action
 
 

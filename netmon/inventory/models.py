@@ -10,8 +10,7 @@ import datetime as dt
 import ipaddress
 import math
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import (
     AwareDatetime,
@@ -31,9 +30,6 @@ from netmon.inventory.recurring import PERIOD, Recurring
 from netmon.schema import Int, Real, Seconds, Strict
 from probes import KINDS
 from probes.snmp_settings import DeviceSnmp, SnmpConfig
-
-T = TypeVar("T")
-_MISSING = object()  # Site.derived: not worked out yet
 
 JHARKHAND_DISTRICTS = (
     "Bokaro", "Chatra", "Deoghar", "Dhanbad", "Dumka", "East Singhbhum", "Garhwa", "Giridih",
@@ -313,24 +309,27 @@ class Site(SiteInfo):
     devices: list[Device] = []
 
     _by_name: dict[str, Device] = PrivateAttr(default_factory=dict)
-    _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _uplinks: list[Device] = PrivateAttr(default_factory=list)
+    _aps: list[Device] = PrivateAttr(default_factory=list)
 
     def model_post_init(self, _context: Any) -> None:
+        # worked out once: the judge reads them at every evaluation (a site's devices do not
+        # change after it is made; a reload makes new sites)
         self._by_name = {d.name: d for d in reversed(self.devices)}  # first one wins
+        self._uplinks = _uplinks_of(self.devices)
+        self._aps = [d for d in self.devices if d.role == "ap"]
 
     def device(self, name: str) -> Device | None:
         return _private(self, "_by_name").get(name)
 
-    def derived(self, key: str, make: Callable[[Site], T]) -> T:
-        """``make(self)``, worked out once per site and kept (the judge reads the site's
-        topology, e.g. its uplinks, at every evaluation). Only for what follows from the
-        devices alone: a site's devices never change after it is made (a reload makes new
-        sites; a copy with more maintenance shares them, and this cache)."""
-        cache = _private(self, "_derived")
-        value = cache.get(key, _MISSING)
-        if value is _MISSING:
-            value = cache[key] = make(self)
-        return cast(T, value)
+    def uplinks(self) -> list[Device]:
+        """The devices the site reaches the outside through: its ``wan`` devices, else its
+        ``router`` ones, else those with no parent. Do not modify."""
+        return cast(list[Device], _private(self, "_uplinks"))
+
+    def aps(self) -> list[Device]:
+        """The site's access points, in inventory order. Do not modify."""
+        return cast(list[Device], _private(self, "_aps"))
 
     def in_maintenance(self, ts: float) -> Maintenance | None:
         """The window covering ``ts`` (a recurring rule's occurrence as a window of its own)."""
@@ -428,6 +427,17 @@ class InventoryBase(Strict):
             if cached is not None and _private(self, "_by_id").get(site.id) is site
             else self.policy.merged(site.policy)
         )
+
+
+def _uplinks_of(devices: list[Device]) -> list[Device]:
+    for pick in (
+        [d for d in devices if d.role == "wan"],
+        [d for d in devices if d.role == "router"],
+        [d for d in devices if d.parent is None],
+    ):
+        if pick:
+            return pick
+    return []
 
 
 def _private(model: BaseModel, name: str) -> Any:

@@ -20,19 +20,8 @@ Facts = Mapping[str, Mapping[str, object]]  # probe kind -> device name -> that 
 
 
 def uplinks(site: Site) -> list[Device]:
-    """The site's uplink devices (worked out once per site: ``Site.derived``). Do not modify."""
-    return site.derived("uplinks", _find_uplinks)
-
-
-def _find_uplinks(site: Site) -> list[Device]:
-    for pick in (
-        [d for d in site.devices if d.role == "wan"],
-        [d for d in site.devices if d.role == "router"],
-        [d for d in site.devices if d.parent is None],
-    ):
-        if pick:
-            return pick
-    return []
+    """The site's uplink devices (``Site.uplinks``: worked out once per site). Do not modify."""
+    return site.uplinks()
 
 
 def ancestors(site: Site, dev: Device) -> list[Device]:
@@ -110,7 +99,7 @@ class SiteContext:
         now: float | None = None,
     ) -> SiteContext:
         down = down_roots(site, seen)
-        aps = [d for d in site.derived("aps", _aps) if _has_data(seen, d.name)]
+        aps = [d for d in site.aps() if _has_data(seen, d.name)]
         links = uplinks(site)
         return cls(
             site=site,
@@ -118,7 +107,7 @@ class SiteContext:
             seen=seen,
             facts=facts or {},
             uplinks=links,
-            uplink_names=site.derived("uplink_names", lambda s: frozenset(d.name for d in links)),
+            uplink_names=frozenset(d.name for d in links),
             down=down,
             behind=frozenset(n for names in down.values() for n in names),
             aps=aps,
@@ -157,10 +146,6 @@ class SiteContext:
         if s is None or s.down_since is None or s.last is None:
             return None
         return max(0.0, s.last.started_at - s.down_since)
-
-
-def _aps(site: Site) -> list[Device]:
-    return [d for d in site.devices if d.role == "ap"]
 
 
 def _has_data(seen: Mapping[str, DeviceSummary], name: str) -> bool:
