@@ -1,4 +1,8 @@
-"""The garbage collector set for long-running netmon processes (server and pollers).
+"""The garbage collector set for long-running netmon processes.
+
+The server (``netmon run``/``serve``) and its poller process call :func:`tune` and
+:func:`settle`; ``netmon poll`` calls :func:`tune` only (its inventory arrives after the start,
+over its heartbeat, so there is no start-up heap worth freezing).
 
 Why
     CPython's cyclic collector runs after every 700 net allocations of container objects and
@@ -14,8 +18,9 @@ What
     :data:`YOUNG` allocations instead of 700, and the older ones after more of those
     (:data:`THRESHOLDS`). :func:`settle` (once the start-up is done: inventory loaded, history
     refilled, engines open): collect once, then ``gc.freeze()`` what is there, so no later
-    collection walks it. Frozen objects are still freed by reference counting; only a cycle
-    among them would stay (none is expected: the start-up's garbage is collected first).
+    collection walks it. Frozen objects are still freed by reference counting; a reference
+    cycle among them that dies later is never collected (a restarted poller process's link
+    objects, once, at most: asyncio breaks most such cycles when it closes them).
 
 Cost
     Cyclic garbage (e.g. an exception's traceback) waits up to :data:`YOUNG` allocations to be

@@ -92,7 +92,10 @@ def test_run_serves_verdicts_and_metrics_then_flushes_on_sigterm(netmon, tmp_pat
     base, proc, db = netmon
 
     def settled() -> dict[str, str] | None:
-        sites = httpx.get(f"{base}/api/v1/sites", timeout=5).json()["data"]
+        r = httpx.get(f"{base}/api/v1/sites", timeout=5)
+        if r.status_code == 503:  # listening, still loading (the documented first answer)
+            return None
+        sites = r.json()["data"]
         verdicts = {s["id"]: s["verdict"] for s in sites}
         return (
             verdicts
