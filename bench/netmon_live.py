@@ -269,10 +269,6 @@ class NetmonRun:
         except OSError:
             return ""
 
-    def cpu(self) -> float:
-        """CPU seconds of every netmon process so far (see procstat)."""
-        return sum(self.cpu_by_process().values())
-
     def cpu_by_process(self) -> dict[str, float]:
         """CPU seconds so far of each netmon process (``comm(pid)``: server, poller, ...)."""
         assert self.tree is not None

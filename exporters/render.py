@@ -216,9 +216,6 @@ class Renderer:
         else:
             view = self.monitor.view(site, now)
             until = next_boundary(view, now)
-        if view is kept.view and kept.taken == taken:
-            kept.until = until
-            return kept
         kept.taken, kept.until, kept.view = taken, until, view
         if self._device_lines(kept, view.summaries):
             kept.lines = tuple(

@@ -89,6 +89,7 @@ class JudgedView:
     view: SiteView
     made: float  # when
     until: float  # its next time boundary (``next_boundary``)
+    stamp: tuple[int, int]  # Monitor.stamp of the site then
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +197,8 @@ class Monitor:
         """Evidence objects were replaced (a load, a reload): judge every site next, from
         views built anew."""
         self._judge_all = True
-        self._views.clear()
         self._layout.clear()
+        self._views.clear()  # (stale by their stamps already; this forgets removed sites)
         self._generation += 1
 
     def set_windows(self, windows: list[ApiMaintenance]) -> None:
@@ -353,9 +354,9 @@ class Monitor:
         re-judge of every site pending. Only ``longest_outage`` of its summaries may have
         moved with the clock since (see ``next_boundary``). None: build one (:meth:`view`)."""
         v = self._views.get(site.id)
-        if v is None or v.site is not site or self._judge_all or not v.made <= now < v.until:
+        if v is None or v.site is not site or v.stamp != self.stamp(site.id):
             return None
-        return v
+        return v if v.made <= now < v.until else None
 
     def _evidence_of(self, site_id: str, shape: SiteLayout) -> ByKind:
         evidence: ByKind = {}
@@ -425,7 +426,7 @@ class Monitor:
         j = judge(site, policy, view.summaries, self.facts(site, view, now), now)
         boundary = next_boundary(view, now)
         self._due[site.id] = min(boundary, steady_until(site, policy, view.summaries, now))
-        self._views[site.id] = JudgedView(site, view, now, boundary)
+        self._views[site.id] = JudgedView(site, view, now, boundary, self.stamp(site.id))
         since = prev.since if prev and prev.verdict == j.verdict else (j.outage_since or now)
         self.status[site.id] = SiteStatus(site, j, since, now)
         if prev is not None and prev.verdict == j.verdict:
@@ -491,7 +492,6 @@ class Monitor:
     def _touch(self, site_id: str) -> None:
         """The site changed: judged at the next evaluation, its last judged view stale."""
         self._changed.add(site_id)
-        self._views.pop(site_id, None)
         self._stamps[site_id] = self._stamps.get(site_id, 0) + 1
 
     _generation = 0  # times every evidence object was replaced (see stamp)

@@ -14,22 +14,17 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from probes.stall import WAKE_STEP, on_wake_grid
+
 log = logging.getLogger("netmon.scheduler")
 
-FIRE_AHEAD = 0.02  # s: a wake-up also starts the jobs due this soon (fewer loop wake-ups)
-
-
-def _on_grid(due: float, now: float) -> float:
-    """The wake-up time for a job due at ``due``: the last multiple of ``FIRE_AHEAD`` before
-    it, if that is still ahead (the job is within ``FIRE_AHEAD`` then), else ``due``."""
-    tick = math.floor(due / FIRE_AHEAD) * FIRE_AHEAD
-    return tick if tick > now else due
+FIRE_AHEAD = WAKE_STEP  # s: a wake-up also starts the jobs due this soon (fewer loop wake-ups)
+_on_grid = on_wake_grid  # when to wake for the next job (the ICMP sender wakes on that grid too)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -99,7 +94,6 @@ class Scheduler:
         while True:
             self._fire_due()
             now = self._clock()
-            # wake on the FIRE_AHEAD grid (the ICMP sender wakes on it too: one loop wake-up)
             delay = _on_grid(self._heap[0][0], now) - now if self._heap else 3600.0
             if delay > 0:  # a bare future and one timer: no task per wake-up (wait_for's cost)
                 self._waiter = waiter = loop.create_future()

@@ -239,15 +239,10 @@ class DeviceWindow:
     def next_boundary(self, now: float) -> float:
         """When the summary next changes by time alone (a bucket or outage leaving the window,
         the oldest outage reaching its start), announced ``BOUNDARY_MARGIN`` early; O(1)."""
-        due = math.inf
-        if self.buckets:
-            due = self.buckets[0].start + self.width + self.window
-        if self.outages:
-            front = self.outages[0]
-            due = min(due, front.start + self.window)
-            if front.end is not None:
-                due = min(due, front.end + self.window)
-        return due - BOUNDARY_MARGIN
+        due = self._next_prune()  # a bucket or a closed outage leaving
+        if self.outages:  # the oldest outage reaching the window's start
+            due = min(due, self.outages[0].start + self.window - BOUNDARY_MARGIN)
+        return due
 
     def summary(self, now: float) -> DeviceSummary:
         if now >= self._prune_at:  # (else nothing has left the window: O(1), no prune)

@@ -76,7 +76,6 @@ import errno
 import heapq
 import itertools
 import logging
-import math
 import secrets
 import socket
 import time
@@ -104,6 +103,7 @@ from probes.icmp_socket import (
     open_ipv6_channel,
     wait_for_stamping,
 )
+from probes.stall import WAKE_STEP, on_wake_grid
 
 log = logging.getLogger("netmon.probes.icmp")
 
@@ -111,9 +111,8 @@ _MAX_DRAIN = 4096  # packets per readiness event before yielding to the loop
 _DRAIN_EVERY = 256  # sends between drains inside one sender pass
 _MAX_EXPIRE_DRAIN = 65536  # packets the sweep reads per run (it expires only after EAGAIN)
 _SEND_PASS = 2048  # echoes sent per sender pass before yielding to the loop
-_SEND_AHEAD = 0.02  # s: the sender also sends echoes due this soon (one wake-up per 20 ms at most
-# under steady load; an echo leaves at most this early, and never less than ``spacing`` minus this
-# after the previous one of its burst: RTTs are from the real send time)
+_SEND_AHEAD = WAKE_STEP  # s: the sender also sends echoes due this soon, at most half their burst's
+# spacing early (one wake-up per step at most under steady load; RTTs are from the real send time)
 _SWEEP_GRACE_NS = 20_000_000  # an echo expires this long after its deadline (stamp-to-queue
 # latency of the kernel; also batches expiry)
 _LATE_READ_NS = 100_000_000  # a reply read this long after its kernel stamp is a late read
@@ -533,10 +532,8 @@ class IcmpEngine:
             self._arm_sender(now + retry_in)
         elif ready:
             self._arm_sender(now + (self._bucket.wait() if self._bucket is not None else 0.0))
-        if later:  # on the _SEND_AHEAD grid: the scheduler wakes on it too (one wake-up)
-            due = later[0][0]
-            tick = math.floor(due / _SEND_AHEAD) * _SEND_AHEAD
-            self._arm_sender(tick if tick > now else due)
+        if later:  # on the grid the scheduler wakes on too (one wake-up)
+            self._arm_sender(on_wake_grid(later[0][0], now))
 
     # hot loop: kept in one function (measured: `bench/icmp.py --hot-loop --sizes 20000`, 6 paired
     # runs: send loop + drain 2.4 us/echo as written, 3.1 with the pack/send and the in-flight

@@ -36,15 +36,25 @@ per probe.
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from collections import deque
 from types import TracebackType
 
 TICK = 0.1  # s between heartbeats
+WAKE_STEP = 0.02  # s: the grid the scheduler and the ICMP sender wake on (see on_wake_grid)
 MAX_STRETCH = 10.0  # a deadline is never extended beyond this many times its length
 _meters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StallMeter] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def on_wake_grid(due: float, now: float) -> float:
+    """When to wake for something due at ``due`` that may start up to ``WAKE_STEP`` early: the
+    last multiple of ``WAKE_STEP`` before it if that is still ahead, else ``due``. The
+    scheduler and the ICMP sender both round so, and under steady load share a wake-up."""
+    tick = math.floor(due / WAKE_STEP) * WAKE_STEP
+    return tick if tick > now else due
 
 
 class StallMeter:
